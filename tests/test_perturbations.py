@@ -1,0 +1,227 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zerograd_tf as zg
+from zerograd_tf import perturbations
+from conftest import small_cnn
+
+EPS = 0.1
+
+
+def linear_objective(coefficients):
+    """Loss = sum(c * x): its input gradient is exactly `c`, anywhere."""
+    c = tf.constant(coefficients)
+
+    def objective(x, y):
+        losses = tf.reduce_sum(tf.reshape(c * x, (tf.shape(x)[0], -1)), axis=1)
+        return losses, None
+
+    return objective
+
+
+def random_start(x, epsilon, seed):
+    return perturbations.project(
+        x, perturbations.uniform_noise(tf.shape(x), epsilon, perturbations.as_seed(seed)))
+
+
+def test_zerograd_zeroes_exactly_the_elements_below_the_quantile():
+    rng = np.random.default_rng(0)
+    shape = (5, 6, 6, 2)
+    x = rng.uniform(0.2, 0.8, shape).astype(np.float32)
+    c = rng.standard_normal(shape).astype(np.float32)  # distinct magnitudes
+    for q in [0.1, 0.35, 0.5, 0.9]:
+        delta, info = zg.zerograd(linear_objective(c), x, None, EPS, 2 * EPS,
+                                  quantile=q, seed=11, return_info=True)
+        delta0 = random_start(tf.constant(x), EPS, 11).numpy()
+        flat = np.abs(c).reshape(5, -1)
+        threshold = np.quantile(flat, q, axis=1)
+        below = (np.abs(c) < threshold[:, None, None, None])
+        n = flat.shape[1]
+        position = q * (n - 1)
+        expected_count = int(np.floor(position)) + (1 if position % 1 else 0)
+        assert (below.reshape(5, -1).sum(axis=1) == expected_count).all()
+        np.testing.assert_allclose(info["zeroed_fraction"].numpy(), expected_count / n)
+        # Zeroed elements keep the random start; the others step to +-eps.
+        np.testing.assert_array_equal(delta.numpy()[below], delta0[below])
+        np.testing.assert_allclose(delta.numpy()[~below],
+                                   (EPS * np.sign(c))[~below], rtol=1e-6)
+
+
+def test_zerograd_at_q0_is_fgsm_rs_and_keeps_init():
+    inputs, outputs = small_cnn()
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(1).random((6, 8, 8, 1)).astype(np.float32)
+    y = np.arange(6) % 3
+    for init in ["random", "zero"]:
+        zero = zg.zerograd(model, x, y, EPS, 1.5 * EPS, quantile=0.0, init=init, seed=5)
+        fgsm = zg.fgsm(model, x, y, EPS, 1.5 * EPS, init=init, seed=5)
+        np.testing.assert_array_equal(zero.numpy(), fgsm.numpy())
+
+
+def test_zerograd_multiple_iterations_stay_in_ball():
+    inputs, outputs = small_cnn()
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(2).random((4, 8, 8, 1)).astype(np.float32)
+    delta, info = zg.zerograd(model, x, np.zeros(4), EPS, 0.5 * EPS, iterations=3,
+                              seed=1, return_info=True)
+    assert np.abs(delta.numpy()).max() <= EPS
+    assert 0.3 < float(tf.reduce_mean(info["zeroed_fraction"])) < 0.4
+
+
+def test_multigrad_with_one_sample_is_the_fgsm_rs_sign_step_from_zero():
+    inputs, outputs = small_cnn()
+    model = keras.Model(inputs, outputs)
+    x = tf.constant(np.random.default_rng(3).random((6, 8, 8, 1)).astype(np.float32))
+    y = np.arange(6) % 3
+    delta = zg.multigrad(model, x, y, EPS, 2 * EPS, samples=1, seed=9)
+    start = random_start(x, EPS, 9)
+    _, gradient, _ = perturbations.loss_and_gradient(
+        zg.model_objective(model), x + start, tf.constant(y))
+    expected = perturbations.project(x, 2 * EPS * tf.sign(gradient), EPS)
+    np.testing.assert_array_equal(delta.numpy(), expected.numpy())
+
+
+def test_multigrad_unanimity_on_a_hand_built_case():
+    # Batch of 1 example with 5 elements; gradients of the 3 starts are set
+    # through a loss sum(c_i * x_i) on the tiled batch (sample-major).
+    signs = np.array([
+        [+1, -1, +1, +1, +1],   # start 1
+        [+1, -1, +1, -1, +1],   # start 2
+        [+1, -1, -1, 0, +1],    # start 3
+    ], np.float32)
+    c = (signs * np.array([1, 2, 3, 4, 0.5], np.float32)).reshape(3, 5)
+    x = np.full((1, 5), 0.5, np.float32)
+    unanimous = zg.multigrad(linear_objective(c), x, None, EPS, samples=3, seed=0)
+    np.testing.assert_allclose(unanimous.numpy(), [[EPS, -EPS, 0, 0, EPS]], rtol=1e-6)
+    majority = zg.multigrad(linear_objective(c), x, None, EPS, samples=3,
+                            threshold=2, seed=0)
+    # s = [3, -3, 1, 0, 3]: |s| >= 1 keeps all but the tie, which has sign 0.
+    np.testing.assert_allclose(majority.numpy(), [[EPS, -EPS, EPS, 0, EPS]], rtol=1e-6)
+    _, info = zg.multigrad(linear_objective(c), x, None, EPS, samples=3, seed=0,
+                           return_info=True)
+    np.testing.assert_allclose(info["zeroed_fraction"].numpy(), [0.4])
+
+
+def linear_model(d=12, classes=2, seed=0):
+    rng = np.random.default_rng(seed)
+    inputs = keras.Input((d,))
+    layer = keras.layers.Dense(classes)
+    model = keras.Model(inputs, layer(inputs))
+    w = rng.standard_normal((d, classes)).astype(np.float32)
+    layer.set_weights([w, np.zeros(classes, np.float32)])
+    return model, w
+
+
+def test_fgsm_and_pgd_reach_the_analytic_worst_case_of_a_linear_model():
+    model, w = linear_model()
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0.2, 0.8, (8, 12)).astype(np.float32)  # interior: no box clip
+    y = rng.integers(0, 2, 8)
+    # Loss grows along W[:, other] - W[:, y]: the worst case is eps * sign of it.
+    worst = EPS * np.sign(w[:, 1 - y] - w[:, y]).T
+    fgsm = zg.fgsm(model, x, y, EPS, alpha=EPS)
+    np.testing.assert_allclose(fgsm.numpy(), worst, rtol=1e-6)
+    fgsm_large = zg.fgsm(model, x, y, EPS, alpha=3 * EPS)
+    np.testing.assert_allclose(fgsm_large.numpy(), worst, rtol=1e-6)
+    pgd = zg.pgd(model, x, y, EPS, alpha=EPS / 4, steps=10, restarts=2, seed=3)
+    np.testing.assert_allclose(pgd.numpy(), worst, rtol=1e-6)
+
+
+def test_pgd_keeps_the_worst_restart_and_early_stop_freezes():
+    model, _ = linear_model(seed=1)
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0.0, 1.0, (16, 12)).astype(np.float32)
+    y = rng.integers(0, 2, 16)
+    objective = zg.model_objective(model)
+    one, info1 = zg.pgd(model, x, y, EPS, steps=1, restarts=1, seed=2, return_info=True)
+    many, info = zg.pgd(model, x, y, EPS, steps=1, restarts=4, seed=2, return_info=True)
+    loss_many, _ = objective(x + many, y)
+    np.testing.assert_allclose(info["loss"].numpy(), loss_many.numpy(), rtol=1e-6)
+    assert (info["loss"].numpy() >= info1["loss"].numpy() - 1e-6).all()
+    # Early stop: a misclassified example does not move from its start.
+    wrong = np.argmax(model(x).numpy(), axis=1) != y
+    assert wrong.any()
+    stopped = zg.pgd(model, x, y, EPS, steps=5, random_start=False, early_stop=True)
+    np.testing.assert_array_equal(stopped.numpy()[wrong], 0.0)
+
+
+METHODS = {
+    "fgsm": lambda m, x, y, s: zg.fgsm(m, x, y, EPS),
+    "fgsm_rs": lambda m, x, y, s: zg.fgsm(m, x, y, EPS, init="random", seed=s),
+    "zerograd": lambda m, x, y, s: zg.zerograd(m, x, y, EPS, seed=s),
+    "zerograd_2iters": lambda m, x, y, s: zg.zerograd(m, x, y, EPS, iterations=2, seed=s),
+    "multigrad": lambda m, x, y, s: zg.multigrad(m, x, y, EPS, seed=s),
+    "pgd": lambda m, x, y, s: zg.pgd(m, x, y, EPS, steps=3, restarts=2, seed=s),
+    "n_fgsm": lambda m, x, y, s: zg.n_fgsm(m, x, y, EPS, seed=s),
+}
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("jit", [False, True])
+def test_epsilon_ball_and_box_invariants(method, jit):
+    rng = np.random.default_rng(6)
+    inputs, outputs = small_cnn(batch_norm=True)
+    model = keras.Model(inputs, outputs)
+    x = rng.random((8, 8, 8, 1)).astype(np.float32)
+    x[0] = 0.0
+    x[1] = 1.0
+    y = rng.integers(0, 3, 8)
+    fn = tf.function(lambda x, y, s: METHODS[method](model, x, y, s), jit_compile=jit)
+    delta = fn(tf.constant(x), tf.constant(y), tf.constant([7, 1], tf.int64)).numpy()
+    adv = x + delta
+    assert adv.min() >= -1e-7 and adv.max() <= 1 + 1e-7
+    bound = 3 * EPS if method == "n_fgsm" else EPS
+    assert np.abs(delta).max() <= bound + 1e-7
+    if method == "n_fgsm":
+        assert np.abs(delta).max() > EPS  # by design no projection to the ball
+    assert np.abs(delta).max() > 0
+
+
+def test_random_methods_are_reproducible_and_seed_dependent():
+    inputs, outputs = small_cnn()
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(7).random((4, 8, 8, 1)).astype(np.float32)
+    y = np.zeros(4, np.int64)
+    a = zg.zerograd(model, x, y, EPS, seed=1).numpy()
+    b = zg.zerograd(model, x, y, EPS, seed=1).numpy()
+    c = zg.zerograd(model, x, y, EPS, seed=2).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert (a != c).any()
+
+
+def test_n_fgsm_optional_clip():
+    inputs, outputs = small_cnn()
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(8).random((4, 8, 8, 1)).astype(np.float32)
+    delta = zg.n_fgsm(model, x, np.zeros(4), EPS, seed=1, clip=EPS)
+    assert np.abs(delta.numpy()).max() <= EPS
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m, x: zg.fgsm(m, x, None, 0.0), r"`epsilon` must be in \(0, 1\]"),
+    (lambda m, x: zg.fgsm(m, x, None, 8), r"8/255"),
+    (lambda m, x: zg.fgsm(m, x, None, EPS, alpha=-1), r"`alpha` must be a finite number > 0"),
+    (lambda m, x: zg.fgsm(m, x, None, EPS, init="gauss"), r"`init` must be one of"),
+    (lambda m, x: zg.fgsm(m, x, None, EPS, init="random"), r"needs a `seed`"),
+    (lambda m, x: zg.zerograd(m, x, None, EPS, quantile=1.0, seed=1), r"`quantile` must be a number in \[0, 1\)"),
+    (lambda m, x: zg.zerograd(m, x, None, EPS, quantile=-0.1, seed=1), r"`quantile`"),
+    (lambda m, x: zg.zerograd(m, x, None, EPS, iterations=0, seed=1), r"`iterations` must be an integer >= 1"),
+    (lambda m, x: zg.multigrad(m, x, None, EPS, samples=0, seed=1), r"`samples` must be an integer >= 1"),
+    (lambda m, x: zg.multigrad(m, x, None, EPS, samples=3, threshold=4, seed=1), r"`threshold` must be an integer in \[1, 3\]"),
+    (lambda m, x: zg.pgd(m, x, None, EPS, steps=0, seed=1), r"`steps` must be an integer >= 1"),
+    (lambda m, x: zg.pgd(m, x, None, EPS, restarts=0, seed=1), r"`restarts` must be an integer >= 1"),
+    (lambda m, x: zg.fgsm(m, (x * 255).astype(np.uint8), None, EPS), r"floating point"),
+])
+def test_bad_arguments(call, message):
+    objective = linear_objective(np.ones((2, 3), np.float32))
+    x = np.full((2, 3), 0.5, np.float32)
+    with pytest.raises((ValueError, TypeError), match=message):
+        call(objective, x)
+
+
+def test_large_epsilon_warns():
+    objective = linear_objective(np.ones((1, 3), np.float32))
+    with pytest.warns(UserWarning, match="divide it by 255"):
+        zg.fgsm(objective, np.full((1, 3), 0.5, np.float32), None, 0.6)

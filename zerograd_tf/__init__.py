@@ -1,0 +1,45 @@
+"""zerograd-tf: fast single-step adversarial training without catastrophic
+overfitting, for Keras 3 and TensorFlow.
+
+Public API:
+
+- Models: `AdversarialModel`, `FGSMModel`, `ZeroGradModel`, `MultiGradModel`,
+  `NFGSMModel`, `PGDModel` (`keras.Model` subclasses).
+- Perturbations: `fgsm`, `zerograd`, `multigrad`, `n_fgsm`, `pgd`.
+- `per_example_quantile`, `evaluate_robustness`.
+"""
+
+from zerograd_tf import _env  # noqa: F401  (sets KERAS_BACKEND first)
+from zerograd_tf.evaluation import evaluate_robustness
+from zerograd_tf.models import (
+    AdversarialModel,
+    FGSMModel,
+    MultiGradModel,
+    NFGSMModel,
+    PGDModel,
+    ZeroGradModel,
+)
+from zerograd_tf.objectives import crossentropy, model_objective
+from zerograd_tf.perturbations import fgsm, multigrad, n_fgsm, pgd, zerograd
+from zerograd_tf.quantile import QUANTILE_METHODS, per_example_quantile
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdversarialModel",
+    "FGSMModel",
+    "MultiGradModel",
+    "NFGSMModel",
+    "PGDModel",
+    "QUANTILE_METHODS",
+    "ZeroGradModel",
+    "crossentropy",
+    "evaluate_robustness",
+    "fgsm",
+    "model_objective",
+    "multigrad",
+    "n_fgsm",
+    "per_example_quantile",
+    "pgd",
+    "zerograd",
+]

@@ -1,0 +1,169 @@
+"""Argument checks shared by the perturbations, models and programs.
+
+Every check raises a ``ValueError`` (or ``TypeError``) whose message names the
+argument, the valid range and the value received, so that a bad setting fails
+at construction time instead of deep inside a traced TensorFlow function.
+Tensors are accepted unchecked: their values are only known at run time.
+"""
+
+import math
+import numbers
+import warnings
+
+import keras
+import tensorflow as tf
+
+PERTURBATION_INITS = ("zero", "random")
+
+
+def _is_static_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_tensor_like(value):
+    return tf.is_tensor(value) or isinstance(value, (tf.Variable, keras.Variable))
+
+
+def check_epsilon(epsilon, name="epsilon"):
+    """Checks a perturbation radius in pixel units.
+
+    Args:
+        epsilon: the L-infinity radius, a number in (0, 1] (inputs live in
+            [0, 1]), or a tensor (not checked).
+        name: the argument name used in messages.
+
+    Returns:
+        `epsilon` as a Python float (tensors are returned unchanged).
+
+    Raises:
+        ValueError: if `epsilon` is outside (0, 1]; when it looks like it was
+            given in 0-255 units the message says how to convert it.
+    """
+    if _is_tensor_like(epsilon):
+        return epsilon
+    if not _is_static_number(epsilon) or not math.isfinite(epsilon):
+        raise ValueError(f"`{name}` must be a number in (0, 1], got {epsilon!r}.")
+    epsilon = float(epsilon)
+    if epsilon > 1 and epsilon <= 255:
+        raise ValueError(
+            f"`{name}` must be in (0, 1] because inputs live in [0, 1], got "
+            f"{epsilon:g}. It looks like 0-255 pixel units: pass "
+            f"{epsilon:g}/255 = {epsilon / 255:.6g} instead."
+        )
+    if not 0 < epsilon <= 1:
+        raise ValueError(f"`{name}` must be in (0, 1], got {epsilon:g}.")
+    if epsilon >= 0.5:
+        warnings.warn(
+            f"`{name}`={epsilon:g} is at least half the input range [0, 1]. If "
+            "it was meant in 0-255 pixel units, divide it by 255.",
+            stacklevel=3,
+        )
+    return epsilon
+
+
+def check_positive(value, name):
+    """Checks a step size or other strictly positive finite number.
+
+    Args:
+        value: the number (tensors pass unchecked).
+        name: the argument name used in messages.
+
+    Returns:
+        `value` as a Python float, or the tensor unchanged.
+
+    Raises:
+        ValueError: if `value` is not a finite number > 0.
+    """
+    if _is_tensor_like(value):
+        return value
+    if not _is_static_number(value) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}.")
+    return float(value)
+
+
+def check_quantile(q, name="quantile"):
+    """Checks a ZeroGrad quantile.
+
+    Args:
+        q: a number in [0, 1) (tensors pass unchecked). q = 1 would zero every
+            gradient element and so never perturb, hence the open bound.
+        name: the argument name used in messages.
+
+    Returns:
+        `q` as a Python float, or the tensor unchanged.
+
+    Raises:
+        ValueError: if `q` is outside [0, 1).
+    """
+    if _is_tensor_like(q):
+        return q
+    if not _is_static_number(q) or not 0 <= q < 1:
+        raise ValueError(f"`{name}` must be a number in [0, 1), got {q!r}.")
+    return float(q)
+
+
+def check_probability(q, name="q"):
+    """Checks a quantile level for `per_example_quantile`: a number in [0, 1].
+
+    Raises:
+        ValueError: if `q` is outside [0, 1].
+    """
+    if _is_tensor_like(q):
+        return q
+    if not _is_static_number(q) or not 0 <= q <= 1:
+        raise ValueError(f"`{name}` must be a number in [0, 1], got {q!r}.")
+    return float(q)
+
+
+def check_int(value, name, minimum=1, maximum=None):
+    """Checks an integer count such as `steps`, `restarts` or `samples`.
+
+    Args:
+        value: the count.
+        name: the argument name used in messages.
+        minimum: the smallest valid value.
+        maximum: the largest valid value, or None.
+
+    Returns:
+        `value` as a Python int.
+
+    Raises:
+        ValueError: if `value` is not an integer in [minimum, maximum].
+    """
+    valid = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if valid:
+        value = int(value)
+        valid = value >= minimum and (maximum is None or value <= maximum)
+    if not valid:
+        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"`{name}` must be an integer {bound}, got {value!r}.")
+    return value
+
+
+def check_choice(value, name, choices):
+    """Checks that `value` is one of `choices`.
+
+    Raises:
+        ValueError: naming the valid choices.
+    """
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {', '.join(map(repr, choices))}; got {value!r}."
+        )
+    return value
+
+
+def check_image_batch(x, name="x"):
+    """Checks the static dtype of an input batch: floating point in [0, 1].
+
+    Raises:
+        TypeError: for integer inputs (such as uint8 images), with the fix.
+    """
+    dtype = tf.as_dtype(x.dtype)
+    if not dtype.is_floating:
+        raise TypeError(
+            f"`{name}` must be floating point with values in [0, 1], got dtype "
+            f"{dtype.name}. Convert images first, e.g. "
+            "`tf.cast(images, tf.float32) / 255`."
+        )
+    return x
