@@ -3,7 +3,7 @@ overfitting, for Keras 3 and TensorFlow.
 
 Public API:
 
-- Models: `AdversarialModel`, `FGSMModel`, `ZeroGradModel`, `MultiGradModel`,
+- Models: `AdversarialModel`, `CleanModel`, `FGSMModel`, `ZeroGradModel`, `MultiGradModel`,
   `NFGSMModel`, `PGDModel` (`keras.Model` subclasses).
 - Perturbations: `fgsm`, `zerograd`, `multigrad`, `n_fgsm`, `pgd`.
 - `per_example_quantile`, `evaluate_robustness`.
@@ -13,6 +13,7 @@ from zerograd_tf import _env  # noqa: F401  (sets KERAS_BACKEND first)
 from zerograd_tf.evaluation import evaluate_robustness
 from zerograd_tf.models import (
     AdversarialModel,
+    CleanModel,
     FGSMModel,
     MultiGradModel,
     NFGSMModel,
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AdversarialModel",
+    "CleanModel",
     "FGSMModel",
     "MultiGradModel",
     "NFGSMModel",

@@ -1,0 +1,233 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from trainers import evaluate as eval_program
+from trainers import options
+from trainers import train as train_program
+from zerograd_tf import datasets
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def make_npz(path, n_train=160, n_test=48, shape=(12, 12, 1), classes=3, seed=0, **override):
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "x_train": rng.integers(0, 256, (n_train, *shape), dtype=np.uint8),
+        "y_train": rng.integers(0, classes, n_train).astype(np.uint8),
+        "x_test": rng.integers(0, 256, (n_test, *shape), dtype=np.uint8),
+        "y_test": rng.integers(0, classes, n_test).astype(np.uint8),
+    }
+    arrays.update(override)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    np.savez(path, **arrays)
+    return str(path)
+
+
+FAST = ["--epochs", "1", "--batch-size", "32", "--val-size", "32", "--val-pgd-steps", "2",
+        "--val-pgd-size", "32", "--eval-steps", "2", "--eval-restarts", "1", "--verbose", "0"]
+
+
+def test_end_to_end_train_then_eval(tmp_path, capsys):
+    data = make_npz(tmp_path / "tiny.npz")
+    out = tmp_path / "run"
+    assert train_program.main(["--dataset", data, "--output", str(out), *FAST]) == 0
+    for name in ("model.keras", "history.json", "config.json", "report.json"):
+        assert (out / name).exists(), name
+    report = json.loads((out / "report.json").read_text())
+    config = json.loads((out / "config.json").read_text())
+    assert report["split"] == "test" and report["num_examples"] == 48
+    assert config["method"] == "zerograd" and config["epsilon"] == pytest.approx(0.1)
+    assert config["model"] == "small_cnn" and config["optimizer"] == "adam"
+    history = json.loads((out / "history.json").read_text())
+    assert history["epoch"] == [1]
+    assert {"loss", "accuracy", "mean_abs_delta", "zeroed_fraction", "val_accuracy",
+            "val_pgd_accuracy", "learning_rate"} <= set(history)
+    model = keras.models.load_model(out / "model.keras")
+    assert model.epsilon == pytest.approx(0.1) and model.quantile == pytest.approx(0.35)
+    capsys.readouterr()
+    json_path = tmp_path / "eval.json"
+    code = eval_program.main([str(out / "model.keras"), "--dataset", data, "--steps", "2",
+                              "--restarts", "1", "--json", str(json_path)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "clean accuracy" in printed and "robust accuracy" in printed
+    evaluated = json.loads(json_path.read_text())
+    assert evaluated["clean_accuracy"] == pytest.approx(report["clean_accuracy"])
+    assert evaluated["epsilon"] == pytest.approx(0.1)
+
+
+def test_a_finished_run_is_not_retrained_and_outputs_are_protected(tmp_path, capsys):
+    data = make_npz(tmp_path / "tiny.npz")
+    out = tmp_path / "run"
+    args = ["--dataset", data, "--output", str(out), *FAST]
+    assert train_program.main(args) == 0
+    stamp = (out / "model.keras").stat().st_mtime_ns
+    assert train_program.main(args) == 0
+    assert "already holds the finished run" in capsys.readouterr().out
+    assert (out / "model.keras").stat().st_mtime_ns == stamp
+    # Another configuration in the same directory is refused ...
+    assert train_program.main([*args, "--quantile", "0.5"]) == 2
+    assert "differs in: quantile" in capsys.readouterr().err
+    # ... and so is a foreign non-empty directory.
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    assert train_program.main(["--dataset", data, "--output", str(foreign), *FAST]) == 2
+    assert "holds no zerograd-train run" in capsys.readouterr().err
+    assert (foreign / "notes.txt").read_text() == "keep me"
+    assert train_program.main(["--dataset", data, "--output", str(tmp_path / "x"),
+                               "--resume", *FAST]) == 2
+    assert "no run to resume" in capsys.readouterr().err
+    # --overwrite replaces it.
+    assert train_program.main([*args, "--quantile", "0.5", "--overwrite"]) == 0
+    assert json.loads((out / "config.json").read_text())["quantile"] == 0.5
+
+
+def test_kill_and_resume(tmp_path):
+    data = make_npz(tmp_path / "tiny.npz", n_train=1600)
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "trainers.train", "--dataset", data, "--output", str(out),
+            "--epochs", "4", "--batch-size", "16", "--val-size", "32", "--val-pgd-steps", "2",
+            "--eval-steps", "2", "--eval-restarts", "1", "--verbose", "0"]
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    history_path = out / "history.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if history_path.exists() and json.loads(history_path.read_text())["epoch"]:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = json.loads(history_path.read_text())["epoch"]
+    assert 1 <= len(done) < 4, "the run was not killed mid-way"
+    assert not (out / "report.json").exists()
+    assert (out / "checkpoint").exists()
+    result = subprocess.run([*args, "--resume"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "resuming the run" in result.stdout
+    history = json.loads(history_path.read_text())
+    assert history["epoch"] == [1, 2, 3, 4]
+    assert all(v is not None for v in history["loss"])
+    model = keras.models.load_model(out / "model.keras")
+    steps_per_epoch = -(-(1600 - 32) // 16)
+    assert int(model.optimizer.iterations.numpy()) == 4 * steps_per_epoch
+    assert not (out / "checkpoint").exists()  # removed once training finished
+
+
+def _event_tags(directory):
+    tags = set()
+    for root, _, files in os.walk(directory):
+        for name in files:
+            if "tfevents" in name:
+                for event in tf.compat.v1.train.summary_iterator(os.path.join(root, name)):
+                    for value in event.summary.value:
+                        tags.add((os.path.relpath(root, directory), value.tag))
+    return tags
+
+
+def test_tensorboard_scalars(tmp_path):
+    data = make_npz(tmp_path / "tiny.npz")
+    logdir = tmp_path / "tb"
+    assert train_program.main(["--dataset", data, "--output", str(tmp_path / "run"),
+                               "--logdir", str(logdir), *FAST]) == 0
+    tags = _event_tags(logdir)
+    for tag in ("epoch_loss", "epoch_accuracy", "epoch_mean_abs_delta",
+                "epoch_zeroed_fraction", "epoch_learning_rate"):
+        assert ("train", tag) in tags, tag
+    assert ("validation", "epoch_accuracy") in tags
+    assert ("validation", "epoch_pgd_accuracy") in tags
+    assert ("evaluation", "final_robust_evaluation_test") in tags
+    assert ("evaluation", "final/robust_accuracy") in tags
+
+
+@pytest.mark.parametrize("method", ["multigrad", "fgsm", "fgsm_rs", "n_fgsm", "pgd", "clean"])
+def test_every_method_trains(tmp_path, method):
+    data = make_npz(tmp_path / "tiny.npz", n_train=96)
+    out = tmp_path / method
+    assert train_program.main(["--dataset", data, "--output", str(out), "--method", method,
+                               "--pgd-steps", "2", *FAST]) == 0
+    assert json.loads((out / "config.json").read_text())["method"] == method
+
+
+def test_embedded_default_data():
+    data = datasets.load_image_data()
+    assert data.x_train.shape == (7000, 28, 28, 1) and data.x_val.shape == (1000, 28, 28, 1)
+    assert data.x_test.shape == (2000, 28, 28, 1) and data.x_train.dtype == np.uint8
+    assert data.num_classes == 10
+    assert set(np.unique(data.y_test)) == set(range(10))
+
+
+def test_tfds_loading_with_mock_data():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=24):
+        data = datasets.load_image_data("cifar10", val_size=4)
+    assert data.input_shape == (32, 32, 3) and data.num_classes == 10
+    assert len(data.x_train) == 20 and len(data.x_test) == 24 and data.augment
+
+
+def test_errors_are_one_line_messages(tmp_path, capsys):
+    def error_of(argv, program=train_program):
+        assert program.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "Traceback" not in err and len(err.splitlines()) == 1, err
+        return err
+
+    out = ["--output", str(tmp_path / "o"), *FAST]
+    assert "unknown dataset 'imagenet'" in error_of(["--dataset", "imagenet", *out])
+    assert "cifar10" in error_of(["--dataset", "imagenet", *out])
+    message = error_of(["--dataset", "cifar10", "--no-download", "--data-dir",
+                        str(tmp_path / "empty"), *out])
+    assert "not available" in message and "--data-dir" in message and ".npz" in message
+    tiny = make_npz(tmp_path / "ok.npz")
+    assert "unknown --model 'vgg'" in error_of(["--dataset", tiny, "--model", "vgg", *out])
+    assert "--epsilon must be in (0, 1]" in error_of(["--dataset", tiny, "--epsilon", "300", *out])
+    assert "no such .npz file" in error_of(["--dataset", str(tmp_path / "missing.npz"), *out])
+    keys = make_npz(tmp_path / "keys.npz", x_train=None, y_train=None, x_test=None,
+                    y_test=None, images=np.zeros((4, 8, 8, 1), np.uint8))
+    assert "needs arrays x_train and y_train" in error_of(["--dataset", keys, *out])
+    shape = make_npz(tmp_path / "shape.npz", x_train=np.zeros((160, 12), np.uint8))
+    assert "(N, H, W, C)" in error_of(["--dataset", shape, *out])
+    dtype = make_npz(tmp_path / "dtype.npz", x_train=np.zeros((160, 12, 12, 1), np.int32))
+    assert "uint8 (0-255) or float in [0, 1]" in error_of(["--dataset", dtype, *out])
+    scale = make_npz(tmp_path / "scale.npz", x_train=np.full((160, 12, 12, 1), 7.0, np.float32))
+    assert "must lie in [0, 1]" in error_of(["--dataset", scale, *out])
+    labels = make_npz(tmp_path / "labels.npz", y_train=-np.ones(160, np.int64))
+    assert "negative labels" in error_of(["--dataset", labels, *out])
+
+    # zerograd-eval: shapes and label ranges against the model.
+    run = tmp_path / "run"
+    assert train_program.main(["--dataset", tiny, "--output", str(run), *FAST]) == 0
+    model = str(run / "model.keras")
+    big = make_npz(tmp_path / "big.npz", shape=(16, 16, 1))
+    assert "the model expects (12, 12, 1)" in error_of([model, "--dataset", big],
+                                                       eval_program)
+    many = make_npz(tmp_path / "many.npz", classes=9)
+    assert "labels must be in [0, 2]" in error_of([model, "--dataset", many], eval_program)
+    assert "no such model file" in error_of([str(tmp_path / "nope.keras")], eval_program)
+    test_only = make_npz(tmp_path / "test_only.npz", x_train=None, y_train=None)
+    assert eval_program.main([model, "--dataset", test_only, "--steps", "1",
+                              "--restarts", "1"]) == 0
+    assert "test split" in capsys.readouterr().out
+
+
+def test_parse_epsilon():
+    assert options.parse_epsilon("8/255") == pytest.approx(8 / 255)
+    assert options.parse_epsilon("8") == pytest.approx(8 / 255)
+    assert options.parse_epsilon("0.3") == pytest.approx(0.3)
+    assert options.parse_epsilon("1") == pytest.approx(1.0)
+    for bad in ("0", "-1", "abc", "300", "1/0"):
+        with pytest.raises(options.UsageError, match="--epsilon"):
+            options.parse_epsilon(bad)

@@ -1,0 +1,1 @@
+"""Training and evaluation programs: `zerograd-train` and `zerograd-eval`."""

@@ -1,0 +1,141 @@
+"""zerograd-eval: clean and PGD-k-r accuracy of a saved model.
+
+    zerograd-eval runs/mnist10k-zerograd/model.keras --dataset mnist10k
+    zerograd-eval model.keras --dataset cifar10 --epsilon 8/255 --steps 50 --restarts 10 --json r.json
+
+Evaluates the test split of a data set, or the whole file for an .npz that
+holds only x_test/y_test (or only x_train/y_train).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from zerograd_tf import _env  # noqa: F401  (before TensorFlow)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import zerograd_tf as zg  # noqa: E402
+from zerograd_tf import callbacks as callbacks_lib  # noqa: E402
+from zerograd_tf import datasets  # noqa: E402
+from trainers import options  # noqa: E402
+
+PROG = "zerograd-eval"
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("model", help="a saved .keras model")
+    parser.add_argument("--dataset", default=datasets.DEFAULT_DATASET,
+                        help="embedded 'mnist10k', a TFDS name, or an .npz path")
+    parser.add_argument("--data-dir", default=None, help="TFDS data directory")
+    parser.add_argument("--no-download", dest="download", action="store_false")
+    parser.add_argument("--epsilon", default=None,
+                        help="radius (8/255, 8 or 0.3); default: the model's own")
+    parser.add_argument("--steps", type=options._int_at_least("--steps", 1), default=50)
+    parser.add_argument("--restarts", type=options._int_at_least("--restarts", 1), default=10)
+    parser.add_argument("--alpha", type=options._positive_float("--alpha"), default=0.25,
+                        help="step size as a multiple of epsilon (0.25, i.e. 2/255 at 8/255)")
+    parser.add_argument("--batch-size", type=options._int_at_least("--batch-size", 1),
+                        default=256)
+    parser.add_argument("--limit", type=options._int_at_least("--limit", 1), default=None,
+                        help="evaluate the first N examples only")
+    parser.add_argument("--seed", type=options._int_at_least("--seed", 0), default=0)
+    parser.add_argument("--json", default=None, help="also write the report to this file")
+    return parser
+
+
+def load_split(dataset, data_dir=None, download=True):
+    """`(x, y, description)` of the split to evaluate."""
+    if dataset.endswith(".npz") or os.path.sep in dataset or dataset == datasets.DEFAULT_DATASET:
+        path = datasets.embedded_path() if dataset == datasets.DEFAULT_DATASET else dataset
+        x_train, y_train, x_test, y_test = datasets.load_npz(path, require_train=False)
+        if x_test is not None:
+            return x_test, y_test, "test split"
+        return x_train, y_train, "whole file (it has no test split)"
+    if dataset not in datasets.TFDS_DATASETS:
+        raise datasets.DataError(
+            f"unknown dataset {dataset!r}: use {datasets.DEFAULT_DATASET!r}, one of "
+            f"{', '.join(datasets.TFDS_DATASETS)}, or an .npz path.")
+    _, _, x_test, y_test, _ = datasets.load_tfds(dataset, data_dir, download)
+    return x_test, y_test, "test split"
+
+
+def load_model(path):
+    if not os.path.isfile(path):
+        raise options.UsageError(f"no such model file: {path}")
+    try:
+        return keras.models.load_model(path)
+    except Exception as error:
+        raise options.UsageError(f"cannot load {path} as a Keras model ({error}).") from None
+
+
+def check_compatible(model, x, y, source):
+    """Checks image shape and label range against the model, where it knows them."""
+    inner = model.model if isinstance(model, zg.AdversarialModel) else model
+    try:
+        expected, num_classes = tuple(inner.input_shape[1:]), inner.output_shape[-1]
+    except (AttributeError, ValueError):  # subclassed models know no shapes
+        return
+    if tuple(x.shape[1:]) != expected:
+        raise datasets.DataError(
+            f"{source}: images have shape {tuple(x.shape[1:])} but the model expects "
+            f"{expected}.")
+    datasets.check_labels_in_range(y, num_classes, source)
+
+
+def evaluate(argv=None):
+    args = build_parser().parse_args(argv)
+    model = load_model(args.model)
+    if args.epsilon is not None:
+        epsilon = options.parse_epsilon(args.epsilon)
+    elif hasattr(model, "epsilon"):
+        epsilon = model.epsilon
+    else:
+        raise options.UsageError(
+            "the model has no saved epsilon (not a zerograd_tf model): pass --epsilon.")
+    x, y, split = load_split(args.dataset, args.data_dir, args.download)
+    if args.limit:
+        x, y = x[:args.limit], y[:args.limit]
+    check_compatible(model, x, y, args.dataset)
+    report = zg.evaluate_robustness(
+        model, datasets.make_dataset(x, y, args.batch_size), epsilon,
+        steps=args.steps, restarts=args.restarts, alpha=args.alpha * epsilon,
+        seed=args.seed, verbose=0)
+    report = {"model": args.model, "dataset": args.dataset, "split": split,
+              **{k: (float(v) if isinstance(v, np.floating) else v) for k, v in report.items()}}
+    return report, args.json
+
+
+def format_table(report):
+    rows = [("model", report["model"]), ("data", f"{report['dataset']} ({report['split']})"),
+            ("examples", report["num_examples"]),
+            ("attack", f"PGD-{report['steps']}-{report['restarts']}, epsilon="
+                       f"{report['epsilon']:.4g}, alpha={report['alpha']:.4g}"),
+            ("clean accuracy", f"{report['clean_accuracy']:.4f}"),
+            ("robust accuracy", f"{report['robust_accuracy']:.4f}"),
+            ("clean loss", f"{report['clean_loss']:.4f}"),
+            ("robust loss", f"{report['robust_loss']:.4f}")]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def main(argv=None):
+    try:
+        report, json_path = evaluate(argv)
+    except (options.UsageError, datasets.DataError) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    print(format_table(report))
+    print(json.dumps(report))
+    if json_path:
+        callbacks_lib.write_json_atomic(json_path, report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""zerograd-train: train a robust classifier, with TensorBoard logs,
+checkpoints that resume, and a final PGD-k-r report.
+
+    zerograd-train                                   # ZeroGrad on the embedded MNIST subset
+    zerograd-train --dataset cifar10 --epsilon 8/255 --method zerograd --quantile 0.35
+    tensorboard --logdir runs
+
+Outputs in --output: model.keras, history.json, config.json, report.json,
+logs/ (TensorBoard) and, until training has finished, checkpoint/ (resume state).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+from zerograd_tf import _env  # noqa: F401  (before TensorFlow)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import zerograd_tf as zg  # noqa: E402
+from zerograd_tf import callbacks as callbacks_lib  # noqa: E402
+from zerograd_tf import checkpoints  # noqa: E402
+from zerograd_tf import datasets  # noqa: E402
+from trainers import options, pipeline  # noqa: E402
+
+PROG = "zerograd-train"
+# Options that do not change what is trained: they may differ on resume.
+RUNTIME_KEYS = ("verbose",)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    options.add_data_options(parser)
+    options.add_method_options(parser)
+    options.add_model_options(parser)
+    options.add_training_options(parser)
+    options.add_validation_options(parser)
+    group = parser.add_argument_group("output")
+    group.add_argument("--output", default=None,
+                       help="output directory (default runs/<dataset>-<method>)")
+    group.add_argument("--logdir", default=None,
+                       help="TensorBoard directory (default <output>/logs)")
+    group.add_argument("--resume", action="store_true",
+                       help="resume the run in --output (also automatic when it holds "
+                            "a checkpoint of the same configuration)")
+    group.add_argument("--overwrite", action="store_true",
+                       help="delete whatever --output holds and start afresh")
+    group.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2,
+                       help="Keras fit verbosity (2: one line per epoch)")
+    return parser
+
+
+def _differences(saved, config):
+    keys = sorted(set(saved) | set(config))
+    return [k for k in keys if k not in RUNTIME_KEYS and saved.get(k) != config.get(k)]
+
+
+def prepare_output(output, config, resume, overwrite):
+    """Checks --output; returns True when a previous run is resumed.
+
+    Raises:
+        options.UsageError: for a non-empty directory that is not a run of
+            the same configuration (unless `overwrite`), or `resume` with
+            nothing to resume.
+    """
+    config_path = os.path.join(output, "config.json")
+    if os.path.isdir(output) and os.listdir(output):
+        if overwrite:
+            shutil.rmtree(output)
+        elif os.path.exists(config_path):
+            with open(config_path) as f:
+                saved = json.load(f)
+            different = _differences(saved, config)
+            if different:
+                raise options.UsageError(
+                    f"{output} holds a run with a different configuration (differs in: "
+                    f"{', '.join(different)}); pass --overwrite to replace it, or choose "
+                    "another --output.")
+            return True
+        else:
+            raise options.UsageError(
+                f"{output} is not empty and holds no {PROG} run; pass --overwrite to "
+                "replace its contents, or choose another --output.")
+    elif resume:
+        raise options.UsageError(f"--resume: there is no run to resume in {output}.")
+    os.makedirs(output, exist_ok=True)
+    callbacks_lib.write_json_atomic(config_path, config)
+    return False
+
+
+def _write_text_summary(logdir, report, split):
+    writer = tf.summary.create_file_writer(os.path.join(logdir, "evaluation"))
+    rows = ["| metric | value |", "| --- | --- |"]
+    rows += [f"| {k} | {v} |" for k, v in report.items()]
+    with writer.as_default():
+        tf.summary.text(f"final_robust_evaluation_{split}", "\n".join(rows), step=0)
+        tf.summary.scalar("final/clean_accuracy", report["clean_accuracy"], step=0)
+        tf.summary.scalar("final/robust_accuracy", report["robust_accuracy"], step=0)
+    writer.flush()
+
+
+def final_evaluation(model, config, data):
+    """PGD-k-r on the test split (or the validation split, saying so)."""
+    x, y, split = data.evaluation_split()
+    if config["eval_size"]:
+        x, y = x[:config["eval_size"]], y[:config["eval_size"]]
+    dataset = datasets.make_dataset(x, y, 256)
+    epsilon = config["epsilon"]
+    report = zg.evaluate_robustness(
+        model, dataset, epsilon, steps=config["eval_steps"],
+        restarts=config["eval_restarts"], alpha=config["eval_alpha"] * epsilon,
+        seed=config["seed"], verbose=0)
+    report = {"split": split, **{k: (float(v) if isinstance(v, np.floating) else v)
+                                 for k, v in report.items()}}
+    if split != "test":
+        report["note"] = "the data has no test split: evaluated on the validation split"
+    return report
+
+
+def train(config, data, output, logdir, verbose=2, extra_callbacks=()):
+    """Trains (or resumes) and evaluates; returns the report dict."""
+    model_path = os.path.join(output, "model.keras")
+    history_path = os.path.join(output, "history.json")
+    report_path = os.path.join(output, "report.json")
+    finished = len(callbacks_lib.load_history_records(history_path)) >= config["epochs"]
+    if finished and os.path.exists(model_path):
+        model = keras.models.load_model(model_path)
+    else:
+        model = pipeline.build_model(config, data)
+        model.build((None, *data.input_shape))
+        steps = pipeline.steps_per_epoch(config, len(data.x_train))
+        # History is written before the checkpoint: a crash between the two
+        # re-runs that epoch and overwrites its history entry.
+        checkpoint = checkpoints.EpochCheckpoint(os.path.join(output, "checkpoint"))
+        callbacks = [
+            callbacks_lib.HistoryWriter(history_path),
+            checkpoint,
+            keras.callbacks.TensorBoard(logdir, write_graph=False),
+            *extra_callbacks,
+        ]
+        if config["epsilon_warmup"] > 0 and config["method"] != "clean":
+            callbacks.insert(0, callbacks_lib.EpsilonWarmup(
+                config["epsilon"], max(1, round(config["epsilon_warmup"] * steps))))
+        initial_epoch = checkpoint.restore(model)
+        model.fit(pipeline.train_dataset(config, data), epochs=config["epochs"],
+                  initial_epoch=initial_epoch,
+                  validation_data=pipeline.validation_dataset(config, data),
+                  validation_freq=config["val_freq"], callbacks=callbacks,
+                  shuffle=False, verbose=verbose)
+        model.save(model_path)
+        checkpoint.delete()
+    report = final_evaluation(model, config, data)
+    callbacks_lib.write_json_atomic(report_path, report)
+    _write_text_summary(logdir, report, report["split"])
+    return report
+
+
+def setup(argv=None):
+    """Parses `argv`, loads the data and checks the output directory.
+
+    Returns:
+        `(config, data, output, logdir, resumed, verbose)`.
+
+    Raises:
+        options.UsageError, datasets.DataError: with a message for the user.
+    """
+    args = build_parser().parse_args(argv)
+    data = datasets.load_image_data(args.dataset, val_size=args.val_size, seed=args.seed,
+                                    data_dir=args.data_dir, download=args.download)
+    config = options.resolve_config(args, data)
+    # Build once on the side: invalid combinations fail here, not mid-run.
+    pipeline.method_arguments(config)
+    output = args.output or options.default_output(args.dataset, args.method)
+    logdir = args.logdir or os.path.join(output, "logs")
+    resumed = prepare_output(output, config, args.resume, args.overwrite)
+    return config, data, output, logdir, resumed, args.verbose
+
+
+def run(argv=None):
+    """Trains as the command line says and returns the report."""
+    config, data, output, logdir, resumed, verbose = setup(argv)
+    report_path = os.path.join(output, "report.json")
+    if resumed and os.path.exists(report_path):
+        with open(report_path) as f:
+            report = json.load(f)
+        print(f"{PROG}: {output} already holds the finished run; its report:")
+    else:
+        if resumed:
+            print(f"{PROG}: resuming the run in {output}")
+        report = train(config, data, output, logdir, verbose=verbose)
+    print(format_report(report))
+    print(f"outputs: {output}   TensorBoard: tensorboard --logdir {logdir}")
+    return report
+
+
+def format_report(report):
+    split = report.get("split", "test")
+    title = f"PGD-{report['steps']}-{report['restarts']} at epsilon={report['epsilon']:.4g}"
+    lines = [f"{title} on {report['num_examples']} {split} examples:",
+             f"  clean accuracy  {report['clean_accuracy']:.4f}",
+             f"  robust accuracy {report['robust_accuracy']:.4f}"]
+    if report.get("note"):
+        lines.append(f"  ({report['note']})")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    try:
+        run(argv)
+    except (options.UsageError, datasets.DataError) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; run the same command again (or add --resume) to "
+              "continue from the last finished epoch.", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

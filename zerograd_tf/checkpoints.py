@@ -1,0 +1,84 @@
+"""Crash-safe epoch checkpoints for resumable training.
+
+A checkpoint is a folder holding `model.weights.h5` (the model's weights,
+its attack RNG counter and hyperparameter variables, and the optimizer's
+state) and `state.json` (`{"epoch": n}`, the number of finished epochs).
+It is written to `staging/` and then swapped in with `os.replace`, keeping
+the previous one until the new one is in place, so a process killed at any
+instant leaves at least one complete checkpoint: `latest/`, or during the
+swap `previous/`. (Keras' `BackupAndRestore` overwrites its only weights file
+in place: a kill during the first write leaves nothing to resume from.)
+"""
+
+import json
+import os
+import shutil
+
+import keras
+
+_WEIGHTS = "model.weights.h5"
+_STATE = "state.json"
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves a checkpoint at the end of every epoch; restores the newest.
+
+    Usage:
+
+        checkpoint = EpochCheckpoint(directory)
+        initial_epoch = checkpoint.restore(model)   # 0 when there is none
+        model.fit(..., initial_epoch=initial_epoch, callbacks=[..., checkpoint])
+        checkpoint.delete()                          # once the result is saved
+
+    Args:
+        directory: folder of the checkpoints (created on the first save).
+    """
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = directory
+
+    def _path(self, name):
+        return os.path.join(self.directory, name)
+
+    def on_epoch_end(self, epoch, logs=None):
+        staging = self._path("staging")
+        latest, previous = self._path("latest"), self._path("previous")
+        shutil.rmtree(staging, ignore_errors=True)
+        os.makedirs(staging)
+        self.model.save_weights(os.path.join(staging, _WEIGHTS))
+        with open(os.path.join(staging, _STATE), "w") as f:
+            json.dump({"epoch": epoch + 1}, f)
+        if os.path.isdir(latest):
+            shutil.rmtree(previous, ignore_errors=True)
+            os.replace(latest, previous)
+        os.replace(staging, latest)
+        shutil.rmtree(previous, ignore_errors=True)
+
+    def restore(self, model):
+        """Loads the newest complete checkpoint into a built, compiled model.
+
+        Returns:
+            The number of finished epochs it holds (0 without a checkpoint),
+            to pass to `fit` as `initial_epoch`.
+        """
+        for name in ("latest", "previous"):
+            folder = self._path(name)
+            state_path = os.path.join(folder, _STATE)
+            weights_path = os.path.join(folder, _WEIGHTS)
+            if not (os.path.isfile(state_path) and os.path.isfile(weights_path)):
+                continue
+            with open(state_path) as f:
+                epoch = int(json.load(f)["epoch"])
+            if model.optimizer is not None and not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+            model.load_weights(weights_path)
+            return epoch
+        return 0
+
+    def exists(self):
+        return any(os.path.isfile(os.path.join(self._path(n), _STATE))
+                   for n in ("latest", "previous"))
+
+    def delete(self):
+        shutil.rmtree(self.directory, ignore_errors=True)

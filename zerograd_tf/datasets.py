@@ -1,0 +1,327 @@
+"""Image classification data: the embedded default, `.npz` files and TFDS.
+
+Every source is loaded into NumPy arrays (`ImageData`): images as uint8 or
+float32 in [0, 1] with shape (N, H, W, C), integer labels. `make_dataset`
+turns arrays into a `tf.data` pipeline that scales to [0, 1] and, for
+CIFAR/SVHN-like data, augments (pad-4 random crop, horizontal flip).
+"""
+
+import dataclasses
+import importlib.resources
+import os
+
+import numpy as np
+import tensorflow as tf
+
+DEFAULT_DATASET = "mnist10k"
+TFDS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "svhn_cropped")
+# The data sets whose images are natural scenes, augmented like the reference.
+_AUGMENTED = ("cifar10", "cifar100", "svhn_cropped")
+_NO_FLIP = ("svhn_cropped",)  # digits must not be mirrored
+
+
+class DataError(ValueError):
+    """A data set that cannot be used, with a message that says why."""
+
+
+@dataclasses.dataclass
+class ImageData:
+    """Arrays of one data set.
+
+    Attributes:
+        name: the data set's name or path.
+        x_train, y_train: training images and labels.
+        x_val, y_val: the validation split held out from the training data.
+        x_test, y_test: the test split, or None when the data has none.
+        num_classes: number of classes.
+        augment: whether standard augmentation suits this data.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray = None
+    y_val: np.ndarray = None
+    x_test: np.ndarray = None
+    y_test: np.ndarray = None
+    num_classes: int = 0
+    augment: bool = False
+
+    @property
+    def input_shape(self):
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def has_test(self):
+        return self.x_test is not None
+
+    def evaluation_split(self):
+        """`(x, y, split_name)`: the test split, else the validation split."""
+        if self.has_test:
+            return self.x_test, self.y_test, "test"
+        if self.x_val is None or len(self.x_val) == 0:
+            raise DataError(
+                f"{self.name} has no test split and no validation split to "
+                "evaluate on; pass --val-size > 0."
+            )
+        return self.x_val, self.y_val, "validation"
+
+    def channel_stats(self):
+        """Per-channel mean and std of the training images in [0, 1]."""
+        x = self.x_train.astype(np.float32)
+        if self.x_train.dtype == np.uint8:
+            x /= 255.0
+        mean = x.mean(axis=(0, 1, 2))
+        std = np.maximum(x.std(axis=(0, 1, 2)), 1e-3)
+        return mean.tolist(), std.tolist()
+
+
+def embedded_path():
+    """Path of the embedded MNIST subset shipped with the package."""
+    return str(importlib.resources.files("zerograd_tf") / "resources" / "mnist10k.npz")
+
+
+def _check_images(x, key, source):
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise DataError(
+            f"{source}: `{key}` must hold images of shape (N, H, W, C) with C = 1 "
+            f"or 3 (or (N, H, W)), got shape {x.shape}."
+        )
+    if x.dtype == np.uint8:
+        return x
+    if not np.issubdtype(x.dtype, np.floating):
+        raise DataError(
+            f"{source}: `{key}` must be uint8 (0-255) or float in [0, 1], got "
+            f"dtype {x.dtype}."
+        )
+    if x.size and (np.nanmin(x) < 0 or np.nanmax(x) > 1 or np.isnan(x).any()):
+        raise DataError(
+            f"{source}: float `{key}` must lie in [0, 1], got values in "
+            f"[{np.nanmin(x):g}, {np.nanmax(x):g}]; divide 0-255 images by 255."
+        )
+    return x.astype(np.float32)
+
+
+def _check_labels(y, key, source, n):
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or len(y) != n:
+        raise DataError(
+            f"{source}: `{key}` must be a vector of {n} integer labels, got shape "
+            f"{y.shape}."
+        )
+    if y.size and not np.issubdtype(y.dtype, np.integer):
+        if not np.all(np.mod(y, 1) == 0):
+            raise DataError(f"{source}: `{key}` must hold integer class labels.")
+    y = y.astype(np.int64)
+    if y.size and y.min() < 0:
+        raise DataError(f"{source}: `{key}` has negative labels ({y.min()}).")
+    return y
+
+
+def check_labels_in_range(y, num_classes, source):
+    """Raises DataError when a label is outside [0, num_classes)."""
+    if y.size and y.max() >= num_classes:
+        raise DataError(
+            f"{source}: labels must be in [0, {num_classes - 1}] for "
+            f"{num_classes} classes, found label {int(y.max())}."
+        )
+
+
+def load_npz(path, require_train=True):
+    """Loads an `.npz` with `x_train`, `y_train` and optionally `x_test`, `y_test`.
+
+    Args:
+        path: the file.
+        require_train: if False, a file with only `x_test`/`y_test` is
+            accepted (its test split is then the whole file), as is a file with
+            only `x_train`/`y_train`.
+
+    Returns:
+        `(x_train, y_train, x_test, y_test)`, any of them None when absent.
+
+    Raises:
+        DataError: for a missing file, missing keys, or bad shapes, dtypes or
+            labels.
+    """
+    if not os.path.isfile(path):
+        raise DataError(f"no such .npz file: {path}")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except Exception as error:  # a corrupt or non-npz file
+        raise DataError(f"{path} is not a readable .npz file ({error}).") from None
+    keys = set(archive.files)
+    arrays = {}
+    for split in ("train", "test"):
+        x_key, y_key = f"x_{split}", f"y_{split}"
+        if (x_key in keys) != (y_key in keys):
+            raise DataError(f"{path}: has `{x_key if x_key in keys else y_key}` "
+                            f"but not its partner; both are needed.")
+        if x_key in keys:
+            x = _check_images(archive[x_key], x_key, path)
+            arrays[split] = (x, _check_labels(archive[y_key], y_key, path, len(x)))
+    if "train" not in arrays and (require_train or "test" not in arrays):
+        needed = "x_train and y_train" if require_train else "x_train/y_train or x_test/y_test"
+        raise DataError(f"{path}: needs arrays {needed}; found {sorted(keys) or 'none'}.")
+    if "train" in arrays and "test" in arrays:
+        if arrays["train"][0].shape[1:] != arrays["test"][0].shape[1:]:
+            raise DataError(f"{path}: x_train and x_test images differ in shape.")
+    train = arrays.get("train", (None, None))
+    test = arrays.get("test", (None, None))
+    return train[0], train[1], test[0], test[1]
+
+
+def _tfds_split(name, split, data_dir, download):
+    import tensorflow_datasets as tfds
+
+    try:
+        dataset, info = tfds.load(name, split=split, as_supervised=True, with_info=True,
+                                  data_dir=data_dir, download=download)
+        num_classes = info.features["label"].num_classes
+    except Exception as error:
+        where = data_dir or "TFDS's default data directory (~/tensorflow_datasets)"
+        raise DataError(
+            f"TFDS data set '{name}' is not available in {where} "
+            f"({type(error).__name__}). Offline, either build it on a machine "
+            "with internet (`tfds build " + name + "`) and pass --data-dir to "
+            "its folder, or save it as an .npz with x_train, y_train, x_test, "
+            "y_test and pass --dataset PATH.npz."
+        ) from None
+    # Batches of 4096, not batch_size=-1: one huge batch needs the size up
+    # front, which generator-backed datasets do not know.
+    batches = list(tfds.as_numpy(dataset.batch(4096)))
+    images = np.concatenate([b[0] for b in batches])
+    labels = np.concatenate([b[1] for b in batches])
+    return images, labels, num_classes
+
+
+def load_tfds(name, data_dir=None, download=True):
+    """Loads a TFDS image classification data set into arrays.
+
+    Returns:
+        `(x_train, y_train, x_test, y_test, num_classes)`.
+
+    Raises:
+        DataError: when the data set is not available (with how to fix it).
+    """
+    x_train, y_train, num_classes = _tfds_split(name, "train", data_dir, download)
+    x_test, y_test, _ = _tfds_split(name, "test", data_dir, download)
+    return x_train, y_train, x_test, y_test, num_classes
+
+
+def split_validation(x, y, val_size, seed):
+    """Holds out `val_size` examples (a count, or a fraction if < 1).
+
+    Returns:
+        `(x_train, y_train, x_val, y_val)`; a fixed permutation by `seed`.
+    """
+    n = len(x)
+    count = int(round(val_size * n)) if 0 < val_size < 1 else int(val_size)
+    if count < 0 or count >= n:
+        raise DataError(
+            f"`val_size` must leave training data: got {val_size} for {n} examples."
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    val, train = order[:count], order[count:]
+    return x[train], y[train], x[val], y[val]
+
+
+def load_image_data(dataset=DEFAULT_DATASET, *, val_size=1000, seed=0,
+                    data_dir=None, download=True):
+    """Loads a data set by name or path and holds out a validation split.
+
+    Args:
+        dataset: `"mnist10k"` (the embedded default), a TFDS name in
+            `TFDS_DATASETS`, or a path to an `.npz` file.
+        val_size: examples held out from the training data for validation
+            (a count, or a fraction if < 1).
+        seed: seed of the validation split.
+        data_dir: TFDS data directory.
+        download: let TFDS download missing data.
+
+    Returns:
+        An `ImageData`.
+
+    Raises:
+        DataError: for an unknown name, missing or malformed data.
+    """
+    if dataset == DEFAULT_DATASET:
+        path, name = embedded_path(), DEFAULT_DATASET
+    elif dataset.endswith(".npz") or os.path.sep in dataset:
+        path, name = dataset, dataset
+    elif dataset in TFDS_DATASETS:
+        path, name = None, dataset
+    else:
+        raise DataError(
+            f"unknown dataset {dataset!r}: use {DEFAULT_DATASET!r} (embedded), "
+            f"one of {', '.join(TFDS_DATASETS)} (TFDS), or a path to an .npz file."
+        )
+    if path is not None:
+        x_train, y_train, x_test, y_test = load_npz(path)
+        labels = [y for y in (y_train, y_test) if y is not None]
+        num_classes = int(max(y.max() for y in labels if y.size)) + 1
+        augment = False
+    else:
+        x_train, y_train, x_test, y_test, num_classes = load_tfds(
+            name, data_dir=data_dir, download=download)
+        augment = name in _AUGMENTED
+    for y, key in ((y_train, "y_train"), (y_test, "y_test")):
+        if y is not None:
+            check_labels_in_range(y, num_classes, name)
+    x_train, y_train, x_val, y_val = split_validation(x_train, y_train, val_size, seed)
+    return ImageData(name=name, x_train=x_train, y_train=y_train, x_val=x_val,
+                     y_val=y_val, x_test=x_test, y_test=y_test,
+                     num_classes=num_classes, augment=augment)
+
+
+def flips_allowed(name):
+    return name not in _NO_FLIP
+
+
+def to_unit_range(x):
+    """uint8 0-255 or float images as float32 in [0, 1]."""
+    x = tf.convert_to_tensor(x)
+    if x.dtype == tf.uint8:
+        return tf.cast(x, tf.float32) / 255.0
+    return tf.cast(x, tf.float32)
+
+
+def _augment(image, flip):
+    """Pad-4 random crop and (optionally) a random horizontal flip."""
+    height, width = image.shape[0], image.shape[1]
+    padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
+    image = tf.image.random_crop(padded, (height, width, image.shape[2]))
+    if flip:
+        image = tf.image.random_flip_left_right(image)
+    return image
+
+
+def make_dataset(x, y, batch_size, *, shuffle=False, augment=False, flip=True,
+                 seed=0, drop_remainder=False):
+    """A batched `tf.data` pipeline of `(images in [0, 1], labels)`.
+
+    Args:
+        x, y: arrays of images (uint8 or float in [0, 1]) and labels.
+        batch_size: batch size.
+        shuffle: reshuffle every epoch (seeded).
+        augment: pad-4 random crop (+ flip if `flip`).
+        flip: allow horizontal flips when augmenting.
+        seed: shuffle seed.
+        drop_remainder: drop a last partial batch.
+
+    Returns:
+        A `tf.data.Dataset`.
+    """
+    dataset = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
+    if shuffle:
+        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(lambda image, label: (to_unit_range(image), label),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    if augment:
+        dataset = dataset.map(lambda image, label: (_augment(image, flip), label),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(
+        tf.data.AUTOTUNE)
