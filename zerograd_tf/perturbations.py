@@ -379,16 +379,20 @@ def pgd(objective, x, y, epsilon, alpha=None, *, steps=10, restarts=1,
         else:
             delta = tf.zeros_like(x)
 
-        def step(i, delta):
+        def step(i, delta, any_active):
             _, gradient, y_pred = loss_and_gradient(objective, x + delta, y)
             moved = project(x, delta + alpha * tf.sign(gradient), epsilon)
             if early_stop:
                 active = objectives_lib.predicted_labels(y_pred) == labels
                 moved = tf.where(_broadcast_per_example(active, x), moved, delta)
-            return i + 1, moved
+                any_active = tf.reduce_any(active)
+            return i + 1, moved, any_active
 
-        _, delta = tf.while_loop(
-            lambda i, _: i < steps, step, (tf.constant(0), delta),
+        # With early stop, a restart ends once every example is misclassified
+        # (the reference's `break`); the result is the same, only faster.
+        _, delta, _ = tf.while_loop(
+            lambda i, _, any_active: (i < steps) & any_active, step,
+            (tf.constant(0), delta, tf.constant(True)),
             maximum_iterations=steps,
         )
         losses, _ = objective(x + delta, y)

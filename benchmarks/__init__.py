@@ -1,0 +1,1 @@
+"""Benchmarks: training-step cost (`step_time.py`) and the catastrophic-overfitting study (`co_study.py`)."""

@@ -1,0 +1,365 @@
+"""The catastrophic-overfitting (CO) study: which methods collapse, over seeds.
+
+    python benchmarks/co_study.py                      # both settings, every method, 5 seeds
+    python benchmarks/co_study.py --settings mnist --methods fgsm_rs zerograd_q0.35
+    python benchmarks/co_study.py --settings custom --dataset cifar10 --model preact_resnet18 \
+        --epsilon 8/255 --epochs 30 --optimizer sgd --lr-schedule cyclic --lr-max 0.2
+
+Every run trains one method with one seed, measuring after each epoch the
+clean, FGSM and PGD-10 accuracy on a fixed monitoring subset, and at the end
+PGD-50-10 on the evaluation split. Each finished run is written to
+`<results>/<setting>/<method>_seed<k>.json`; a restarted study skips those.
+After every run, `epochs.csv` (one row per run and epoch), `runs.csv`,
+`summary.md` and the plots are regenerated from all finished runs.
+
+The CO rule (`zerograd_tf.monitoring.catastrophic_overfitting`): a run has
+catastrophically overfitted when its final PGD-10 accuracy is below half of
+the best PGD-10 accuracy of its earlier epochs while its final FGSM accuracy
+is above that best value.
+"""
+
+import argparse
+import csv
+import glob
+import json
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from zerograd_tf import _env  # noqa: F401,E402  (before TensorFlow)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import zerograd_tf as zg  # noqa: E402
+from zerograd_tf import callbacks as callbacks_lib  # noqa: E402
+from zerograd_tf import datasets, monitoring  # noqa: E402
+from trainers import options, pipeline  # noqa: E402
+from trainers import train as train_program  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data"))
+
+# The two settings of the study. Flags are zerograd-train's.
+SETTINGS = {
+    # MNIST: small_cnn, eps = 0.25, cyclic Adam peaking at 5e-3, 10 epochs;
+    # monitored on the first 500 test digits, final evaluation on all 2,000.
+    "mnist": {
+        "dataset": "mnist10k.npz", "monitor_split": "test",
+        "flags": ["--model", "small_cnn", "--epsilon", "0.25", "--epochs", "10",
+                  "--optimizer", "adam", "--lr-schedule", "cyclic", "--lr-max", "5e-3",
+                  "--weight-decay", "0", "--batch-size", "128", "--val-size", "0"],
+    },
+    # CIFAR-10 subset: 4,585 train / 500 held out (fixed split, seed 0);
+    # conv3 (64-128-256), eps = 16/255, Adam at a constant 2e-3, 15 epochs.
+    "cifar10": {
+        "dataset": "cifar10_5k.npz", "monitor_split": "validation",
+        "flags": ["--model", "conv3", "--epsilon", "16/255", "--epochs", "15",
+                  "--optimizer", "adam", "--lr-schedule", "constant", "--lr-max", "2e-3",
+                  "--weight-decay", "0", "--batch-size", "128", "--val-size", "500",
+                  "--no-augment"],
+    },
+}
+
+# Methods: alpha = 2 eps for FGSM-RS and ZeroGrad (the reference's setting);
+# MultiGrad (any alpha >= eps is a full step) and N-FGSM (alpha = eps, noise
+# 2 eps) use their own defaults; PGD-10 training warms epsilon up over the
+# first third of the epochs.
+METHODS = {
+    "clean": ["--method", "clean"],
+    "fgsm_rs": ["--method", "fgsm_rs", "--alpha", "2"],
+    "zerograd_q0.35": ["--method", "zerograd", "--quantile", "0.35", "--alpha", "2"],
+    "zerograd_q0.5": ["--method", "zerograd", "--quantile", "0.5", "--alpha", "2"],
+    "zerograd_q0.7": ["--method", "zerograd", "--quantile", "0.7", "--alpha", "2"],
+    "zerograd_q0.9": ["--method", "zerograd", "--quantile", "0.9", "--alpha", "2"],
+    "multigrad": ["--method", "multigrad", "--samples", "3"],
+    "n_fgsm": ["--method", "n_fgsm"],
+    "pgd10": ["--method", "pgd", "--pgd-steps", "10"],
+}
+
+EPOCH_COLUMNS = ["setting", "method", "seed", "epoch", "train_loss", "train_accuracy",
+                 "clean_accuracy", "fgsm_accuracy", "pgd_accuracy", "epoch_seconds"]
+RUN_COLUMNS = ["setting", "method", "seed", "epochs", "final_clean_accuracy",
+               "final_pgd50_10_accuracy", "best_pgd10_accuracy", "final_pgd10_accuracy",
+               "final_fgsm_accuracy", "catastrophic_overfitting", "mean_epoch_seconds"]
+
+
+class EpochMonitor(keras.callbacks.Callback):
+    """Times each epoch's training and then measures clean/FGSM/PGD-10 accuracy."""
+
+    def __init__(self, x, y, epsilon, pgd_steps=10, seed=0):
+        super().__init__()
+        self.x, self.y, self.epsilon = x, y, epsilon
+        self.pgd_steps, self.seed = pgd_steps, seed
+        self.rows = []
+        self._start = None
+        self._meter = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._start
+        if self._meter is None:
+            self._meter = monitoring.AttackMeter(self.model, self.epsilon,
+                                                 pgd_steps=self.pgd_steps)
+        measured = self._meter(self.x, self.y, self.seed)
+        logs = logs or {}
+        self.rows.append({
+            "epoch": epoch + 1,
+            "train_loss": float(logs.get("loss", float("nan"))),
+            "train_accuracy": float(logs.get("accuracy", float("nan"))),
+            **{k: float(v) for k, v in measured.items()},
+            "epoch_seconds": seconds,
+        })
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--settings", nargs="+", default=["mnist", "cifar10"],
+                        choices=[*SETTINGS, "custom"])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (5)")
+    parser.add_argument("--data-dir", default=SHARED,
+                        help="folder of mnist10k.npz and cifar10_5k.npz (../shared/data)")
+    parser.add_argument("--results", default=os.path.join(HERE, "results", "co_study"))
+    parser.add_argument("--dataset", default=None,
+                        help="custom setting: an .npz path or TFDS name")
+    parser.add_argument("--monitor-size", type=int, default=500)
+    parser.add_argument("--monitor-pgd-steps", type=int, default=10)
+    parser.add_argument("--final-steps", type=int, default=50)
+    parser.add_argument("--final-restarts", type=int, default=10)
+    parser.add_argument("--final-size", type=int, default=None,
+                        help="evaluate the first N examples of the evaluation split only")
+    parser.add_argument("--train-size", type=int, default=None,
+                        help="train on the first N examples only (smoke tests)")
+    parser.add_argument("--no-plots", dest="plots", action="store_false")
+    parser.add_argument("flags", nargs=argparse.REMAINDER,
+                        help="after '--': zerograd-train flags overriding the setting's")
+    return parser
+
+
+def setting_flags(name, args):
+    if name == "custom":
+        if not args.dataset:
+            raise SystemExit("co_study: --settings custom needs --dataset")
+        return args.dataset, "test", []
+    setting = SETTINGS[name]
+    dataset = args.dataset or os.path.join(args.data_dir, setting["dataset"])
+    if setting["dataset"] == "mnist10k.npz" and not os.path.exists(dataset) and not args.dataset:
+        dataset = datasets.embedded_path()  # the same 10,000 digits, shipped with the package
+    return dataset, setting["monitor_split"], setting["flags"]
+
+
+def run_one(setting, method, seed, data, base_flags, args, monitor, evaluation):
+    path = os.path.join(args.results, setting, f"{method}_seed{seed}.json")
+    if os.path.exists(path):
+        return False
+    extra = [f for f in args.flags if f != "--"]
+    argv = ["--dataset", data.name, *base_flags, *METHODS[method], "--seed", str(seed),
+            "--val-pgd-steps", "0", *extra]
+    config = options.resolve_config(train_program.build_parser().parse_args(argv), data)
+    keras.backend.clear_session()
+    model = pipeline.build_model(config, data)
+    monitor_cb = EpochMonitor(*monitor, config["epsilon"], args.monitor_pgd_steps, seed)
+    callbacks = [monitor_cb]
+    steps = pipeline.steps_per_epoch(config, len(data.x_train))
+    if config["epsilon_warmup"] > 0 and config["method"] != "clean":
+        callbacks.insert(0, callbacks_lib.EpsilonWarmup(
+            config["epsilon"], max(1, round(config["epsilon_warmup"] * steps))))
+    model.fit(pipeline.train_dataset(config, data), epochs=config["epochs"],
+              callbacks=callbacks, shuffle=False, verbose=0)
+    x_eval, y_eval = evaluation
+    final = zg.evaluate_robustness(model, (x_eval, y_eval), config["epsilon"],
+                                   steps=args.final_steps, restarts=args.final_restarts,
+                                   seed=seed)
+    rows = monitor_cb.rows
+    pgd = [r["pgd_accuracy"] for r in rows]
+    fgsm = [r["fgsm_accuracy"] for r in rows]
+    record = {
+        "setting": setting, "method": method, "seed": seed, "config": config,
+        "epochs": rows,
+        "final": {k: (float(v) if isinstance(v, (float, np.floating)) else v)
+                  for k, v in final.items()},
+        "catastrophic_overfitting": monitoring.catastrophic_overfitting(pgd, fgsm),
+        "mean_epoch_seconds": statistics.fmean(r["epoch_seconds"] for r in rows[1:] or rows),
+    }
+    callbacks_lib.write_json_atomic(path, record)
+    return True
+
+
+def load_records(results):
+    records = []
+    for path in sorted(glob.glob(os.path.join(results, "*", "*_seed*.json"))):
+        with open(path) as f:
+            records.append(json.load(f))
+    return records
+
+
+def _mean_std(values):
+    if not values:
+        return "–"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.3f} ± {std:.3f}"
+
+
+def write_tables(records, results):
+    """epochs.csv, runs.csv and summary.md from all finished runs."""
+    with open(os.path.join(results, "epochs.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, EPOCH_COLUMNS)
+        writer.writeheader()
+        for r in records:
+            for row in r["epochs"]:
+                writer.writerow({"setting": r["setting"], "method": r["method"],
+                                 "seed": r["seed"], **{k: row[k] for k in EPOCH_COLUMNS[3:]}})
+    with open(os.path.join(results, "runs.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, RUN_COLUMNS)
+        writer.writeheader()
+        for r in records:
+            writer.writerow(run_row(r))
+    lines = []
+    for setting in sorted({r["setting"] for r in records}):
+        subset = [r for r in records if r["setting"] == setting]
+        base = [r["mean_epoch_seconds"] for r in subset if r["method"] == "fgsm_rs"]
+        base_time = statistics.fmean(base) if base else None
+        lines += [f"### Setting: {setting}", "",
+                  "| method | runs | CO rate | final PGD-50-10 acc. | final clean acc. | best PGD-10 acc. | final PGD-10 acc. | s / epoch | cost × FGSM-RS |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for method in [m for m in METHODS if any(r["method"] == m for r in subset)]:
+            runs = [run_row(r) for r in subset if r["method"] == method]
+            co = sum(r["catastrophic_overfitting"] for r in runs)
+            seconds = statistics.fmean(r["mean_epoch_seconds"] for r in runs)
+            cost = f"{seconds / base_time:.2f}" if base_time else "–"
+            lines.append(
+                f"| {method} | {len(runs)} | {co}/{len(runs)} | "
+                f"{_mean_std([r['final_pgd50_10_accuracy'] for r in runs])} | "
+                f"{_mean_std([r['final_clean_accuracy'] for r in runs])} | "
+                f"{_mean_std([r['best_pgd10_accuracy'] for r in runs])} | "
+                f"{_mean_std([r['final_pgd10_accuracy'] for r in runs])} | "
+                f"{seconds:.1f} | {cost} |")
+        lines.append("")
+    with open(os.path.join(results, "summary.md"), "w") as f:
+        f.write("\n".join(lines))
+    return "\n".join(lines)
+
+
+def run_row(record):
+    pgd = [e["pgd_accuracy"] for e in record["epochs"]]
+    return {
+        "setting": record["setting"], "method": record["method"], "seed": record["seed"],
+        "epochs": len(record["epochs"]),
+        "final_clean_accuracy": record["final"]["clean_accuracy"],
+        "final_pgd50_10_accuracy": record["final"]["robust_accuracy"],
+        "best_pgd10_accuracy": max(pgd),
+        "final_pgd10_accuracy": pgd[-1],
+        "final_fgsm_accuracy": record["epochs"][-1]["fgsm_accuracy"],
+        "catastrophic_overfitting": record["catastrophic_overfitting"],
+        "mean_epoch_seconds": record["mean_epoch_seconds"],
+    }
+
+
+def write_plots(records, results):
+    """PGD-10 accuracy per epoch for every seed and method; robustness vs cost."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for setting in sorted({r["setting"] for r in records}):
+        subset = [r for r in records if r["setting"] == setting]
+        methods = [m for m in METHODS if any(r["method"] == m for r in subset)]
+        columns = min(3, len(methods))
+        rows = -(-len(methods) // columns)
+        fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows),
+                                 squeeze=False, sharey=True)
+        for ax, method in zip(axes.flat, methods):
+            for r in [r for r in subset if r["method"] == method]:
+                epochs = [e["epoch"] for e in r["epochs"]]
+                line, = ax.plot(epochs, [e["pgd_accuracy"] for e in r["epochs"]],
+                                label=f"seed {r['seed']}")
+                ax.plot(epochs, [e["fgsm_accuracy"] for e in r["epochs"]], ls=":",
+                        color=line.get_color(), alpha=0.6)
+            ax.set_title(method)
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+        for ax in axes[:, 0]:
+            ax.set_ylabel("accuracy (PGD-10 solid, FGSM dotted)")
+        for ax in list(axes.flat)[len(methods):]:
+            ax.axis("off")
+        fig.suptitle(f"{setting}: validation accuracy per epoch, every seed")
+        fig.tight_layout()
+        path = os.path.join(results, f"pgd_per_epoch_{setting}.png")
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+
+        base = [r["mean_epoch_seconds"] for r in subset if r["method"] == "fgsm_rs"]
+        base_time = statistics.fmean(base) if base else 1.0
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for method in methods:
+            runs = [run_row(r) for r in subset if r["method"] == method]
+            cost = statistics.fmean(r["mean_epoch_seconds"] for r in runs) / base_time
+            accs = [r["final_pgd50_10_accuracy"] for r in runs]
+            std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+            ax.errorbar(cost, statistics.fmean(accs), yerr=std, fmt="o", capsize=3)
+            ax.annotate(method, (cost, statistics.fmean(accs)), fontsize=7,
+                        xytext=(4, 3), textcoords="offset points")
+        ax.set_xlabel("cost per epoch (× FGSM-RS)" if base else "seconds per epoch")
+        ax.set_ylabel("final PGD-50-10 accuracy")
+        ax.set_title(f"{setting}: robustness vs cost (mean ± std over seeds)")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = os.path.join(results, f"robustness_vs_cost_{setting}.png")
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    os.makedirs(args.results, exist_ok=True)
+    plan = []
+    loaded = {}
+    for setting in args.settings:
+        dataset, monitor_split, flags = setting_flags(setting, args)
+        combined = [*flags, *[f for f in args.flags if f != "--"]]
+        val_sizes = [combined[i + 1] for i, f in enumerate(combined[:-1]) if f == "--val-size"]
+        val_size = float(val_sizes[-1]) if val_sizes else 1000  # the last one wins
+        data = datasets.load_image_data(dataset, val_size=val_size, seed=0)
+        if args.train_size:
+            data.x_train, data.y_train = data.x_train[:args.train_size], data.y_train[:args.train_size]
+        x_eval, y_eval, _ = data.evaluation_split()
+        if monitor_split == "validation" and data.x_val is not None and len(data.x_val):
+            x_mon, y_mon = data.x_val, data.y_val
+        else:
+            x_mon, y_mon = x_eval, y_eval
+        unit = lambda a: a.astype(np.float32) / 255 if a.dtype == np.uint8 else a  # noqa: E731
+        monitor = (unit(x_mon[:args.monitor_size]), y_mon[:args.monitor_size])
+        final_size = args.final_size or len(x_eval)
+        evaluation = (unit(x_eval[:final_size]), y_eval[:final_size])
+        loaded[setting] = (data, flags, monitor, evaluation)
+        plan += [(setting, m, s) for s in range(args.seeds) for m in args.methods]
+    progress = keras.utils.Progbar(len(plan), unit_name="run")
+    for i, (setting, method, seed) in enumerate(plan):
+        data, flags, monitor, evaluation = loaded[setting]
+        ran = run_one(setting, method, seed, data, flags, args, monitor, evaluation)
+        if ran or i == len(plan) - 1:
+            records = load_records(args.results)
+            write_tables(records, args.results)
+            if args.plots:
+                write_plots(records, args.results)
+        progress.update(i + 1)
+    records = load_records(args.results)
+    print(write_tables(records, args.results))
+    if args.plots and records:
+        write_plots(records, args.results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Measuring catastrophic overfitting: attack accuracies and the CO rule.
+
+Catastrophic overfitting (CO) shows as PGD accuracy collapsing while FGSM
+accuracy stays high: the model has learnt to defeat the single-step attack
+it trains on, not to be robust. `attack_accuracies` measures clean, FGSM
+and PGD accuracy on a fixed batch; `catastrophic_overfitting` applies the
+package's rule to a sequence of such measurements.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from zerograd_tf import objectives as objectives_lib
+from zerograd_tf import perturbations
+from zerograd_tf import validation
+
+# The CO rule's defaults, documented in the README.
+DEFAULT_DROP = 0.5
+
+
+def catastrophic_overfitting(pgd_accuracies, fgsm_accuracies, drop=DEFAULT_DROP):
+    """Whether the last measurement shows catastrophic overfitting.
+
+    The rule: with `best` the highest PGD accuracy of the *earlier*
+    measurements, the run has catastrophically overfitted when its last PGD
+    accuracy is below `drop * best` (by default, less than half its best)
+    while its last FGSM accuracy is above `best` (the single-step attack no
+    longer finds what PGD finds). A steady decline of every accuracy
+    (divergence) is not CO, and neither is a run that never became robust
+    (`best` = 0).
+
+    Args:
+        pgd_accuracies: PGD accuracies in order (at least two to decide).
+        fgsm_accuracies: FGSM accuracies of the same measurements.
+        drop: fraction of the best PGD accuracy below which it has collapsed,
+            in (0, 1).
+
+    Returns:
+        A bool.
+
+    Raises:
+        ValueError: for sequences of different lengths or `drop` outside (0, 1).
+    """
+    if not 0 < drop < 1:
+        raise ValueError(f"`drop` must be in (0, 1), got {drop!r}.")
+    if len(pgd_accuracies) != len(fgsm_accuracies):
+        raise ValueError("`pgd_accuracies` and `fgsm_accuracies` differ in length.")
+    if len(pgd_accuracies) < 2:
+        return False
+    best = max(pgd_accuracies[:-1])
+    return best > 0 and pgd_accuracies[-1] < drop * best and fgsm_accuracies[-1] > best
+
+
+class AttackMeter:
+    """Clean, FGSM and PGD-k accuracy of a model, compiled once, reusable.
+
+    FGSM starts from zero with step `fgsm_alpha` (default epsilon); PGD is
+    `pgd_steps` steps of `pgd_alpha` (default epsilon / 4) from a seeded
+    uniform start, one restart. The model runs in inference mode. Create one
+    meter per model and call it as often as needed (e.g. every epoch): the
+    attack is traced once.
+
+    Args:
+        model: a Keras classifier on inputs in [0, 1].
+        epsilon: radius in (0, 1].
+        pgd_steps: PGD steps (>= 1).
+        pgd_alpha, fgsm_alpha: step sizes.
+        batch_size: examples per compiled call.
+    """
+
+    def __init__(self, model, epsilon, *, pgd_steps=10, pgd_alpha=None,
+                 fgsm_alpha=None, batch_size=512):
+        self.epsilon = validation.check_epsilon(epsilon)
+        self.pgd_steps = validation.check_int(pgd_steps, "pgd_steps", 1)
+        self.pgd_alpha = self.epsilon / 4 if pgd_alpha is None else pgd_alpha
+        self.fgsm_alpha = self.epsilon if fgsm_alpha is None else fgsm_alpha
+        self.batch_size = validation.check_int(batch_size, "batch_size", 1)
+        if hasattr(model, "attack_objective"):
+            objective = model.attack_objective(training=False)
+        else:
+            objective = objectives_lib.model_objective(model, training=False)
+        self._counts = self._counting_function(objective)
+
+    def _counting_function(self, objective):
+        @tf.function(reduce_retracing=True)
+        def counts(x, y, seed):
+            labels = objectives_lib.class_labels(y)
+
+            def correct(inputs):
+                _, y_pred = objective(inputs, y)
+                return tf.reduce_sum(tf.cast(
+                    objectives_lib.predicted_labels(y_pred) == labels, tf.float64))
+
+            fgsm = perturbations.fgsm(objective, x, y, self.epsilon, self.fgsm_alpha)
+            pgd = perturbations.pgd(objective, x, y, self.epsilon, self.pgd_alpha,
+                                    steps=self.pgd_steps, seed=seed)
+            return tf.stack([correct(x), correct(tf.clip_by_value(x + fgsm, 0.0, 1.0)),
+                             correct(tf.clip_by_value(x + pgd, 0.0, 1.0))])
+
+        return counts
+
+    def __call__(self, x, y, seed=0):
+        """Accuracies on arrays `x` (float in [0, 1]) and `y` (labels).
+
+        Returns:
+            A dict `{"clean_accuracy", "fgsm_accuracy", "pgd_accuracy"}`.
+        """
+        totals = np.zeros(3)
+        base = tf.constant([seed, 0], tf.int64)
+        for i, start in enumerate(range(0, len(x), self.batch_size)):
+            xb = tf.convert_to_tensor(x[start:start + self.batch_size], tf.float32)
+            yb = tf.convert_to_tensor(y[start:start + self.batch_size])
+            batch_seed = tf.random.experimental.stateless_fold_in(base, i)
+            totals += self._counts(xb, yb, batch_seed).numpy()
+        n = max(len(x), 1)
+        return {"clean_accuracy": totals[0] / n, "fgsm_accuracy": totals[1] / n,
+                "pgd_accuracy": totals[2] / n}
+
+
+def attack_accuracies(model, x, y, epsilon, *, seed=0, **kwargs):
+    """One-off `AttackMeter(model, epsilon, **kwargs)(x, y, seed)`."""
+    return AttackMeter(model, epsilon, **kwargs)(x, y, seed)
