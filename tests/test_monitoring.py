@@ -15,8 +15,11 @@ from zerograd_tf import monitoring
     ([0.25, 0.20, 0.15], [0.30, 0.35, 0.40], False),
     # Exactly half of the best is not below it.
     ([0.20, 0.10], [0.90, 0.90], False),
-    # Never robust: best earlier PGD accuracy 0.
+    # Never robust: best earlier PGD accuracy 0, or below the 5 % floor
+    # (clean training: 0.002 -> 0.0 is no loss of robustness).
     ([0.0, 0.0, 0.0], [0.5, 0.7, 0.9], False),
+    ([0.002, 0.0], [0.3, 0.4], False),
+    ([0.05, 0.0], [0.3, 0.4], True),
     # A single measurement cannot show a drop.
     ([0.0], [0.9], False),
     # Recovery after an early dip: judged on the last value only.
@@ -32,6 +35,7 @@ def test_co_rule_arguments():
     with pytest.raises(ValueError, match=r"`drop` must be in \(0, 1\)"):
         monitoring.catastrophic_overfitting([0.1, 0.2], [0.3, 0.4], drop=1.5)
     assert monitoring.catastrophic_overfitting([0.3, 0.2], [0.5, 0.5], drop=0.8)
+    assert monitoring.catastrophic_overfitting([0.002, 0.0], [0.3, 0.4], min_best=0.001)
 
 
 def test_attack_meter_matches_the_attacks():

@@ -16,24 +16,27 @@ from zerograd_tf import validation
 
 # The CO rule's defaults, documented in the README.
 DEFAULT_DROP = 0.5
+DEFAULT_MIN_BEST = 0.05
 
 
-def catastrophic_overfitting(pgd_accuracies, fgsm_accuracies, drop=DEFAULT_DROP):
+def catastrophic_overfitting(pgd_accuracies, fgsm_accuracies, drop=DEFAULT_DROP,
+                             min_best=DEFAULT_MIN_BEST):
     """Whether the last measurement shows catastrophic overfitting.
 
     The rule: with `best` the highest PGD accuracy of the *earlier*
     measurements, the run has catastrophically overfitted when its last PGD
     accuracy is below `drop * best` (by default, less than half its best)
     while its last FGSM accuracy is above `best` (the single-step attack no
-    longer finds what PGD finds). A steady decline of every accuracy
-    (divergence) is not CO, and neither is a run that never became robust
-    (`best` = 0).
+    longer finds what PGD finds), and `best` is at least `min_best` (5 % by
+    default: a run that never became robust, such as clean training, has no
+    robustness to lose). A decline of every accuracy (divergence) is not CO.
 
     Args:
         pgd_accuracies: PGD accuracies in order (at least two to decide).
         fgsm_accuracies: FGSM accuracies of the same measurements.
         drop: fraction of the best PGD accuracy below which it has collapsed,
             in (0, 1).
+        min_best: the least best-earlier PGD accuracy that counts as robust.
 
     Returns:
         A bool.
@@ -48,7 +51,8 @@ def catastrophic_overfitting(pgd_accuracies, fgsm_accuracies, drop=DEFAULT_DROP)
     if len(pgd_accuracies) < 2:
         return False
     best = max(pgd_accuracies[:-1])
-    return best > 0 and pgd_accuracies[-1] < drop * best and fgsm_accuracies[-1] > best
+    return bool(best >= min_best and best > 0 and pgd_accuracies[-1] < drop * best
+                and fgsm_accuracies[-1] > best)
 
 
 class AttackMeter:

@@ -116,6 +116,9 @@ def _per_example_mean(t):
 
 def _broadcast_per_example(values, like):
     """Reshapes per-example values `(batch,)` to broadcast against `like`."""
+    rank = like.shape.rank
+    if rank is not None:  # one reshape with a constant shape
+        return tf.reshape(values, [-1] + [1] * (rank - 1))
     shape = tf.concat([tf.shape(values), tf.ones([tf.rank(like) - 1], tf.int32)], 0)
     return tf.reshape(values, shape)
 

@@ -1,0 +1,210 @@
+"""Cost of one training step of every method, and of `per_example_quantile`.
+
+    python benchmarks/step_time.py                       # the full CPU benchmark
+    python benchmarks/step_time.py --models small_cnn --jit off --steps 20
+    python benchmarks/step_time.py --batch-size 512 --jit on   # e.g. on a GPU
+
+A step is what `fit` runs per batch: Keras' compiled `train_function` (input
+gradient, perturbation, weight update). All methods of a model are timed in
+the same process, interleaved round by round after a warm-up, so ratios stay
+meaningful on a noisy machine; each is reported as the median of `--steps`
+rounds, in milliseconds and as ratios to the clean and the FGSM-RS step. Peak
+resident memory is measured per method in a fresh process (a process's peak
+only grows, so it cannot be split within one). The micro-benchmark times
+`per_example_quantile` alone for every formulation, with and without XLA.
+
+Writes `benchmarks/results/step_time.json` and prints Markdown tables.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from zerograd_tf import _env  # noqa: F401,E402  (before TensorFlow)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import zerograd_tf as zg  # noqa: E402
+from zerograd_tf import architectures  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EPSILON = 8 / 255
+
+METHODS = {
+    "clean": lambda m: zg.CleanModel(model=m, epsilon=EPSILON, seed=0),
+    "fgsm": lambda m: zg.FGSMModel(model=m, epsilon=EPSILON, seed=0),
+    "fgsm_rs": lambda m: zg.FGSMModel(model=m, epsilon=EPSILON, random_init=True, seed=0),
+    "zerograd_bisect": lambda m: zg.ZeroGradModel(model=m, epsilon=EPSILON, seed=0,
+                                                  quantile_method="bisect"),
+    "zerograd_sort": lambda m: zg.ZeroGradModel(model=m, epsilon=EPSILON, seed=0,
+                                                quantile_method="sort"),
+    "zerograd_top_k": lambda m: zg.ZeroGradModel(model=m, epsilon=EPSILON, seed=0,
+                                                 quantile_method="top_k"),
+    "multigrad3": lambda m: zg.MultiGradModel(model=m, epsilon=EPSILON, samples=3, seed=0),
+    "n_fgsm": lambda m: zg.NFGSMModel(model=m, epsilon=EPSILON, seed=0),
+    "pgd10": lambda m: zg.PGDModel(model=m, epsilon=EPSILON, steps=10, seed=0),
+}
+MODELS = ("small_cnn", "preact_resnet18")
+
+
+def build(method, model_name, jit, input_shape=(32, 32, 3), classes=10):
+    keras.utils.set_random_seed(0)
+    classifier = architectures.build_classifier(model_name, input_shape, classes)
+    model = METHODS[method](classifier)
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"], jit_compile=jit)
+    return model
+
+
+def make_step(model, batch_size, input_shape=(32, 32, 3)):
+    rng = np.random.default_rng(0)
+    x = rng.random((batch_size, *input_shape), dtype=np.float32)
+    y = rng.integers(0, 10, batch_size).astype(np.int32)
+    iterator = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
+    model.make_train_function()
+
+    def step():
+        logs = model.train_function(iterator)
+        # Wait for the result: the step is done when its logs are.
+        float(keras.ops.convert_to_numpy(logs["loss"]))
+
+    return step
+
+
+def time_methods(methods, model_name, jit, batch_size, steps, warmup):
+    """Median step time (ms) of each method, interleaved round by round."""
+    runners = {}
+    for method in methods:
+        model = build(method, model_name, jit)
+        runners[method] = make_step(model, batch_size)
+        for _ in range(warmup):
+            runners[method]()
+    samples = {m: [] for m in methods}
+    for _ in range(steps):
+        for method, run in runners.items():
+            start = time.perf_counter()
+            run()
+            samples[method].append(1e3 * (time.perf_counter() - start))
+    return {m: statistics.median(v) for m, v in samples.items()}
+
+
+def peak_memory_mib(method, model_name, jit, batch_size):
+    """Peak RSS of a fresh process building and running a few steps."""
+    code = (
+        "import sys, resource; sys.path.insert(0, %r)\n"
+        "from benchmarks import step_time as s\n"
+        "m = s.build(%r, %r, %r); f = s.make_step(m, %d)\n"
+        "[f() for _ in range(3)]\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    ) % (os.path.dirname(HERE), method, model_name, jit, batch_size)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=1800)
+    if result.returncode != 0:
+        return None
+    return int(result.stdout.strip().splitlines()[-1]) / 1024  # Linux reports KiB
+
+
+def time_quantiles(shapes, repeats):
+    results = []
+    rng = np.random.default_rng(0)
+    for shape in shapes:
+        t = tf.constant(np.abs(rng.standard_normal(shape)).astype(np.float32))
+        for method in zg.QUANTILE_METHODS:
+            for jit in (False, True):
+                fn = tf.function(lambda v, m=method: zg.per_example_quantile(v, 0.35, method=m),
+                                 jit_compile=jit)
+                for _ in range(3):
+                    fn(t).numpy()
+                times = []
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    fn(t).numpy()
+                    times.append(1e3 * (time.perf_counter() - start))
+                results.append({"shape": list(shape), "method": method, "jit": jit,
+                                "ms": statistics.median(times)})
+    return results
+
+
+def markdown(report):
+    lines = []
+    for entry in report["steps"]:
+        times = entry["ms"]
+        clean, rs = times.get("clean"), times.get("fgsm_rs")
+        lines += [f"**{entry['model']}**, batch {report['batch_size']}, "
+                  f"jit_compile={entry['jit']}", "",
+                  "| method | ms / step | × clean | × FGSM-RS | peak RSS (MiB) |",
+                  "| --- | --- | --- | --- | --- |"]
+        for method, ms in times.items():
+            memory = entry.get("peak_rss_mib", {}).get(method)
+            lines.append(
+                f"| {method} | {ms:.1f} | {ms / clean:.2f} |" if clean else f"| {method} | {ms:.1f} | – |")
+            lines[-1] += f" {ms / rs:.2f} |" if rs else " – |"
+            lines[-1] += f" {memory:.0f} |" if memory else " – |"
+        lines.append("")
+    if report.get("quantile"):
+        lines += ["**per_example_quantile**, q = 0.35 (ms)", "",
+                  "| shape | method | graph | XLA |", "| --- | --- | --- | --- |"]
+        rows = {}
+        for r in report["quantile"]:
+            rows.setdefault((tuple(r["shape"]), r["method"]), {})[r["jit"]] = r["ms"]
+        for (shape, method), v in rows.items():
+            lines.append(f"| {shape} | {method} | {v[False]:.2f} | {v[True]:.2f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--jit", choices=("off", "on", "both"), default="both")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=20, help="timed rounds (>= 20 for reports)")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--no-memory", dest="memory", action="store_false")
+    parser.add_argument("--no-quantile", dest="quantile", action="store_false")
+    parser.add_argument("--quantile-repeats", type=int, default=50)
+    parser.add_argument("--output", default=os.path.join(HERE, "results", "step_time.json"))
+    args = parser.parse_args(argv)
+
+    report = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
+                          "cpus": os.cpu_count(), "tensorflow": tf.__version__,
+                          "keras": keras.__version__,
+                          "devices": [d.name for d in tf.config.list_logical_devices()]},
+              "batch_size": args.batch_size, "steps": args.steps, "steps_report": [],
+              "steps": [], "quantile": []}
+    jits = {"off": [False], "on": [True], "both": [False, True]}[args.jit]
+    for model_name in args.models:
+        for jit in jits:
+            entry = {"model": model_name, "jit": jit,
+                     "ms": time_methods(args.methods, model_name, jit, args.batch_size,
+                                        args.steps, args.warmup)}
+            if args.memory:
+                entry["peak_rss_mib"] = {m: peak_memory_mib(m, model_name, jit, args.batch_size)
+                                         for m in args.methods}
+            report["steps"].append(entry)
+            print(markdown({**report, "steps": [entry], "quantile": []}), flush=True)
+    if args.quantile:
+        report["quantile"] = time_quantiles([(128, 3072), (512, 3072)], args.quantile_repeats)
+    del report["steps_report"]
+    report["markdown"] = markdown(report)
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w") as f:
+        json.dump(report, f, indent=1)
+    print(report["markdown"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
