@@ -175,6 +175,8 @@ def main(argv=None):
     parser.add_argument("--no-memory", dest="memory", action="store_false")
     parser.add_argument("--no-quantile", dest="quantile", action="store_false")
     parser.add_argument("--quantile-repeats", type=int, default=50)
+    parser.add_argument("--quantile-shapes", nargs="+", default=["128x3072", "512x3072"],
+                        help="shapes of the micro-benchmark, as BxN")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "step_time.json"))
     args = parser.parse_args(argv)
 
@@ -196,7 +198,8 @@ def main(argv=None):
             report["steps"].append(entry)
             print(markdown({**report, "steps": [entry], "quantile": []}), flush=True)
     if args.quantile:
-        report["quantile"] = time_quantiles([(128, 3072), (512, 3072)], args.quantile_repeats)
+        shapes = [tuple(int(v) for v in shape.split("x")) for shape in args.quantile_shapes]
+        report["quantile"] = time_quantiles(shapes, args.quantile_repeats)
     del report["steps_report"]
     report["markdown"] = markdown(report)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)

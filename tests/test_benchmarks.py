@@ -52,3 +52,21 @@ def test_co_study_runs_and_resumes(tmp_path):
     stamp = record_path.stat().st_mtime_ns
     _run("co_study.py", *args)
     assert record_path.stat().st_mtime_ns == stamp
+
+
+def test_step_time_runs(tmp_path):
+    output = tmp_path / "step_time.json"
+    out = _run("step_time.py", "--models", "small_cnn", "--methods", "clean", "fgsm_rs",
+               "zerograd_bisect", "--jit", "both", "--batch-size", "8", "--steps", "2",
+               "--warmup", "1", "--quantile-repeats", "2", "--quantile-shapes", "4x64",
+               "--output", str(output))
+    report = json.loads(output.read_text())
+    assert [(e["model"], e["jit"]) for e in report["steps"]] == [("small_cnn", False),
+                                                                 ("small_cnn", True)]
+    for entry in report["steps"]:
+        assert set(entry["ms"]) == {"clean", "fgsm_rs", "zerograd_bisect"}
+        assert all(v > 0 for v in entry["ms"].values())
+        assert all(v and v > 0 for v in entry["peak_rss_mib"].values())
+    assert {(r["method"], r["jit"]) for r in report["quantile"]} == {
+        (m, j) for m in ("bisect", "sort", "top_k") for j in (False, True)}
+    assert "| zerograd_bisect |" in out and "× FGSM-RS" in report["markdown"]

@@ -1,0 +1,119 @@
+import importlib
+import json
+
+import numpy as np
+import pytest
+
+import tuning
+# The package exports the function `search`, which hides its module.
+search_module = importlib.import_module("tuning.search")
+from tuning.hypermodel import ZeroGradHyperModel
+
+
+def _npz(path):
+    rng = np.random.default_rng(0)
+    np.savez(path, x_train=rng.integers(0, 256, (96, 12, 12, 1), dtype=np.uint8),
+             y_train=rng.integers(0, 3, 96),
+             x_test=rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8),
+             y_test=rng.integers(0, 3, 16))
+    return str(path)
+
+
+TINY = dict(epochs=1, val_size=32, val_pgd_steps=2, val_pgd_size=32, batch_size=32,
+            verbose=0)
+
+
+class ScriptedEvaluation:
+    """Returns scripted accuracies in call order; counts calls."""
+
+    def __init__(self, results, interrupt_at=None):
+        self.results, self.calls, self.interrupt_at = results, 0, interrupt_at
+
+    def __call__(self, model, x, y):
+        self.calls += 1
+        if self.calls == self.interrupt_at:
+            raise KeyboardInterrupt
+        return self.results[(self.calls - 1) % len(self.results)]
+
+
+def test_tiny_search_writes_results_and_picks_the_most_robust(tmp_path):
+    data = _npz(tmp_path / "d.npz")
+    tuner, best = tuning.search(data, max_trials=3, directory=str(tmp_path / "s"),
+                                project_name="p", **TINY)
+    folder = tmp_path / "s" / "p"
+    assert json.loads((folder / "best_hyperparameters.json").read_text()) == best.values
+    rows = json.loads((folder / "trials.json").read_text())
+    assert len(rows) == 3 and "| trial | method | quantile |" in (folder / "trials.md").read_text()
+    top = max(rows, key=lambda r: r["pgd_accuracy"])
+    assert best.values["quantile"] == pytest.approx(top["quantile"])
+    assert best.values["alpha"] == pytest.approx(top["alpha"])
+    for r in rows:
+        assert 0 <= r["quantile"] <= 0.9 and 0.5 <= r["alpha"] <= 2.5 and r["seconds"] > 0
+
+
+def test_objective_is_robust_not_clean_accuracy(tmp_path):
+    stub = ScriptedEvaluation([{"clean_accuracy": 0.95, "pgd_accuracy": 0.05},
+                               {"clean_accuracy": 0.60, "pgd_accuracy": 0.40}])
+    tuner, best = tuning.search(_npz(tmp_path / "d.npz"), max_trials=2, evaluate=stub,
+                                directory=str(tmp_path / "s"), project_name="p", **TINY)
+    rows = {r["trial"]: r for r in search_module.trial_rows(tuner)}
+    assert rows["0"]["clean_accuracy"] == 0.95 and rows["1"]["pgd_accuracy"] == 0.40
+    assert best.values["quantile"] == pytest.approx(rows["1"]["quantile"])
+
+
+def test_interrupted_search_resumes_without_redoing_finished_trials(tmp_path):
+    data = _npz(tmp_path / "d.npz")
+    kw = dict(max_trials=3, directory=str(tmp_path / "s"), project_name="p", **TINY)
+    results = [{"clean_accuracy": 0.5, "pgd_accuracy": v} for v in (0.1, 0.3, 0.2)]
+    first = ScriptedEvaluation(results, interrupt_at=2)
+    with pytest.raises(KeyboardInterrupt):
+        tuning.search(data, evaluate=first, **kw)
+    assert first.calls == 2
+    second = ScriptedEvaluation(results[1:])
+    tuner, _ = tuning.search(data, evaluate=second, **kw)
+    assert second.calls == 2  # trials 1 and 2 only; trial 0 is kept
+    rows = search_module.trial_rows(tuner)
+    assert [r["trial"] for r in rows] == ["0", "1", "2"]
+    assert rows[0]["pgd_accuracy"] == 0.1
+
+
+def test_errors(tmp_path):
+    data = _npz(tmp_path / "d.npz")
+    with pytest.raises(ValueError, match="`tuner` must be one of"):
+        tuning.search(data, tuner="grid", directory=str(tmp_path), **TINY)
+    with pytest.raises(ValueError, match=r"`quantile_range` must satisfy min < max"):
+        tuning.search(data, quantile_range=(0.5, 0.2), directory=str(tmp_path), **TINY)
+    with pytest.raises(ValueError, match=r"`quantile_range` must lie in \[0, 1\)"):
+        tuning.search(data, quantile_range=(0.2, 1.0), directory=str(tmp_path), **TINY)
+    with pytest.raises(ValueError, match=r"`alpha_range` must satisfy min < max"):
+        tuning.search(data, alpha_range=(1.0, 1.0), directory=str(tmp_path), **TINY)
+    stub = ScriptedEvaluation([{"clean_accuracy": 0.5, "pgd_accuracy": 0.2}])
+    tuning.search(data, max_trials=1, evaluate=stub, directory=str(tmp_path / "s"),
+                  project_name="p", **TINY)
+    with pytest.raises(ValueError, match="belongs to a different search.*alpha_range"):
+        tuning.search(data, max_trials=1, alpha_range=(1.0, 2.0), evaluate=stub,
+                      directory=str(tmp_path / "s"), project_name="p", **TINY)
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    code = search_module.main(["--dataset", _npz(tmp_path / "d.npz"), "--tuner", "grid",
+                               "--directory", str(tmp_path)])
+    assert code == 2
+    assert capsys.readouterr().err.strip().startswith("zerograd-tune: error: `tuner`")
+
+
+def test_multigrad_search_space(tmp_path):
+    from trainers import options, train
+    from zerograd_tf import datasets
+    import keras_tuner
+
+    data = datasets.load_image_data(_npz(tmp_path / "d.npz"), val_size=32)
+    config = options.resolve_config(train.build_parser().parse_args(
+        ["--dataset", "x.npz", "--epochs", "1"]), data)
+    hypermodel = ZeroGradHyperModel(config, data, method="search", lr_range=(1e-4, 1e-2))
+    hp = keras_tuner.HyperParameters()
+    hp.values["method"] = "multigrad"
+    trial_config = hypermodel.trial_config(hp)
+    assert trial_config["method"] == "multigrad"
+    assert "lr_max" in hp.values and 1e-4 <= trial_config["lr_max"] <= 1e-2
+    assert type(hypermodel.build(hp)).__name__ == "MultiGradModel"

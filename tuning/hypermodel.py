@@ -1,0 +1,113 @@
+"""A KerasTuner hypermodel of ZeroGrad/MultiGrad training, scored by robust accuracy."""
+
+import time
+
+from zerograd_tf import _env  # noqa: F401  (before TensorFlow)
+
+import keras_tuner  # noqa: E402
+import numpy as np  # noqa: E402
+
+from zerograd_tf import monitoring, validation  # noqa: E402
+from trainers import pipeline  # noqa: E402
+
+OBJECTIVE = "val_pgd_accuracy"
+SEARCHABLE_METHODS = ("zerograd", "multigrad")
+
+
+def check_range(value, name, low=None, high=None, high_open=False):
+    """Checks a `(min, max)` search range.
+
+    Raises:
+        ValueError: for an empty or inverted range, or bounds outside
+            `[low, high]` (`[low, high)` with `high_open`).
+    """
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be a pair (min, max), got {value!r}.") from None
+    if not lo < hi:
+        raise ValueError(f"`{name}` must satisfy min < max (a non-empty range), got "
+                         f"({lo:g}, {hi:g}).")
+    upper_ok = hi < high if high_open else hi <= high if high is not None else True
+    if (low is not None and lo < low) or (high is not None and not upper_ok):
+        bracket = ")" if high_open else "]"
+        raise ValueError(f"`{name}` must lie in [{low:g}, {high:g}{bracket}, got "
+                         f"({lo:g}, {hi:g}).")
+    return lo, hi
+
+
+class ZeroGradHyperModel(keras_tuner.HyperModel):
+    """Builds `zerograd-train`'s model with searched hyperparameters.
+
+    Searched: `quantile` (ZeroGrad's q), `alpha` (the step size as a multiple
+    of epsilon) and, optionally, `lr_max`; with `method="search"`, also the
+    method (ZeroGrad or MultiGrad, whose `quantile` is then inactive).
+
+    The score of a trial is its **final** robust accuracy: after training,
+    PGD-k on the fixed validation subset, reported as `val_pgd_accuracy`
+    (maximised). Keras' history would give KerasTuner the best epoch
+    instead, so a run that catastrophically overfits after an early peak
+    would score its peak; scored at the end, it scores its collapse.
+
+    Args:
+        config: a resolved `zerograd-train` configuration (see
+            `trainers.options.resolve_config`).
+        data: the `ImageData` it was resolved on.
+        method: `"zerograd"`, `"multigrad"` or `"search"`.
+        quantile_range: `(min, max)` of q, within [0, 1) (default (0, 0.9)).
+        alpha_range: `(min, max)` of alpha / epsilon, > 0 (default (0.5, 2.5)).
+        lr_range: `(min, max)` of the peak learning rate (log scale), or
+            None to keep the configuration's.
+        evaluate: optional `(model, x, y) -> {"clean_accuracy", "pgd_accuracy"}`
+            replacing the PGD-k measurement (for tests).
+    """
+
+    def __init__(self, config, data, *, method="zerograd", quantile_range=(0.0, 0.9),
+                 alpha_range=(0.5, 2.5), lr_range=None, evaluate=None, name=None):
+        super().__init__(name=name, tunable=True)
+        validation.check_choice(method, "method", (*SEARCHABLE_METHODS, "search"))
+        self.config = dict(config)
+        self.data = data
+        self.method = method
+        self.quantile_range = check_range(quantile_range, "quantile_range", 0.0, 1.0,
+                                          high_open=True)
+        self.alpha_range = check_range(alpha_range, "alpha_range", 1e-6, 100.0)
+        self.lr_range = None if lr_range is None else check_range(
+            lr_range, "lr_range", 1e-8, 10.0)
+        size = config["val_pgd_size"]
+        x_val, self.y_val = data.x_val[:size], data.y_val[:size]
+        self.x_val = (x_val.astype(np.float32) / 255 if x_val.dtype == np.uint8 else x_val)
+        self.evaluate = evaluate
+
+    def trial_config(self, hp):
+        """The `zerograd-train` configuration of a trial's hyperparameters."""
+        if self.method == "search":
+            method = hp.Choice("method", list(SEARCHABLE_METHODS))
+        else:
+            method = hp.Fixed("method", self.method)
+        config = {**self.config, "method": method}
+        if method == "zerograd":
+            with hp.conditional_scope("method", ["zerograd"]):
+                config["quantile"] = hp.Float("quantile", *self.quantile_range)
+        config["alpha"] = hp.Float("alpha", *self.alpha_range)
+        if self.lr_range is not None:
+            config["lr_max"] = hp.Float("lr_max", *self.lr_range, sampling="log")
+        return config
+
+    def build(self, hp):
+        return pipeline.build_model(self.trial_config(hp), self.data)
+
+    def fit(self, hp, model, *args, **kwargs):
+        start = time.perf_counter()
+        model.fit(*args, **kwargs)
+        seconds = time.perf_counter() - start
+        if self.evaluate is not None:
+            measured = self.evaluate(model, self.x_val, self.y_val)
+        else:
+            measured = monitoring.AttackMeter(
+                model, self.config["epsilon"],
+                pgd_steps=max(1, self.config["val_pgd_steps"]))(
+                    self.x_val, self.y_val, seed=self.config["seed"])
+        return {OBJECTIVE: float(measured["pgd_accuracy"]),
+                "val_clean_accuracy": float(measured["clean_accuracy"]),
+                "trial_seconds": seconds}
