@@ -10,7 +10,7 @@ the same process, interleaved round by round after a warm-up, so ratios stay
 meaningful on a noisy machine; each is reported as the median of `--steps`
 rounds, in milliseconds and as ratios to the clean and the FGSM-RS step. Peak
 resident memory is measured per method in a fresh process (a process's peak
-only grows, so it cannot be split within one). The micro-benchmark times
+only grows, so it cannot be split within one), in graph mode. The micro-benchmark times
 `per_example_quantile` alone for every formulation, with and without XLA.
 
 Writes `benchmarks/results/step_time.json` and prints Markdown tables.
@@ -178,6 +178,9 @@ def main(argv=None):
     parser.add_argument("--quantile-shapes", nargs="+", default=["128x3072", "512x3072"],
                         help="shapes of the micro-benchmark, as BxN")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "step_time.json"))
+    parser.add_argument("--fresh", action="store_true",
+                        help="re-measure everything instead of keeping the entries already "
+                             "in --output (same batch size, steps and methods)")
     args = parser.parse_args(argv)
 
     report = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
@@ -186,27 +189,49 @@ def main(argv=None):
                           "devices": [d.name for d in tf.config.list_logical_devices()]},
               "batch_size": args.batch_size, "steps": args.steps, "steps_report": [],
               "steps": [], "quantile": []}
+    del report["steps_report"]
+    previous = _previous_entries(args)
     jits = {"off": [False], "on": [True], "both": [False, True]}[args.jit]
     for model_name in args.models:
         for jit in jits:
-            entry = {"model": model_name, "jit": jit,
-                     "ms": time_methods(args.methods, model_name, jit, args.batch_size,
-                                        args.steps, args.warmup)}
-            if args.memory:
-                entry["peak_rss_mib"] = {m: peak_memory_mib(m, model_name, jit, args.batch_size)
-                                         for m in args.methods}
+            entry = previous.get((model_name, jit))
+            if entry is None:
+                entry = {"model": model_name, "jit": jit,
+                         "ms": time_methods(args.methods, model_name, jit, args.batch_size,
+                                            args.steps, args.warmup)}
+                if args.memory and not jit:  # graph mode only: XLA would compile twice
+                    entry["peak_rss_mib"] = {
+                        m: peak_memory_mib(m, model_name, jit, args.batch_size)
+                        for m in args.methods}
+                print(markdown({**report, "steps": [entry], "quantile": []}), flush=True)
             report["steps"].append(entry)
-            print(markdown({**report, "steps": [entry], "quantile": []}), flush=True)
+            _write(report, args.output)  # after every entry: a long run can be resumed
     if args.quantile:
         shapes = [tuple(int(v) for v in shape.split("x")) for shape in args.quantile_shapes]
         report["quantile"] = time_quantiles(shapes, args.quantile_repeats)
-    del report["steps_report"]
-    report["markdown"] = markdown(report)
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump(report, f, indent=1)
+    _write(report, args.output)
     print(report["markdown"])
     return 0
+
+
+def _previous_entries(args):
+    """Entries of an earlier run with the same settings, to keep (unless --fresh)."""
+    if args.fresh or not os.path.exists(args.output):
+        return {}
+    with open(args.output) as f:
+        old = json.load(f)
+    if old.get("batch_size") != args.batch_size or old.get("steps") != args.steps:
+        return {}
+    return {(e["model"], e["jit"]): e for e in old.get("steps", [])
+            if set(e["ms"]) == set(args.methods)}
+
+
+def _write(report, path):
+    report["markdown"] = markdown(report)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(report, f, indent=1)
+    os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":

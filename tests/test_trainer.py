@@ -231,3 +231,37 @@ def test_parse_epsilon():
     for bad in ("0", "-1", "abc", "300", "1/0"):
         with pytest.raises(options.UsageError, match="--epsilon"):
             options.parse_epsilon(bad)
+
+
+def test_co_monitor_and_diagnostics_flags(tmp_path):
+    data = make_npz(tmp_path / "tiny.npz")
+    out, logdir = tmp_path / "run", tmp_path / "tb"
+    assert train_program.main(["--dataset", data, "--output", str(out), "--logdir",
+                               str(logdir), "--co-monitor", "adapt", "--co-size", "16",
+                               "--diagnostics", *FAST]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert {"co_pgd_accuracy", "co_fgsm_accuracy", "co_detected",
+            "gradient_alignment"} <= set(history)
+    assert (out / "co_monitor.json").exists()
+    tags = _event_tags(logdir)
+    assert ("diagnostics", "gradient/alignment") in tags
+    assert ("train", "epoch_co_pgd_accuracy") in tags
+
+
+def test_co_monitor_adapt_needs_zerograd(tmp_path, capsys):
+    data = make_npz(tmp_path / "tiny.npz")
+    assert train_program.main(["--dataset", data, "--output", str(tmp_path / "o"),
+                               "--method", "fgsm_rs", "--co-monitor", "adapt", *FAST]) == 2
+    assert "needs --method zerograd" in capsys.readouterr().err
+
+
+def test_saved_model_loads_in_a_fresh_process_with_only_the_package(tmp_path):
+    data = make_npz(tmp_path / "tiny.npz")
+    out = tmp_path / "run"
+    assert train_program.main(["--dataset", data, "--output", str(out), *FAST]) == 0
+    code = ("import sys, zerograd_tf, keras; m = keras.models.load_model(sys.argv[1]); "
+            "print(type(m).__name__, m.optimizer.get_config()['learning_rate']['class_name'])")
+    result = subprocess.run([sys.executable, "-c", code, str(out / "model.keras")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["ZeroGradModel", "CyclicLR"]

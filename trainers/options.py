@@ -11,6 +11,7 @@ import os
 import re
 
 from zerograd_tf import architectures, datasets, schedules, validation
+from zerograd_tf.distribution import STRATEGIES
 
 METHODS = ("zerograd", "multigrad", "fgsm", "fgsm_rs", "n_fgsm", "pgd", "clean")
 OPTIMIZERS = ("sgd", "adam")
@@ -139,6 +140,10 @@ def add_training_options(parser):
                             "only with a GPU/TPU)")
     group.add_argument("--mixed-precision", action="store_true",
                        help="mixed_float16 compute (GPUs)")
+    group.add_argument("--strategy", choices=STRATEGIES, default="default",
+                       help="tf.distribute strategy: one device (default), all local GPUs "
+                            "(mirrored), several hosts from TF_CONFIG (multiworker), or a TPU; "
+                            "--batch-size is the global batch, split across replicas")
 
 
 def add_validation_options(parser):
@@ -155,6 +160,36 @@ def add_validation_options(parser):
                        help="final PGD step size as a multiple of epsilon (0.25)")
     group.add_argument("--eval-size", type=_int_at_least("--eval-size", 1), default=None,
                        help="evaluate on the first N examples only (default: all)")
+
+
+def _frequency(text):
+    if text == "epoch":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"--co-frequency must be 'epoch' or a number of steps >= 1, got {text!r}")
+    return value
+
+
+def add_monitor_options(parser):
+    group = parser.add_argument_group("catastrophic-overfitting monitor and diagnostics")
+    group.add_argument("--co-monitor", choices=("off", "warn", "stop", "adapt"), default="off",
+                       help="detect catastrophic overfitting on a held-out batch and warn, "
+                            "stop (restoring the last healthy weights) or adapt (restore and "
+                            "raise the ZeroGrad quantile)")
+    group.add_argument("--co-frequency", type=_frequency, default="epoch",
+                       help="check each 'epoch' or every N steps")
+    group.add_argument("--co-quantile-step", type=_positive_float("--co-quantile-step"),
+                       default=0.1, help="quantile increase of --co-monitor adapt")
+    group.add_argument("--co-size", type=_int_at_least("--co-size", 1), default=500,
+                       help="held-out examples of the monitor and diagnostics (500)")
+    group.add_argument("--diagnostics", action="store_true",
+                       help="log gradient statistics, gradient alignment and the FGSM-PGD gap "
+                            "to TensorBoard each epoch")
 
 
 def default_epsilon(data):
@@ -196,6 +231,9 @@ def resolve_config(args, data):
     if not 0 <= warmup <= epochs:
         raise UsageError(f"--epsilon-warmup must be in [0, --epochs={epochs}], got {warmup}.")
     augment = data.augment if args.augment is None else args.augment
+    if getattr(args, "co_monitor", "off") == "adapt" and args.method != "zerograd":
+        raise UsageError("--co-monitor adapt raises the ZeroGrad quantile, so it needs "
+                         f"--method zerograd (got {args.method}); use warn or stop.")
     return {
         "dataset": args.dataset,
         "data_dir": args.data_dir,
@@ -225,6 +263,7 @@ def resolve_config(args, data):
         "seed": args.seed,
         "jit": args.jit,
         "mixed_precision": args.mixed_precision,
+        "strategy": getattr(args, "strategy", "default"),
         "val_pgd_steps": args.val_pgd_steps,
         "val_pgd_size": args.val_pgd_size,
         "val_freq": args.val_freq,
@@ -232,6 +271,11 @@ def resolve_config(args, data):
         "eval_restarts": args.eval_restarts,
         "eval_alpha": args.eval_alpha,
         "eval_size": args.eval_size,
+        "co_monitor": getattr(args, "co_monitor", "off"),
+        "co_frequency": getattr(args, "co_frequency", "epoch"),
+        "co_quantile_step": getattr(args, "co_quantile_step", 0.1),
+        "co_size": getattr(args, "co_size", 500),
+        "diagnostics": bool(getattr(args, "diagnostics", False)),
     }
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 
 from zerograd_tf import _env  # noqa: F401  (before TensorFlow)
 
@@ -24,7 +25,9 @@ import tensorflow as tf  # noqa: E402
 import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import callbacks as callbacks_lib  # noqa: E402
 from zerograd_tf import checkpoints  # noqa: E402
-from zerograd_tf import datasets  # noqa: E402
+from zerograd_tf.co_monitor import CatastrophicOverfittingMonitor  # noqa: E402
+from zerograd_tf.diagnostics import AdversarialDiagnostics  # noqa: E402
+from zerograd_tf import datasets, distribution  # noqa: E402
 from trainers import options, pipeline  # noqa: E402
 
 PROG = "zerograd-train"
@@ -41,6 +44,7 @@ def build_parser():
     options.add_model_options(parser)
     options.add_training_options(parser)
     options.add_validation_options(parser)
+    options.add_monitor_options(parser)
     group = parser.add_argument_group("output")
     group.add_argument("--output", default=None,
                        help="output directory (default runs/<dataset>-<method>)")
@@ -123,79 +127,149 @@ def final_evaluation(model, config, data):
     return report
 
 
-def train(config, data, output, logdir, verbose=2, extra_callbacks=()):
-    """Trains (or resumes) and evaluates; returns the report dict."""
+def monitor_callbacks(config, data, output, logdir):
+    """The CO monitor and diagnostics callbacks a configuration asks for.
+
+    They come before the history writer and TensorBoard, so that their
+    values are in the epoch logs those write.
+    """
+    if config["co_monitor"] == "off" and not config["diagnostics"]:
+        return []
+    x, y = data.x_val, data.y_val
+    if x is None or len(x) == 0:
+        x, y, _ = data.evaluation_split()
+    x, y = x[:config["co_size"]], y[:config["co_size"]]
+    x = x.astype(np.float32) / 255 if x.dtype == np.uint8 else x
+    found = []
+    if config["co_monitor"] != "off":
+        found.append(CatastrophicOverfittingMonitor(
+            x, y, action=config["co_monitor"], frequency=config["co_frequency"],
+            quantile_step=config["co_quantile_step"], logdir=logdir,
+            state_path=os.path.join(output, "co_monitor.json")))
+    if config["diagnostics"]:
+        found.append(AdversarialDiagnostics(x, y, logdir))
+    return found
+
+
+def train(config, data, output, logdir, verbose=2, extra_callbacks=(), strategy=None,
+          chief=True):
+    """Trains (or resumes) and evaluates; returns the report dict.
+
+    Under a strategy, every worker trains and evaluates (both use collective
+    operations); only the chief writes `output` and `logdir`, the others
+    write to a scratch folder that is removed at the end. All workers resume
+    from the chief's checkpoint (a file system shared by the hosts).
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    writes = output if chief else tempfile.mkdtemp(prefix="zerograd-worker-")
+    logdir = logdir if chief else os.path.join(writes, "logs")
     model_path = os.path.join(output, "model.keras")
     history_path = os.path.join(output, "history.json")
-    report_path = os.path.join(output, "report.json")
     finished = len(callbacks_lib.load_history_records(history_path)) >= config["epochs"]
-    if finished and os.path.exists(model_path):
-        model = keras.models.load_model(model_path)
+    with strategy.scope():
+        if finished and os.path.exists(model_path):
+            model = keras.models.load_model(model_path)
+        else:
+            model = fit_model(config, data, output, writes, logdir, verbose,
+                              extra_callbacks, chief)
+        report = final_evaluation(model, config, data)
+    if chief:
+        callbacks_lib.write_json_atomic(os.path.join(output, "report.json"), report)
+        _write_text_summary(logdir, report, report["split"])
     else:
-        model = pipeline.build_model(config, data)
-        model.build((None, *data.input_shape))
-        steps = pipeline.steps_per_epoch(config, len(data.x_train))
-        # History is written before the checkpoint: a crash between the two
-        # re-runs that epoch and overwrites its history entry.
-        checkpoint = checkpoints.EpochCheckpoint(os.path.join(output, "checkpoint"))
-        callbacks = [
-            callbacks_lib.HistoryWriter(history_path),
-            checkpoint,
-            keras.callbacks.TensorBoard(logdir, write_graph=False),
-            *extra_callbacks,
-        ]
-        if config["epsilon_warmup"] > 0 and config["method"] != "clean":
-            callbacks.insert(0, callbacks_lib.EpsilonWarmup(
-                config["epsilon"], max(1, round(config["epsilon_warmup"] * steps))))
-        initial_epoch = checkpoint.restore(model)
-        model.fit(pipeline.train_dataset(config, data), epochs=config["epochs"],
-                  initial_epoch=initial_epoch,
-                  validation_data=pipeline.validation_dataset(config, data),
-                  validation_freq=config["val_freq"], callbacks=callbacks,
-                  shuffle=False, verbose=verbose)
-        model.save(model_path)
-        checkpoint.delete()
-    report = final_evaluation(model, config, data)
-    callbacks_lib.write_json_atomic(report_path, report)
-    _write_text_summary(logdir, report, report["split"])
+        shutil.rmtree(writes, ignore_errors=True)
     return report
 
 
+def fit_model(config, data, output, writes, logdir, verbose, extra_callbacks, chief):
+    """Builds, restores the last checkpoint, fits and saves the model."""
+    model = pipeline.build_model(config, data)
+    model.build((None, *data.input_shape))
+    if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        # Keras 3's fit reduces a peeked data batch across workers before its
+        # symbolic build, which fails under MultiWorkerMirroredStrategy
+        # (keras-team/keras#20585, tensorflow/tensorflow#72388). A model whose
+        # `_distribute_strategy` is unset skips that step and builds its
+        # metrics when the train step is first traced, still under the
+        # active strategy. Our model is already built.
+        model._distribute_strategy = None
+    steps = pipeline.steps_per_epoch(config, len(data.x_train))
+    # Every worker saves (under a multi-worker strategy saving runs collective
+    # operations), non-chief workers into their scratch folder; all restore
+    # from the chief's checkpoint.
+    checkpoint = checkpoints.EpochCheckpoint(os.path.join(writes, "checkpoint"))
+    # History is written before the checkpoint: a crash between the two
+    # re-runs that epoch and overwrites its history entry.
+    callbacks = [
+        *monitor_callbacks(config, data, writes, logdir),
+        callbacks_lib.HistoryWriter(os.path.join(writes, "history.json")),
+        checkpoint,
+        keras.callbacks.TensorBoard(logdir, write_graph=False),
+        *extra_callbacks,
+    ]
+    if config["epsilon_warmup"] > 0 and config["method"] != "clean":
+        callbacks.insert(0, callbacks_lib.EpsilonWarmup(
+            config["epsilon"], max(1, round(config["epsilon_warmup"] * steps))))
+    initial_epoch = checkpoints.EpochCheckpoint(os.path.join(output, "checkpoint")).restore(model)
+    model.fit(pipeline.train_dataset(config, data), epochs=config["epochs"],
+              initial_epoch=initial_epoch,
+              validation_data=pipeline.validation_dataset(config, data),
+              validation_freq=config["val_freq"], callbacks=callbacks,
+              shuffle=False, verbose=verbose)
+    model.save(os.path.join(writes, "model.keras"))
+    checkpoint.delete()
+    return model
+
+
 def setup(argv=None):
-    """Parses `argv`, loads the data and checks the output directory.
+    """Parses `argv`, makes the strategy, loads the data, checks the output.
 
     Returns:
-        `(config, data, output, logdir, resumed, verbose)`.
+        A dict with `config`, `data`, `output`, `logdir`, `resumed`,
+        `verbose`, `strategy` and `chief`.
 
     Raises:
         options.UsageError, datasets.DataError: with a message for the user.
     """
     args = build_parser().parse_args(argv)
+    try:
+        # First: a multi-worker strategy must exist before any TensorFlow op.
+        strategy = distribution.make_strategy(args.strategy)
+    except ValueError as error:
+        raise options.UsageError(str(error)) from None
+    chief = distribution.is_chief(strategy)
     data = datasets.load_image_data(args.dataset, val_size=args.val_size, seed=args.seed,
                                     data_dir=args.data_dir, download=args.download)
     config = options.resolve_config(args, data)
-    # Build once on the side: invalid combinations fail here, not mid-run.
-    pipeline.method_arguments(config)
     output = args.output or options.default_output(args.dataset, args.method)
     logdir = args.logdir or os.path.join(output, "logs")
-    resumed = prepare_output(output, config, args.resume, args.overwrite)
-    return config, data, output, logdir, resumed, args.verbose
+    if chief:
+        resumed = prepare_output(output, config, args.resume, args.overwrite)
+    else:
+        resumed = os.path.exists(os.path.join(output, "config.json"))
+    return {"config": config, "data": data, "output": output, "logdir": logdir,
+            "resumed": resumed, "verbose": args.verbose, "strategy": strategy,
+            "chief": chief}
 
 
 def run(argv=None):
     """Trains as the command line says and returns the report."""
-    config, data, output, logdir, resumed, verbose = setup(argv)
+    run_setup = setup(argv)
+    output, logdir, chief = run_setup["output"], run_setup["logdir"], run_setup["chief"]
     report_path = os.path.join(output, "report.json")
-    if resumed and os.path.exists(report_path):
+    if run_setup["resumed"] and os.path.exists(report_path):
         with open(report_path) as f:
             report = json.load(f)
         print(f"{PROG}: {output} already holds the finished run; its report:")
     else:
-        if resumed:
+        if run_setup["resumed"] and chief:
             print(f"{PROG}: resuming the run in {output}")
-        report = train(config, data, output, logdir, verbose=verbose)
+        report = train(run_setup["config"], run_setup["data"], output, logdir,
+                       verbose=run_setup["verbose"], strategy=run_setup["strategy"],
+                       chief=chief)
     print(format_report(report))
-    print(f"outputs: {output}   TensorBoard: tensorboard --logdir {logdir}")
+    if chief:
+        print(f"outputs: {output}   TensorBoard: tensorboard --logdir {logdir}")
     return report
 
 

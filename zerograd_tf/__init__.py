@@ -7,9 +7,14 @@ Public API:
   `NFGSMModel`, `PGDModel` (`keras.Model` subclasses).
 - Perturbations: `fgsm`, `zerograd`, `multigrad`, `n_fgsm`, `pgd`.
 - `per_example_quantile`, `evaluate_robustness`.
+- Learning-rate schedules: `CyclicLR`, `PiecewiseLR`.
+- Callbacks: `CatastrophicOverfittingMonitor`, `AdversarialDiagnostics`
+  (and `zerograd_tf.callbacks` for all of them).
 """
 
 from zerograd_tf import _env  # noqa: F401  (sets KERAS_BACKEND first)
+from zerograd_tf.co_monitor import CatastrophicOverfittingMonitor
+from zerograd_tf.diagnostics import AdversarialDiagnostics
 from zerograd_tf.evaluation import evaluate_robustness
 from zerograd_tf.models import (
     AdversarialModel,
@@ -23,16 +28,21 @@ from zerograd_tf.models import (
 from zerograd_tf.objectives import crossentropy, model_objective
 from zerograd_tf.perturbations import fgsm, multigrad, n_fgsm, pgd, zerograd
 from zerograd_tf.quantile import QUANTILE_METHODS, per_example_quantile
+from zerograd_tf.schedules import CyclicLR, PiecewiseLR
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdversarialDiagnostics",
     "AdversarialModel",
+    "CatastrophicOverfittingMonitor",
     "CleanModel",
+    "CyclicLR",
     "FGSMModel",
     "MultiGradModel",
     "NFGSMModel",
     "PGDModel",
+    "PiecewiseLR",
     "QUANTILE_METHODS",
     "ZeroGradModel",
     "crossentropy",

@@ -1,4 +1,9 @@
-"""Keras callbacks for adversarial training runs."""
+"""Keras callbacks for adversarial training runs.
+
+`HistoryWriter` and `EpsilonWarmup` live here; the catastrophic-overfitting
+monitor, the diagnostics and the epoch checkpoint have modules of their own
+(`co_monitor`, `diagnostics`, `checkpoints`) and are re-exported here.
+"""
 
 import json
 import math
@@ -106,3 +111,8 @@ class EpsilonWarmup(keras.callbacks.Callback):
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         fraction = min(1.0, (step + 1) / self.warmup_steps)
         self.model.epsilon = self.epsilon * fraction
+
+
+from zerograd_tf.checkpoints import EpochCheckpoint  # noqa: E402,F401
+from zerograd_tf.co_monitor import CatastrophicOverfittingMonitor  # noqa: E402,F401
+from zerograd_tf.diagnostics import AdversarialDiagnostics  # noqa: E402,F401

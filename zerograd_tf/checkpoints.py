@@ -1,8 +1,8 @@
 """Crash-safe epoch checkpoints for resumable training.
 
 A checkpoint is a folder holding `model.weights.h5` (the model's weights,
-its attack RNG counter and hyperparameter variables, and the optimizer's
-state) and `state.json` (`{"epoch": n}`, the number of finished epochs).
+its hyperparameter variables, and the optimizer's state, whose step counter
+also seeds the attack's random numbers) and `state.json` (`{"epoch": n}`, the number of finished epochs).
 It is written to `staging/` and then swapped in with `os.replace`, keeping
 the previous one until the new one is in place, so a process killed at any
 instant leaves at least one complete checkpoint: `latest/`, or during the

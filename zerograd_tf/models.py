@@ -37,13 +37,6 @@ from zerograd_tf import validation
 _PACKAGE = "zerograd_tf"
 
 
-def _replica_id():
-    context = tf.distribute.get_replica_context()
-    if context is None:
-        return tf.constant(0, tf.int64)
-    return tf.cast(context.replica_id_in_sync_group, tf.int64)
-
-
 def _read(variable):
     """A variable's current value as a Python float, also while tracing."""
     with tf.init_scope():
@@ -136,10 +129,6 @@ class AdversarialModel(keras.Model):
 
         self._epsilon = self._hyperparameter("epsilon", epsilon)
         self._alpha = self._hyperparameter("alpha", alpha)
-        self._rng_counter = self.add_weight(
-            name="rng_counter", shape=(), dtype="int64", initializer="zeros",
-            trainable=False, aggregation="only_first_replica",
-        )
         self.mean_abs_delta_tracker = keras.metrics.Mean(name="mean_abs_delta")
         self.pgd_accuracy_tracker = keras.metrics.Mean(name="pgd_accuracy")
         if model.built:
@@ -218,15 +207,21 @@ class AdversarialModel(keras.Model):
             self.model, loss=loss, training=training, stateless=True
         )
 
-    def next_seed(self):
-        """A fresh stateless seed for this step (advances the counter).
+    def step_seed(self):
+        """The stateless seed of the current training step.
 
-        Each replica folds in its own id, so replicas draw different noise.
+        It folds the optimizer's step counter into `seed`: each step draws
+        fresh noise, a seeded run is reproducible, and a resumed run (whose
+        checkpoint holds the optimizer state) continues the same sequence.
+        The step reads the counter and never writes it, which keeps it valid
+        under XLA and `tf.distribute`. Every replica gets the same seed: the
+        random ops draw the noise of the global batch and keep their
+        replica's slice (see `perturbations.uniform_noise`), so a distributed
+        step perturbs each example exactly as a single-device step would.
         """
-        counter = self._rng_counter.value
-        self._rng_counter.assign_add(1)
-        base = tf.stack([tf.constant(self.seed, tf.int64), _replica_id()])
-        return tf.random.experimental.stateless_fold_in(base, counter)
+        step = tf.cast(self.optimizer.iterations, tf.int64)
+        base = tf.constant([self.seed, 0], tf.int64)
+        return tf.random.experimental.stateless_fold_in(base, step)
 
     def perturb(self, x, y, seed):
         """Builds the perturbation of this model's method.
@@ -251,8 +246,24 @@ class AdversarialModel(keras.Model):
         return [self.mean_abs_delta_tracker]
 
     def _logs(self, exclude):
+        """Metric results, averaged across replicas under `tf.distribute`.
+
+        Every replica then returns the global values, so any way Keras
+        reduces the step's logs across replicas (first, mean) is exact.
+        """
         names = {m.name for m in exclude}
-        return {k: v for k, v in self.get_metrics_result().items() if k not in names}
+        logs = {k: v for k, v in self.get_metrics_result().items() if k not in names}
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            logs = context.all_reduce(tf.distribute.ReduceOp.MEAN, logs)
+            if isinstance(tf.distribute.get_strategy(),
+                          tf.distribute.MultiWorkerMirroredStrategy):
+                # Keras reduces step logs under this strategy with
+                # strategy.reduce("MEAN", value, axis=0), which fails on
+                # scalars (keras-team/keras#20585); a (1,) shape reduces back
+                # to the same scalar.
+                logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
+        return logs
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -261,7 +272,7 @@ class AdversarialModel(keras.Model):
             # The attack runs the model statelessly before the update pass
             # would build it.
             self.build(x.shape)
-        delta, info = self.perturb(x, y, self.next_seed())
+        delta, info = self.perturb(x, y, self.step_seed())
         delta = tf.stop_gradient(delta)
         x_adv = tf.clip_by_value(x + delta, 0.0, 1.0)
 
@@ -314,7 +325,7 @@ class AdversarialModel(keras.Model):
         # A fixed seed: the same data gets the same attack every epoch, so
         # validation curves are comparable and evaluating leaves the training
         # random stream untouched.
-        seed = tf.stack([tf.constant(self.seed, tf.int64) + 1, _replica_id()])
+        seed = tf.constant([self.seed + 1, 0], tf.int64)
         alpha = self.validation_pgd_alpha
         if alpha is None:
             alpha = self._epsilon / 4

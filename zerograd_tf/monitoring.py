@@ -124,3 +124,40 @@ class AttackMeter:
 def attack_accuracies(model, x, y, epsilon, *, seed=0, **kwargs):
     """One-off `AttackMeter(model, epsilon, **kwargs)(x, y, seed)`."""
     return AttackMeter(model, epsilon, **kwargs)(x, y, seed)
+
+
+def _objective_of(model):
+    if hasattr(model, "attack_objective"):
+        return model.attack_objective(training=False)
+    return objectives_lib.model_objective(model, training=False)
+
+
+def input_gradients(model, x, y):
+    """Per-example input gradients of the model's loss (inference mode)."""
+    x = tf.convert_to_tensor(x, tf.float32)
+    _, gradient, _ = perturbations.loss_and_gradient(_objective_of(model), x,
+                                                     tf.convert_to_tensor(y))
+    return gradient
+
+
+def gradient_alignment(model, x, y, epsilon, seed=0):
+    """Mean cosine between the input gradients at x and at x + eta.
+
+    `eta` is uniform in the epsilon-ball (clipped into [0, 1]); this is the
+    gradient alignment of Andriushchenko and Flammarion (2020). It is 1 for a
+    linear model, whose gradient is the same everywhere, and falls as the
+    loss surface becomes non-linear within the ball, which precedes
+    catastrophic overfitting.
+
+    Returns:
+        A Python float in [-1, 1] (examples with a zero gradient count as 0).
+    """
+    x = tf.convert_to_tensor(x, tf.float32)
+    eta = perturbations.project(
+        x, perturbations.uniform_noise(tf.shape(x), epsilon, perturbations.as_seed(seed)))
+    g1 = tf.reshape(input_gradients(model, x, y), (tf.shape(x)[0], -1))
+    g2 = tf.reshape(input_gradients(model, x + eta, y), (tf.shape(x)[0], -1))
+    dot = tf.reduce_sum(g1 * g2, axis=1)
+    norms = tf.norm(g1, axis=1) * tf.norm(g2, axis=1)
+    cosine = tf.math.divide_no_nan(dot, norms)
+    return float(tf.reduce_mean(cosine))

@@ -65,12 +65,45 @@ def as_seed(seed):
     return tf.reshape(seed, (2,))
 
 
-def uniform_noise(shape, radius, seed, dtype=tf.float32):
-    """`U(-radius, radius)` noise from the stateless Philox generator."""
+def _replica_slice():
+    """`(replica_id, num_replicas)` inside a `tf.distribute` replica context."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context.replica_id_in_sync_group, context.num_replicas_in_sync
+
+
+def uniform_noise(shape, radius, seed, dtype=tf.float32, batch_axis=0):
+    """`U(-radius, radius)` noise from the stateless Philox generator.
+
+    Under a `tf.distribute` strategy with several replicas, each replica
+    holds a contiguous slice of the global batch; it draws the noise of the
+    whole global batch (same seed everywhere) and keeps its own slice, so
+    every example gets the noise it would get on a single device, and a
+    distributed run reproduces a single-device run. (An uneven last batch,
+    split unequally, still gets valid but split-dependent noise.)
+
+    Args:
+        shape: shape of the local noise tensor.
+        radius: half-width of the uniform distribution.
+        seed: stateless seed, shape (2,).
+        dtype: float dtype.
+        batch_axis: the axis of `shape` that indexes examples.
+    """
     radius = tf.cast(radius, dtype)
-    return tf.random.stateless_uniform(
-        shape, seed=seed, minval=-radius, maxval=radius, dtype=dtype, alg="philox"
-    )
+    replica = _replica_slice()
+    if replica is None:
+        return tf.random.stateless_uniform(
+            shape, seed=seed, minval=-radius, maxval=radius, dtype=dtype, alg="philox")
+    replica_id, replicas = replica
+    shape = tf.convert_to_tensor(shape, tf.int32)
+    local = shape[batch_axis]
+    global_shape = tf.tensor_scatter_nd_update(shape, [[batch_axis]], [local * replicas])
+    noise = tf.random.stateless_uniform(
+        global_shape, seed=seed, minval=-radius, maxval=radius, dtype=dtype, alg="philox")
+    begin = tf.tensor_scatter_nd_update(tf.zeros_like(shape), [[batch_axis]],
+                                        [local * tf.cast(replica_id, tf.int32)])
+    return tf.slice(noise, begin, shape)
 
 
 def project(x, delta, epsilon=None):
@@ -274,7 +307,9 @@ def multigrad(objective, x, y, epsilon, alpha=None, *, samples=3,
     shape = tf.shape(x)
     tiled_x = tf.concat([x] * samples, axis=0)
     tiled_y = None if y is None else tf.concat([tf.convert_to_tensor(y)] * samples, 0)
-    starts = project(tiled_x, uniform_noise(tf.shape(tiled_x), epsilon, seed, x.dtype))
+    noise = uniform_noise(tf.concat([[samples], shape], 0), epsilon, seed, x.dtype,
+                          batch_axis=1)
+    starts = project(tiled_x, tf.reshape(noise, tf.shape(tiled_x)))
     _, gradients, _ = loss_and_gradient(objective, tiled_x + starts, tiled_y)
     signs = tf.reshape(tf.sign(gradients), tf.concat([[samples], shape], 0))
     total = tf.reduce_sum(signs, axis=0)

@@ -1,0 +1,173 @@
+import logging
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zerograd_tf as zg
+from zerograd_tf import monitoring
+from conftest import compile_kwargs, mlp, robustness_problem
+
+
+class Script:
+    """A test double of the measurement: scripted FGSM/PGD accuracies.
+
+    It also records the classifier's weights at every check, so tests can
+    compare restored weights with those of a given check.
+    """
+
+    def __init__(self, pgd, fgsm):
+        self.pgd, self.fgsm, self.weights = pgd, fgsm, []
+
+    def __call__(self, model):
+        i = len(self.weights)
+        self.weights.append([w.copy() for w in model.model.get_weights()])
+        return {"clean_accuracy": 0.9, "fgsm_accuracy": self.fgsm[i],
+                "pgd_accuracy": self.pgd[i]}
+
+
+# Healthy, healthy (best 0.30), then collapse with FGSM high, then more epochs.
+PGD = [0.20, 0.30, 0.05, 0.04, 0.03]
+FGSM = [0.30, 0.45, 0.85, 0.90, 0.92]
+
+
+class CaptureAfter(keras.callbacks.Callback):
+    """Records the classifier's weights at each epoch end, after the monitor acted."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append([w.copy() for w in self.model.model.get_weights()])
+
+
+def _fit(monitor, epochs=5, cls=zg.ZeroGradModel, capture=None, **kwargs):
+    x, y = robustness_problem(128)
+    inputs, outputs = mlp()
+    model = cls(inputs, outputs, epsilon=0.1, seed=0, **kwargs)
+    model.compile(**compile_kwargs())
+    callbacks = [monitor] + ([capture] if capture else [])
+    history = model.fit(x, y, batch_size=64, epochs=epochs, verbose=0, callbacks=callbacks)
+    return model, history.history
+
+
+def test_warn_logs_and_continues(tmp_path, caplog):
+    script = Script(PGD, FGSM)
+    monitor = zg.CatastrophicOverfittingMonitor(measure=script, action="warn",
+                                                logdir=str(tmp_path), verbose=0)
+    with caplog.at_level(logging.WARNING, logger="zerograd_tf"):
+        _, history = _fit(monitor)
+    assert len(history["loss"]) == 5
+    assert history["co_detected"] == [0.0, 0.0, 1.0, 1.0, 1.0]
+    assert history["co_pgd_accuracy"] == pytest.approx(PGD)
+    assert "catastrophic overfitting at epoch 3" in caplog.text
+    files = [os.path.join(r, f) for r, _, fs in os.walk(tmp_path / "co_monitor") for f in fs]
+    tags = {v.tag for f in files for e in tf.compat.v1.train.summary_iterator(f)
+            for v in e.summary.value}
+    assert "catastrophic_overfitting" in tags
+
+
+def test_stop_restores_the_last_healthy_weights_and_stops():
+    script = Script(PGD, FGSM)
+    monitor = zg.CatastrophicOverfittingMonitor(measure=script, action="stop", verbose=0)
+    model, history = _fit(monitor)
+    assert len(history["loss"]) == 3 and monitor.detected
+    for restored, healthy in zip(model.model.get_weights(), script.weights[1]):
+        np.testing.assert_array_equal(restored, healthy)
+    assert any((a != b).any() for a, b in zip(script.weights[2], script.weights[1]))
+
+
+def test_adapt_restores_raises_the_quantile_and_continues():
+    # After adapting, the run recovers (PGD back at 0.28 with FGSM 0.35).
+    script = Script([0.20, 0.30, 0.05, 0.28, 0.29], [0.30, 0.45, 0.85, 0.35, 0.36])
+    monitor = zg.CatastrophicOverfittingMonitor(measure=script, action="adapt",
+                                                quantile_step=0.15, verbose=0)
+    capture = CaptureAfter()
+    model, history = _fit(monitor, quantile=0.35, capture=capture)
+    assert len(history["loss"]) == 5
+    assert model.quantile == pytest.approx(0.5)
+    (event,) = monitor.events
+    assert (event["epoch"], event["step"], event["action"]) == (2, 2, "adapt")
+    assert event["quantile"] == pytest.approx(0.5)
+    assert history["co_detected"] == [0.0, 0.0, 1.0, 0.0, 0.0]
+    # After the detection at epoch 3, the weights are those of check 2.
+    for restored, healthy in zip(capture.weights[2], script.weights[1]):
+        np.testing.assert_array_equal(restored, healthy)
+    assert any((a != b).any() for a, b in zip(script.weights[2], script.weights[1]))
+
+
+def test_adapt_needs_a_zerograd_model():
+    monitor = zg.CatastrophicOverfittingMonitor(measure=Script(PGD, FGSM), action="adapt")
+    with pytest.raises(ValueError, match="needs a ZeroGradModel"):
+        _fit(monitor, cls=zg.FGSMModel)
+
+
+def test_state_survives_resume(tmp_path):
+    state = str(tmp_path / "co.json")
+    first = zg.CatastrophicOverfittingMonitor(measure=Script(PGD, FGSM), action="warn",
+                                              state_path=state, verbose=0)
+    _fit(first, epochs=2)
+    assert [c["pgd_accuracy"] for c in first.checks] == [0.2, 0.3]
+    # A resumed run (fit from initial_epoch=1, i.e. epoch 2 is run again):
+    second = zg.CatastrophicOverfittingMonitor(measure=Script(PGD[1:], FGSM[1:]),
+                                               action="warn", state_path=state, verbose=0)
+    x, y = robustness_problem(128)
+    inputs, outputs = mlp()
+    model = zg.ZeroGradModel(inputs, outputs, epsilon=0.1, seed=0)
+    model.compile(**compile_kwargs())
+    model.fit(x, y, batch_size=64, epochs=3, initial_epoch=1, verbose=0, callbacks=[second])
+    assert [c["epoch"] for c in second.checks] == [0, 1, 2]
+    assert [c["pgd_accuracy"] for c in second.checks] == [0.2, 0.3, 0.05]
+    assert second.detected and second.healthy_weights is not None
+
+
+def test_step_frequency_checks_within_epochs():
+    script = Script([0.2] * 10, [0.3] * 10)
+    monitor = zg.CatastrophicOverfittingMonitor(measure=script, frequency=1, verbose=0)
+    _fit(monitor, epochs=2)  # 128 examples / 64 = 2 steps per epoch
+    assert [(c["epoch"], c["step"]) for c in monitor.checks] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+
+
+def test_real_measurement_runs():
+    x, y = robustness_problem(64)
+    monitor = zg.CatastrophicOverfittingMonitor(x, y, action="warn", verbose=0)
+    _, history = _fit(monitor, epochs=1)
+    assert 0 <= history["co_pgd_accuracy"][0] <= history["co_clean_accuracy"][0]
+
+
+def test_argument_errors():
+    with pytest.raises(ValueError, match="`action` must be one of"):
+        zg.CatastrophicOverfittingMonitor(measure=Script(PGD, FGSM), action="panic")
+    with pytest.raises(ValueError, match="held-out batch"):
+        zg.CatastrophicOverfittingMonitor()
+    with pytest.raises(ValueError, match="`frequency` must be an integer >= 1"):
+        zg.CatastrophicOverfittingMonitor(measure=Script(PGD, FGSM), frequency=0)
+
+
+def test_gradient_alignment_is_one_for_a_linear_model_and_less_otherwise():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.2, 0.8, (64, 10)).astype(np.float32)
+    y = rng.integers(0, 2, 64)
+    inputs = keras.Input((10,))
+    linear = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    assert monitoring.gradient_alignment(linear, x, y, 0.1) == pytest.approx(1.0, abs=1e-5)
+    h = keras.layers.Dense(64, activation="relu")(inputs)
+    h = keras.layers.Dense(64, activation="relu")(h)
+    nonlinear = keras.Model(inputs, keras.layers.Dense(2)(h))
+    assert monitoring.gradient_alignment(nonlinear, x, y, 0.3) < 0.99
+
+
+def test_diagnostics_write_the_documented_entries(tmp_path):
+    from zerograd_tf.diagnostics import DIAGNOSTIC_TAGS
+
+    x, y = robustness_problem(64)
+    diagnostics = zg.AdversarialDiagnostics(x, y, str(tmp_path))
+    _, history = _fit(diagnostics, epochs=2)
+    files = [os.path.join(r, f) for r, _, fs in os.walk(tmp_path / "diagnostics") for f in fs]
+    tags = {v.tag for f in files for e in tf.compat.v1.train.summary_iterator(f)
+            for v in e.summary.value}
+    assert set(DIAGNOSTIC_TAGS) <= tags
+    assert -1 <= history["gradient_alignment"][-1] <= 1

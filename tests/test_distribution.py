@@ -1,0 +1,141 @@
+"""tf.distribute: 2 logical CPU replicas and two local workers (in subprocesses,
+since devices and collectives must be configured before TensorFlow starts)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "PYTHONPATH": ROOT, "KERAS_BACKEND": "tensorflow",
+       "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+MIRRORED = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras, numpy as np
+    import zerograd_tf as zg
+
+    CLASS, JIT = sys.argv[1], sys.argv[2] == "jit"
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 6, 6, 1)).astype("float32")
+    y = rng.integers(0, 3, 32)
+
+    def build():
+        inputs = keras.Input((6, 6, 1))
+        h = keras.layers.Flatten()(inputs)
+        h = keras.layers.Dense(16, activation="relu")(h)
+        extra = {"samples": 2} if CLASS == "MultiGradModel" else {}
+        model = getattr(zg, CLASS)(inputs, keras.layers.Dense(3)(h), epsilon=0.1, seed=3,
+                                   **extra)
+        model.compile(optimizer=keras.optimizers.SGD(0.5),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"], jit_compile=JIT)
+        return model
+
+    keras.utils.set_random_seed(0)
+    single = build()
+    initial = single.get_weights()
+    logs_single = single.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0).history
+    report_single = zg.evaluate_robustness(single, (x, y), 0.1, steps=3, restarts=2,
+                                           batch_size=16)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        mirrored = build()
+        mirrored.set_weights(initial)
+    logs_mirrored = mirrored.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0).history
+    with strategy.scope():
+        report_mirrored = zg.evaluate_robustness(mirrored, (x, y), 0.1, steps=3, restarts=2,
+                                                 batch_size=16)
+    report_explicit = zg.evaluate_robustness(single, (x, y), 0.1, steps=3, restarts=2,
+                                             batch_size=16, strategy=strategy)
+    diff = max(float(np.abs(a - b).max()) for a, b in
+               zip(single.get_weights(), mirrored.get_weights()))
+    changed = max(float(np.abs(a - b).max()) for a, b in zip(initial, single.get_weights()))
+    print(json.dumps({"replicas": strategy.num_replicas_in_sync, "diff": diff,
+                      "changed": changed, "single": logs_single, "mirrored": logs_mirrored,
+                      "report_single": report_single, "report_mirrored": report_mirrored,
+                      "report_explicit": report_explicit}, default=float))
+""")
+
+
+# XLA under tf.distribute cannot be tested on CPUs: XLA on CPU cannot reach
+# the variables of a second logical device (a plain Keras model fails the same
+# way), and it has no CPU implementation of collectives ("Collectives are not
+# yet implemented for CPU devices when compiling with XLA"). Both run in graph
+# mode here; XLA with strategies is for GPUs and TPUs.
+@pytest.mark.parametrize("cls, jit", [("ZeroGradModel", "graph"), ("MultiGradModel", "graph"),
+                                      ("PGDModel", "graph"), ("FGSMModel", "graph")])
+def test_mirrored_matches_single_device(tmp_path, cls, jit):
+    script = tmp_path / "mirrored.py"
+    script.write_text(MIRRORED)
+    result = subprocess.run([sys.executable, str(script), cls, jit], env=ENV, cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["replicas"] == 2
+    assert out["changed"] > 1e-3  # training moved the weights ...
+    assert out["diff"] < 1e-5     # ... identically on 1 and 2 replicas
+    for key in out["single"]:
+        np.testing.assert_allclose(out["mirrored"][key], out["single"][key], rtol=1e-5,
+                                   err_msg=key)
+    for report in (out["report_mirrored"], out["report_explicit"]):
+        assert report["num_examples"] == 32
+        assert report["num_robust_correct"] == out["report_single"]["num_robust_correct"]
+        np.testing.assert_allclose(report["robust_loss"], out["report_single"]["robust_loss"],
+                                   rtol=1e-5)
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_local_workers(tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "tiny.npz"
+    np.savez(data, x_train=rng.integers(0, 256, (96, 8, 8, 1), dtype=np.uint8),
+             y_train=rng.integers(0, 3, 96),
+             x_test=rng.integers(0, 256, (16, 8, 8, 1), dtype=np.uint8),
+             y_test=rng.integers(0, 3, 16))
+    cluster = {"worker": [f"localhost:{p}" for p in _free_ports(2)]}
+    processes = []
+    for index in range(2):
+        env = {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster,
+                                               "task": {"type": "worker", "index": index}})}
+        # Each worker gets its own --output: only the chief (worker 0) may write.
+        argv = [sys.executable, "-m", "trainers.train", "--strategy", "multiworker",
+                "--dataset", str(data), "--output", str(tmp_path / f"out{index}"),
+                "--epochs", "1", "--batch-size", "16", "--val-size", "16",
+                "--val-pgd-steps", "2", "--eval-steps", "2", "--eval-restarts", "1",
+                "--verbose", "0"]
+        processes.append(subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True))
+    outputs = [p.communicate(timeout=600) for p in processes]
+    for process, (out, err) in zip(processes, outputs):
+        assert process.returncode == 0, err[-3000:]
+    chief = tmp_path / "out0"
+    for name in ("model.keras", "history.json", "config.json", "report.json"):
+        assert (chief / name).exists(), name
+    assert not (tmp_path / "out1").exists()
+    config = json.loads((chief / "config.json").read_text())
+    assert config["strategy"] == "multiworker"
+    import keras
+
+    import zerograd_tf  # noqa: F401  (registers the model classes for loading)
+
+    model = keras.models.load_model(chief / "model.keras")
+    assert model.epsilon == pytest.approx(0.1)
+    assert "robust accuracy" in outputs[0][0] and "robust accuracy" in outputs[1][0]

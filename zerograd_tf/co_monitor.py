@@ -1,0 +1,244 @@
+"""A callback that detects catastrophic overfitting as it happens, and acts.
+
+See `CatastrophicOverfittingMonitor`.
+"""
+
+import json
+import logging
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zerograd_tf import monitoring, validation
+
+CO_ACTIONS = ("warn", "stop", "adapt")
+_LOG = logging.getLogger("zerograd_tf")
+
+
+class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
+    """Watches FGSM and PGD accuracy on a fixed batch; acts on catastrophic overfitting.
+
+    Every `frequency` (each epoch, or every N training steps) the monitor
+    measures clean, FGSM and PGD-k accuracy on the fixed held-out batch
+    `(x, y)` and applies the CO rule of
+    `zerograd_tf.monitoring.catastrophic_overfitting`: CO is declared when
+    PGD accuracy falls below `drop` (default 1/2) of its best earlier value
+    while FGSM accuracy stays above that best, which must be at least
+    `min_best` (5 %). Why these defaults: in CO the PGD accuracy does not
+    erode, it collapses (typically to a few percent within an epoch), so
+    halving is a clear signal while ordinary noise of a few points on a batch
+    of 500 is not; requiring FGSM accuracy to stay above the best PGD
+    accuracy separates CO (the single-step attack is defeated, PGD is not)
+    from a general divergence, where all accuracies fall together.
+
+    Actions:
+
+    - `"warn"`: logs a warning (and a TensorBoard text entry if `logdir`).
+    - `"stop"`: restores the weights of the last healthy check and stops
+      training (the early stopping of Wong et al., 2020).
+    - `"adapt"`: restores those weights and continues with the ZeroGrad
+      quantile raised by `quantile_step` (up to `max_quantile`); needs a
+      `ZeroGradModel`.
+
+    The measurements are added to the epoch logs as `co_clean_accuracy`,
+    `co_fgsm_accuracy`, `co_pgd_accuracy` and `co_detected` (place the
+    monitor before `TensorBoard`/`CSVLogger` in the callback list to have
+    them logged). With `state_path`, the monitor's state (measurements,
+    best PGD accuracy, healthy weights, adaptations) is saved after every
+    check and restored when training resumes; checks of epochs that are run
+    again are dropped.
+
+    Args:
+        x, y: the fixed held-out batch (floats in [0, 1], labels).
+        epsilon: attack radius; default: the model's `epsilon`.
+        action: `"warn"`, `"stop"` or `"adapt"`.
+        frequency: `"epoch"`, or an int N to check every N training steps.
+        pgd_steps: steps of the PGD measurement (10).
+        drop: the fraction of the best PGD accuracy below which it has
+            collapsed, in (0, 1).
+        min_best: the least best PGD accuracy that counts as robust.
+        quantile_step: how much `"adapt"` raises the quantile (> 0).
+        max_quantile: the largest quantile `"adapt"` sets, in (0, 1).
+        logdir: TensorBoard folder for the text entries.
+        state_path: JSON file of the monitor's state (resume).
+        measure: optional `(model) -> {"clean_accuracy", "fgsm_accuracy",
+            "pgd_accuracy"}` replacing the attack measurement (tests).
+        verbose: 1 prints each detection.
+    """
+
+    def __init__(self, x=None, y=None, epsilon=None, *, action="warn", frequency="epoch",
+                 pgd_steps=10, drop=monitoring.DEFAULT_DROP,
+                 min_best=monitoring.DEFAULT_MIN_BEST, quantile_step=0.1,
+                 max_quantile=0.95, logdir=None, state_path=None, measure=None, verbose=1):
+        super().__init__()
+        self.action = validation.check_choice(action, "action", CO_ACTIONS)
+        if frequency != "epoch":
+            frequency = validation.check_int(frequency, "frequency", 1)
+        self.frequency = frequency
+        if measure is None and (x is None or y is None):
+            raise ValueError("Pass the held-out batch `x` and `y` (or a `measure` function).")
+        self.x, self.y = x, y
+        self.epsilon = None if epsilon is None else validation.check_epsilon(epsilon)
+        self.pgd_steps = validation.check_int(pgd_steps, "pgd_steps", 1)
+        if not 0 < drop < 1:
+            raise ValueError(f"`drop` must be in (0, 1), got {drop!r}.")
+        self.drop, self.min_best = float(drop), float(min_best)
+        self.quantile_step = validation.check_positive(quantile_step, "quantile_step")
+        if not 0 < max_quantile < 1:
+            raise ValueError(f"`max_quantile` must be in (0, 1), got {max_quantile!r}.")
+        self.max_quantile = float(max_quantile)
+        self.logdir, self.state_path = logdir, state_path
+        self.measure, self.verbose = measure, verbose
+        self.checks = []          # {"epoch", "step", "clean/fgsm/pgd_accuracy", "co"}
+        self.events = []          # {"epoch", "step", "action", "quantile"}
+        self.healthy_weights = None
+        self._meter = None
+        self._epoch = 0
+        self._step_in_epoch = 0
+        self._resumed_from = None
+        self._writer = None
+
+    # ------------------------------------------------------------------
+    def _classifier(self):
+        """The weights the monitor snapshots: the wrapped classifier's."""
+        return getattr(self.model, "model", self.model)
+
+    def on_train_begin(self, logs=None):
+        if self.action == "adapt" and not hasattr(self.model, "quantile"):
+            raise ValueError(
+                "action='adapt' raises the ZeroGrad quantile, so it needs a ZeroGradModel; "
+                f"got {type(self.model).__name__}. Use 'warn' or 'stop'.")
+        if self.state_path and os.path.exists(self.state_path):
+            self._load_state()
+            self._resumed_from = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._step_in_epoch = epoch, 0
+        if self._resumed_from:
+            # Drop the checks of epochs that are being run again.
+            self.checks = [c for c in self.checks if c["epoch"] < epoch]
+            self.events = [e for e in self.events if e["epoch"] < epoch]
+            self._resumed_from = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step_in_epoch += 1
+        if self.frequency != "epoch" and self._step_in_epoch % self.frequency == 0:
+            self._check(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.frequency == "epoch":
+            self._check(logs)
+        elif logs is not None and self.checks:
+            self._add_logs(logs, self.checks[-1])
+
+    # ------------------------------------------------------------------
+    def _measure(self):
+        if self.measure is not None:
+            return self.measure(self.model)
+        if self._meter is None:
+            epsilon = self.epsilon if self.epsilon is not None else self.model.epsilon
+            self._meter = monitoring.AttackMeter(self.model, epsilon, pgd_steps=self.pgd_steps)
+        return self._meter(self.x, self.y)
+
+    def _check(self, logs):
+        measured = self._measure()
+        check = {"epoch": self._epoch, "step": self._step_in_epoch,
+                 **{k: float(measured[k]) for k in
+                    ("clean_accuracy", "fgsm_accuracy", "pgd_accuracy")}}
+        pgd = [c["pgd_accuracy"] for c in self.checks] + [check["pgd_accuracy"]]
+        fgsm = [c["fgsm_accuracy"] for c in self.checks] + [check["fgsm_accuracy"]]
+        check["co"] = monitoring.catastrophic_overfitting(pgd, fgsm, self.drop, self.min_best)
+        self.checks.append(check)
+        if check["co"]:
+            self._act(check)
+        else:
+            self.healthy_weights = [np.array(w) for w in self._classifier().get_weights()]
+        if logs is not None:
+            self._add_logs(logs, check)
+        self._save_state()
+
+    def _add_logs(self, logs, check):
+        logs["co_clean_accuracy"] = check["clean_accuracy"]
+        logs["co_fgsm_accuracy"] = check["fgsm_accuracy"]
+        logs["co_pgd_accuracy"] = check["pgd_accuracy"]
+        logs["co_detected"] = float(check["co"])
+
+    def _act(self, check):
+        best = max(c["pgd_accuracy"] for c in self.checks[:-1])
+        message = (f"catastrophic overfitting at epoch {check['epoch'] + 1}, step "
+                   f"{check['step']}: PGD-{self.pgd_steps} accuracy {check['pgd_accuracy']:.3f} "
+                   f"(best {best:.3f}) while FGSM accuracy is {check['fgsm_accuracy']:.3f}")
+        event = {"epoch": check["epoch"], "step": check["step"], "action": self.action}
+        restorable = self.healthy_weights is not None and self.action != "warn"
+        if restorable:
+            self._classifier().set_weights(self.healthy_weights)
+        if self.action == "stop":
+            self.model.stop_training = True
+            message += "; restored the last healthy weights and stopped."
+        elif self.action == "adapt":
+            quantile = min(self.model.quantile + self.quantile_step, self.max_quantile)
+            self.model.quantile = quantile
+            event["quantile"] = quantile
+            message += f"; restored the last healthy weights, quantile now {quantile:.3f}."
+            # Judge the adapted run afresh from the restored (healthy) state.
+            healthy = [c for c in self.checks if not c["co"]]
+            self.checks = healthy[-1:] if healthy else []
+        self.events.append(event)
+        _LOG.warning(message)
+        if self.verbose:
+            print(f"CatastrophicOverfittingMonitor: {message}")
+        self._write_text(message, check)
+
+    def _write_text(self, message, check):
+        if not self.logdir:
+            return
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(os.path.join(self.logdir, "co_monitor"))
+        with self._writer.as_default():
+            tf.summary.text("catastrophic_overfitting", message, step=check["epoch"])
+        self._writer.flush()
+
+    # ------------------------------------------------------------------
+    def get_state(self):
+        """The monitor's state as JSON-serialisable data (weights as lists)."""
+        return {"checks": self.checks, "events": self.events,
+                "healthy_weights": None if self.healthy_weights is None else
+                [w.tolist() for w in self.healthy_weights]}
+
+    def set_state(self, state):
+        self.checks = list(state.get("checks", []))
+        self.events = list(state.get("events", []))
+        weights = state.get("healthy_weights")
+        self.healthy_weights = None if weights is None else [np.asarray(w, np.float32)
+                                                             for w in weights]
+
+    def _save_state(self):
+        if not self.state_path:
+            return
+        folder = os.path.dirname(os.path.abspath(self.state_path))
+        os.makedirs(folder, exist_ok=True)
+        weights_path = self.state_path + ".weights.npz"
+        if self.healthy_weights is not None:
+            np.savez(weights_path + ".tmp.npz", *self.healthy_weights)
+            os.replace(weights_path + ".tmp.npz", weights_path)
+        temporary = self.state_path + ".tmp"
+        with open(temporary, "w") as f:
+            json.dump({"checks": self.checks, "events": self.events,
+                       "has_weights": self.healthy_weights is not None}, f)
+        os.replace(temporary, self.state_path)
+
+    def _load_state(self):
+        with open(self.state_path) as f:
+            state = json.load(f)
+        self.checks, self.events = state["checks"], state["events"]
+        weights_path = self.state_path + ".weights.npz"
+        if state.get("has_weights") and os.path.exists(weights_path):
+            with np.load(weights_path) as archive:
+                self.healthy_weights = [archive[f"arr_{i}"] for i in range(len(archive.files))]
+
+    @property
+    def detected(self):
+        """Whether catastrophic overfitting has been detected so far."""
+        return bool(self.events)

@@ -1,0 +1,99 @@
+"""The paper's explanatory statistics of catastrophic overfitting, in TensorBoard."""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zerograd_tf import monitoring, validation
+
+# Names of the TensorBoard entries, under `<logdir>/diagnostics`.
+DIAGNOSTIC_TAGS = (
+    "gradient/abs_histogram",
+    "gradient/small_fraction",
+    "gradient/alignment",
+    "attack/fgsm_accuracy",
+    "attack/pgd_accuracy",
+    "attack/fgsm_pgd_gap",
+    "training/mean_abs_delta",
+    "training/zeroed_fraction",
+)
+
+
+class AdversarialDiagnostics(keras.callbacks.Callback):
+    """Logs, each epoch, what explains catastrophic overfitting.
+
+    On a fixed batch `(x, y)`, with the model in inference mode:
+
+    - `gradient/abs_histogram`: the distribution of |∇ₓL| over all elements;
+      `gradient/small_fraction`: the fraction of elements with |∇ₓL| below
+      `small_threshold`. ZeroGrad's argument: the many small gradient
+      elements have unstable signs, and FGSM's full-size steps along them
+      are what the network learns to defeat.
+    - `gradient/alignment`: mean cosine between ∇ₓL at x and at x + η, η
+      uniform in the ε-ball (Andriushchenko and Flammarion, 2020); it drops
+      when the loss becomes locally non-linear, as CO sets in.
+    - `attack/fgsm_accuracy`, `attack/pgd_accuracy`, `attack/fgsm_pgd_gap`:
+      the gap grows sharply at CO.
+    - `training/mean_abs_delta`, `training/zeroed_fraction`: from the epoch's
+      training logs, when the model reports them.
+
+    Args:
+        x, y: the fixed batch (floats in [0, 1], labels).
+        logdir: TensorBoard folder; entries go to `<logdir>/diagnostics`.
+        epsilon: radius; default: the model's `epsilon`.
+        small_threshold: the |∇ₓL| below which an element counts as small.
+        pgd_steps: steps of the PGD measurement.
+        seed: seed of η and of the PGD start.
+    """
+
+    def __init__(self, x, y, logdir, epsilon=None, *, small_threshold=1e-6, pgd_steps=10,
+                 seed=0):
+        super().__init__()
+        self.x = np.asarray(x, np.float32)
+        self.y = np.asarray(y)
+        self.logdir = logdir
+        self.epsilon = None if epsilon is None else validation.check_epsilon(epsilon)
+        self.small_threshold = validation.check_positive(small_threshold, "small_threshold")
+        self.pgd_steps = validation.check_int(pgd_steps, "pgd_steps", 1)
+        self.seed = seed
+        self._writer = None
+        self._meter = None
+
+    def statistics(self):
+        """The scalar statistics and the |∇ₓL| values, as a dict."""
+        epsilon = self.epsilon if self.epsilon is not None else self.model.epsilon
+        if self._meter is None:
+            self._meter = monitoring.AttackMeter(self.model, epsilon, pgd_steps=self.pgd_steps)
+        magnitudes = tf.abs(monitoring.input_gradients(self.model, self.x, self.y))
+        accuracies = self._meter(self.x, self.y, self.seed)
+        return {
+            "gradient_abs": magnitudes.numpy().ravel(),
+            "small_fraction": float(tf.reduce_mean(
+                tf.cast(magnitudes < self.small_threshold, tf.float32))),
+            "alignment": monitoring.gradient_alignment(self.model, self.x, self.y, epsilon,
+                                                       self.seed),
+            "fgsm_accuracy": accuracies["fgsm_accuracy"],
+            "pgd_accuracy": accuracies["pgd_accuracy"],
+        }
+
+    def on_epoch_end(self, epoch, logs=None):
+        stats = self.statistics()
+        logs = logs or {}
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(
+                os.path.join(self.logdir, "diagnostics"))
+        with self._writer.as_default():
+            tf.summary.histogram("gradient/abs_histogram", stats["gradient_abs"], step=epoch)
+            tf.summary.scalar("gradient/small_fraction", stats["small_fraction"], step=epoch)
+            tf.summary.scalar("gradient/alignment", stats["alignment"], step=epoch)
+            tf.summary.scalar("attack/fgsm_accuracy", stats["fgsm_accuracy"], step=epoch)
+            tf.summary.scalar("attack/pgd_accuracy", stats["pgd_accuracy"], step=epoch)
+            tf.summary.scalar("attack/fgsm_pgd_gap",
+                              stats["fgsm_accuracy"] - stats["pgd_accuracy"], step=epoch)
+            for key in ("mean_abs_delta", "zeroed_fraction"):
+                if key in logs:
+                    tf.summary.scalar(f"training/{key}", float(logs[key]), step=epoch)
+        self._writer.flush()
+        logs["gradient_alignment"] = stats["alignment"]
