@@ -34,6 +34,7 @@ from zerograd_tf import _env  # noqa: F401,E402  (before TensorFlow)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import callbacks as callbacks_lib  # noqa: E402
@@ -42,6 +43,8 @@ from trainers import options, pipeline  # noqa: E402
 from trainers import train as train_program  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# Many models per process: TensorFlow's retracing warnings are expected here.
+tf.get_logger().setLevel("ERROR")
 SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data"))
 
 # The two settings of the study. Flags are zerograd-train's.

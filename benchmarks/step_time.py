@@ -9,8 +9,9 @@ gradient, perturbation, weight update). All methods of a model are timed in
 the same process, interleaved round by round after a warm-up, so ratios stay
 meaningful on a noisy machine; each is reported as the median of `--steps`
 rounds, in milliseconds and as ratios to the clean and the FGSM-RS step. Peak
-resident memory is measured per method in a fresh process (a process's peak
-only grows, so it cannot be split within one), in graph mode. The micro-benchmark times
+resident memory during training steps is measured per method in a fresh
+process (a process's memory peak cannot be split between methods), in graph
+mode. The micro-benchmark times
 `per_example_quantile` alone for every formulation, with and without XLA.
 
 Writes `benchmarks/results/step_time.json` and prints Markdown tables.
@@ -20,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -38,6 +38,8 @@ import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import architectures  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# Many models per process: TensorFlow's retracing warnings are expected here.
+tf.get_logger().setLevel("ERROR")
 EPSILON = 8 / 255
 
 METHODS = {
@@ -99,20 +101,31 @@ def time_methods(methods, model_name, jit, batch_size, steps, warmup):
     return {m: statistics.median(v) for m, v in samples.items()}
 
 
-def peak_memory_mib(method, model_name, jit, batch_size):
-    """Peak RSS of a fresh process building and running a few steps."""
+def peak_memory_mib(method, model_name, jit, batch_size, steps=5):
+    """Peak resident memory while a fresh process runs training steps.
+
+    The model is built and its step compiled and run twice first; then RSS is
+    sampled every 2 ms during `steps` more steps. (The process's lifetime
+    peak, `ru_maxrss`, is set by graph tracing and hides the differences
+    between methods.)
+    """
     code = (
-        "import sys, resource; sys.path.insert(0, %r)\n"
+        "import sys, threading, time, psutil; sys.path.insert(0, %r)\n"
         "from benchmarks import step_time as s\n"
-        "m = s.build(%r, %r, %r); f = s.make_step(m, %d)\n"
-        "[f() for _ in range(3)]\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
-    ) % (os.path.dirname(HERE), method, model_name, jit, batch_size)
+        "m = s.build(%r, %r, %r); f = s.make_step(m, %d); f(); f()\n"
+        "p = psutil.Process(); peak = [p.memory_info().rss]; done = []\n"
+        "def sample():\n"
+        "    while not done:\n"
+        "        peak[0] = max(peak[0], p.memory_info().rss); time.sleep(0.002)\n"
+        "t = threading.Thread(target=sample); t.start()\n"
+        "[f() for _ in range(%d)]; done.append(1); t.join()\n"
+        "print(peak[0])\n"
+    ) % (os.path.dirname(HERE), method, model_name, jit, batch_size, steps)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=1800)
     if result.returncode != 0:
         return None
-    return int(result.stdout.strip().splitlines()[-1]) / 1024  # Linux reports KiB
+    return int(result.stdout.strip().splitlines()[-1]) / 2**20
 
 
 def time_quantiles(shapes, repeats):
@@ -143,7 +156,7 @@ def markdown(report):
         clean, rs = times.get("clean"), times.get("fgsm_rs")
         lines += [f"**{entry['model']}**, batch {report['batch_size']}, "
                   f"jit_compile={entry['jit']}", "",
-                  "| method | ms / step | × clean | × FGSM-RS | peak RSS (MiB) |",
+                  "| method | ms / step | × clean | × FGSM-RS | peak RSS in steps (MiB) |",
                   "| --- | --- | --- | --- | --- |"]
         for method, ms in times.items():
             memory = entry.get("peak_rss_mib", {}).get(method)
@@ -178,6 +191,8 @@ def main(argv=None):
     parser.add_argument("--quantile-shapes", nargs="+", default=["128x3072", "512x3072"],
                         help="shapes of the micro-benchmark, as BxN")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "step_time.json"))
+    parser.add_argument("--memory-only", action="store_true",
+                        help="re-measure only the memory of the entries in --output")
     parser.add_argument("--fresh", action="store_true",
                         help="re-measure everything instead of keeping the entries already "
                              "in --output (same batch size, steps and methods)")
@@ -187,12 +202,24 @@ def main(argv=None):
                           "cpus": os.cpu_count(), "tensorflow": tf.__version__,
                           "keras": keras.__version__,
                           "devices": [d.name for d in tf.config.list_logical_devices()]},
-              "batch_size": args.batch_size, "steps": args.steps, "steps_report": [],
+              "batch_size": args.batch_size, "timed_steps": args.steps,
               "steps": [], "quantile": []}
-    del report["steps_report"]
     previous = _previous_entries(args)
+    if previous:  # kept unless re-measured below
+        report["quantile"] = _previous_quantile(args)
     jits = {"off": [False], "on": [True], "both": [False, True]}[args.jit]
-    for model_name in args.models:
+    requested = {(m, j) for m in args.models for j in jits}
+    if args.memory_only:
+        for (model_name, jit), entry in previous.items():
+            if not jit and (model_name, jit) in requested:
+                entry["peak_rss_mib"] = {m: peak_memory_mib(m, model_name, jit, args.batch_size)
+                                         for m in args.methods}
+        requested, model_names = set(), []
+    else:
+        model_names = args.models
+    # Entries of other models/modes measured earlier with the same settings stay.
+    report["steps"] = [e for key, e in previous.items() if key not in requested]
+    for model_name in model_names:
         for jit in jits:
             entry = previous.get((model_name, jit))
             if entry is None:
@@ -209,6 +236,9 @@ def main(argv=None):
     if args.quantile:
         shapes = [tuple(int(v) for v in shape.split("x")) for shape in args.quantile_shapes]
         report["quantile"] = time_quantiles(shapes, args.quantile_repeats)
+    order = {(m, j): i for i, (m, j) in enumerate(
+        (m, j) for m in MODELS for j in (False, True))}
+    report["steps"].sort(key=lambda e: order.get((e["model"], e["jit"]), 99))
     _write(report, args.output)
     print(report["markdown"])
     return 0
@@ -220,10 +250,15 @@ def _previous_entries(args):
         return {}
     with open(args.output) as f:
         old = json.load(f)
-    if old.get("batch_size") != args.batch_size or old.get("steps") != args.steps:
+    if old.get("batch_size") != args.batch_size or old.get("timed_steps") != args.steps:
         return {}
     return {(e["model"], e["jit"]): e for e in old.get("steps", [])
             if set(e["ms"]) == set(args.methods)}
+
+
+def _previous_quantile(args):
+    with open(args.output) as f:
+        return json.load(f).get("quantile", [])
 
 
 def _write(report, path):

@@ -41,6 +41,23 @@ def robustness_problem(n=1024, seed=0):
     return np.clip(x, 0, 1).reshape(n, 4, 4, 1), y.astype(np.int32)
 
 
+def make_npz(path, n_train=160, n_test=48, shape=(12, 12, 1), classes=3, seed=0, **override):
+    """Writes a small random uint8 image .npz (keys as zerograd-train expects).
+
+    Keyword overrides replace arrays; an override of None removes the key.
+    """
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "x_train": rng.integers(0, 256, (n_train, *shape), dtype=np.uint8),
+        "y_train": rng.integers(0, classes, n_train).astype(np.uint8),
+        "x_test": rng.integers(0, 256, (n_test, *shape), dtype=np.uint8),
+        "y_test": rng.integers(0, classes, n_test).astype(np.uint8),
+    }
+    arrays.update(override)
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    return str(path)
+
+
 def mlp(input_shape=(4, 4, 1), classes=2, hidden=16):
     inputs = keras.Input(input_shape)
     h = keras.layers.Flatten()(inputs)

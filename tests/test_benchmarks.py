@@ -4,18 +4,9 @@ import os
 import subprocess
 import sys
 
-import numpy as np
+from conftest import make_npz
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _tiny_npz(path):
-    rng = np.random.default_rng(0)
-    np.savez(path, x_train=rng.integers(0, 256, (120, 12, 12, 1), dtype=np.uint8),
-             y_train=rng.integers(0, 3, 120),
-             x_test=rng.integers(0, 256, (32, 12, 12, 1), dtype=np.uint8),
-             y_test=rng.integers(0, 3, 32))
-    return str(path)
 
 
 def _run(script, *args):
@@ -26,7 +17,7 @@ def _run(script, *args):
 
 
 def test_co_study_runs_and_resumes(tmp_path):
-    data = _tiny_npz(tmp_path / "tiny.npz")
+    data = make_npz(tmp_path / "tiny.npz", n_train=120, n_test=32)
     results = tmp_path / "results"
     args = ["--settings", "custom", "--dataset", data, "--methods", "fgsm_rs",
             "zerograd_q0.35", "--seeds", "1", "--monitor-size", "16", "--final-steps", "2",
@@ -54,20 +45,28 @@ def test_co_study_runs_and_resumes(tmp_path):
     assert record_path.stat().st_mtime_ns == stamp
 
 
-def test_step_time_runs(tmp_path):
+def test_step_time_runs_and_merges_partial_runs(tmp_path):
     output = tmp_path / "step_time.json"
-    out = _run("step_time.py", "--models", "small_cnn", "--methods", "clean", "fgsm_rs",
-               "zerograd_bisect", "--jit", "both", "--batch-size", "8", "--steps", "2",
-               "--warmup", "1", "--quantile-repeats", "2", "--quantile-shapes", "4x64",
-               "--output", str(output))
+    common = ["--models", "small_cnn", "--methods", "clean", "fgsm_rs", "zerograd_bisect",
+              "--batch-size", "8", "--steps", "2", "--warmup", "1", "--quantile-repeats", "2",
+              "--quantile-shapes", "4x64", "--output", str(output)]
+    _run("step_time.py", *common, "--jit", "off")
+    first = json.loads(output.read_text())
+    out = _run("step_time.py", *common, "--jit", "on", "--no-quantile")
     report = json.loads(output.read_text())
     assert [(e["model"], e["jit"]) for e in report["steps"]] == [("small_cnn", False),
                                                                  ("small_cnn", True)]
+    assert report["steps"][0] == first["steps"][0]  # kept, not re-measured
+    assert report["quantile"] == first["quantile"]
     for entry in report["steps"]:
         assert set(entry["ms"]) == {"clean", "fgsm_rs", "zerograd_bisect"}
         assert all(v > 0 for v in entry["ms"].values())
-        if not entry["jit"]:
-            assert all(v and v > 0 for v in entry["peak_rss_mib"].values())
+    assert all(v and v > 0 for v in report["steps"][0]["peak_rss_mib"].values())
     assert {(r["method"], r["jit"]) for r in report["quantile"]} == {
         (m, j) for m in ("bisect", "sort", "top_k") for j in (False, True)}
     assert "| zerograd_bisect |" in out and "× FGSM-RS" in report["markdown"]
+    # --memory-only refreshes the memory column and keeps every timing.
+    _run("step_time.py", *common, "--jit", "off", "--memory-only", "--no-quantile")
+    again = json.loads(output.read_text())
+    assert [e["ms"] for e in again["steps"]] == [e["ms"] for e in report["steps"]]
+    assert all(v and v > 0 for v in again["steps"][0]["peak_rss_mib"].values())

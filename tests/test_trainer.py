@@ -14,22 +14,9 @@ from trainers import evaluate as eval_program
 from trainers import options
 from trainers import train as train_program
 from zerograd_tf import datasets
+from conftest import make_npz
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def make_npz(path, n_train=160, n_test=48, shape=(12, 12, 1), classes=3, seed=0, **override):
-    rng = np.random.default_rng(seed)
-    arrays = {
-        "x_train": rng.integers(0, 256, (n_train, *shape), dtype=np.uint8),
-        "y_train": rng.integers(0, classes, n_train).astype(np.uint8),
-        "x_test": rng.integers(0, 256, (n_test, *shape), dtype=np.uint8),
-        "y_test": rng.integers(0, classes, n_test).astype(np.uint8),
-    }
-    arrays.update(override)
-    arrays = {k: v for k, v in arrays.items() if v is not None}
-    np.savez(path, **arrays)
-    return str(path)
 
 
 FAST = ["--epochs", "1", "--batch-size", "32", "--val-size", "32", "--val-pgd-steps", "2",
@@ -265,3 +252,30 @@ def test_saved_model_loads_in_a_fresh_process_with_only_the_package(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["ZeroGradModel", "CyclicLR"]
+
+
+def test_mixed_precision_trains_and_does_not_leak(tmp_path):
+    data = make_npz(tmp_path / "tiny.npz")
+    try:
+        assert train_program.main(["--dataset", data, "--output", str(tmp_path / "mp"),
+                                   "--mixed-precision", *FAST]) == 0
+        model = keras.models.load_model(tmp_path / "mp" / "model.keras")
+        assert model.model.layers[2].compute_dtype == "float16"
+        assert model.model.get_layer("logits").compute_dtype == "float32"
+        assert train_program.main(["--dataset", data, "--output", str(tmp_path / "fp"),
+                                   *FAST]) == 0
+        assert keras.mixed_precision.global_policy().name == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_augmentation_keeps_shapes_and_range():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
+    y = np.arange(8)
+    batch_x, batch_y = next(iter(datasets.make_dataset(x, y, 8, augment=True, seed=0)))
+    plain_x, _ = next(iter(datasets.make_dataset(x, y, 8)))
+    assert batch_x.shape == (8, 16, 16, 3) and batch_x.dtype == tf.float32
+    assert 0.0 <= float(tf.reduce_min(batch_x)) and float(tf.reduce_max(batch_x)) <= 1.0
+    assert not np.allclose(batch_x.numpy(), plain_x.numpy())  # crops/flips moved pixels
+    np.testing.assert_array_equal(batch_y.numpy(), y)

@@ -1,22 +1,17 @@
 import importlib
 import json
 
-import numpy as np
 import pytest
 
 import tuning
+from conftest import make_npz
 # The package exports the function `search`, which hides its module.
 search_module = importlib.import_module("tuning.search")
 from tuning.hypermodel import ZeroGradHyperModel
 
 
-def _npz(path):
-    rng = np.random.default_rng(0)
-    np.savez(path, x_train=rng.integers(0, 256, (96, 12, 12, 1), dtype=np.uint8),
-             y_train=rng.integers(0, 3, 96),
-             x_test=rng.integers(0, 256, (16, 12, 12, 1), dtype=np.uint8),
-             y_test=rng.integers(0, 3, 16))
-    return str(path)
+def _data(tmp_path):
+    return make_npz(tmp_path / "d.npz", n_train=96, n_test=16)
 
 
 TINY = dict(epochs=1, val_size=32, val_pgd_steps=2, val_pgd_size=32, batch_size=32,
@@ -37,9 +32,9 @@ class ScriptedEvaluation:
 
 
 def test_tiny_search_writes_results_and_picks_the_most_robust(tmp_path):
-    data = _npz(tmp_path / "d.npz")
+    data = _data(tmp_path)
     tuner, best = tuning.search(data, max_trials=3, directory=str(tmp_path / "s"),
-                                project_name="p", **TINY)
+                                project_name="p", logdir=str(tmp_path / "tb"), **TINY)
     folder = tmp_path / "s" / "p"
     assert json.loads((folder / "best_hyperparameters.json").read_text()) == best.values
     rows = json.loads((folder / "trials.json").read_text())
@@ -49,12 +44,14 @@ def test_tiny_search_writes_results_and_picks_the_most_robust(tmp_path):
     assert best.values["alpha"] == pytest.approx(top["alpha"])
     for r in rows:
         assert 0 <= r["quantile"] <= 0.9 and 0.5 <= r["alpha"] <= 2.5 and r["seconds"] > 0
+    # KerasTuner's TensorBoard integration: one log folder per trial.
+    assert len([p for p in (tmp_path / "tb").iterdir() if p.is_dir()]) == 3
 
 
 def test_objective_is_robust_not_clean_accuracy(tmp_path):
     stub = ScriptedEvaluation([{"clean_accuracy": 0.95, "pgd_accuracy": 0.05},
                                {"clean_accuracy": 0.60, "pgd_accuracy": 0.40}])
-    tuner, best = tuning.search(_npz(tmp_path / "d.npz"), max_trials=2, evaluate=stub,
+    tuner, best = tuning.search(_data(tmp_path), max_trials=2, evaluate=stub,
                                 directory=str(tmp_path / "s"), project_name="p", **TINY)
     rows = {r["trial"]: r for r in search_module.trial_rows(tuner)}
     assert rows["0"]["clean_accuracy"] == 0.95 and rows["1"]["pgd_accuracy"] == 0.40
@@ -62,7 +59,7 @@ def test_objective_is_robust_not_clean_accuracy(tmp_path):
 
 
 def test_interrupted_search_resumes_without_redoing_finished_trials(tmp_path):
-    data = _npz(tmp_path / "d.npz")
+    data = _data(tmp_path)
     kw = dict(max_trials=3, directory=str(tmp_path / "s"), project_name="p", **TINY)
     results = [{"clean_accuracy": 0.5, "pgd_accuracy": v} for v in (0.1, 0.3, 0.2)]
     first = ScriptedEvaluation(results, interrupt_at=2)
@@ -78,7 +75,7 @@ def test_interrupted_search_resumes_without_redoing_finished_trials(tmp_path):
 
 
 def test_errors(tmp_path):
-    data = _npz(tmp_path / "d.npz")
+    data = _data(tmp_path)
     with pytest.raises(ValueError, match="`tuner` must be one of"):
         tuning.search(data, tuner="grid", directory=str(tmp_path), **TINY)
     with pytest.raises(ValueError, match=r"`quantile_range` must satisfy min < max"):
@@ -96,7 +93,7 @@ def test_errors(tmp_path):
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    code = search_module.main(["--dataset", _npz(tmp_path / "d.npz"), "--tuner", "grid",
+    code = search_module.main(["--dataset", _data(tmp_path), "--tuner", "grid",
                                "--directory", str(tmp_path)])
     assert code == 2
     assert capsys.readouterr().err.strip().startswith("zerograd-tune: error: `tuner`")
@@ -107,7 +104,7 @@ def test_multigrad_search_space(tmp_path):
     from zerograd_tf import datasets
     import keras_tuner
 
-    data = datasets.load_image_data(_npz(tmp_path / "d.npz"), val_size=32)
+    data = datasets.load_image_data(_data(tmp_path), val_size=32)
     config = options.resolve_config(train.build_parser().parse_args(
         ["--dataset", "x.npz", "--epochs", "1"]), data)
     hypermodel = ZeroGradHyperModel(config, data, method="search", lr_range=(1e-4, 1e-2))

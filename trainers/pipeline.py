@@ -68,8 +68,10 @@ def build_model(config, data, *, mean=None, std=None):
     Returns:
         A compiled `zerograd_tf.AdversarialModel`.
     """
-    if config.get("mixed_precision"):
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    # The configuration decides the policy both ways: a model built earlier in
+    # the same process (tuner trials, the study) must not leak its policy.
+    keras.mixed_precision.set_global_policy(
+        "mixed_float16" if config.get("mixed_precision") else "float32")
     if mean is None:
         mean, std = data.channel_stats()
     keras.utils.set_random_seed(config["seed"])

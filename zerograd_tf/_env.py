@@ -46,7 +46,10 @@ def _muted_stderr():
 
 
 if "tensorflow" not in sys.modules and os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0":
-    # Only the import: running an op here would initialise TensorFlow's
-    # context, after which MultiWorkerMirroredStrategy can no longer be made.
+    # The import and the device probe (which logs its CUDA attempts), but no
+    # op: running one would initialise TensorFlow's context, after which
+    # MultiWorkerMirroredStrategy can no longer be made.
     with _muted_stderr():
         import tensorflow  # noqa: F401
+
+        tensorflow.config.list_physical_devices()

@@ -1,0 +1,124 @@
+"""The README's diagnostics figure: what changes when catastrophic overfitting sets in.
+
+    python benchmarks/diagnostics_figure.py       # MNIST setting of the CO study, seed 0
+
+Trains FGSM-RS and ZeroGrad (q = 0.35 and 0.7) in the CO study's MNIST
+setting and records, after every epoch, the statistics of
+`zerograd_tf.AdversarialDiagnostics` on 500 test digits: FGSM and PGD-10
+accuracy, gradient alignment, the fraction of tiny gradient elements, and the
+training perturbation's size and zeroed fraction. Writes
+`benchmarks/results/diagnostics_mnist.json` and `.png`.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from zerograd_tf import _env  # noqa: F401,E402  (before TensorFlow)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import zerograd_tf as zg  # noqa: E402
+from zerograd_tf import datasets  # noqa: E402
+from trainers import options, pipeline  # noqa: E402
+from trainers import train as train_program  # noqa: E402
+from benchmarks import co_study  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# Many models per process: TensorFlow's retracing warnings are expected here.
+tf.get_logger().setLevel("ERROR")
+
+
+class Recorder(zg.AdversarialDiagnostics):
+    """The diagnostics callback, keeping its statistics in memory as well."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rows = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        stats = self.statistics()
+        logs = logs or {}
+        self.rows.append({
+            "epoch": epoch + 1,
+            "fgsm_accuracy": stats["fgsm_accuracy"], "pgd_accuracy": stats["pgd_accuracy"],
+            "alignment": stats["alignment"], "small_fraction": stats["small_fraction"],
+            "mean_abs_delta": float(logs.get("mean_abs_delta", np.nan)),
+            "zeroed_fraction": float(logs.get("zeroed_fraction", np.nan)),
+        })
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--methods", nargs="+",
+                        default=["fgsm_rs", "zerograd_q0.35", "zerograd_q0.7"],
+                        choices=list(co_study.METHODS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", default=co_study.SHARED)
+    parser.add_argument("--size", type=int, default=500)
+    parser.add_argument("--output", default=os.path.join(HERE, "results", "diagnostics_mnist"))
+    parser.add_argument("flags", nargs=argparse.REMAINDER,
+                        help="after '--': zerograd-train flags overriding the setting's")
+    args = parser.parse_args(argv)
+
+    path = os.path.join(args.data_dir, "mnist10k.npz")
+    dataset = path if os.path.exists(path) else datasets.embedded_path()
+    data = datasets.load_image_data(dataset, val_size=0, seed=0)
+    x_test, y_test, _ = data.evaluation_split()
+    x = x_test[:args.size].astype(np.float32) / 255
+    y = y_test[:args.size]
+    results = {}
+    for method in args.methods:
+        argv_train = ["--dataset", dataset, *co_study.SETTINGS["mnist"]["flags"],
+                      *co_study.METHODS[method], "--seed", str(args.seed),
+                      "--val-pgd-steps", "0", *[f for f in args.flags if f != "--"]]
+        config = options.resolve_config(train_program.build_parser().parse_args(argv_train),
+                                        data)
+        keras.backend.clear_session()
+        model = pipeline.build_model(config, data)
+        recorder = Recorder(x, y, logdir=os.path.join(args.output + "_logs", method))
+        model.fit(pipeline.train_dataset(config, data), epochs=config["epochs"],
+                  callbacks=[recorder], shuffle=False, verbose=0)
+        results[method] = recorder.rows
+        print(method, json.dumps(recorder.rows[-1]))
+    with open(args.output + ".json", "w") as f:
+        json.dump(results, f, indent=1)
+    plot(results, args.output + ".png")
+    return 0
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("pgd_accuracy", "PGD-10 accuracy (solid), FGSM (dotted)"),
+              ("alignment", "gradient alignment"),
+              ("small_fraction", "fraction of |∇ₓL| < 1e-6"),
+              ("mean_abs_delta", "training mean |δ|")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
+    for method, rows in results.items():
+        epochs = [r["epoch"] for r in rows]
+        for ax, (key, title) in zip(axes, panels):
+            line, = ax.plot(epochs, [r[key] for r in rows], marker="o", ms=3, label=method)
+            if key == "pgd_accuracy":
+                ax.plot(epochs, [r["fgsm_accuracy"] for r in rows], ls=":",
+                        color=line.get_color())
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("MNIST, ε = 0.25, seed 0: diagnostics on 500 test digits")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
