@@ -70,3 +70,37 @@ def test_step_time_runs_and_merges_partial_runs(tmp_path):
     again = json.loads(output.read_text())
     assert [e["ms"] for e in again["steps"]] == [e["ms"] for e in report["steps"]]
     assert all(v and v > 0 for v in again["steps"][0]["peak_rss_mib"].values())
+
+
+def test_profile_step_attributes_ops_to_the_package_scopes():
+    sys.path.insert(0, ROOT)
+    from benchmarks import profile_step
+
+    import keras
+    import tensorflow as tf
+
+    import zerograd_tf as zg
+
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+
+    @tf.function
+    def attack(x, y):
+        return zg.perturbations.zerograd(model, x, y, 0.1, seed=(0, 1))
+
+    graph = attack.get_concrete_function(tf.TensorSpec((2, 4, 4, 1)),
+                                         tf.TensorSpec((2,), tf.int32)).graph
+    found = {profile_step.category(op.name) for op in graph.get_operations()}
+    assert {"per_example_quantile", "zerograd_mask", "random_start",
+            "input_gradient"} <= found
+    rows = [{"type": "Less", "operation": "a/zerograd_mask/per_example_quantile/Less",
+             "total_self_time": 3000.0},
+            {"type": "Abs", "operation": "a/zerograd_mask/Abs", "total_self_time": 1000.0},
+            {"type": "Conv2D", "operation": "a/gradient_tape/conv/Conv2D",
+             "total_self_time": 4000.0},
+            {"type": "IDLE", "operation": "IDLE", "total_self_time": 9e9}]
+    table = profile_step.summarise(rows, steps=2)
+    assert "| per_example_quantile | 1.50 | 38 % |" in table
+    assert "| zerograd_mask | 0.50 | 12 % |" in table
+    assert "| weight_gradient | 2.00 | 50 % |" in table
+    assert "IDLE" not in table

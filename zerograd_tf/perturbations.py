@@ -124,11 +124,12 @@ def loss_and_gradient(objective, x, y):
     The gradient is that of the *sum* of per-example losses, so each example's
     gradient is its own loss gradient, independent of the batch size.
     """
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        losses, y_pred = objective(x, y)
-        total = tf.reduce_sum(losses)
-    gradient = tape.gradient(total, x)
+    with tf.name_scope("input_gradient"):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            losses, y_pred = objective(x, y)
+            total = tf.reduce_sum(losses)
+        gradient = tape.gradient(total, x)
     if gradient is None:
         raise ValueError(
             "The objective's loss does not depend on its input `x`, so there is "
@@ -140,7 +141,8 @@ def loss_and_gradient(objective, x, y):
 def _start(x, epsilon, init, seed):
     if init == "zero":
         return tf.zeros_like(x)
-    return project(x, uniform_noise(tf.shape(x), epsilon, seed, x.dtype))
+    with tf.name_scope("random_start"):
+        return project(x, uniform_noise(tf.shape(x), epsilon, seed, x.dtype))
 
 
 def _per_example_mean(t):
@@ -254,13 +256,14 @@ def zerograd(objective, x, y, epsilon, alpha=None, *, quantile=0.35,
     zeroed = tf.zeros(tf.shape(x)[:1], tf.float32)
     for _ in range(iterations):
         _, gradient, _ = loss_and_gradient(objective, x + delta, y)
-        magnitude = tf.abs(gradient)
-        threshold = quantile_lib.per_example_quantile(
-            magnitude, quantile, method=quantile_method
-        )
-        keep = magnitude >= _broadcast_per_example(threshold, magnitude)
-        gradient = tf.where(keep, gradient, tf.zeros_like(gradient))
-        zeroed += _per_example_mean(tf.cast(~keep, tf.float32))
+        with tf.name_scope("zerograd_mask"):
+            magnitude = tf.abs(gradient)
+            threshold = quantile_lib.per_example_quantile(
+                magnitude, quantile, method=quantile_method
+            )
+            keep = magnitude >= _broadcast_per_example(threshold, magnitude)
+            gradient = tf.where(keep, gradient, tf.zeros_like(gradient))
+            zeroed += _per_example_mean(tf.cast(~keep, tf.float32))
         delta = project(x, delta + tf.cast(alpha, x.dtype) * tf.sign(gradient), epsilon)
     info = {"zeroed_fraction": zeroed / iterations}
     return _finish(delta, info, return_info)

@@ -172,7 +172,11 @@ def per_example_quantile(t, q, method=DEFAULT_QUANTILE_METHOD):
     """
     validation.check_choice(method, "method", QUANTILE_METHODS)
     q = validation.check_probability(q, "q")
-    t = tf.convert_to_tensor(t)
+    with tf.name_scope("per_example_quantile"):
+        return _per_example_quantile(tf.convert_to_tensor(t), q, method)
+
+
+def _per_example_quantile(t, q, method):
     if t.shape.rank is not None and t.shape.rank < 1:
         raise ValueError("`t` must have a batch dimension, got a scalar.")
     input_dtype = t.dtype
