@@ -60,7 +60,10 @@ def main(argv=None):
                         choices=list(co_study.METHODS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=co_study.SHARED)
-    parser.add_argument("--size", type=int, default=500)
+    parser.add_argument("--size", type=int, default=500,
+                        help="test digits the statistics are measured on (500)")
+    parser.add_argument("--train-size", type=int, default=None,
+                        help="train on the first N digits only (smoke tests)")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "diagnostics_mnist"))
     parser.add_argument("flags", nargs=argparse.REMAINDER,
                         help="after '--': zerograd-train flags overriding the setting's")
@@ -69,6 +72,8 @@ def main(argv=None):
     path = os.path.join(args.data_dir, "mnist10k.npz")
     dataset = path if os.path.exists(path) else datasets.embedded_path()
     data = datasets.load_image_data(dataset, val_size=0, seed=0)
+    if args.train_size:
+        data.x_train, data.y_train = data.x_train[:args.train_size], data.y_train[:args.train_size]
     x_test, y_test, _ = data.evaluation_split()
     x = x_test[:args.size].astype(np.float32) / 255
     y = y_test[:args.size]

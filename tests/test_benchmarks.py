@@ -104,3 +104,20 @@ def test_profile_step_attributes_ops_to_the_package_scopes():
     assert "| zerograd_mask | 0.50 | 12 % |" in table
     assert "| weight_gradient | 2.00 | 50 % |" in table
     assert "IDLE" not in table
+
+
+def test_diagnostics_figure_runs(tmp_path):
+    output = tmp_path / "diagnostics"
+    _run("diagnostics_figure.py", "--data-dir", str(tmp_path / "absent"), "--size", "16",
+         "--train-size", "128", "--methods", "fgsm_rs", "zerograd_q0.7",
+         "--output", str(output), "--", "--epochs", "2")
+    results = json.loads((tmp_path / "diagnostics.json").read_text())
+    assert set(results) == {"fgsm_rs", "zerograd_q0.7"}
+    for rows in results.values():
+        assert [r["epoch"] for r in rows] == [1, 2]
+        for r in rows:
+            assert -1 <= r["alignment"] <= 1 and 0 <= r["small_fraction"] <= 1
+            assert 0 <= r["pgd_accuracy"] <= 1 and 0 <= r["fgsm_accuracy"] <= 1
+            assert 0 < r["mean_abs_delta"] <= 0.25  # the setting's epsilon
+    assert all(r["zeroed_fraction"] > 0.6 for r in results["zerograd_q0.7"])
+    assert (tmp_path / "diagnostics.png").stat().st_size > 0
