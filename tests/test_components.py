@@ -70,6 +70,7 @@ def test_epoch_checkpoint_survives_a_torn_swap(tmp_path):
     inputs = keras.Input((3,))
     model = zg.ZeroGradModel(inputs, keras.layers.Dense(2)(inputs), epsilon=0.1, seed=0)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.optimizer.build(model.trainable_variables)  # as after a trained epoch
     checkpoint = checkpoints.EpochCheckpoint(str(tmp_path / "ckpt"))
     checkpoint.set_model(model)
     assert checkpoint.restore(model) == 0 and not checkpoint.exists()
