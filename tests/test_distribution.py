@@ -34,7 +34,7 @@ MIRRORED = textwrap.dedent("""
         h = keras.layers.Dense(16, activation="relu")(h)
         extra = {"samples": 2} if CLASS == "MultiGradModel" else {}
         model = getattr(zg, CLASS)(inputs, keras.layers.Dense(3)(h), epsilon=0.1, seed=3,
-                                   **extra)
+                                   validation_pgd_steps=2, **extra)
         model.compile(optimizer=keras.optimizers.SGD(0.5),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"], jit_compile=JIT)
@@ -56,23 +56,29 @@ MIRRORED = textwrap.dedent("""
                                                  batch_size=16)
     report_explicit = zg.evaluate_robustness(single, (x, y), 0.1, steps=3, restarts=2,
                                              batch_size=16, strategy=strategy)
+    eval_single = single.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    eval_mirrored = mirrored.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    predict_diff = float(np.abs(single.predict(x, batch_size=16, verbose=0)
+                                - mirrored.predict(x, batch_size=16, verbose=0)).max())
     diff = max(float(np.abs(a - b).max()) for a, b in
                zip(single.get_weights(), mirrored.get_weights()))
     changed = max(float(np.abs(a - b).max()) for a, b in zip(initial, single.get_weights()))
     print(json.dumps({"replicas": strategy.num_replicas_in_sync, "diff": diff,
                       "changed": changed, "single": logs_single, "mirrored": logs_mirrored,
                       "report_single": report_single, "report_mirrored": report_mirrored,
-                      "report_explicit": report_explicit}, default=float))
+                      "report_explicit": report_explicit, "eval_single": eval_single,
+                      "eval_mirrored": eval_mirrored, "predict_diff": predict_diff,
+                      "jit_compile": mirrored.jit_compile}, default=float))
 """)
 
 
-# XLA under tf.distribute cannot be tested on CPUs: XLA on CPU cannot reach
-# the variables of a second logical device (a plain Keras model fails the same
-# way), and it has no CPU implementation of collectives ("Collectives are not
-# yet implemented for CPU devices when compiling with XLA"). Both run in graph
-# mode here; XLA with strategies is for GPUs and TPUs.
+# "jit": the single-device model compiles its whole step with XLA (Keras),
+# the mirrored one each replica's work (Keras' own whole-step XLA fails with
+# several replicas). XLA draws other random numbers than graph mode, so each
+# mode is compared with itself.
 @pytest.mark.parametrize("cls, jit", [("ZeroGradModel", "graph"), ("MultiGradModel", "graph"),
-                                      ("PGDModel", "graph"), ("FGSMModel", "graph")])
+                                      ("PGDModel", "graph"), ("FGSMModel", "graph"),
+                                      ("ZeroGradModel", "jit"), ("MultiGradModel", "jit")])
 def test_mirrored_matches_single_device(tmp_path, cls, jit):
     script = tmp_path / "mirrored.py"
     script.write_text(MIRRORED)
@@ -86,11 +92,69 @@ def test_mirrored_matches_single_device(tmp_path, cls, jit):
     for key in out["single"]:
         np.testing.assert_allclose(out["mirrored"][key], out["single"][key], rtol=1e-5,
                                    err_msg=key)
+    assert out["jit_compile"] is (jit == "jit")  # the user's setting is kept
+    assert set(out["eval_single"]) == {"loss", "accuracy", "pgd_accuracy"}
+    for key in out["eval_single"]:
+        np.testing.assert_allclose(out["eval_mirrored"][key], out["eval_single"][key],
+                                   rtol=1e-5, err_msg=key)
+    assert out["predict_diff"] < 1e-5
     for report in (out["report_mirrored"], out["report_explicit"]):
         assert report["num_examples"] == 32
         assert report["num_robust_correct"] == out["report_single"]["num_robust_correct"]
         np.testing.assert_allclose(report["robust_loss"], out["report_single"]["robust_loss"],
                                    rtol=1e-5)
+
+
+BATCHNORM_XLA = textwrap.dedent("""
+    import json
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras, numpy as np
+    import zerograd_tf as zg
+
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 6, 6, 1)).astype("float32")
+    y = rng.integers(0, 3, 32)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+    def train(jit):
+        keras.utils.set_random_seed(0)
+        with strategy.scope():
+            inputs = keras.Input((6, 6, 1))
+            h = keras.layers.Conv2D(4, 3)(inputs)
+            h = keras.layers.BatchNormalization()(h)
+            h = keras.layers.Flatten()(keras.layers.ReLU()(h))
+            # FGSM from zero: no random numbers, so XLA and graph mode agree.
+            model = zg.FGSMModel(inputs, keras.layers.Dense(3)(h), epsilon=0.1, seed=3)
+            model.compile(optimizer=keras.optimizers.SGD(0.5),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                          jit_compile=jit)
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        return model
+
+    graph, xla = train(False), train(True)
+    stats = [w for w in graph.weights if "moving" in w.name]
+    print(json.dumps({
+        "diff": max(float(np.abs(a - b).max())
+                    for a, b in zip(graph.get_weights(), xla.get_weights())),
+        "stats_moved": min(float(np.abs(keras.ops.convert_to_numpy(w)
+                                        - (1.0 if "variance" in w.name else 0.0)).max())
+                           for w in stats),
+        "compiled": sorted(xla._replica_functions)}))
+""")
+
+
+def test_batchnorm_model_under_xla_per_replica_matches_graph_mode(tmp_path):
+    script = tmp_path / "batchnorm.py"
+    script.write_text(BATCHNORM_XLA)
+    result = subprocess.run([sys.executable, str(script)], env=ENV, cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["compiled"] == ["train"]   # the replica step ran under XLA
+    assert out["stats_moved"] > 1e-4       # BatchNorm statistics were updated ...
+    assert out["diff"] < 1e-4              # ... as in graph mode
 
 
 def _free_ports(n):
@@ -103,7 +167,8 @@ def _free_ports(n):
     return ports
 
 
-def test_two_local_workers(tmp_path):
+@pytest.mark.parametrize("jit", ["--no-jit", "--jit"])
+def test_two_local_workers(tmp_path, jit):
     rng = np.random.default_rng(0)
     data = tmp_path / "tiny.npz"
     np.savez(data, x_train=rng.integers(0, 256, (96, 8, 8, 1), dtype=np.uint8),
@@ -120,7 +185,7 @@ def test_two_local_workers(tmp_path):
                 "--dataset", str(data), "--output", str(tmp_path / f"out{index}"),
                 "--epochs", "1", "--batch-size", "16", "--val-size", "16",
                 "--val-pgd-steps", "2", "--eval-steps", "2", "--eval-restarts", "1",
-                "--verbose", "0"]
+                "--verbose", "0", jit]
         processes.append(subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE,
                                           stderr=subprocess.PIPE, text=True))
     outputs = [p.communicate(timeout=600) for p in processes]

@@ -22,6 +22,15 @@ XLA: `compile(jit_compile=True)` works for every model here. Keras' default
 our recommendation: XLA pays off on accelerators, while on a CPU our trials
 ran about 1.7x slower under XLA than in graph mode (see the README's
 benchmarks).
+
+XLA also works under a `tf.distribute` strategy with several replicas, where
+Keras' own `jit_compile=True` fails: Keras compiles the whole distributed step
+as one XLA cluster, which cannot address the variables of several devices
+("Trying to access resource ... located in device ..."), so Keras turns
+`"auto"` off under strategies. These models compile each replica's work (the
+attack, the forward and the backward pass, the validation attack) with XLA
+and run the cross-replica gradient reduction and the update outside it, as
+`evaluate_robustness` does.
 """
 
 import random
@@ -131,6 +140,8 @@ class AdversarialModel(keras.Model):
         self._alpha = self._hyperparameter("alpha", alpha)
         self.mean_abs_delta_tracker = keras.metrics.Mean(name="mean_abs_delta")
         self.pgd_accuracy_tracker = keras.metrics.Mean(name="pgd_accuracy")
+        self._xla_per_replica = False
+        self._replica_functions = {}
         if model.built:
             self.built = True
 
@@ -272,29 +283,40 @@ class AdversarialModel(keras.Model):
             # The attack runs the model statelessly before the update pass
             # would build it.
             self.build(x.shape)
-        delta, info = self.perturb(x, y, self.step_seed())
-        delta = tf.stop_gradient(delta)
-        x_adv = tf.clip_by_value(x + delta, 0.0, 1.0)
-
-        with tf.GradientTape() as tape:
-            y_pred = self(x_adv, training=True)
-            loss = self._compute_loss(x=x_adv, y=y, y_pred=y_pred,
-                                      sample_weight=sample_weight, training=True)
-            self._loss_tracker.update_state(
-                keras.src.losses.loss.unscale_loss_for_distribution(loss),
-                sample_weight=tf.shape(x)[0],
-            )
-            if self.optimizer is not None:
-                loss = self.optimizer.scale_loss(loss)
-        trainable_weights = self.trainable_weights
-        gradients = tape.gradient(loss, trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, trainable_weights))
+        step = self._replica_function("train", self._adversarial_gradients)
+        loss, y_pred, gradients, delta, info = step(x, y, sample_weight, self.step_seed())
+        self._loss_tracker.update_state(
+            keras.src.losses.loss.unscale_loss_for_distribution(loss),
+            sample_weight=tf.shape(x)[0],
+        )
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
 
         if self._compile_metrics is not None:
             self._compile_metrics.update_state(y, y_pred, sample_weight)
         self.mean_abs_delta_tracker.update_state(_per_example_mean(tf.abs(delta)))
         self.update_attack_metrics(info)
         return self._logs(exclude=[self.pgd_accuracy_tracker])
+
+    def _adversarial_gradients(self, x, y, sample_weight, seed):
+        """One replica's work: the attack, then the loss and weight gradients.
+
+        Returns:
+            `(loss, y_pred, gradients, delta, info)`; `loss` as the compiled
+            loss computes it (scaled for distribution), `gradients` of the
+            optimizer-scaled loss.
+        """
+        delta, info = self.perturb(x, y, seed)
+        delta = tf.stop_gradient(delta)
+        x_adv = tf.clip_by_value(x + delta, 0.0, 1.0)
+        with tf.GradientTape() as tape:
+            y_pred = self(x_adv, training=True)
+            loss = self._compute_loss(x=x_adv, y=y, y_pred=y_pred,
+                                      sample_weight=sample_weight, training=True)
+            scaled_loss = loss
+            if self.optimizer is not None:
+                scaled_loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, self.trainable_weights)
+        return loss, y_pred, gradients, delta, info
 
     def update_attack_metrics(self, info):
         """Updates method-specific metrics from `perturb`'s info dict."""
@@ -304,9 +326,8 @@ class AdversarialModel(keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if not self.built:
             self.build(x.shape)
-        y_pred = self(x, training=False)
-        loss = self._compute_loss(x=x, y=y, y_pred=y_pred,
-                                  sample_weight=sample_weight, training=False)
+        evaluate = self._replica_function("test", self._evaluate_batch)
+        loss, y_pred, pgd_correct = evaluate(x, y, sample_weight)
         self._loss_tracker.update_state(
             keras.src.losses.loss.unscale_loss_for_distribution(loss),
             sample_weight=tf.shape(x)[0],
@@ -314,12 +335,69 @@ class AdversarialModel(keras.Model):
         if self._compile_metrics is not None:
             self._compile_metrics.update_state(y, y_pred, sample_weight)
         exclude = self._train_only_metrics()
-        if self.validation_pgd_steps > 0:
-            self.pgd_accuracy_tracker.update_state(
-                self._pgd_correct(x, y), sample_weight=sample_weight)
+        if pgd_correct is not None:
+            self.pgd_accuracy_tracker.update_state(pgd_correct, sample_weight=sample_weight)
         else:
             exclude.append(self.pgd_accuracy_tracker)
         return self._logs(exclude=exclude)
+
+    def _evaluate_batch(self, x, y, sample_weight):
+        """One replica's evaluation: `(loss, y_pred, pgd_correct or None)`."""
+        y_pred = self(x, training=False)
+        loss = self._compute_loss(x=x, y=y, y_pred=y_pred,
+                                  sample_weight=sample_weight, training=False)
+        pgd_correct = self._pgd_correct(x, y) if self.validation_pgd_steps > 0 else None
+        return loss, y_pred, pgd_correct
+
+    def predict_step(self, data):
+        return self._replica_function("predict", super().predict_step)(data)
+
+    # ------------------------------------------------------------------
+    # XLA per replica under tf.distribute.
+    # ------------------------------------------------------------------
+    def _wants_xla_per_replica(self):
+        """`jit_compile=True` under a strategy with several replicas (not TPU,
+        whose replica functions are always compiled)."""
+        if not self.compiled or self.run_eagerly or not self._jit_compile:
+            return False
+        strategy = self.distribute_strategy
+        return (strategy.num_replicas_in_sync > 1
+                and not isinstance(strategy, tf.distribute.TPUStrategy))
+
+    def _replica_function(self, name, fn):
+        """`fn`, or `fn` compiled with XLA when each replica compiles its own
+        work (see the module docstring)."""
+        if not self._xla_per_replica:
+            return fn
+        if name not in self._replica_functions:
+            self._replica_functions[name] = tf.function(
+                fn, jit_compile=True, reduce_retracing=True)
+        return self._replica_functions[name]
+
+    def _make_step_function(self, name, make, force):
+        existing = getattr(self, f"{name}_function")
+        if existing is not None and not force:
+            return existing
+        self._xla_per_replica = self._wants_xla_per_replica()
+        self._replica_functions.pop(name, None)
+        if not self._xla_per_replica:
+            return make(force=force)
+        # Keras compiles its distributed step with XLA when `jit_compile` is
+        # on; here only the replica functions are compiled.
+        jit_compile, self._jit_compile = self._jit_compile, False
+        try:
+            return make(force=force)
+        finally:
+            self._jit_compile = jit_compile
+
+    def make_train_function(self, force=False):
+        return self._make_step_function("train", super().make_train_function, force)
+
+    def make_test_function(self, force=False):
+        return self._make_step_function("test", super().make_test_function, force)
+
+    def make_predict_function(self, force=False):
+        return self._make_step_function("predict", super().make_predict_function, force)
 
     def _pgd_correct(self, x, y):
         # A fixed seed: the same data gets the same attack every epoch, so
