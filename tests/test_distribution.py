@@ -7,9 +7,11 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
+from conftest import make_npz
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "PYTHONPATH": ROOT, "KERAS_BACKEND": "tensorflow",
@@ -167,6 +169,19 @@ def _free_ports(n):
     return ports
 
 
+def _start_workers(argv, outputs):
+    """Starts one process per worker (worker 0 is the chief) on fresh ports."""
+    cluster = {"worker": [f"localhost:{p}" for p in _free_ports(len(outputs))]}
+    processes = []
+    for index, output in enumerate(outputs):
+        env = {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster,
+                                               "task": {"type": "worker", "index": index}})}
+        processes.append(subprocess.Popen(
+            [*argv, "--output", str(output)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True))
+    return processes
+
+
 @pytest.mark.parametrize("jit", ["--no-jit", "--jit"])
 def test_two_local_workers(tmp_path, jit):
     rng = np.random.default_rng(0)
@@ -175,19 +190,12 @@ def test_two_local_workers(tmp_path, jit):
              y_train=rng.integers(0, 3, 96),
              x_test=rng.integers(0, 256, (16, 8, 8, 1), dtype=np.uint8),
              y_test=rng.integers(0, 3, 16))
-    cluster = {"worker": [f"localhost:{p}" for p in _free_ports(2)]}
-    processes = []
-    for index in range(2):
-        env = {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster,
-                                               "task": {"type": "worker", "index": index}})}
-        # Each worker gets its own --output: only the chief (worker 0) may write.
-        argv = [sys.executable, "-m", "trainers.train", "--strategy", "multiworker",
-                "--dataset", str(data), "--output", str(tmp_path / f"out{index}"),
-                "--epochs", "1", "--batch-size", "16", "--val-size", "16",
-                "--val-pgd-steps", "2", "--eval-steps", "2", "--eval-restarts", "1",
-                "--verbose", "0", jit]
-        processes.append(subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, text=True))
+    # Each worker gets its own --output: only the chief (worker 0) may write.
+    argv = [sys.executable, "-m", "trainers.train", "--strategy", "multiworker",
+            "--dataset", str(data), "--epochs", "1", "--batch-size", "16", "--val-size", "16",
+            "--val-pgd-steps", "2", "--eval-steps", "2", "--eval-restarts", "1",
+            "--verbose", "0", jit]
+    processes = _start_workers(argv, [tmp_path / "out0", tmp_path / "out1"])
     outputs = [p.communicate(timeout=600) for p in processes]
     for process, (out, err) in zip(processes, outputs):
         assert process.returncode == 0, err[-3000:]
@@ -197,6 +205,7 @@ def test_two_local_workers(tmp_path, jit):
     assert not (tmp_path / "out1").exists()
     config = json.loads((chief / "config.json").read_text())
     assert config["strategy"] == "multiworker"
+    assert config["jit"] is (jit == "--jit")
     import keras
 
     import zerograd_tf  # noqa: F401  (registers the model classes for loading)
@@ -204,3 +213,41 @@ def test_two_local_workers(tmp_path, jit):
     model = keras.models.load_model(chief / "model.keras")
     assert model.epsilon == pytest.approx(0.1)
     assert "robust accuracy" in outputs[0][0] and "robust accuracy" in outputs[1][0]
+
+
+def test_two_workers_killed_mid_run_resume_from_the_chief_checkpoint(tmp_path):
+    data = make_npz(tmp_path / "tiny.npz", n_train=1600, shape=(8, 8, 1))
+    output = tmp_path / "shared"  # one folder, as on a file system the hosts share
+    argv = [sys.executable, "-m", "trainers.train", "--strategy", "multiworker",
+            "--dataset", data, "--epochs", "3", "--batch-size", "16", "--val-size", "32",
+            "--val-pgd-steps", "2", "--eval-steps", "2", "--eval-restarts", "1",
+            "--verbose", "0"]
+    processes = _start_workers(argv, [output, output])
+    history_path = output / "history.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and all(p.poll() is None for p in processes):
+        if history_path.exists() and json.loads(history_path.read_text())["epoch"]:
+            break
+        time.sleep(0.02)
+    for process in processes:
+        process.kill()
+        process.communicate()
+    done = json.loads(history_path.read_text())["epoch"]
+    assert 1 <= len(done) < 3, "the run was not killed mid-way"
+    assert (output / "checkpoint").exists() and not (output / "report.json").exists()
+
+    processes = _start_workers([*argv, "--resume"], [output, output])
+    outputs = [p.communicate(timeout=600) for p in processes]
+    for process, (out, err) in zip(processes, outputs):
+        assert process.returncode == 0, err[-3000:]
+    assert "resuming the run" in outputs[0][0]
+    history = json.loads(history_path.read_text())
+    assert history["epoch"] == [1, 2, 3]
+    import keras
+
+    import zerograd_tf  # noqa: F401  (registers the model classes for loading)
+
+    model = keras.models.load_model(output / "model.keras")
+    steps_per_epoch = -(-(1600 - 32) // 16)
+    assert int(model.optimizer.iterations.numpy()) == 3 * steps_per_epoch
+    assert not (output / "checkpoint").exists()
