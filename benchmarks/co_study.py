@@ -88,7 +88,8 @@ EPOCH_COLUMNS = ["setting", "method", "seed", "epoch", "train_loss", "train_accu
                  "clean_accuracy", "fgsm_accuracy", "pgd_accuracy", "epoch_seconds"]
 RUN_COLUMNS = ["setting", "method", "seed", "epochs", "final_clean_accuracy",
                "final_pgd50_10_accuracy", "best_pgd10_accuracy", "final_pgd10_accuracy",
-               "final_fgsm_accuracy", "catastrophic_overfitting", "mean_epoch_seconds"]
+               "final_fgsm_accuracy", "catastrophic_overfitting", "did_not_learn",
+               "mean_epoch_seconds"]
 
 
 class EpochMonitor(keras.callbacks.Callback):
@@ -228,17 +229,18 @@ def write_tables(records, results):
     for setting in sorted({r["setting"] for r in records}):
         subset = [r for r in records if r["setting"] == setting]
         base = [r["mean_epoch_seconds"] for r in subset if r["method"] == "fgsm_rs"]
-        base_time = statistics.fmean(base) if base else None
+        base_time = statistics.median(base) if base else None
         lines += [f"### Setting: {setting}", "",
-                  "| method | runs | CO rate | final PGD-50-10 acc. | final clean acc. | best PGD-10 acc. | final PGD-10 acc. | s / epoch | cost × FGSM-RS |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| method | runs | CO rate | not learned | final PGD-50-10 acc. | final clean acc. | best PGD-10 acc. | final PGD-10 acc. | s / epoch | cost × FGSM-RS |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for method in [m for m in METHODS if any(r["method"] == m for r in subset)]:
             runs = [run_row(r) for r in subset if r["method"] == method]
             co = sum(r["catastrophic_overfitting"] for r in runs)
-            seconds = statistics.fmean(r["mean_epoch_seconds"] for r in runs)
+            dead = sum(r["did_not_learn"] for r in runs)
+            seconds = statistics.median(r["mean_epoch_seconds"] for r in runs)
             cost = f"{seconds / base_time:.2f}" if base_time else "–"
             lines.append(
-                f"| {method} | {len(runs)} | {co}/{len(runs)} | "
+                f"| {method} | {len(runs)} | {co}/{len(runs)} | {dead}/{len(runs)} | "
                 f"{_mean_std([r['final_pgd50_10_accuracy'] for r in runs])} | "
                 f"{_mean_std([r['final_clean_accuracy'] for r in runs])} | "
                 f"{_mean_std([r['best_pgd10_accuracy'] for r in runs])} | "
@@ -248,6 +250,18 @@ def write_tables(records, results):
     with open(os.path.join(results, "summary.md"), "w") as f:
         f.write("\n".join(lines))
     return "\n".join(lines)
+
+
+def did_not_learn(record):
+    """A run that ended no better than chance on clean data.
+
+    Its final clean accuracy is below 1.5 times chance (1 / classes). Such a
+    model (e.g. one whose units all died and that predicts one class whatever
+    the input) has equal clean and robust accuracy, near the class prior, so
+    its "robust accuracy" means nothing; the summary counts these runs.
+    """
+    chance = 1.0 / record["config"]["num_classes"]
+    return record["final"]["clean_accuracy"] < 1.5 * chance
 
 
 def run_row(record):
@@ -262,6 +276,7 @@ def run_row(record):
         "final_pgd10_accuracy": pgd[-1],
         "final_fgsm_accuracy": record["epochs"][-1]["fgsm_accuracy"],
         "catastrophic_overfitting": monitoring.catastrophic_overfitting(pgd, fgsm),
+        "did_not_learn": did_not_learn(record),
         "mean_epoch_seconds": record["mean_epoch_seconds"],
     }
 
@@ -303,11 +318,11 @@ def write_plots(records, results):
         paths.append(path)
 
         base = [r["mean_epoch_seconds"] for r in subset if r["method"] == "fgsm_rs"]
-        base_time = statistics.fmean(base) if base else 1.0
+        base_time = statistics.median(base) if base else 1.0
         fig, ax = plt.subplots(figsize=(6, 4))
         for method in methods:
             runs = [run_row(r) for r in subset if r["method"] == method]
-            cost = statistics.fmean(r["mean_epoch_seconds"] for r in runs) / base_time
+            cost = statistics.median(r["mean_epoch_seconds"] for r in runs) / base_time
             accs = [r["final_pgd50_10_accuracy"] for r in runs]
             std = statistics.stdev(accs) if len(accs) > 1 else 0.0
             ax.errorbar(cost, statistics.fmean(accs), yerr=std, fmt="o", capsize=3)

@@ -34,6 +34,7 @@ def test_co_study_runs_and_resumes(tmp_path):
     with open(results / "runs.csv") as f:
         runs = list(csv.DictReader(f))
     assert len(runs) == 2 and "catastrophic_overfitting" in runs[0]
+    assert runs[0]["did_not_learn"] in ("True", "False")
     assert (results / "pgd_per_epoch_custom.png").stat().st_size > 0
     assert (results / "robustness_vs_cost_custom.png").stat().st_size > 0
     record_path = results / "custom" / "fgsm_rs_seed0.json"
@@ -43,6 +44,18 @@ def test_co_study_runs_and_resumes(tmp_path):
     stamp = record_path.stat().st_mtime_ns
     _run("co_study.py", *args)
     assert record_path.stat().st_mtime_ns == stamp
+
+
+def test_did_not_learn_is_clean_accuracy_below_one_and_a_half_times_chance():
+    from benchmarks import co_study
+
+    def record(clean, classes):
+        return {"config": {"num_classes": classes}, "final": {"clean_accuracy": clean}}
+
+    assert co_study.did_not_learn(record(0.108, 10))      # a constant predictor
+    assert not co_study.did_not_learn(record(0.16, 10))
+    assert co_study.did_not_learn(record(0.49, 2))
+    assert not co_study.did_not_learn(record(0.8, 2))
 
 
 def test_step_time_runs_and_merges_partial_runs(tmp_path):
