@@ -38,6 +38,7 @@ import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import callbacks as callbacks_lib  # noqa: E402
+from zerograd_tf import io_utils  # noqa: E402
 from zerograd_tf import datasets, monitoring  # noqa: E402
 from trainers import options, pipeline  # noqa: E402
 from trainers import train as train_program  # noqa: E402
@@ -192,7 +193,7 @@ def run_one(setting, method, seed, data, base_flags, args, monitor, evaluation):
         "catastrophic_overfitting": monitoring.catastrophic_overfitting(pgd, fgsm),
         "mean_epoch_seconds": statistics.fmean(r["epoch_seconds"] for r in rows[1:] or rows),
     }
-    callbacks_lib.write_json_atomic(path, record)
+    io_utils.write_json_atomic(path, record)
     return True
 
 

@@ -66,9 +66,6 @@ def mlp(input_shape=(4, 4, 1), classes=2, hidden=16):
     return inputs, outputs
 
 
-LOGITS_LOSS = "logits_ce"
-
-
 def compile_kwargs(jit_compile=False, lr=1e-2):
     return dict(
         optimizer=keras.optimizers.Adam(lr),

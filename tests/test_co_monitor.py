@@ -161,7 +161,7 @@ def test_gradient_alignment_is_one_for_a_linear_model_and_less_otherwise():
 
 
 def test_diagnostics_write_the_documented_entries(tmp_path):
-    from zerograd_tf.diagnostics import DIAGNOSTIC_TAGS
+    from zerograd_tf.callbacks.diagnostics import DIAGNOSTIC_TAGS
 
     x, y = robustness_problem(64)
     diagnostics = zg.AdversarialDiagnostics(x, y, str(tmp_path))

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from zerograd_tf import architectures, callbacks, checkpoints, schedules
+from zerograd_tf import architectures, callbacks, schedules
 import zerograd_tf as zg
 
 
@@ -71,7 +71,7 @@ def test_epoch_checkpoint_survives_a_torn_swap(tmp_path):
     model = zg.ZeroGradModel(inputs, keras.layers.Dense(2)(inputs), epsilon=0.1, seed=0)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     model.optimizer.build(model.trainable_variables)  # as after a trained epoch
-    checkpoint = checkpoints.EpochCheckpoint(str(tmp_path / "ckpt"))
+    checkpoint = callbacks.EpochCheckpoint(str(tmp_path / "ckpt"))
     checkpoint.set_model(model)
     assert checkpoint.restore(model) == 0 and not checkpoint.exists()
     checkpoint.on_epoch_end(0)

@@ -18,7 +18,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
-from zerograd_tf import callbacks as callbacks_lib  # noqa: E402
+from zerograd_tf import io_utils  # noqa: E402
 from zerograd_tf import datasets  # noqa: E402
 from trainers import options  # noqa: E402
 
@@ -133,7 +133,7 @@ def main(argv=None):
     print(format_table(report))
     print(json.dumps(report))
     if json_path:
-        callbacks_lib.write_json_atomic(json_path, report)
+        io_utils.write_json_atomic(json_path, report)
     return 0
 
 

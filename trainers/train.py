@@ -24,9 +24,7 @@ import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import callbacks as callbacks_lib  # noqa: E402
-from zerograd_tf import checkpoints  # noqa: E402
-from zerograd_tf.co_monitor import CatastrophicOverfittingMonitor  # noqa: E402
-from zerograd_tf.diagnostics import AdversarialDiagnostics  # noqa: E402
+from zerograd_tf import _keras_compat, io_utils  # noqa: E402
 from zerograd_tf import datasets, distribution  # noqa: E402
 from trainers import options, pipeline  # noqa: E402
 
@@ -94,7 +92,7 @@ def prepare_output(output, config, resume, overwrite):
     elif resume:
         raise options.UsageError(f"--resume: there is no run to resume in {output}.")
     os.makedirs(output, exist_ok=True)
-    callbacks_lib.write_json_atomic(config_path, config)
+    io_utils.write_json_atomic(config_path, config)
     return False
 
 
@@ -142,12 +140,12 @@ def monitor_callbacks(config, data, output, logdir):
     x = x.astype(np.float32) / 255 if x.dtype == np.uint8 else x
     found = []
     if config["co_monitor"] != "off":
-        found.append(CatastrophicOverfittingMonitor(
+        found.append(callbacks_lib.CatastrophicOverfittingMonitor(
             x, y, action=config["co_monitor"], frequency=config["co_frequency"],
             quantile_step=config["co_quantile_step"], logdir=logdir,
             state_path=os.path.join(output, "co_monitor.json")))
     if config["diagnostics"]:
-        found.append(AdversarialDiagnostics(x, y, logdir))
+        found.append(callbacks_lib.AdversarialDiagnostics(x, y, logdir))
     return found
 
 
@@ -165,7 +163,7 @@ def train(config, data, output, logdir, verbose=2, extra_callbacks=(), strategy=
     logdir = logdir if chief else os.path.join(writes, "logs")
     model_path = os.path.join(output, "model.keras")
     history_path = os.path.join(output, "history.json")
-    finished = len(callbacks_lib.load_history_records(history_path)) >= config["epochs"]
+    finished = len(io_utils.load_history_records(history_path)) >= config["epochs"]
     with strategy.scope():
         if finished and os.path.exists(model_path):
             model = keras.models.load_model(model_path)
@@ -174,7 +172,7 @@ def train(config, data, output, logdir, verbose=2, extra_callbacks=(), strategy=
                               extra_callbacks, chief)
         report = final_evaluation(model, config, data)
     if chief:
-        callbacks_lib.write_json_atomic(os.path.join(output, "report.json"), report)
+        io_utils.write_json_atomic(os.path.join(output, "report.json"), report)
         _write_text_summary(logdir, report, report["split"])
     else:
         shutil.rmtree(writes, ignore_errors=True)
@@ -186,18 +184,16 @@ def fit_model(config, data, output, writes, logdir, verbose, extra_callbacks, ch
     model = pipeline.build_model(config, data)
     model.build((None, *data.input_shape))
     if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
-        # Keras 3's fit reduces a peeked data batch across workers before its
-        # symbolic build, which fails under MultiWorkerMirroredStrategy
-        # (keras-team/keras#20585, tensorflow/tensorflow#72388). A model whose
-        # `_distribute_strategy` is unset skips that step and builds its
-        # metrics when the train step is first traced, still under the
+        # fit's cross-worker symbolic build fails under this strategy (see
+        # `_keras_compat.clear_distribute_strategy`); without it the metrics
+        # are built when the train step is first traced, still under the
         # active strategy. Our model is already built.
-        model._distribute_strategy = None
+        _keras_compat.clear_distribute_strategy(model)
     steps = pipeline.steps_per_epoch(config, len(data.x_train))
     # Every worker saves (under a multi-worker strategy saving runs collective
     # operations), non-chief workers into their scratch folder; all restore
     # from the chief's checkpoint.
-    checkpoint = checkpoints.EpochCheckpoint(os.path.join(writes, "checkpoint"))
+    checkpoint = callbacks_lib.EpochCheckpoint(os.path.join(writes, "checkpoint"))
     # History is written before the checkpoint: a crash between the two
     # re-runs that epoch and overwrites its history entry.
     callbacks = [
@@ -210,7 +206,7 @@ def fit_model(config, data, output, writes, logdir, verbose, extra_callbacks, ch
     if config["epsilon_warmup"] > 0 and config["method"] != "clean":
         callbacks.insert(0, callbacks_lib.EpsilonWarmup(
             config["epsilon"], max(1, round(config["epsilon_warmup"] * steps))))
-    initial_epoch = checkpoints.EpochCheckpoint(os.path.join(output, "checkpoint")).restore(model)
+    initial_epoch = callbacks_lib.EpochCheckpoint(os.path.join(output, "checkpoint")).restore(model)
     model.fit(pipeline.train_dataset(config, data), epochs=config["epochs"],
               initial_epoch=initial_epoch,
               validation_data=pipeline.validation_dataset(config, data),

@@ -21,7 +21,7 @@ from zerograd_tf import _env  # noqa: F401  (before TensorFlow)
 import keras  # noqa: E402
 import keras_tuner  # noqa: E402
 
-from zerograd_tf import callbacks as callbacks_lib  # noqa: E402
+from zerograd_tf import io_utils  # noqa: E402
 from zerograd_tf import datasets, validation  # noqa: E402
 from trainers import options, pipeline  # noqa: E402
 from trainers import train as train_program  # noqa: E402
@@ -106,7 +106,7 @@ def _fmt(value, digits=3):
 
 def write_summary(tuner, folder):
     rows = trial_rows(tuner)
-    callbacks_lib.write_json_atomic(os.path.join(folder, "trials.json"), rows)
+    io_utils.write_json_atomic(os.path.join(folder, "trials.json"), rows)
     lines = ["| trial | method | quantile | alpha (× ε) | clean acc. | PGD acc. | seconds |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
@@ -175,13 +175,13 @@ def search(dataset=datasets.DEFAULT_DATASET, *, tuner="random", max_trials=10, e
     the_tuner = make_tuner(tuner, hypermodel, max_trials=max_trials, epochs=config["epochs"],
                            directory=directory, project_name=project_name,
                            seed=config["seed"], overwrite=overwrite)
-    callbacks_lib.write_json_atomic(identity_path, identity)
+    io_utils.write_json_atomic(identity_path, identity)
     callbacks = [keras.callbacks.TensorBoard(logdir, write_graph=False)] if logdir else []
     the_tuner.search(pipeline.train_dataset(config, data), epochs=config["epochs"],
                      validation_data=pipeline.validation_dataset(config, data),
                      callbacks=callbacks, shuffle=False, verbose=verbose)
     best = the_tuner.get_best_hyperparameters(1)[0]
-    callbacks_lib.write_json_atomic(os.path.join(folder, "best_hyperparameters.json"),
+    io_utils.write_json_atomic(os.path.join(folder, "best_hyperparameters.json"),
                                     best.values)
     write_summary(the_tuner, folder)
     return the_tuner, best

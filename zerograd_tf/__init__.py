@@ -13,8 +13,7 @@ Public API:
 """
 
 from zerograd_tf import _env  # noqa: F401  (sets KERAS_BACKEND first)
-from zerograd_tf.co_monitor import CatastrophicOverfittingMonitor
-from zerograd_tf.diagnostics import AdversarialDiagnostics
+from zerograd_tf.callbacks import AdversarialDiagnostics, CatastrophicOverfittingMonitor
 from zerograd_tf.evaluation import evaluate_robustness
 from zerograd_tf.models import (
     AdversarialModel,

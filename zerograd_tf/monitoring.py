@@ -2,9 +2,9 @@
 
 Catastrophic overfitting (CO) shows as PGD accuracy collapsing while FGSM
 accuracy stays high: the model has learnt to defeat the single-step attack
-it trains on, not to be robust. `attack_accuracies` measures clean, FGSM
-and PGD accuracy on a fixed batch; `catastrophic_overfitting` applies the
-package's rule to a sequence of such measurements.
+it trains on, not to be robust. `AttackMeter` measures clean, FGSM and PGD
+accuracy on a fixed batch; `catastrophic_overfitting` applies the package's
+rule to a sequence of such measurements.
 """
 
 import numpy as np
@@ -119,11 +119,6 @@ class AttackMeter:
         n = max(len(x), 1)
         return {"clean_accuracy": totals[0] / n, "fgsm_accuracy": totals[1] / n,
                 "pgd_accuracy": totals[2] / n}
-
-
-def attack_accuracies(model, x, y, epsilon, *, seed=0, **kwargs):
-    """One-off `AttackMeter(model, epsilon, **kwargs)(x, y, seed)`."""
-    return AttackMeter(model, epsilon, **kwargs)(x, y, seed)
 
 
 def _objective_of(model):

@@ -8,17 +8,7 @@ within the epsilon-ball; `y_pred` serves PGD's early stop and restarts.
 import keras
 import tensorflow as tf
 
-
-def _is_probability_output(y_pred):
-    """Whether Keras knows `y_pred` came out of a softmax/sigmoid activation."""
-    if hasattr(y_pred, "_keras_logits"):
-        return True
-    op = getattr(y_pred, "op", None)
-    return (
-        op is not None
-        and not isinstance(y_pred, tf.__internal__.EagerTensor)
-        and op.type in ("Softmax", "Sigmoid")
-    )
+from zerograd_tf import _keras_compat
 
 
 def crossentropy(y_true, y_pred):
@@ -37,7 +27,7 @@ def crossentropy(y_true, y_pred):
     Returns:
         A float32 tensor of shape `(batch,)`.
     """
-    from_logits = not _is_probability_output(y_pred)
+    from_logits = not _keras_compat.is_probability_output(y_pred)
     y_true = tf.convert_to_tensor(y_true)
     if y_true.shape.rank == y_pred.shape.rank and y_true.shape[-1] not in (None, 1):
         loss = keras.losses.categorical_crossentropy(
@@ -114,7 +104,7 @@ def model_objective(model, loss=None, training=False, stateless=None):
         stateless = bool(training) and bool(model.non_trainable_variables)
     # `stateless_call` passes keyword arguments straight to `call`.
     call_kwargs = (
-        {"training": training} if getattr(model, "_call_has_training_arg", True) else {}
+        {"training": training} if _keras_compat.call_has_training_argument(model) else {}
     )
 
     def objective(x, y):

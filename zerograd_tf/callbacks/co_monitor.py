@@ -201,19 +201,6 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         self._writer.flush()
 
     # ------------------------------------------------------------------
-    def get_state(self):
-        """The monitor's state as JSON-serialisable data (weights as lists)."""
-        return {"checks": self.checks, "events": self.events,
-                "healthy_weights": None if self.healthy_weights is None else
-                [w.tolist() for w in self.healthy_weights]}
-
-    def set_state(self, state):
-        self.checks = list(state.get("checks", []))
-        self.events = list(state.get("events", []))
-        weights = state.get("healthy_weights")
-        self.healthy_weights = None if weights is None else [np.asarray(w, np.float32)
-                                                             for w in weights]
-
     def _save_state(self):
         if not self.state_path:
             return

@@ -19,9 +19,9 @@ them does not retrace the compiled step; they are saved with the weights.
 
 XLA: `compile(jit_compile=True)` works for every model here. Keras' default
 `jit_compile="auto"` enables XLA only when a GPU/TPU is present; that is also
-our recommendation: XLA pays off on accelerators, while on a CPU our trials
-ran about 1.7x slower under XLA than in graph mode (see the README's
-benchmarks).
+our recommendation: XLA pays off on accelerators, while on a CPU our steps
+ran slower under XLA than in graph mode (the README's step-time table gives
+the measured ratio per method).
 
 XLA also works under a `tf.distribute` strategy with several replicas, where
 Keras' own `jit_compile=True` fails: Keras compiles the whole distributed step
@@ -38,15 +38,15 @@ import random
 import keras
 import tensorflow as tf
 
+from zerograd_tf import _keras_compat
 from zerograd_tf import objectives as objectives_lib
 from zerograd_tf import perturbations
-from zerograd_tf import quantile as quantile_lib
 from zerograd_tf import validation
 
-_PACKAGE = "zerograd_tf"
+PACKAGE = "zerograd_tf"
 
 
-def _read(variable):
+def read_variable(variable):
     """A variable's current value as a Python float, also while tracing."""
     with tf.init_scope():
         return float(keras.ops.convert_to_numpy(variable))
@@ -56,7 +56,7 @@ def _per_example_mean(t):
     return tf.reduce_mean(tf.reshape(t, (tf.shape(t)[0], -1)), axis=1)
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class AdversarialModel(keras.Model):
     """Base class: a Keras model whose `fit` trains on adversarial examples.
 
@@ -185,7 +185,7 @@ class AdversarialModel(keras.Model):
     @property
     def epsilon(self):
         """The L-infinity radius (a float); settable, validated."""
-        return _read(self._epsilon)
+        return read_variable(self._epsilon)
 
     @epsilon.setter
     def epsilon(self, value):
@@ -194,7 +194,7 @@ class AdversarialModel(keras.Model):
     @property
     def alpha(self):
         """The step size in pixel units (a float); settable, validated."""
-        return _read(self._alpha)
+        return read_variable(self._alpha)
 
     @alpha.setter
     def alpha(self, value):
@@ -285,14 +285,9 @@ class AdversarialModel(keras.Model):
             self.build(x.shape)
         step = self._replica_function("train", self._adversarial_gradients)
         loss, y_pred, gradients, delta, info = step(x, y, sample_weight, self.step_seed())
-        self._loss_tracker.update_state(
-            keras.src.losses.loss.unscale_loss_for_distribution(loss),
-            sample_weight=tf.shape(x)[0],
-        )
+        _keras_compat.update_loss_metric(self, loss, tf.shape(x)[0])
         self.optimizer.apply_gradients(zip(gradients, self.trainable_weights))
-
-        if self._compile_metrics is not None:
-            self._compile_metrics.update_state(y, y_pred, sample_weight)
+        self.compute_metrics(x, y, y_pred, sample_weight)
         self.mean_abs_delta_tracker.update_state(_per_example_mean(tf.abs(delta)))
         self.update_attack_metrics(info)
         return self._logs(exclude=[self.pgd_accuracy_tracker])
@@ -310,8 +305,8 @@ class AdversarialModel(keras.Model):
         x_adv = tf.clip_by_value(x + delta, 0.0, 1.0)
         with tf.GradientTape() as tape:
             y_pred = self(x_adv, training=True)
-            loss = self._compute_loss(x=x_adv, y=y, y_pred=y_pred,
-                                      sample_weight=sample_weight, training=True)
+            loss = _keras_compat.compute_loss(self, x_adv, y, y_pred, sample_weight,
+                                              training=True)
             scaled_loss = loss
             if self.optimizer is not None:
                 scaled_loss = self.optimizer.scale_loss(loss)
@@ -328,12 +323,8 @@ class AdversarialModel(keras.Model):
             self.build(x.shape)
         evaluate = self._replica_function("test", self._evaluate_batch)
         loss, y_pred, pgd_correct = evaluate(x, y, sample_weight)
-        self._loss_tracker.update_state(
-            keras.src.losses.loss.unscale_loss_for_distribution(loss),
-            sample_weight=tf.shape(x)[0],
-        )
-        if self._compile_metrics is not None:
-            self._compile_metrics.update_state(y, y_pred, sample_weight)
+        _keras_compat.update_loss_metric(self, loss, tf.shape(x)[0])
+        self.compute_metrics(x, y, y_pred, sample_weight)
         exclude = self._train_only_metrics()
         if pgd_correct is not None:
             self.pgd_accuracy_tracker.update_state(pgd_correct, sample_weight=sample_weight)
@@ -344,8 +335,8 @@ class AdversarialModel(keras.Model):
     def _evaluate_batch(self, x, y, sample_weight):
         """One replica's evaluation: `(loss, y_pred, pgd_correct or None)`."""
         y_pred = self(x, training=False)
-        loss = self._compute_loss(x=x, y=y, y_pred=y_pred,
-                                  sample_weight=sample_weight, training=False)
+        loss = _keras_compat.compute_loss(self, x, y, y_pred, sample_weight,
+                                          training=False)
         pgd_correct = self._pgd_correct(x, y) if self.validation_pgd_steps > 0 else None
         return loss, y_pred, pgd_correct
 
@@ -358,7 +349,7 @@ class AdversarialModel(keras.Model):
     def _wants_xla_per_replica(self):
         """`jit_compile=True` under a strategy with several replicas (not TPU,
         whose replica functions are always compiled)."""
-        if not self.compiled or self.run_eagerly or not self._jit_compile:
+        if not self.compiled or self.run_eagerly or not self.jit_compile:
             return False
         strategy = self.distribute_strategy
         return (strategy.num_replicas_in_sync > 1
@@ -384,11 +375,12 @@ class AdversarialModel(keras.Model):
             return make(force=force)
         # Keras compiles its distributed step with XLA when `jit_compile` is
         # on; here only the replica functions are compiled.
-        jit_compile, self._jit_compile = self._jit_compile, False
+        jit_compile = self.jit_compile
+        _keras_compat.set_jit_compile(self, False)
         try:
             return make(force=force)
         finally:
-            self._jit_compile = jit_compile
+            _keras_compat.set_jit_compile(self, jit_compile)
 
     def make_train_function(self, force=False):
         return self._make_step_function("train", super().make_train_function, force)
@@ -447,220 +439,3 @@ class AdversarialModel(keras.Model):
             config["attack_loss"] = keras.saving.deserialize_keras_object(
                 attack_loss, custom_objects=custom_objects)
         return cls(model=model, **config)
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class FGSMModel(AdversarialModel):
-    """FGSM adversarial training, or FGSM-RS with `random_init=True`.
-
-    Args:
-        random_init: start from `U(-epsilon, epsilon)` (FGSM-RS, Wong et
-            al., 2020) instead of zero.
-        alpha: step size; defaults to `epsilon` for FGSM and `1.25 * epsilon`
-            for FGSM-RS.
-        **kwargs: see `AdversarialModel` (`epsilon` is required).
-    """
-
-    def __init__(self, *args, random_init=False, alpha=None, **kwargs):
-        self.random_init = bool(random_init)
-        epsilon = kwargs.get("epsilon")
-        if alpha is None and self.random_init and epsilon is not None:
-            alpha = 1.25 * validation.check_epsilon(epsilon)
-        super().__init__(*args, alpha=alpha, **kwargs)
-
-    def perturb(self, x, y, seed):
-        return perturbations.fgsm(
-            self.attack_objective(), x, y, self._epsilon, self._alpha,
-            init="random" if self.random_init else "zero", seed=seed,
-            return_info=True,
-        )
-
-    def get_config(self):
-        return {**super().get_config(), "random_init": self.random_init}
-
-
-class _MaskedGradientModel(AdversarialModel):
-    """Adds the `zeroed_fraction` metric of methods that zero gradients."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.zeroed_fraction_tracker = keras.metrics.Mean(name="zeroed_fraction")
-
-    def _train_only_metrics(self):
-        return super()._train_only_metrics() + [self.zeroed_fraction_tracker]
-
-    def update_attack_metrics(self, info):
-        self.zeroed_fraction_tracker.update_state(info["zeroed_fraction"])
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class ZeroGradModel(_MaskedGradientModel):
-    """ZeroGrad adversarial training (Golgooni et al., 2021).
-
-    FGSM from a random start, after zeroing, per example, the input-gradient
-    elements whose magnitude is below the q-quantile of that example's
-    magnitudes. This removes the small, sign-unstable gradient elements that
-    drive catastrophic overfitting.
-
-    Args:
-        quantile: q in [0, 1) (reference default 0.35; the paper used 0.35
-            on CIFAR-10, 0.45 on CIFAR-100, 0.7 on SVHN). Settable during
-            training (`model.quantile = 0.5`) without retracing, except with
-            `quantile_method="top_k"`.
-        zero_iters: zeroed sign steps per example, >= 1 (default 1).
-        init: `"random"` (default, as the reference) or `"zero"`.
-        quantile_method: `per_example_quantile` formulation: `"bisect"`
-            (default, fastest), `"sort"` or `"top_k"`.
-        alpha: step size; defaults to `2 * epsilon` (reference default).
-        **kwargs: see `AdversarialModel` (`epsilon` is required).
-    """
-
-    default_alpha_factor = 2.0
-
-    def __init__(self, *args, quantile=0.35, zero_iters=1, init="random",
-                 quantile_method=quantile_lib.DEFAULT_QUANTILE_METHOD, **kwargs):
-        quantile = validation.check_quantile(quantile)
-        self.zero_iters = validation.check_int(zero_iters, "zero_iters", 1)
-        self.init = validation.check_choice(init, "init", validation.PERTURBATION_INITS)
-        self.quantile_method = validation.check_choice(
-            quantile_method, "quantile_method", quantile_lib.QUANTILE_METHODS)
-        super().__init__(*args, **kwargs)
-        self._quantile = self._hyperparameter("quantile", quantile)
-
-    @property
-    def quantile(self):
-        """The ZeroGrad quantile q (a float); settable, validated."""
-        return _read(self._quantile)
-
-    @quantile.setter
-    def quantile(self, value):
-        self._quantile.assign(validation.check_quantile(value))
-        if self.quantile_method == "top_k" and self.train_function is not None:
-            # TopK needs a static q: retrace with the new value.
-            self.make_train_function(force=True)
-
-    def perturb(self, x, y, seed):
-        q = self.quantile if self.quantile_method == "top_k" else self._quantile
-        return perturbations.zerograd(
-            self.attack_objective(), x, y, self._epsilon, self._alpha,
-            quantile=q, iterations=self.zero_iters, init=self.init, seed=seed,
-            quantile_method=self.quantile_method, return_info=True,
-        )
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "quantile": self.quantile,
-            "zero_iters": self.zero_iters,
-            "init": self.init,
-            "quantile_method": self.quantile_method,
-        }
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class MultiGradModel(_MaskedGradientModel):
-    """MultiGrad adversarial training (Golgooni et al., 2021).
-
-    The input gradient is taken at `samples` random starts in one batched
-    pass; only elements whose signs agree (at least `threshold` of them)
-    take a step, from zero.
-
-    Args:
-        samples: n >= 1 random starts (default 3).
-        threshold: th in [1, n], agreeing signs needed; defaults to n.
-        alpha: step size; defaults to `2 * epsilon` (any alpha >= epsilon is
-            a full step).
-        **kwargs: see `AdversarialModel` (`epsilon` is required).
-    """
-
-    default_alpha_factor = 2.0
-
-    def __init__(self, *args, samples=3, threshold=None, **kwargs):
-        self.samples = validation.check_int(samples, "samples", 1)
-        threshold = self.samples if threshold is None else threshold
-        self.threshold = validation.check_int(threshold, "threshold", 1, self.samples)
-        super().__init__(*args, **kwargs)
-
-    def perturb(self, x, y, seed):
-        return perturbations.multigrad(
-            self.attack_objective(), x, y, self._epsilon, self._alpha,
-            samples=self.samples, threshold=self.threshold, seed=seed,
-            return_info=True,
-        )
-
-    def get_config(self):
-        return {**super().get_config(), "samples": self.samples,
-                "threshold": self.threshold}
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class NFGSMModel(AdversarialModel):
-    """N-FGSM adversarial training (de Jorge et al., 2022).
-
-    Args:
-        noise_magnitude: k > 0; noise is `U(-k epsilon, k epsilon)` (default 2).
-        clip: optional projection radius; `None` (default) does not project.
-        alpha: step size; defaults to `epsilon`.
-        **kwargs: see `AdversarialModel` (`epsilon` is required).
-    """
-
-    def __init__(self, *args, noise_magnitude=2.0, clip=None, **kwargs):
-        self.noise_magnitude = validation.check_positive(noise_magnitude, "noise_magnitude")
-        self.clip = None if clip is None else validation.check_positive(clip, "clip")
-        super().__init__(*args, **kwargs)
-
-    def perturb(self, x, y, seed):
-        return perturbations.n_fgsm(
-            self.attack_objective(), x, y, self._epsilon, self._alpha,
-            noise_magnitude=self.noise_magnitude, clip=self.clip, seed=seed,
-            return_info=True,
-        )
-
-    def get_config(self):
-        return {**super().get_config(), "noise_magnitude": self.noise_magnitude,
-                "clip": self.clip}
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class PGDModel(AdversarialModel):
-    """PGD adversarial training (Madry et al., 2018): the multi-step reference.
-
-    Args:
-        steps: PGD steps k >= 1 (default 10).
-        restarts: restarts >= 1 (default 1).
-        alpha: step size; defaults to `2.5 * epsilon / steps` (Madry et al.).
-        **kwargs: see `AdversarialModel` (`epsilon` is required).
-    """
-
-    def __init__(self, *args, steps=10, restarts=1, alpha=None, **kwargs):
-        self.steps = validation.check_int(steps, "steps", 1)
-        self.restarts = validation.check_int(restarts, "restarts", 1)
-        epsilon = kwargs.get("epsilon")
-        if alpha is None and epsilon is not None:
-            alpha = 2.5 * validation.check_epsilon(epsilon) / self.steps
-        super().__init__(*args, alpha=alpha, **kwargs)
-
-    def perturb(self, x, y, seed):
-        delta = perturbations.pgd(
-            self.attack_objective(), x, y, self._epsilon, self._alpha,
-            steps=self.steps, restarts=self.restarts, seed=seed,
-        )
-        return delta, {}
-
-    def get_config(self):
-        return {**super().get_config(), "steps": self.steps, "restarts": self.restarts}
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class CleanModel(AdversarialModel):
-    """Standard (non-adversarial) training with the same interface.
-
-    `perturb` returns zero, so `fit` trains on clean inputs; the model still
-    offers `validation_pgd_steps`, the metrics and the saving of the others,
-    which makes it the baseline of comparisons. `epsilon` is then only the
-    radius of the validation attack.
-    """
-
-    def perturb(self, x, y, seed):
-        del y, seed
-        return tf.zeros_like(x), {}

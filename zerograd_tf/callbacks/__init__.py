@@ -1,0 +1,24 @@
+"""Keras callbacks for adversarial training runs, one per module.
+
+- `history_writer.HistoryWriter`: the epoch logs in a JSON file, resumably.
+- `epsilon_warmup.EpsilonWarmup`: a linear epsilon ramp.
+- `co_monitor.CatastrophicOverfittingMonitor`: detects catastrophic
+  overfitting within an epoch and warns, stops or adapts.
+- `diagnostics.AdversarialDiagnostics`: the paper's explanatory statistics
+  in TensorBoard.
+- `epoch_checkpoint.EpochCheckpoint`: crash-safe checkpoints for resuming.
+"""
+
+from zerograd_tf.callbacks.co_monitor import CatastrophicOverfittingMonitor
+from zerograd_tf.callbacks.diagnostics import AdversarialDiagnostics
+from zerograd_tf.callbacks.epoch_checkpoint import EpochCheckpoint
+from zerograd_tf.callbacks.epsilon_warmup import EpsilonWarmup
+from zerograd_tf.callbacks.history_writer import HistoryWriter
+
+__all__ = [
+    "AdversarialDiagnostics",
+    "CatastrophicOverfittingMonitor",
+    "EpochCheckpoint",
+    "EpsilonWarmup",
+    "HistoryWriter",
+]

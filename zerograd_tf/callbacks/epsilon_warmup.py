@@ -1,0 +1,28 @@
+"""`EpsilonWarmup`: a linear ramp of the model's epsilon over the first steps."""
+
+import keras
+
+from zerograd_tf import validation
+
+
+class EpsilonWarmup(keras.callbacks.Callback):
+    """Ramps the model's epsilon linearly from 0 to its target.
+
+    Multi-step PGD training at a large epsilon often fails to learn from the
+    start; ramping epsilon over the first epochs fixes that. The ramp is a
+    function of the optimizer's step counter, so it is exact after resuming.
+
+    Args:
+        epsilon: the target epsilon in (0, 1].
+        warmup_steps: steps over which epsilon grows (>= 1).
+    """
+
+    def __init__(self, epsilon, warmup_steps):
+        super().__init__()
+        self.epsilon = validation.check_epsilon(epsilon)
+        self.warmup_steps = validation.check_int(warmup_steps, "warmup_steps", 1)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        fraction = min(1.0, (step + 1) / self.warmup_steps)
+        self.model.epsilon = self.epsilon * fraction

@@ -1,0 +1,26 @@
+"""Keras models that train on adversarial examples, one method per module.
+
+- `base.AdversarialModel`: the `train_step`/`test_step`, hyperparameter
+  variables, XLA and `tf.distribute` handling, saving.
+- `fgsm.FGSMModel` (FGSM, FGSM-RS), `zerograd.ZeroGradModel`,
+  `multigrad.MultiGradModel`, `n_fgsm.NFGSMModel`, `pgd.PGDModel`,
+  `clean.CleanModel`.
+"""
+
+from zerograd_tf.models.base import AdversarialModel
+from zerograd_tf.models.clean import CleanModel
+from zerograd_tf.models.fgsm import FGSMModel
+from zerograd_tf.models.multigrad import MultiGradModel
+from zerograd_tf.models.n_fgsm import NFGSMModel
+from zerograd_tf.models.pgd import PGDModel
+from zerograd_tf.models.zerograd import ZeroGradModel
+
+__all__ = [
+    "AdversarialModel",
+    "CleanModel",
+    "FGSMModel",
+    "MultiGradModel",
+    "NFGSMModel",
+    "PGDModel",
+    "ZeroGradModel",
+]

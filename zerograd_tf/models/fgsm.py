@@ -1,0 +1,36 @@
+"""FGSM and FGSM-RS adversarial training: `FGSMModel`."""
+
+import keras
+
+from zerograd_tf import perturbations
+from zerograd_tf import validation
+from zerograd_tf.models.base import PACKAGE, AdversarialModel
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FGSMModel(AdversarialModel):
+    """FGSM adversarial training, or FGSM-RS with `random_init=True`.
+
+    Args:
+        random_init: start from `U(-epsilon, epsilon)` (FGSM-RS, Wong et
+            al., 2020) instead of zero.
+        alpha: step size; defaults to `epsilon` for FGSM and `1.25 * epsilon`
+            for FGSM-RS.
+        **kwargs: see `AdversarialModel` (`epsilon` is required).
+    """
+
+    def __init__(self, *args, random_init=False, alpha=None, **kwargs):
+        self.random_init = bool(random_init)
+        epsilon = kwargs.get("epsilon")
+        if alpha is None and self.random_init and epsilon is not None:
+            alpha = 1.25 * validation.check_epsilon(epsilon)
+        super().__init__(*args, alpha=alpha, **kwargs)
+
+    def perturb(self, x, y, seed):
+        return perturbations.fgsm(
+            self.attack_objective(), x, y, self._epsilon, self._alpha,
+            init="random" if self.random_init else "zero", seed=seed,
+            return_info=True,
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "random_init": self.random_init}
