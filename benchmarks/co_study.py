@@ -88,7 +88,8 @@ METHODS = {
 EPOCH_COLUMNS = ["setting", "method", "seed", "epoch", "train_loss", "train_accuracy",
                  "clean_accuracy", "fgsm_accuracy", "pgd_accuracy", "epoch_seconds"]
 RUN_COLUMNS = ["setting", "method", "seed", "epochs", "final_clean_accuracy",
-               "final_pgd50_10_accuracy", "best_pgd10_accuracy", "final_pgd10_accuracy",
+               "final_pgd50_10_accuracy", "final_autoattack_accuracy",
+               "final_worst_case_accuracy", "best_pgd10_accuracy", "final_pgd10_accuracy",
                "final_fgsm_accuracy", "catastrophic_overfitting", "did_not_learn",
                "mean_epoch_seconds"]
 
@@ -138,6 +139,10 @@ def build_parser():
     parser.add_argument("--monitor-pgd-steps", type=int, default=10)
     parser.add_argument("--final-steps", type=int, default=50)
     parser.add_argument("--final-restarts", type=int, default=10)
+    parser.add_argument("--final-apgd-steps", type=int, default=100)
+    parser.add_argument("--final-square-queries", type=int, default=5000)
+    parser.add_argument("--no-autoattack", action="store_true",
+                        help="skip the final AutoAttack (+ PGD) worst-case evaluation")
     parser.add_argument("--final-size", type=int, default=None,
                         help="evaluate the first N examples of the evaluation split only")
     parser.add_argument("--train-size", type=int, default=None,
@@ -182,6 +187,17 @@ def run_one(setting, method, seed, data, base_flags, args, monitor, evaluation):
     final = zg.evaluate_robustness(model, (x_eval, y_eval), config["epsilon"],
                                    steps=args.final_steps, restarts=args.final_restarts,
                                    seed=seed)
+    # AutoAttack first (its own number after its last member), then PGD-50-10
+    # on what it left: the last entry is the worst case per example.
+    strongest = None
+    if not args.no_autoattack:
+        strongest = zg.evaluate_robustness(
+            model, (x_eval, y_eval), config["epsilon"], attack=["autoattack", "pgd"],
+            steps=args.final_steps, restarts=args.final_restarts, seed=seed,
+            apgd_steps=args.final_apgd_steps, square_queries=args.final_square_queries)
+    weights_dir = os.path.join(args.results, setting, "weights")
+    os.makedirs(weights_dir, exist_ok=True)
+    model.save_weights(os.path.join(weights_dir, f"{method}_seed{seed}.weights.h5"))
     rows = monitor_cb.rows
     pgd = [r["pgd_accuracy"] for r in rows]
     fgsm = [r["fgsm_accuracy"] for r in rows]
@@ -190,6 +206,7 @@ def run_one(setting, method, seed, data, base_flags, args, monitor, evaluation):
         "epochs": rows,
         "final": {k: (float(v) if isinstance(v, (float, np.floating)) else v)
                   for k, v in final.items()},
+        "final_autoattack": strongest,
         "catastrophic_overfitting": monitoring.catastrophic_overfitting(pgd, fgsm),
         "mean_epoch_seconds": statistics.fmean(r["epoch_seconds"] for r in rows[1:] or rows),
     }
@@ -265,6 +282,15 @@ def did_not_learn(record):
     return record["final"]["clean_accuracy"] < 1.5 * chance
 
 
+def _autoattack_accuracy(record):
+    """AutoAttack's robust accuracy alone (after its last member), if run."""
+    strongest = record.get("final_autoattack")
+    if not strongest:
+        return None
+    members = [e for e in strongest["attacks"] if e["name"] != "pgd"]
+    return members[-1]["robust_accuracy"]
+
+
 def run_row(record):
     pgd = [e["pgd_accuracy"] for e in record["epochs"]]
     fgsm = [e["fgsm_accuracy"] for e in record["epochs"]]
@@ -273,6 +299,9 @@ def run_row(record):
         "epochs": len(record["epochs"]),
         "final_clean_accuracy": record["final"]["clean_accuracy"],
         "final_pgd50_10_accuracy": record["final"]["robust_accuracy"],
+        "final_autoattack_accuracy": _autoattack_accuracy(record),
+        "final_worst_case_accuracy": (record.get("final_autoattack") or {}).get(
+            "robust_accuracy"),
         "best_pgd10_accuracy": max(pgd),
         "final_pgd10_accuracy": pgd[-1],
         "final_fgsm_accuracy": record["epochs"][-1]["fgsm_accuracy"],

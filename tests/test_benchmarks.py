@@ -21,7 +21,8 @@ def test_co_study_runs_and_resumes(tmp_path):
     results = tmp_path / "results"
     args = ["--settings", "custom", "--dataset", data, "--methods", "fgsm_rs",
             "zerograd_q0.35", "--seeds", "1", "--monitor-size", "16", "--final-steps", "2",
-            "--final-restarts", "1", "--results", str(results), "--", "--epochs", "2",
+            "--final-restarts", "1", "--final-apgd-steps", "5", "--final-square-queries", "20",
+            "--results", str(results), "--", "--epochs", "2",
             "--val-size", "16"]
     out = _run("co_study.py", *args)
     assert "| zerograd_q0.35 | 1 | 0/1 |" in out or "| zerograd_q0.35 | 1 | 1/1 |" in out
@@ -40,6 +41,12 @@ def test_co_study_runs_and_resumes(tmp_path):
     record_path = results / "custom" / "fgsm_rs_seed0.json"
     record = json.loads(record_path.read_text())
     assert record["config"]["method"] == "fgsm_rs" and len(record["epochs"]) == 2
+    # The final evaluation: AutoAttack (3 classes: without APGD-T), then PGD.
+    strongest = record["final_autoattack"]
+    assert [e["name"] for e in strongest["attacks"]] == ["apgd-ce", "square", "pgd"]
+    assert strongest["robust_accuracy"] <= record["final"]["robust_accuracy"]
+    assert runs[0]["final_worst_case_accuracy"] == str(strongest["robust_accuracy"])
+    assert (results / "custom" / "weights" / "fgsm_rs_seed0.weights.h5").stat().st_size > 0
     # Restarting skips finished runs (their files are left untouched).
     stamp = record_path.stat().st_mtime_ns
     _run("co_study.py", *args)

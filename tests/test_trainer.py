@@ -52,6 +52,35 @@ def test_end_to_end_train_then_eval(tmp_path, capsys):
     assert evaluated["epsilon"] == pytest.approx(0.1)
 
 
+def test_autoattack_from_the_command_line(tmp_path, capsys):
+    data = make_npz(tmp_path / "tiny.npz", classes=4)
+    out = tmp_path / "run"
+    assert train_program.main(["--dataset", data, "--output", str(out), *FAST,
+                               "--eval-attack", "pgd,autoattack", "--eval-apgd-steps", "3",
+                               "--eval-square-queries", "5"]) == 0
+    printed = capsys.readouterr().out
+    assert "PGD-2-1 + APGD-CE-3 + APGD-T-3 (3 targets) + Square-5" in printed
+    assert "worst case per example" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert [e["name"] for e in report["attacks"]] == ["pgd", "apgd-ce", "apgd-t", "square"]
+    assert report["robust_accuracy"] == report["attacks"][-1]["robust_accuracy"]
+    json_path = tmp_path / "eval.json"
+    assert eval_program.main([str(out / "model.keras"), "--dataset", data, "--attack",
+                              "autoattack", "--apgd-steps", "3", "--square-queries", "5",
+                              "--json", str(json_path), "--verbose", "0"]) == 0
+    printed = capsys.readouterr().out
+    for label in ("after APGD-CE-3", "after APGD-T-3 (3 targets)", "after Square-5",
+                  "worst case per example"):
+        assert label in printed
+    evaluated = json.loads(json_path.read_text())
+    assert evaluated["robust_accuracy"] == evaluated["attacks"][-1]["robust_accuracy"]
+    assert evaluated["seconds"] >= sum(e["seconds"] for e in evaluated["attacks"])
+    with pytest.raises(SystemExit) as exit_info:
+        eval_program.main([str(out / "model.keras"), "--dataset", data, "--attack", "fab"])
+    assert exit_info.value.code == 2
+    assert "--attack must be one or more of" in capsys.readouterr().err
+
+
 def test_a_finished_run_is_not_retrained_and_outputs_are_protected(tmp_path, capsys):
     data = make_npz(tmp_path / "tiny.npz")
     out = tmp_path / "run"

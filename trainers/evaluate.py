@@ -36,8 +36,25 @@ def build_parser():
     parser.add_argument("--no-download", dest="download", action="store_false")
     parser.add_argument("--epsilon", default=None,
                         help="radius (8/255, 8 or 0.3); default: the model's own")
-    parser.add_argument("--steps", type=options._int_at_least("--steps", 1), default=50)
-    parser.add_argument("--restarts", type=options._int_at_least("--restarts", 1), default=10)
+    parser.add_argument("--attack", type=options.attack_list("--attack"), default="pgd",
+                        help="attacks, comma-separated, each on the examples still robust "
+                             f"after the previous ones: {', '.join(zg.ATTACKS)} "
+                             "(autoattack = apgd-ce,apgd-t,square)")
+    parser.add_argument("--steps", type=options._int_at_least("--steps", 1), default=50,
+                        help="PGD steps")
+    parser.add_argument("--restarts", type=options._int_at_least("--restarts", 1), default=10,
+                        help="PGD restarts")
+    parser.add_argument("--apgd-steps", type=options._int_at_least("--apgd-steps", 1),
+                        default=100, help="APGD iterations")
+    parser.add_argument("--apgd-restarts", type=options._int_at_least("--apgd-restarts", 1),
+                        default=1, help="APGD restarts (APGD-T: per target class)")
+    parser.add_argument("--apgd-targets", type=options._int_at_least("--apgd-targets", 1),
+                        default=9, help="APGD-T target classes")
+    parser.add_argument("--square-queries",
+                        type=options._int_at_least("--square-queries", 1), default=5000,
+                        help="Square attack queries")
+    parser.add_argument("--verbose", type=int, choices=(0, 1), default=1,
+                        help="1 shows a progress bar per attack")
     parser.add_argument("--alpha", type=options._positive_float("--alpha"), default=0.25,
                         help="step size as a multiple of epsilon (0.25, i.e. 2/255 at 8/255)")
     parser.add_argument("--batch-size", type=options._int_at_least("--batch-size", 1),
@@ -105,7 +122,9 @@ def evaluate(argv=None):
     report = zg.evaluate_robustness(
         model, datasets.make_dataset(x, y, args.batch_size), epsilon,
         steps=args.steps, restarts=args.restarts, alpha=args.alpha * epsilon,
-        seed=args.seed, verbose=0)
+        attack=args.attack.split(","), apgd_steps=args.apgd_steps,
+        apgd_restarts=args.apgd_restarts, apgd_targets=args.apgd_targets,
+        square_queries=args.square_queries, seed=args.seed, verbose=args.verbose)
     report = {"model": args.model, "dataset": args.dataset, "split": split,
               **{k: (float(v) if isinstance(v, np.floating) else v) for k, v in report.items()}}
     return report, args.json
@@ -113,13 +132,22 @@ def evaluate(argv=None):
 
 def format_table(report):
     rows = [("model", report["model"]), ("data", f"{report['dataset']} ({report['split']})"),
-            ("examples", report["num_examples"]),
-            ("attack", f"PGD-{report['steps']}-{report['restarts']}, epsilon="
-                       f"{report['epsilon']:.4g}, alpha={report['alpha']:.4g}"),
-            ("clean accuracy", f"{report['clean_accuracy']:.4f}"),
-            ("robust accuracy", f"{report['robust_accuracy']:.4f}"),
-            ("clean loss", f"{report['clean_loss']:.4f}"),
-            ("robust loss", f"{report['robust_loss']:.4f}")]
+            ("examples", report["num_examples"]), ("epsilon", f"{report['epsilon']:.4g}"),
+            ("clean accuracy", f"{report['clean_accuracy']:.4f}")]
+    for entry in report["attacks"]:
+        detail = (f"{entry['robust_accuracy']:.4f}  ({entry['num_attacked']} attacked, "
+                  f"{entry['num_broken']} broken, {entry['seconds']:.1f} s)")
+        if entry["name"] == "pgd" and "alpha" in report:
+            detail += f", alpha={report['alpha']:.4g}"
+        rows.append((f"after {entry['label']}", detail))
+    rows += [("robust accuracy", f"{report['robust_accuracy']:.4f}"
+              + ("  (worst case per example)" if len(report["attacks"]) > 1 else "")),
+             ("clean loss", f"{report['clean_loss']:.4f}"),
+             ("robust loss", f"{report['robust_loss']:.4f}"),
+             ("seconds", f"{report['seconds']:.1f}")]
+    if report.get("square_only_broken"):
+        rows.append(("warning", f"Square alone broke {report['square_only_broken']} examples "
+                                "that every gradient attack left robust (gradient masking)"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

@@ -12,6 +12,7 @@ import re
 
 from zerograd_tf import architectures, datasets, schedules, validation
 from zerograd_tf.distribution import STRATEGIES
+from zerograd_tf.evaluation import ATTACKS
 
 METHODS = ("zerograd", "multigrad", "fgsm", "fgsm_rs", "n_fgsm", "pgd", "clean")
 OPTIMIZERS = ("sgd", "adam")
@@ -62,6 +63,19 @@ def _int_at_least(name, minimum):
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{name} must be >= {minimum}, got {value}")
         return value
+    return parse
+
+
+def attack_list(name):
+    """An argparse type: comma-separated attack names (`pgd,autoattack`)."""
+    def parse(text):
+        names = [part.strip() for part in str(text).split(",") if part.strip()]
+        unknown = [n for n in names if n not in ATTACKS]
+        if not names or unknown:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be one or more of {', '.join(ATTACKS)} (comma-separated), "
+                f"got {text!r}")
+        return ",".join(names)
     return parse
 
 
@@ -160,6 +174,15 @@ def add_validation_options(parser):
                        help="final PGD step size as a multiple of epsilon (0.25)")
     group.add_argument("--eval-size", type=_int_at_least("--eval-size", 1), default=None,
                        help="evaluate on the first N examples only (default: all)")
+    group.add_argument("--eval-attack", type=attack_list("--eval-attack"), default="pgd",
+                       help="final attacks, comma-separated, each on the examples still "
+                            f"robust after the previous ones: {', '.join(ATTACKS)} "
+                            "(autoattack = apgd-ce,apgd-t,square)")
+    group.add_argument("--eval-apgd-steps", type=_int_at_least("--eval-apgd-steps", 1),
+                       default=100, help="iterations of the final APGD attacks")
+    group.add_argument("--eval-square-queries",
+                       type=_int_at_least("--eval-square-queries", 1), default=5000,
+                       help="queries of the final Square attack")
 
 
 def _frequency(text):
@@ -271,6 +294,9 @@ def resolve_config(args, data):
         "eval_restarts": args.eval_restarts,
         "eval_alpha": args.eval_alpha,
         "eval_size": args.eval_size,
+        "eval_attack": args.eval_attack,
+        "eval_apgd_steps": args.eval_apgd_steps,
+        "eval_square_queries": args.eval_square_queries,
         "co_monitor": getattr(args, "co_monitor", "off"),
         "co_frequency": getattr(args, "co_frequency", "epoch"),
         "co_quantile_step": getattr(args, "co_quantile_step", 0.1),

@@ -58,9 +58,15 @@ def build_parser():
     return parser
 
 
+# Options added after runs were saved: a saved config without them means
+# their default.
+ADDED_DEFAULTS = {"eval_attack": "pgd", "eval_apgd_steps": 100, "eval_square_queries": 5000}
+
+
 def _differences(saved, config):
     keys = sorted(set(saved) | set(config))
-    return [k for k in keys if k not in RUNTIME_KEYS and saved.get(k) != config.get(k)]
+    return [k for k in keys if k not in RUNTIME_KEYS
+            and saved.get(k, ADDED_DEFAULTS.get(k)) != config.get(k, ADDED_DEFAULTS.get(k))]
 
 
 def prepare_output(output, config, resume, overwrite):
@@ -107,7 +113,7 @@ def _write_text_summary(logdir, report, split):
     writer.flush()
 
 
-def final_evaluation(model, config, data):
+def final_evaluation(model, config, data, verbose=0):
     """PGD-k-r on the test split (or the validation split, saying so)."""
     x, y, split = data.evaluation_split()
     if config["eval_size"]:
@@ -117,7 +123,10 @@ def final_evaluation(model, config, data):
     report = zg.evaluate_robustness(
         model, dataset, epsilon, steps=config["eval_steps"],
         restarts=config["eval_restarts"], alpha=config["eval_alpha"] * epsilon,
-        seed=config["seed"], verbose=0)
+        attack=config.get("eval_attack", "pgd").split(","),
+        apgd_steps=config.get("eval_apgd_steps", 100),
+        square_queries=config.get("eval_square_queries", 5000),
+        seed=config["seed"], verbose=verbose)
     report = {"split": split, **{k: (float(v) if isinstance(v, np.floating) else v)
                                  for k, v in report.items()}}
     if split != "test":
@@ -170,7 +179,9 @@ def train(config, data, output, logdir, verbose=2, extra_callbacks=(), strategy=
         else:
             model = fit_model(config, data, output, writes, logdir, verbose,
                               extra_callbacks, chief)
-        report = final_evaluation(model, config, data)
+        if verbose and chief:
+            print(f"{PROG}: final evaluation ({config.get('eval_attack', 'pgd')})", flush=True)
+        report = final_evaluation(model, config, data, verbose=1 if verbose and chief else 0)
     if chief:
         io_utils.write_json_atomic(os.path.join(output, "report.json"), report)
         _write_text_summary(logdir, report, report["split"])
@@ -271,10 +282,21 @@ def run(argv=None):
 
 def format_report(report):
     split = report.get("split", "test")
-    title = f"PGD-{report['steps']}-{report['restarts']} at epsilon={report['epsilon']:.4g}"
-    lines = [f"{title} on {report['num_examples']} {split} examples:",
-             f"  clean accuracy  {report['clean_accuracy']:.4f}",
-             f"  robust accuracy {report['robust_accuracy']:.4f}"]
+    entries = report.get("attacks") or [{"label": f"PGD-{report['steps']}-{report['restarts']}"}]
+    title = " + ".join(e["label"] for e in entries)
+    lines = [f"{title} at epsilon={report['epsilon']:.4g} on {report['num_examples']} "
+             f"{split} examples:",
+             f"  clean accuracy  {report['clean_accuracy']:.4f}"]
+    if len(entries) > 1:
+        for entry in entries:
+            lines.append(f"  after {entry['label']:<24} {entry['robust_accuracy']:.4f}  "
+                         f"({entry['num_attacked']} attacked, {entry['num_broken']} broken, "
+                         f"{entry['seconds']:.1f} s)")
+    lines.append(f"  robust accuracy {report['robust_accuracy']:.4f}"
+                 + ("  (worst case per example)" if len(entries) > 1 else ""))
+    if report.get("square_only_broken"):
+        lines.append(f"  warning: Square alone broke {report['square_only_broken']} examples "
+                     "that every gradient attack left robust (gradient masking)")
     if report.get("note"):
         lines.append(f"  ({report['note']})")
     return "\n".join(lines)

@@ -6,7 +6,8 @@ Public API:
 - Models: `AdversarialModel`, `CleanModel`, `FGSMModel`, `ZeroGradModel`, `MultiGradModel`,
   `NFGSMModel`, `PGDModel` (`keras.Model` subclasses).
 - Perturbations: `fgsm`, `zerograd`, `multigrad`, `n_fgsm`, `pgd`.
-- `per_example_quantile`, `evaluate_robustness`.
+- `per_example_quantile`; `evaluate_robustness` with PGD, APGD-CE, APGD-T,
+  Square and AutoAttack (`zerograd_tf.attacks` for the attacks themselves).
 - Learning-rate schedules: `CyclicLR`, `PiecewiseLR`.
 - Callbacks: `CatastrophicOverfittingMonitor`, `AdversarialDiagnostics`
   (and `zerograd_tf.callbacks` for all of them).
@@ -14,7 +15,7 @@ Public API:
 
 from zerograd_tf import _env  # noqa: F401  (sets KERAS_BACKEND first)
 from zerograd_tf.callbacks import AdversarialDiagnostics, CatastrophicOverfittingMonitor
-from zerograd_tf.evaluation import evaluate_robustness
+from zerograd_tf.evaluation import ATTACKS, evaluate_robustness
 from zerograd_tf.models import (
     AdversarialModel,
     CleanModel,
@@ -32,6 +33,7 @@ from zerograd_tf.schedules import CyclicLR, PiecewiseLR
 __version__ = "0.1.0"
 
 __all__ = [
+    "ATTACKS",
     "AdversarialDiagnostics",
     "AdversarialModel",
     "CatastrophicOverfittingMonitor",
