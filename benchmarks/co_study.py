@@ -42,30 +42,30 @@ from zerograd_tf import io_utils  # noqa: E402
 from zerograd_tf import datasets, monitoring  # noqa: E402
 from trainers import options, pipeline  # noqa: E402
 from trainers import train as train_program  # noqa: E402
+from trainers.config import RunConfig  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Many models per process: TensorFlow's retracing warnings are expected here.
 tf.get_logger().setLevel("ERROR")
 SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data"))
 
-# The two settings of the study. Flags are zerograd-train's.
+# The two settings of the study, as `RunConfig` fields.
 SETTINGS = {
     # MNIST: small_cnn, eps = 0.25, cyclic Adam peaking at 5e-3, 10 epochs;
     # monitored on the first 500 test digits, final evaluation on all 2,000.
     "mnist": {
         "dataset": "mnist10k.npz", "monitor_split": "test",
-        "flags": ["--model", "small_cnn", "--epsilon", "0.25", "--epochs", "10",
-                  "--optimizer", "adam", "--lr-schedule", "cyclic", "--lr-max", "5e-3",
-                  "--weight-decay", "0", "--batch-size", "128", "--val-size", "0"],
+        "fields": dict(model="small_cnn", epsilon=0.25, epochs=10, optimizer="adam",
+                       lr_schedule="cyclic", lr_max=5e-3, weight_decay=0.0, batch_size=128,
+                       val_size=0),
     },
     # CIFAR-10 subset: 4,585 train / 500 held out (fixed split, seed 0);
     # conv3 (64-128-256), eps = 16/255, Adam at a constant 2e-3, 15 epochs.
     "cifar10": {
         "dataset": "cifar10_5k.npz", "monitor_split": "validation",
-        "flags": ["--model", "conv3", "--epsilon", "16/255", "--epochs", "15",
-                  "--optimizer", "adam", "--lr-schedule", "constant", "--lr-max", "2e-3",
-                  "--weight-decay", "0", "--batch-size", "128", "--val-size", "500",
-                  "--no-augment"],
+        "fields": dict(model="conv3", epsilon=16 / 255, epochs=15, optimizer="adam",
+                       lr_schedule="constant", lr_max=2e-3, weight_decay=0.0, batch_size=128,
+                       val_size=500, augment=False),
     },
 }
 
@@ -74,15 +74,15 @@ SETTINGS = {
 # 2 eps) use their own defaults; PGD-10 training warms epsilon up over the
 # first third of the epochs.
 METHODS = {
-    "clean": ["--method", "clean"],
-    "fgsm_rs": ["--method", "fgsm_rs", "--alpha", "2"],
-    "zerograd_q0.35": ["--method", "zerograd", "--quantile", "0.35", "--alpha", "2"],
-    "zerograd_q0.5": ["--method", "zerograd", "--quantile", "0.5", "--alpha", "2"],
-    "zerograd_q0.7": ["--method", "zerograd", "--quantile", "0.7", "--alpha", "2"],
-    "zerograd_q0.9": ["--method", "zerograd", "--quantile", "0.9", "--alpha", "2"],
-    "multigrad": ["--method", "multigrad", "--samples", "3"],
-    "n_fgsm": ["--method", "n_fgsm"],
-    "pgd10": ["--method", "pgd", "--pgd-steps", "10"],
+    "clean": dict(method="clean"),
+    "fgsm_rs": dict(method="fgsm_rs", alpha=2.0),
+    "zerograd_q0.35": dict(method="zerograd", quantile=0.35, alpha=2.0),
+    "zerograd_q0.5": dict(method="zerograd", quantile=0.5, alpha=2.0),
+    "zerograd_q0.7": dict(method="zerograd", quantile=0.7, alpha=2.0),
+    "zerograd_q0.9": dict(method="zerograd", quantile=0.9, alpha=2.0),
+    "multigrad": dict(method="multigrad", samples=3),
+    "n_fgsm": dict(method="n_fgsm"),
+    "pgd10": dict(method="pgd", pgd_steps=10),
 }
 
 EPOCH_COLUMNS = ["setting", "method", "seed", "epoch", "train_loss", "train_accuracy",
@@ -153,38 +153,49 @@ def build_parser():
     return parser
 
 
-def setting_flags(name, args):
+def setting_fields(name, args):
+    """`(dataset, monitor split, RunConfig fields)` of a setting."""
     if name == "custom":
         if not args.dataset:
             raise SystemExit("co_study: --settings custom needs --dataset")
-        return args.dataset, "test", []
+        return args.dataset, "test", {}
     setting = SETTINGS[name]
     dataset = args.dataset or os.path.join(args.data_dir, setting["dataset"])
     if setting["dataset"] == "mnist10k.npz" and not os.path.exists(dataset) and not args.dataset:
         dataset = datasets.embedded_path()  # the same 10,000 digits, shipped with the package
-    return dataset, setting["monitor_split"], setting["flags"]
+    return dataset, setting["monitor_split"], dict(setting["fields"])
 
 
-def run_one(setting, method, seed, data, base_flags, args, monitor, evaluation):
+def overrides(args):
+    """The RunConfig fields that the zerograd-train flags after '--' set."""
+    return options.explicit_fields(train_program.build_parser(),
+                                   [f for f in args.flags if f != "--"])
+
+
+def run_config(data, fields, method, seed, extra):
+    """The resolved `RunConfig` of one run of the study."""
+    return RunConfig(**{**fields, **METHODS[method], "dataset": data.name, "seed": seed,
+                        "val_pgd_steps": 0, **extra}).resolved(data)
+
+
+def run_one(setting, method, seed, data, fields, args, monitor, evaluation):
     path = os.path.join(args.results, setting, f"{method}_seed{seed}.json")
     if os.path.exists(path):
         return False
-    extra = [f for f in args.flags if f != "--"]
-    argv = ["--dataset", data.name, *base_flags, *METHODS[method], "--seed", str(seed),
-            "--val-pgd-steps", "0", *extra]
-    config = options.resolve_config(train_program.build_parser().parse_args(argv), data)
+    config = run_config(data, fields, method, seed, overrides(args))
     keras.backend.clear_session()
     model = pipeline.build_model(config, data)
-    monitor_cb = EpochMonitor(*monitor, config["epsilon"], args.monitor_pgd_steps, seed)
+    monitor_cb = EpochMonitor(*monitor, config.epsilon, args.monitor_pgd_steps, seed)
     callbacks = [monitor_cb]
     steps = pipeline.steps_per_epoch(config, len(data.x_train))
-    if config["epsilon_warmup"] > 0 and config["method"] != "clean":
+    if config.epsilon_warmup > 0 and config.method != "clean":
         callbacks.insert(0, callbacks_lib.EpsilonWarmup(
-            config["epsilon"], max(1, round(config["epsilon_warmup"] * steps))))
-    model.fit(pipeline.train_dataset(config, data), epochs=config["epochs"],
+            config.epsilon, max(1, round(config.epsilon_warmup * steps))))
+    model.fit(pipeline.train_dataset(config, data), epochs=config.epochs,
+              steps_per_epoch=pipeline.steps_per_epoch(config, len(data.x_train)),
               callbacks=callbacks, shuffle=False, verbose=0)
     x_eval, y_eval = evaluation
-    final = zg.evaluate_robustness(model, (x_eval, y_eval), config["epsilon"],
+    final = zg.evaluate_robustness(model, (x_eval, y_eval), config.epsilon,
                                    steps=args.final_steps, restarts=args.final_restarts,
                                    seed=seed)
     # AutoAttack first (its own number after its last member), then PGD-50-10
@@ -192,7 +203,7 @@ def run_one(setting, method, seed, data, base_flags, args, monitor, evaluation):
     strongest = None
     if not args.no_autoattack:
         strongest = zg.evaluate_robustness(
-            model, (x_eval, y_eval), config["epsilon"], attack=["autoattack", "pgd"],
+            model, (x_eval, y_eval), config.epsilon, attack=["autoattack", "pgd"],
             steps=args.final_steps, restarts=args.final_restarts, seed=seed,
             apgd_steps=args.final_apgd_steps, square_queries=args.final_square_queries)
     weights_dir = os.path.join(args.results, setting, "weights")
@@ -202,7 +213,7 @@ def run_one(setting, method, seed, data, base_flags, args, monitor, evaluation):
     pgd = [r["pgd_accuracy"] for r in rows]
     fgsm = [r["fgsm_accuracy"] for r in rows]
     record = {
-        "setting": setting, "method": method, "seed": seed, "config": config,
+        "setting": setting, "method": method, "seed": seed, "config": config.to_dict(),
         "epochs": rows,
         "final": {k: (float(v) if isinstance(v, (float, np.floating)) else v)
                   for k, v in final.items()},
@@ -376,10 +387,8 @@ def main(argv=None):
     plan = []
     loaded = {}
     for setting in args.settings:
-        dataset, monitor_split, flags = setting_flags(setting, args)
-        combined = [*flags, *[f for f in args.flags if f != "--"]]
-        val_sizes = [combined[i + 1] for i, f in enumerate(combined[:-1]) if f == "--val-size"]
-        val_size = float(val_sizes[-1]) if val_sizes else 1000  # the last one wins
+        dataset, monitor_split, fields = setting_fields(setting, args)
+        val_size = {**fields, **overrides(args)}.get("val_size", RunConfig.val_size)
         data = datasets.load_image_data(dataset, val_size=val_size, seed=0)
         if args.train_size:
             data.x_train, data.y_train = data.x_train[:args.train_size], data.y_train[:args.train_size]
@@ -392,12 +401,12 @@ def main(argv=None):
         monitor = (unit(x_mon[:args.monitor_size]), y_mon[:args.monitor_size])
         final_size = args.final_size or len(x_eval)
         evaluation = (unit(x_eval[:final_size]), y_eval[:final_size])
-        loaded[setting] = (data, flags, monitor, evaluation)
+        loaded[setting] = (data, fields, monitor, evaluation)
         plan += [(setting, m, s) for s in range(args.seeds) for m in args.methods]
     progress = keras.utils.Progbar(len(plan), unit_name="run")
     for i, (setting, method, seed) in enumerate(plan):
-        data, flags, monitor, evaluation = loaded[setting]
-        ran = run_one(setting, method, seed, data, flags, args, monitor, evaluation)
+        data, fields, monitor, evaluation = loaded[setting]
+        ran = run_one(setting, method, seed, data, fields, args, monitor, evaluation)
         if ran or i == len(plan) - 1:
             records = load_records(args.results)
             write_tables(records, args.results)

@@ -25,8 +25,7 @@ import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import datasets  # noqa: E402
-from trainers import options, pipeline  # noqa: E402
-from trainers import train as train_program  # noqa: E402
+from trainers import pipeline  # noqa: E402
 from benchmarks import co_study  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -79,15 +78,13 @@ def main(argv=None):
     y = y_test[:args.size]
     results = {}
     for method in args.methods:
-        argv_train = ["--dataset", dataset, *co_study.SETTINGS["mnist"]["flags"],
-                      *co_study.METHODS[method], "--seed", str(args.seed),
-                      "--val-pgd-steps", "0", *[f for f in args.flags if f != "--"]]
-        config = options.resolve_config(train_program.build_parser().parse_args(argv_train),
-                                        data)
+        config = co_study.run_config(data, co_study.SETTINGS["mnist"]["fields"], method,
+                                     args.seed, co_study.overrides(args))
         keras.backend.clear_session()
         model = pipeline.build_model(config, data)
         recorder = Recorder(x, y, logdir=os.path.join(args.output + "_logs", method))
-        model.fit(pipeline.train_dataset(config, data), epochs=config["epochs"],
+        model.fit(pipeline.train_dataset(config, data), epochs=config.epochs,
+                  steps_per_epoch=pipeline.steps_per_epoch(config, len(data.x_train)),
                   callbacks=[recorder], shuffle=False, verbose=0)
         results[method] = recorder.rows
         print(method, json.dumps(recorder.rows[-1]))

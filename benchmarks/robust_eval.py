@@ -38,8 +38,7 @@ import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import datasets, io_utils  # noqa: E402
-from trainers import options, pipeline  # noqa: E402
-from trainers import train as train_program  # noqa: E402
+from trainers import pipeline  # noqa: E402
 from benchmarks import co_study  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
@@ -77,25 +76,21 @@ def machine():
 
 
 def load_setting(setting, data_dir):
-    flags = co_study.SETTINGS[setting]["flags"]
     args = argparse.Namespace(dataset=None, data_dir=data_dir)
-    dataset, split, _ = co_study.setting_flags(setting, args)
-    val_size = float(flags[flags.index("--val-size") + 1])
-    data = datasets.load_image_data(dataset, val_size=val_size, seed=0)
+    dataset, split, fields = co_study.setting_fields(setting, args)
+    data = datasets.load_image_data(dataset, val_size=fields["val_size"], seed=0)
     if split == "validation":
         x, y = data.x_val, data.y_val
     else:
         x, y, _ = data.evaluation_split()
     x = x.astype(np.float32) / 255 if x.dtype == np.uint8 else x
-    return data, flags, x, y
+    return data, fields, x, y
 
 
-def trained_model(name, data, flags, models_dir):
+def trained_model(name, data, fields, models_dir):
     """The model of `name`: loaded from `models_dir`, or trained and saved there."""
     setting, method = MODELS[name]
-    argv = ["--dataset", data.name, *flags, *co_study.METHODS[method], "--seed", "0",
-            "--val-pgd-steps", "0"]
-    config = options.resolve_config(train_program.build_parser().parse_args(argv), data)
+    config = co_study.run_config(data, fields, method, 0, {})
     keras.backend.clear_session()
     model = pipeline.build_model(config, data)
     model.build((None, *data.input_shape))
@@ -106,10 +101,11 @@ def trained_model(name, data, flags, models_dir):
     print(f"robust_eval: training {name} ({setting}, {method}, seed 0)", flush=True)
     callbacks = []
     steps = pipeline.steps_per_epoch(config, len(data.x_train))
-    if config["epsilon_warmup"] > 0:
+    if config.epsilon_warmup > 0:
         callbacks.append(zg.callbacks.EpsilonWarmup(
-            config["epsilon"], max(1, round(config["epsilon_warmup"] * steps))))
-    model.fit(pipeline.train_dataset(config, data), epochs=config["epochs"],
+            config.epsilon, max(1, round(config.epsilon_warmup * steps))))
+    model.fit(pipeline.train_dataset(config, data), epochs=config.epochs,
+              steps_per_epoch=pipeline.steps_per_epoch(config, len(data.x_train)),
               callbacks=callbacks, shuffle=False, verbose=2)
     os.makedirs(models_dir, exist_ok=True)
     model.save_weights(path)
@@ -201,10 +197,10 @@ def main(argv=None):
         setting = MODELS[name][0]
         if setting not in loaded:
             loaded[setting] = load_setting(setting, args.data_dir)
-        data, flags, x, y = loaded[setting]
+        data, fields, x, y = loaded[setting]
         x, y = x[:args.size], y[:args.size]
-        model, config = trained_model(name, data, flags, args.models_dir)
-        epsilon = config["epsilon"]
+        model, config = trained_model(name, data, fields, args.models_dir)
+        epsilon = config.epsilon
         for evaluation in todo:
             print(f"robust_eval: {name}: {evaluation}", flush=True)
             if evaluation == "art_autoattack":

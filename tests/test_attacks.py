@@ -224,3 +224,25 @@ def test_bad_arguments_are_refused():
         zg.evaluate_robustness(flat, (x.reshape(200, 16), y), EPS, attack="square")
     with pytest.raises(ValueError, match="`rho` must be in"):
         apgd(model, x, y, EPS, rho=1.5)
+
+
+def test_epsilon_sweep_flags_accuracy_that_rises_with_epsilon(monkeypatch, caplog):
+    scripted = {0.05: 0.5, 0.1: 0.3, 0.2: 0.4}
+    monkeypatch.setattr(evaluation, "evaluate_robustness",
+                        lambda model, data, e, **kw: {"robust_accuracy": scripted[e], **kw})
+    with caplog.at_level("WARNING", logger="zerograd_tf"):
+        sweep = evaluation.epsilon_sweep(None, None, [0.2, 0.05, 0.1], relative_alpha=0.5,
+                                         attack="pgd")
+    assert sweep["epsilons"] == [0.05, 0.1, 0.2]
+    assert sweep["robust_accuracy"] == [0.5, 0.3, 0.4]
+    assert not sweep["monotone"] and sweep["violations"] == [(0.1, 0.2)]
+    assert [r["alpha"] for r in sweep["reports"]] == [0.025, 0.05, 0.1]
+    assert "rises with epsilon" in caplog.text
+
+
+def test_epsilon_sweep_of_a_real_model_is_monotone():
+    model, x, y = small_trained_model()
+    sweep = evaluation.epsilon_sweep(model, (x, y), [0.02, 0.05, 0.1], attack="apgd-ce",
+                                     apgd_steps=10)
+    assert sweep["monotone"], sweep["robust_accuracy"]
+    assert sweep["robust_accuracy"][0] > sweep["robust_accuracy"][-1]

@@ -225,3 +225,37 @@ def test_large_epsilon_warns():
     objective = linear_objective(np.ones((1, 3), np.float32))
     with pytest.warns(UserWarning, match="divide it by 255"):
         zg.fgsm(objective, np.full((1, 3), 0.5, np.float32), None, 0.6)
+
+
+def test_pgd_compaction_changes_nothing_but_the_work():
+    """`compact=True` gives the same perturbation as the masked batch, and
+    more restarts never turn a broken example robust again."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(3)])
+    x = rng.uniform(0.1, 0.9, (64, 6)).astype(np.float32)
+    y = model(x).numpy().argmax(1)
+    # One short step from each random start: the restarts matter.
+    kw = dict(alpha=0.1, steps=1, early_stop=True, seed=3, return_info=True)
+    masked, info_masked = zg.pgd(model, x, y, 0.3, restarts=8, **kw)
+    compacted, info_compacted = zg.pgd(model, x, y, 0.3, restarts=8, compact=True, **kw)
+    np.testing.assert_allclose(compacted.numpy(), masked.numpy(), atol=1e-6)
+    np.testing.assert_allclose(info_compacted["loss"].numpy(), info_masked["loss"].numpy(),
+                               rtol=1e-5)
+    wrong = model(x + masked).numpy().argmax(1) != y
+    first, _ = zg.pgd(model, x, y, 0.3, restarts=1, **kw)
+    wrong_first = model(x + first).numpy().argmax(1) != y
+    assert wrong_first.any() and not wrong.all()
+    assert (wrong >= wrong_first).all() and wrong.sum() > wrong_first.sum()
+    # Restarts after every example is broken have nothing to attack.
+    conv = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(4, 3),
+                             keras.layers.Conv2D(8, 3), keras.layers.Flatten(),
+                             keras.layers.Dense(3)])
+    images = rng.uniform(0, 1, (16, 6, 6, 1)).astype(np.float32)
+    labels = (conv(images).numpy().argmax(1) + 1) % 3  # all misclassified already
+    delta = zg.pgd(conv, images, labels, 0.1, steps=2, restarts=3, early_stop=True,
+                   compact=True, seed=0)
+    assert delta.shape == images.shape

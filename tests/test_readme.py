@@ -20,3 +20,27 @@ def test_quickstart_snippet_runs():
     assert set(report) >= {"clean_accuracy", "robust_accuracy", "num_examples"}
     assert 0 <= report["robust_accuracy"] <= report["clean_accuracy"] <= 1
     assert report["steps"] == 50 and report["restarts"] == 10
+
+
+def test_generated_tables_match_their_result_files():
+    """Every `<!-- generated: ... -->` table equals what its result file gives."""
+    import sys
+
+    sys.path.insert(0, str(README.parent))
+    from benchmarks import readme_tables
+
+    text = README.read_text()
+    assert "<!-- generated: robust_eval -->" in text
+    assert readme_tables.render(text) == text, "run python benchmarks/readme_tables.py"
+
+
+def test_a_changed_number_is_caught(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(README.parent))
+    from benchmarks import readme_tables
+
+    text = README.read_text()
+    start = text.index("<!-- generated: robust_eval -->")
+    tampered = text[:start] + text[start:].replace("0.", "9.", 1)
+    assert readme_tables.render(tampered) != tampered

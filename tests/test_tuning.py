@@ -93,24 +93,43 @@ def test_errors(tmp_path):
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    code = search_module.main(["--dataset", _data(tmp_path), "--tuner", "grid",
-                               "--directory", str(tmp_path)])
-    assert code == 2
-    assert capsys.readouterr().err.strip().startswith("zerograd-tune: error: `tuner`")
+    with pytest.raises(SystemExit) as exit_info:
+        search_module.main(["--dataset", _data(tmp_path), "--tuner", "grid",
+                            "--directory", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("zerograd-tune: error: argument --tuner")
 
 
 def test_multigrad_search_space(tmp_path):
-    from trainers import options, train
+    from trainers.config import RunConfig
     from zerograd_tf import datasets
     import keras_tuner
 
     data = datasets.load_image_data(_data(tmp_path), val_size=32)
-    config = options.resolve_config(train.build_parser().parse_args(
-        ["--dataset", "x.npz", "--epochs", "1"]), data)
+    config = RunConfig(dataset="x.npz", epochs=1).resolved(data)
     hypermodel = ZeroGradHyperModel(config, data, method="search", lr_range=(1e-4, 1e-2))
     hp = keras_tuner.HyperParameters()
     hp.values["method"] = "multigrad"
     trial_config = hypermodel.trial_config(hp)
-    assert trial_config["method"] == "multigrad"
-    assert "lr_max" in hp.values and 1e-4 <= trial_config["lr_max"] <= 1e-2
+    assert trial_config.method == "multigrad"
+    assert "lr_max" in hp.values and 1e-4 <= trial_config.lr_max <= 1e-2
+    assert config.method == "zerograd"  # the base configuration is not changed
     assert type(hypermodel.build(hp)).__name__ == "MultiGradModel"
+
+
+@pytest.mark.parametrize("name", ["random", "bayesian", "hyperband"])
+def test_every_tuner_runs(tmp_path, name):
+    stub = ScriptedEvaluation([{"clean_accuracy": 0.9, "pgd_accuracy": 0.3},
+                               {"clean_accuracy": 0.8, "pgd_accuracy": 0.5}])
+    tuner, best = tuning.search(_data(tmp_path), tuner=name, max_trials=2, evaluate=stub,
+                                directory=str(tmp_path / "s"), project_name=name, **TINY)
+    rows = search_module.trial_rows(tuner)
+    assert rows and stub.calls == len(rows)
+    assert best.values["alpha"] == pytest.approx(
+        max(rows, key=lambda r: r["pgd_accuracy"])["alpha"])
+
+
+def test_unknown_training_options_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown training option\\(s\\) val_pgd_stepz"):
+        tuning.search(_data(tmp_path), directory=str(tmp_path), val_pgd_stepz=3)

@@ -7,10 +7,10 @@ Evaluates the test split of a data set, or the whole file for an .npz that
 holds only x_test/y_test (or only x_train/y_train).
 """
 
-import argparse
 import json
 import os
 import sys
+import zipfile
 
 from zerograd_tf import _env  # noqa: F401  (before TensorFlow)
 
@@ -19,50 +19,58 @@ import numpy as np  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import io_utils  # noqa: E402
-from zerograd_tf import datasets  # noqa: E402
+from zerograd_tf import datasets, evaluation  # noqa: E402
 from trainers import options  # noqa: E402
 
 PROG = "zerograd-eval"
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = options.ArgumentParser(
+        prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="a saved .keras model")
     parser.add_argument("--dataset", default=datasets.DEFAULT_DATASET,
                         help="embedded 'mnist10k', a TFDS name, or an .npz path")
-    parser.add_argument("--data-dir", default=None, help="TFDS data directory")
-    parser.add_argument("--no-download", dest="download", action="store_false")
+    parser.add_argument("--data-dir", default=None,
+                        help="TFDS data directory (default: TFDS's, ~/tensorflow_datasets)")
+    parser.add_argument("--no-download", dest="download", action="store_false",
+                        help="never let TFDS download (offline use; default: TFDS may "
+                             "download a missing data set)")
     parser.add_argument("--epsilon", default=None,
-                        help="radius (8/255, 8 or 0.3); default: the model's own")
+                        help="radius, as zerograd-train --epsilon: 8/255, 0.3, or 8 "
+                             "(0-255 units) (default: the model's own)")
     parser.add_argument("--attack", type=options.attack_list("--attack"), default="pgd",
                         help="attacks, comma-separated, each on the examples still robust "
                              f"after the previous ones: {', '.join(zg.ATTACKS)} "
                              "(autoattack = apgd-ce,apgd-t,square)")
-    parser.add_argument("--steps", type=options._int_at_least("--steps", 1), default=50,
+    parser.add_argument("--steps", type=options.int_at_least("--steps", 1), default=50,
                         help="PGD steps")
-    parser.add_argument("--restarts", type=options._int_at_least("--restarts", 1), default=10,
+    parser.add_argument("--restarts", type=options.int_at_least("--restarts", 1), default=10,
                         help="PGD restarts")
-    parser.add_argument("--apgd-steps", type=options._int_at_least("--apgd-steps", 1),
+    parser.add_argument("--apgd-steps", type=options.int_at_least("--apgd-steps", 1),
                         default=100, help="APGD iterations")
-    parser.add_argument("--apgd-restarts", type=options._int_at_least("--apgd-restarts", 1),
+    parser.add_argument("--apgd-restarts", type=options.int_at_least("--apgd-restarts", 1),
                         default=1, help="APGD restarts (APGD-T: per target class)")
-    parser.add_argument("--apgd-targets", type=options._int_at_least("--apgd-targets", 1),
+    parser.add_argument("--apgd-targets", type=options.int_at_least("--apgd-targets", 1),
                         default=9, help="APGD-T target classes")
     parser.add_argument("--square-queries",
-                        type=options._int_at_least("--square-queries", 1), default=5000,
+                        type=options.int_at_least("--square-queries", 1), default=5000,
                         help="Square attack queries")
+    parser.add_argument("--epsilon-sweep", action="store_true",
+                        help="also evaluate at epsilon/2 and 2*epsilon (at most 1) and flag "
+                             "robust accuracy that rises with epsilon (gradient masking)")
     parser.add_argument("--verbose", type=int, choices=(0, 1), default=1,
                         help="1 shows a progress bar per attack")
-    parser.add_argument("--alpha", type=options._positive_float("--alpha"), default=0.25,
+    parser.add_argument("--alpha", type=options.positive_float("--alpha"), default=0.25,
                         help="step size as a multiple of epsilon (0.25, i.e. 2/255 at 8/255)")
-    parser.add_argument("--batch-size", type=options._int_at_least("--batch-size", 1),
-                        default=256)
-    parser.add_argument("--limit", type=options._int_at_least("--limit", 1), default=None,
-                        help="evaluate the first N examples only")
-    parser.add_argument("--seed", type=options._int_at_least("--seed", 0), default=0)
-    parser.add_argument("--json", default=None, help="also write the report to this file")
+    parser.add_argument("--batch-size", type=options.int_at_least("--batch-size", 1),
+                        default=256, help="examples per attacked batch")
+    parser.add_argument("--limit", type=options.int_at_least("--limit", 1), default=None,
+                        help="evaluate the first N examples only (default: all)")
+    parser.add_argument("--seed", type=options.int_at_least("--seed", 0), default=0,
+                        help="seed of the attacks' random starts")
+    parser.add_argument("--json", default=None,
+                        help="also write the report to this file (default: only print it)")
     return parser
 
 
@@ -85,6 +93,10 @@ def load_split(dataset, data_dir=None, download=True):
 def load_model(path):
     if not os.path.isfile(path):
         raise options.UsageError(f"no such model file: {path}")
+    if path.endswith(".keras") and not zipfile.is_zipfile(path):
+        raise options.UsageError(
+            f"{path} is not a Keras model: a .keras file is a zip archive, and this one "
+            "is not (a damaged or renamed file?).")
     try:
         return keras.models.load_model(path)
     except Exception as error:
@@ -119,14 +131,27 @@ def evaluate(argv=None):
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]
     check_compatible(model, x, y, args.dataset)
-    report = zg.evaluate_robustness(
-        model, datasets.make_dataset(x, y, args.batch_size), epsilon,
-        steps=args.steps, restarts=args.restarts, alpha=args.alpha * epsilon,
-        attack=args.attack.split(","), apgd_steps=args.apgd_steps,
-        apgd_restarts=args.apgd_restarts, apgd_targets=args.apgd_targets,
-        square_queries=args.square_queries, seed=args.seed, verbose=args.verbose)
+    dataset = datasets.make_dataset(x, y, args.batch_size)
+    settings = dict(steps=args.steps, restarts=args.restarts, attack=args.attack.split(","),
+                    apgd_steps=args.apgd_steps, apgd_restarts=args.apgd_restarts,
+                    apgd_targets=args.apgd_targets, square_queries=args.square_queries,
+                    seed=args.seed, verbose=args.verbose)
+    report = zg.evaluate_robustness(model, dataset, epsilon, alpha=args.alpha * epsilon,
+                                    **settings)
     report = {"model": args.model, "dataset": args.dataset, "split": split,
               **{k: (float(v) if isinstance(v, np.floating) else v) for k, v in report.items()}}
+    if args.epsilon_sweep:
+        others = [epsilon / 2] + ([min(1.0, 2 * epsilon)] if epsilon < 1 else [])
+        sweep = evaluation.epsilon_sweep(model, dataset, others, relative_alpha=args.alpha,
+                                         **settings)
+        radii = sorted([epsilon, *sweep["epsilons"]])
+        accuracy = dict(zip(sweep["epsilons"], sweep["robust_accuracy"]))
+        accuracy[epsilon] = float(report["robust_accuracy"])
+        values = [accuracy[r] for r in radii]
+        violations = [[radii[i], radii[i + 1]] for i in range(len(radii) - 1)
+                      if values[i + 1] > values[i]]
+        report["epsilon_sweep"] = {"epsilons": radii, "robust_accuracy": values,
+                                   "monotone": not violations, "violations": violations}
     return report, args.json
 
 
@@ -148,6 +173,15 @@ def format_table(report):
     if report.get("square_only_broken"):
         rows.append(("warning", f"Square alone broke {report['square_only_broken']} examples "
                                 "that every gradient attack left robust (gradient masking)"))
+    sweep = report.get("epsilon_sweep")
+    if sweep:
+        rows.append(("epsilon sweep", ", ".join(
+            f"{e:.4g}: {a:.4f}" for e, a in zip(sweep["epsilons"], sweep["robust_accuracy"]))))
+        if not sweep["monotone"]:
+            rows.append(("warning", "robust accuracy rises with epsilon ("
+                         + ", ".join(f"{a:.4g} -> {b:.4g}" for a, b in sweep["violations"])
+                         + "): the attack misses examples at the larger radius "
+                           "(gradient masking?)"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -156,7 +190,7 @@ def main(argv=None):
     try:
         report, json_path = evaluate(argv)
     except (options.UsageError, datasets.DataError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {options.with_flags(error)}", file=sys.stderr)
         return 2
     print(format_table(report))
     print(json.dumps(report))

@@ -26,35 +26,35 @@ def adversarial_model_class(method):
 
 
 def method_arguments(config):
-    method = config["method"]
-    epsilon = config["epsilon"]
-    kwargs = {"epsilon": epsilon, "seed": config["seed"],
-              "validation_pgd_steps": config["val_pgd_steps"]}
-    if config.get("alpha") is not None and method != "clean":
-        kwargs["alpha"] = config["alpha"] * epsilon
+    method = config.method
+    epsilon = config.epsilon
+    kwargs = {"epsilon": epsilon, "seed": config.seed,
+              "validation_pgd_steps": config.val_pgd_steps}
+    if config.alpha is not None and method != "clean":
+        kwargs["alpha"] = config.alpha * epsilon
     if method == "zerograd":
-        kwargs.update(quantile=config["quantile"], zero_iters=config["zero_iters"])
+        kwargs.update(quantile=config.quantile, zero_iters=config.zero_iters)
     elif method == "multigrad":
-        kwargs.update(samples=config["samples"], threshold=config["threshold"])
+        kwargs.update(samples=config.samples, threshold=config.threshold)
     elif method == "fgsm_rs":
         kwargs.update(random_init=True)
     elif method == "pgd":
-        kwargs.update(steps=config["pgd_steps"])
+        kwargs.update(steps=config.pgd_steps)
     return kwargs
 
 
 def steps_per_epoch(config, num_train):
-    return max(1, math.ceil(num_train / config["batch_size"]))
+    return max(1, math.ceil(num_train / config.batch_size))
 
 
 def build_optimizer(config, total_steps):
     learning_rate = schedules.learning_rate_schedule(
-        config["lr_schedule"], config["lr_max"], total_steps)
-    if config["optimizer"] == "sgd":
+        config.lr_schedule, config.lr_max, total_steps)
+    if config.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=False,
-                                    weight_decay=config["weight_decay"] or None)
+                                    weight_decay=config.weight_decay or None)
     return keras.optimizers.Adam(learning_rate,
-                                 weight_decay=config["weight_decay"] or None)
+                                 weight_decay=config.weight_decay or None)
 
 
 def build_model(config, data, *, mean=None, std=None):
@@ -71,18 +71,18 @@ def build_model(config, data, *, mean=None, std=None):
     # The configuration decides the policy both ways: a model built earlier in
     # the same process (tuner trials, the study) must not leak its policy.
     keras.mixed_precision.set_global_policy(
-        "mixed_float16" if config.get("mixed_precision") else "float32")
+        "mixed_float16" if config.mixed_precision else "float32")
     if mean is None:
         mean, std = data.channel_stats()
-    keras.utils.set_random_seed(config["seed"])
+    keras.utils.set_random_seed(config.seed)
     classifier = architectures.build_classifier(
-        config["model"], data.input_shape, data.num_classes, mean=mean, std=std,
-        width=config["width"], depth=config["depth"])
-    cls = adversarial_model_class(config["method"])
-    model = cls(model=classifier, name=f"{config['method']}_{config['model']}",
+        config.model, data.input_shape, data.num_classes, mean=mean, std=std,
+        width=config.width, depth=config.depth)
+    cls = adversarial_model_class(config.method)
+    model = cls(model=classifier, name=f"{config.method}_{config.model}",
                 **method_arguments(config))
-    total_steps = steps_per_epoch(config, len(data.x_train)) * config["epochs"]
-    jit = "auto" if config.get("jit") is None else bool(config["jit"])
+    total_steps = steps_per_epoch(config, len(data.x_train)) * config.epochs
+    jit = "auto" if config.jit is None else bool(config.jit)
     model.compile(
         optimizer=build_optimizer(config, total_steps),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -92,17 +92,23 @@ def build_model(config, data, *, mean=None, std=None):
     return model
 
 
-def train_dataset(config, data):
-    return datasets.make_dataset(
-        data.x_train, data.y_train, config["batch_size"], shuffle=True,
-        augment=config["augment"], flip=datasets.flips_allowed(data.name),
-        seed=config["seed"])
+def train_dataset(config, data, initial_epoch=0):
+    """The training batches from `initial_epoch` on (see `datasets.epochs_dataset`).
+
+    Fit it with `steps_per_epoch=steps_per_epoch(config, len(data.x_train))`
+    and `initial_epoch`: every epoch's batches depend only on the seed and
+    the epoch, so a resumed run trains on what the uninterrupted one did.
+    """
+    return datasets.epochs_dataset(
+        data.x_train, data.y_train, config.batch_size, epochs=config.epochs,
+        first_epoch=initial_epoch, seed=config.seed, augment=config.augment,
+        flip=datasets.flips_allowed(data.name))
 
 
 def validation_dataset(config, data):
     """The fixed validation subset (first `val_pgd_size` held-out examples)."""
     if data.x_val is None or len(data.x_val) == 0:
         return None
-    size = config["val_pgd_size"]
+    size = config.val_pgd_size
     return datasets.make_dataset(data.x_val[:size], data.y_val[:size],
-                                 max(config["batch_size"], 256))
+                                 max(config.batch_size, 256))

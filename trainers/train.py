@@ -9,7 +9,6 @@ Outputs in --output: model.keras, history.json, config.json, report.json,
 logs/ (TensorBoard) and, until training has finished, checkpoint/ (resume state).
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -29,14 +28,17 @@ from zerograd_tf import datasets, distribution  # noqa: E402
 from trainers import options, pipeline  # noqa: E402
 
 PROG = "zerograd-train"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; reported in one line, exit status 1."""
 # Options that do not change what is trained: they may differ on resume.
 RUNTIME_KEYS = ("verbose",)
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = options.ArgumentParser(
+        prog=PROG, description=__doc__.split("\n\n")[0])
     options.add_data_options(parser)
     options.add_method_options(parser)
     options.add_model_options(parser)
@@ -64,9 +66,26 @@ ADDED_DEFAULTS = {"eval_attack": "pgd", "eval_apgd_steps": 100, "eval_square_que
 
 
 def _differences(saved, config):
+    config = config.to_dict()
     keys = sorted(set(saved) | set(config))
     return [k for k in keys if k not in RUNTIME_KEYS
             and saved.get(k, ADDED_DEFAULTS.get(k)) != config.get(k, ADDED_DEFAULTS.get(k))]
+
+
+def _read_saved_config(path):
+    """The JSON object of a run's `config.json`, or a one-line UsageError."""
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise options.UsageError(
+            f"{path} is not a readable run configuration ({type(error).__name__}); pass "
+            "--overwrite to replace the run, or choose another --output.") from None
+    if not isinstance(saved, dict):
+        raise options.UsageError(
+            f"{path} holds a JSON {type(saved).__name__}, not a run configuration; pass "
+            "--overwrite to replace the run, or choose another --output.")
+    return saved
 
 
 def prepare_output(output, config, resume, overwrite):
@@ -78,12 +97,14 @@ def prepare_output(output, config, resume, overwrite):
             nothing to resume.
     """
     config_path = os.path.join(output, "config.json")
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise options.UsageError(f"--output {output} is a file, not a directory; choose "
+                                 "another --output.")
     if os.path.isdir(output) and os.listdir(output):
         if overwrite:
             shutil.rmtree(output)
         elif os.path.exists(config_path):
-            with open(config_path) as f:
-                saved = json.load(f)
+            saved = _read_saved_config(config_path)
             different = _differences(saved, config)
             if different:
                 raise options.UsageError(
@@ -98,7 +119,7 @@ def prepare_output(output, config, resume, overwrite):
     elif resume:
         raise options.UsageError(f"--resume: there is no run to resume in {output}.")
     os.makedirs(output, exist_ok=True)
-    io_utils.write_json_atomic(config_path, config)
+    io_utils.write_json_atomic(config_path, config.to_dict())
     return False
 
 
@@ -116,17 +137,17 @@ def _write_text_summary(logdir, report, split):
 def final_evaluation(model, config, data, verbose=0):
     """PGD-k-r on the test split (or the validation split, saying so)."""
     x, y, split = data.evaluation_split()
-    if config["eval_size"]:
-        x, y = x[:config["eval_size"]], y[:config["eval_size"]]
+    if config.eval_size:
+        x, y = x[:config.eval_size], y[:config.eval_size]
     dataset = datasets.make_dataset(x, y, 256)
-    epsilon = config["epsilon"]
+    epsilon = config.epsilon
     report = zg.evaluate_robustness(
-        model, dataset, epsilon, steps=config["eval_steps"],
-        restarts=config["eval_restarts"], alpha=config["eval_alpha"] * epsilon,
-        attack=config.get("eval_attack", "pgd").split(","),
-        apgd_steps=config.get("eval_apgd_steps", 100),
-        square_queries=config.get("eval_square_queries", 5000),
-        seed=config["seed"], verbose=verbose)
+        model, dataset, epsilon, steps=config.eval_steps,
+        restarts=config.eval_restarts, alpha=config.eval_alpha * epsilon,
+        attack=config.eval_attack.split(","),
+        apgd_steps=config.eval_apgd_steps,
+        square_queries=config.eval_square_queries,
+        seed=config.seed, verbose=verbose)
     report = {"split": split, **{k: (float(v) if isinstance(v, np.floating) else v)
                                  for k, v in report.items()}}
     if split != "test":
@@ -140,20 +161,20 @@ def monitor_callbacks(config, data, output, logdir):
     They come before the history writer and TensorBoard, so that their
     values are in the epoch logs those write.
     """
-    if config["co_monitor"] == "off" and not config["diagnostics"]:
+    if config.co_monitor == "off" and not config.diagnostics:
         return []
     x, y = data.x_val, data.y_val
     if x is None or len(x) == 0:
         x, y, _ = data.evaluation_split()
-    x, y = x[:config["co_size"]], y[:config["co_size"]]
+    x, y = x[:config.co_size], y[:config.co_size]
     x = x.astype(np.float32) / 255 if x.dtype == np.uint8 else x
     found = []
-    if config["co_monitor"] != "off":
+    if config.co_monitor != "off":
         found.append(callbacks_lib.CatastrophicOverfittingMonitor(
-            x, y, action=config["co_monitor"], frequency=config["co_frequency"],
-            quantile_step=config["co_quantile_step"], logdir=logdir,
+            x, y, action=config.co_monitor, frequency=config.co_frequency,
+            quantile_step=config.co_quantile_step, logdir=logdir,
             state_path=os.path.join(output, "co_monitor.json")))
-    if config["diagnostics"]:
+    if config.diagnostics:
         found.append(callbacks_lib.AdversarialDiagnostics(x, y, logdir))
     return found
 
@@ -172,7 +193,7 @@ def train(config, data, output, logdir, verbose=2, extra_callbacks=(), strategy=
     logdir = logdir if chief else os.path.join(writes, "logs")
     model_path = os.path.join(output, "model.keras")
     history_path = os.path.join(output, "history.json")
-    finished = len(io_utils.load_history_records(history_path)) >= config["epochs"]
+    finished = len(io_utils.load_history_records(history_path)) >= config.epochs
     with strategy.scope():
         if finished and os.path.exists(model_path):
             model = keras.models.load_model(model_path)
@@ -207,61 +228,118 @@ def fit_model(config, data, output, writes, logdir, verbose, extra_callbacks, ch
     checkpoint = callbacks_lib.EpochCheckpoint(os.path.join(writes, "checkpoint"))
     # History is written before the checkpoint: a crash between the two
     # re-runs that epoch and overwrites its history entry.
+    guard = callbacks_lib.NonFiniteLossGuard()
     callbacks = [
+        guard,
         *monitor_callbacks(config, data, writes, logdir),
         callbacks_lib.HistoryWriter(os.path.join(writes, "history.json")),
         checkpoint,
         keras.callbacks.TensorBoard(logdir, write_graph=False),
         *extra_callbacks,
     ]
-    if config["epsilon_warmup"] > 0 and config["method"] != "clean":
+    if config.epsilon_warmup > 0 and config.method != "clean":
         callbacks.insert(0, callbacks_lib.EpsilonWarmup(
-            config["epsilon"], max(1, round(config["epsilon_warmup"] * steps))))
+            config.epsilon, max(1, round(config.epsilon_warmup * steps))))
     initial_epoch = callbacks_lib.EpochCheckpoint(os.path.join(output, "checkpoint")).restore(model)
-    model.fit(pipeline.train_dataset(config, data), epochs=config["epochs"],
+    model.fit(pipeline.train_dataset(config, data, initial_epoch), epochs=config.epochs,
               initial_epoch=initial_epoch,
+              steps_per_epoch=pipeline.steps_per_epoch(config, len(data.x_train)),
               validation_data=pipeline.validation_dataset(config, data),
-              validation_freq=config["val_freq"], callbacks=callbacks,
+              validation_freq=config.val_freq, callbacks=callbacks,
               shuffle=False, verbose=verbose)
+    if guard.diverged is not None:
+        where = guard.diverged
+        kept = callbacks_lib.EpochCheckpoint(os.path.join(output, "checkpoint"))
+        raise TrainingDiverged(
+            f"the training loss became {where['loss']} in epoch {where['epoch']} (step "
+            f"{where['step']}); training stopped and no model was saved. "
+            + (f"The checkpoint of the last good epoch is kept in {kept.directory}. "
+               if kept.exists() else "")
+            + "Lower --lr-max or --epsilon, or check the data.")
     model.save(os.path.join(writes, "model.keras"))
     checkpoint.delete()
     return model
 
 
 def setup(argv=None):
-    """Parses `argv`, makes the strategy, loads the data, checks the output.
+    """Parses `argv` into a `RunConfig` and the run's options, then `prepare`s.
 
     Returns:
-        A dict with `config`, `data`, `output`, `logdir`, `resumed`,
-        `verbose`, `strategy` and `chief`.
+        As `prepare`.
 
     Raises:
         options.UsageError, datasets.DataError: with a message for the user.
     """
     args = build_parser().parse_args(argv)
+    config = options.config_from_args(args)
+    return prepare(config, output=args.output, logdir=args.logdir, resume=args.resume,
+                   overwrite=args.overwrite, verbose=args.verbose)
+
+
+def prepare(config, *, output=None, logdir=None, resume=False, overwrite=False, verbose=2):
+    """Makes the strategy, loads the data, resolves `config`, checks the output.
+
+    Args:
+        config: a `RunConfig` (data-dependent fields may be unset).
+        output: the run's folder; defaults to `runs/<dataset>-<method>`.
+        logdir: TensorBoard folder; defaults to `<output>/logs`.
+        resume: insist on resuming a run in `output`. Defaults to False.
+        overwrite: replace whatever `output` holds. Defaults to False.
+        verbose: Keras `fit` verbosity. Defaults to 2.
+
+    Returns:
+        A dict with `config` (resolved), `data`, `output`, `logdir`,
+        `resumed`, `verbose`, `strategy` and `chief`.
+
+    Raises:
+        options.UsageError, datasets.DataError: with a message for the user.
+    """
     try:
         # First: a multi-worker strategy must exist before any TensorFlow op.
-        strategy = distribution.make_strategy(args.strategy)
+        strategy = distribution.make_strategy(config.strategy)
     except ValueError as error:
         raise options.UsageError(str(error)) from None
     chief = distribution.is_chief(strategy)
-    data = datasets.load_image_data(args.dataset, val_size=args.val_size, seed=args.seed,
-                                    data_dir=args.data_dir, download=args.download)
-    config = options.resolve_config(args, data)
-    output = args.output or options.default_output(args.dataset, args.method)
-    logdir = args.logdir or os.path.join(output, "logs")
+    data = datasets.load_image_data(config.dataset, val_size=config.val_size,
+                                    seed=config.seed, data_dir=config.data_dir,
+                                    download=config.download)
+    try:
+        config = config.resolved(data)
+    except options.ConfigError as error:
+        raise options.usage_error(error) from None
+    output = output or options.default_output(config.dataset, config.method)
+    logdir = logdir or os.path.join(output, "logs")
     if chief:
-        resumed = prepare_output(output, config, args.resume, args.overwrite)
+        resumed = prepare_output(output, config, resume, overwrite)
     else:
         resumed = os.path.exists(os.path.join(output, "config.json"))
     return {"config": config, "data": data, "output": output, "logdir": logdir,
-            "resumed": resumed, "verbose": args.verbose, "strategy": strategy,
+            "resumed": resumed, "verbose": verbose, "strategy": strategy,
             "chief": chief}
 
 
 def run(argv=None):
     """Trains as the command line says and returns the report."""
-    run_setup = setup(argv)
+    return run_prepared(setup(argv))
+
+
+def run_config(config, *, output=None, logdir=None, resume=False, overwrite=False,
+               verbose=2):
+    """Trains (or resumes, or reports) the run of a `RunConfig`, as
+    `zerograd-train` does, and returns the report.
+
+    Example (not run here: it trains for a minute):
+
+        from trainers import train
+        from trainers.config import RunConfig
+        report = train.run_config(RunConfig(epochs=2), output="runs/quick")
+    """
+    return run_prepared(prepare(config, output=output, logdir=logdir, resume=resume,
+                                overwrite=overwrite, verbose=verbose))
+
+
+def run_prepared(run_setup):
+    """Trains a `prepare`d run (unless finished) and prints its report."""
     output, logdir, chief = run_setup["output"], run_setup["logdir"], run_setup["chief"]
     report_path = os.path.join(output, "report.json")
     if run_setup["resumed"] and os.path.exists(report_path):
@@ -306,8 +384,11 @@ def main(argv=None):
     try:
         run(argv)
     except (options.UsageError, datasets.DataError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {options.with_flags(error)}", file=sys.stderr)
         return 2
+    except TrainingDiverged as error:
+        print(f"{PROG}: error: {options.with_flags(error)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; run the same command again (or add --resume) to "
               "continue from the last finished epoch.", file=sys.stderr)

@@ -50,8 +50,7 @@ class ZeroGradHyperModel(keras_tuner.HyperModel):
     would score its peak; scored at the end, it scores its collapse.
 
     Args:
-        config: a resolved `zerograd-train` configuration (see
-            `trainers.options.resolve_config`).
+        config: a resolved `trainers.config.RunConfig`.
         data: the `ImageData` it was resolved on.
         method: `"zerograd"`, `"multigrad"` or `"search"`.
         quantile_range: `(min, max)` of q, within [0, 1) (default (0, 0.9)).
@@ -66,7 +65,7 @@ class ZeroGradHyperModel(keras_tuner.HyperModel):
                  alpha_range=(0.5, 2.5), lr_range=None, evaluate=None, name=None):
         super().__init__(name=name, tunable=True)
         validation.check_choice(method, "method", (*SEARCHABLE_METHODS, "search"))
-        self.config = dict(config)
+        self.config = config
         self.data = data
         self.method = method
         self.quantile_range = check_range(quantile_range, "quantile_range", 0.0, 1.0,
@@ -74,7 +73,7 @@ class ZeroGradHyperModel(keras_tuner.HyperModel):
         self.alpha_range = check_range(alpha_range, "alpha_range", 1e-6, 100.0)
         self.lr_range = None if lr_range is None else check_range(
             lr_range, "lr_range", 1e-8, 10.0)
-        size = config["val_pgd_size"]
+        size = config.val_pgd_size
         x_val, self.y_val = data.x_val[:size], data.y_val[:size]
         self.x_val = (x_val.astype(np.float32) / 255 if x_val.dtype == np.uint8 else x_val)
         self.evaluate = evaluate
@@ -85,14 +84,14 @@ class ZeroGradHyperModel(keras_tuner.HyperModel):
             method = hp.Choice("method", list(SEARCHABLE_METHODS))
         else:
             method = hp.Fixed("method", self.method)
-        config = {**self.config, "method": method}
+        changes = {"method": method}
         if method == "zerograd":
             with hp.conditional_scope("method", ["zerograd"]):
-                config["quantile"] = hp.Float("quantile", *self.quantile_range)
-        config["alpha"] = hp.Float("alpha", *self.alpha_range)
+                changes["quantile"] = hp.Float("quantile", *self.quantile_range)
+        changes["alpha"] = hp.Float("alpha", *self.alpha_range)
         if self.lr_range is not None:
-            config["lr_max"] = hp.Float("lr_max", *self.lr_range, sampling="log")
-        return config
+            changes["lr_max"] = hp.Float("lr_max", *self.lr_range, sampling="log")
+        return self.config.replace(**changes)
 
     def build(self, hp):
         return pipeline.build_model(self.trial_config(hp), self.data)
@@ -105,9 +104,9 @@ class ZeroGradHyperModel(keras_tuner.HyperModel):
             measured = self.evaluate(model, self.x_val, self.y_val)
         else:
             measured = monitoring.AttackMeter(
-                model, self.config["epsilon"],
-                pgd_steps=max(1, self.config["val_pgd_steps"]))(
-                    self.x_val, self.y_val, seed=self.config["seed"])
+                model, self.config.epsilon,
+                pgd_steps=max(1, self.config.val_pgd_steps))(
+                    self.x_val, self.y_val, seed=self.config.seed)
         return {OBJECTIVE: float(measured["pgd_accuracy"]),
                 "val_clean_accuracy": float(measured["clean_accuracy"]),
                 "trial_seconds": seconds}

@@ -11,7 +11,8 @@ resumes where it stopped (finished trials are not run again). In
 every trial).
 """
 
-import argparse
+import dataclasses
+import fractions
 import json
 import os
 import sys
@@ -24,6 +25,7 @@ import keras_tuner  # noqa: E402
 from zerograd_tf import io_utils  # noqa: E402
 from zerograd_tf import datasets, validation  # noqa: E402
 from trainers import options, pipeline  # noqa: E402
+from trainers.config import ConfigError as RunConfigError, RunConfig  # noqa: E402
 from trainers import train as train_program  # noqa: E402
 from tuning.hypermodel import OBJECTIVE, ZeroGradHyperModel  # noqa: E402
 
@@ -31,25 +33,6 @@ PROG = "zerograd-tune"
 TUNERS = ("random", "bayesian", "hyperband")
 # Settings that may change when a search is resumed.
 RESUMABLE_KEYS = ("max_trials",)
-
-
-# zerograd-train's --X/--no-X flags; the others are plain switches.
-_BOOLEAN_OPTIONAL = ("augment", "jit")
-
-
-def _train_argv(options_dict):
-    """zerograd-train flags from keyword options (`model="conv3"` -> `--model conv3`)."""
-    argv = []
-    for key, value in options_dict.items():
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            argv.append(flag)
-        elif value is False:
-            if key in _BOOLEAN_OPTIONAL:
-                argv.append("--no-" + key.replace("_", "-"))
-        elif value is not None:
-            argv += [flag, str(value)]
-    return argv
 
 
 def make_tuner(name, hypermodel, *, max_trials, epochs, directory, project_name, seed,
@@ -72,7 +55,15 @@ def _check_same_search(path, identity, overwrite):
     with open(path) as f:
         saved = json.load(f)
     keys = sorted(set(saved) | set(identity))
-    different = [k for k in keys if k not in RESUMABLE_KEYS and saved.get(k) != identity.get(k)]
+    different = []
+    for k in keys:
+        if k in RESUMABLE_KEYS or saved.get(k) == identity.get(k):
+            continue
+        if isinstance(saved.get(k), dict) and isinstance(identity.get(k), dict):
+            inner = sorted(set(saved[k]) | set(identity[k]))
+            different += [f"{k}.{i}" for i in inner if saved[k].get(i) != identity[k].get(i)]
+        else:
+            different.append(k)
     if different:
         raise options.UsageError(
             f"{os.path.dirname(path)} belongs to a different search (differs in: "
@@ -119,6 +110,23 @@ def write_summary(tuner, folder):
     return table
 
 
+def _run_config(dataset, method, epochs, train_options):
+    """The `RunConfig` of `search`'s keyword options."""
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = sorted(set(train_options) - fields)
+    if unknown:
+        raise ValueError(f"unknown training option(s) {', '.join(unknown)}: use the fields "
+                         "of trainers.config.RunConfig.")
+    values = dict(train_options)
+    if isinstance(values.get("epsilon"), str):
+        try:
+            values["epsilon"] = float(fractions.Fraction(values["epsilon"].strip()))
+        except (ValueError, ZeroDivisionError):
+            raise RunConfigError("epsilon", "must be a number such as 0.3 or 8/255, got "
+                                            f"{values['epsilon']!r}") from None
+    return RunConfig(dataset=dataset, method=method, epochs=epochs, **values)
+
+
 def search(dataset=datasets.DEFAULT_DATASET, *, tuner="random", max_trials=10, epochs=None,
            method="zerograd", quantile_range=(0.0, 0.9), alpha_range=(0.5, 2.5),
            lr_range=None, directory="tuning_runs", project_name=None, logdir=None,
@@ -140,26 +148,29 @@ def search(dataset=datasets.DEFAULT_DATASET, *, tuner="random", max_trials=10, e
         overwrite: start afresh instead of resuming.
         verbose: Keras verbosity of each trial's `fit`.
         evaluate: optional stub of the final measurement (tests).
-        **train_options: further `zerograd-train` options by name, e.g.
-            `model="conv3"`, `epsilon="8/255"`, `val_pgd_size=256`.
+        **train_options: further fields of `trainers.config.RunConfig`,
+            e.g. `model="conv3"`, `epsilon=8/255` (or the text "8/255"),
+            `val_pgd_size=256`.
 
     Returns:
         `(tuner, best_hyperparameters)`.
 
     Raises:
-        ValueError: for unknown tuner names, empty or inverted ranges, or a
-            search directory that belongs to a different search.
+        ValueError: for unknown tuner names or training options, empty or
+            inverted ranges, or a search directory that belongs to a
+            different search (`trainers.config.ConfigError`, a ValueError,
+            for invalid training options).
     """
     validation.check_choice(tuner, "tuner", TUNERS)
     validation.check_int(max_trials, "max_trials", 1)
-    argv = ["--dataset", dataset, "--method", "zerograd" if method == "search" else method,
-            *_train_argv({"epochs": epochs, **train_options})]
-    args = train_program.build_parser().parse_args(argv)
-    data = datasets.load_image_data(args.dataset, val_size=args.val_size, seed=args.seed,
-                                    data_dir=args.data_dir, download=args.download)
-    config = options.resolve_config(args, data)
-    if config["val_pgd_steps"] < 1:
-        raise options.UsageError("the objective needs --val-pgd-steps >= 1.")
+    config = _run_config(dataset, "zerograd" if method == "search" else method, epochs,
+                         train_options)
+    data = datasets.load_image_data(config.dataset, val_size=config.val_size,
+                                    seed=config.seed, data_dir=config.data_dir,
+                                    download=config.download)
+    config = config.resolved(data)
+    if config.val_pgd_steps < 1:
+        raise RunConfigError("val_pgd_steps", "must be >= 1: it measures the objective")
     hypermodel = ZeroGradHyperModel(config, data, method=method,
                                     quantile_range=quantile_range, alpha_range=alpha_range,
                                     lr_range=lr_range, evaluate=evaluate)
@@ -168,16 +179,17 @@ def search(dataset=datasets.DEFAULT_DATASET, *, tuner="random", max_trials=10, e
     identity = {"tuner": tuner, "method": method, "quantile_range": list(hypermodel.quantile_range),
                 "alpha_range": list(hypermodel.alpha_range),
                 "lr_range": None if lr_range is None else list(hypermodel.lr_range),
-                "max_trials": max_trials, "config": config}
+                "max_trials": max_trials, "config": config.to_dict()}
     identity = json.loads(json.dumps(identity))
     identity_path = os.path.join(folder, "search_config.json")
     _check_same_search(identity_path, identity, overwrite)
-    the_tuner = make_tuner(tuner, hypermodel, max_trials=max_trials, epochs=config["epochs"],
+    the_tuner = make_tuner(tuner, hypermodel, max_trials=max_trials, epochs=config.epochs,
                            directory=directory, project_name=project_name,
-                           seed=config["seed"], overwrite=overwrite)
+                           seed=config.seed, overwrite=overwrite)
     io_utils.write_json_atomic(identity_path, identity)
     callbacks = [keras.callbacks.TensorBoard(logdir, write_graph=False)] if logdir else []
-    the_tuner.search(pipeline.train_dataset(config, data), epochs=config["epochs"],
+    the_tuner.search(pipeline.train_dataset(config, data), epochs=config.epochs,
+                     steps_per_epoch=pipeline.steps_per_epoch(config, len(data.x_train)),
                      validation_data=pipeline.validation_dataset(config, data),
                      callbacks=callbacks, shuffle=False, verbose=verbose)
     best = the_tuner.get_best_hyperparameters(1)[0]
@@ -188,52 +200,63 @@ def search(dataset=datasets.DEFAULT_DATASET, *, tuner="random", max_trials=10, e
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog=PROG, description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = options.ArgumentParser(
+        prog=PROG, description=__doc__.split("\n\n")[0])
     group = parser.add_argument_group("search")
-    group.add_argument("--tuner", default="random",
+    group.add_argument("--tuner", default="random", choices=TUNERS,
                        help=f"one of {', '.join(TUNERS)}")
-    group.add_argument("--max-trials", type=int, default=10)
+    group.add_argument("--max-trials", type=options.int_at_least("--max-trials", 1), default=10,
+                       help="trials of random and Bayesian search (Hyperband budgets epochs)")
     group.add_argument("--search-method", default="zerograd",
                        choices=("zerograd", "multigrad", "search"),
                        help="fixed method, or 'search' to choose between both")
-    group.add_argument("--quantile-range", type=float, nargs=2, default=(0.0, 0.9))
+    group.add_argument("--quantile-range", type=float, nargs=2, default=(0.0, 0.9),
+                       help="range of ZeroGrad's quantile q, within [0, 1)")
     group.add_argument("--alpha-range", type=float, nargs=2, default=(0.5, 2.5),
                        help="range of alpha as a multiple of epsilon")
     group.add_argument("--lr-range", type=float, nargs=2, default=None,
                        help="also search the peak learning rate (log scale)")
-    group.add_argument("--directory", default="tuning_runs")
-    group.add_argument("--project-name", default=None)
-    group.add_argument("--logdir", default=None, help="TensorBoard logs per trial")
-    group.add_argument("--overwrite", action="store_true")
+    group.add_argument("--directory", default="tuning_runs",
+                       help="where KerasTuner keeps its searches")
+    group.add_argument("--project-name", default=None,
+                       help="the search's folder in --directory (default: <dataset>-<method>)")
+    group.add_argument("--logdir", default=None,
+                       help="TensorBoard logs per trial (default: none)")
+    group.add_argument("--overwrite", action="store_true",
+                       help="start the search afresh instead of resuming it")
     group.add_argument("--train-best", action="store_true",
                        help="retrain the best configuration with zerograd-train")
     group.add_argument("--output", default=None,
-                       help="zerograd-train --output of --train-best")
-    group.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
+                       help="zerograd-train --output of --train-best (default: "
+                            "<directory>/<project>/best_run)")
+    group.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2,
+                       help="Keras fit verbosity of each trial")
     options.add_data_options(parser)
     options.add_model_options(parser)
     options.add_training_options(parser)
     group = parser.add_argument_group("method (fixed during the search)")
-    group.add_argument("--epsilon", default=None)
-    group.add_argument("--samples", type=int, default=3)
+    group.add_argument("--epsilon", default=None,
+                       help="radius, as zerograd-train --epsilon (default: 0.1 for grayscale "
+                            "data, 8/255 for colour data)")
+    group.add_argument("--samples", type=options.int_at_least("--samples", 1), default=3,
+                       help="MultiGrad random starts n (for --search-method multigrad/search)")
     options.add_validation_options(parser)
     return parser
 
 
-TRAIN_KEYS = ("data_dir", "val_size", "model", "width", "depth", "batch_size", "optimizer",
+TRAIN_KEYS = ("download", "data_dir", "val_size", "model", "width", "depth", "batch_size", "optimizer",
               "lr_schedule", "lr_max", "weight_decay", "seed", "jit", "mixed_precision",
               "epsilon", "samples", "val_pgd_steps", "val_pgd_size", "val_freq",
-              "eval_steps", "eval_restarts", "eval_alpha", "eval_size", "augment")
+              "eval_steps", "eval_restarts", "eval_alpha", "eval_size", "eval_attack",
+              "eval_apgd_steps", "eval_square_queries", "augment")
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     train_options = {k: getattr(args, k) for k in TRAIN_KEYS}
-    if not args.download:
-        train_options["no_download"] = True
     try:
+        if train_options["epsilon"] is not None:
+            train_options["epsilon"] = options.parse_epsilon(train_options["epsilon"])
         tuner, best = search(
             args.dataset, tuner=args.tuner, max_trials=args.max_trials, epochs=args.epochs,
             method=args.search_method, quantile_range=tuple(args.quantile_range),
@@ -241,27 +264,32 @@ def main(argv=None):
             lr_range=None if args.lr_range is None else tuple(args.lr_range),
             directory=args.directory, project_name=args.project_name, logdir=args.logdir,
             overwrite=args.overwrite, verbose=args.verbose, **train_options)
+    except RunConfigError as error:
+        print(f"{PROG}: error: {options.usage_error(error)}", file=sys.stderr)
+        return 2
     except (options.UsageError, datasets.DataError, ValueError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {options.with_flags(error)}", file=sys.stderr)
         return 2
     folder = os.path.join(tuner.directory, tuner.project_name)
     print(write_summary(tuner, folder))
     print(f"best: {json.dumps(best.values)}   ({folder}/best_hyperparameters.json)")
     if args.train_best:
         values = best.values
-        argv = ["--dataset", args.dataset, "--method", values["method"],
-                "--alpha", str(values["alpha"]),
-                *_train_argv({k: v for k, v in train_options.items() if k != "no_download"})]
-        if not args.download:
-            argv.append("--no-download")
+        best_options = {"alpha": values["alpha"], **train_options}
         if "quantile" in values and values["method"] == "zerograd":
-            argv += ["--quantile", str(values["quantile"])]
+            best_options["quantile"] = values["quantile"]
         if "lr_max" in values:
-            argv += ["--lr-max", str(values["lr_max"])]
-        if args.epochs:
-            argv += ["--epochs", str(args.epochs)]
-        argv += ["--output", args.output or os.path.join(folder, "best_run")]
-        return train_program.main(argv)
+            best_options["lr_max"] = values["lr_max"]
+        try:
+            config = _run_config(args.dataset, values["method"], args.epochs, best_options)
+            train_program.run_config(config, output=args.output
+                                     or os.path.join(folder, "best_run"))
+        except RunConfigError as error:
+            print(f"{PROG}: error: {options.usage_error(error)}", file=sys.stderr)
+            return 2
+        except (options.UsageError, datasets.DataError) as error:
+            print(f"{PROG}: error: {options.with_flags(error)}", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -8,10 +8,13 @@ CIFAR/SVHN-like data, augments (pad-4 random crop, horizontal flip).
 
 import dataclasses
 import importlib.resources
+import logging
 import os
 
 import numpy as np
 import tensorflow as tf
+
+_LOG = logging.getLogger("zerograd_tf")
 
 DEFAULT_DATASET = "mnist10k"
 TFDS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "svhn_cropped")
@@ -62,7 +65,7 @@ class ImageData:
         if self.x_val is None or len(self.x_val) == 0:
             raise DataError(
                 f"{self.name} has no test split and no validation split to "
-                "evaluate on; pass --val-size > 0."
+                "evaluate on; hold out validation data (a validation size > 0)."
             )
         return self.x_val, self.y_val, "validation"
 
@@ -96,10 +99,17 @@ def _check_images(x, key, source):
             f"{source}: `{key}` must be uint8 (0-255) or float in [0, 1], got "
             f"dtype {x.dtype}."
         )
-    if x.size and (np.nanmin(x) < 0 or np.nanmax(x) > 1 or np.isnan(x).any()):
+    finite = np.isfinite(x)
+    if not finite.all():
+        nan = int(np.isnan(x).sum())
+        raise DataError(
+            f"{source}: float `{key}` must lie in [0, 1], but it holds "
+            f"{nan} NaN and {int((~finite).sum()) - nan} infinite values."
+        )
+    if x.size and (x.min() < 0 or x.max() > 1):
         raise DataError(
             f"{source}: float `{key}` must lie in [0, 1], got values in "
-            f"[{np.nanmin(x):g}, {np.nanmax(x):g}]; divide 0-255 images by 255."
+            f"[{x.min():g}, {x.max():g}]; divide 0-255 images by 255."
         )
     return x.astype(np.float32)
 
@@ -122,12 +132,39 @@ def _check_labels(y, key, source, n):
     return y
 
 
+def infer_classes(y_train, source):
+    """The number of classes of a training set: its largest label plus one.
+
+    Raises:
+        DataError: for a training set with a single class (nothing to
+            learn).
+
+    Warns (logging): when the labels are not exactly 0..K-1, naming the
+    classes that have no training example.
+    """
+    present = np.unique(y_train)
+    if len(present) < 2:
+        raise DataError(
+            f"{source}: the training labels hold a single class "
+            f"({int(present[0]) if len(present) else 'none'}); a classifier needs at "
+            "least two.")
+    num_classes = int(present[-1]) + 1
+    missing = sorted(set(range(num_classes)) - {int(c) for c in present})
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+        _LOG.warning(
+            "%s: the training labels span 0..%d but %d of those classes have no training "
+            "example (%s); the model gets %d outputs. Relabel to 0..K-1 if that is not "
+            "intended.", source, num_classes - 1, len(missing), shown, num_classes)
+    return num_classes
+
+
 def check_labels_in_range(y, num_classes, source):
     """Raises DataError when a label is outside [0, num_classes)."""
     if y.size and y.max() >= num_classes:
         raise DataError(
-            f"{source}: labels must be in [0, {num_classes - 1}] for "
-            f"{num_classes} classes, found label {int(y.max())}."
+            f"{source}: labels must be in [0, {num_classes - 1}], the classes of the "
+            f"training labels, found label {int(y.max())}."
         )
 
 
@@ -161,8 +198,13 @@ def load_npz(path, require_train=True):
             raise DataError(f"{path}: has `{x_key if x_key in keys else y_key}` "
                             f"but not its partner; both are needed.")
         if x_key in keys:
-            x = _check_images(archive[x_key], x_key, path)
-            arrays[split] = (x, _check_labels(archive[y_key], y_key, path, len(x)))
+            try:
+                x, y = archive[x_key], archive[y_key]
+            except Exception as error:  # corrupt bytes: BadZipFile, CRC, zlib
+                raise DataError(f"{path} is damaged: `{x_key}`/`{y_key}` cannot be read "
+                                f"({type(error).__name__}: {error}).") from None
+            x = _check_images(x, x_key, path)
+            arrays[split] = (x, _check_labels(y, y_key, path, len(x)))
     if "train" not in arrays and (require_train or "test" not in arrays):
         needed = "x_train and y_train" if require_train else "x_train/y_train or x_test/y_test"
         raise DataError(f"{path}: needs arrays {needed}; found {sorted(keys) or 'none'}.")
@@ -183,12 +225,15 @@ def _tfds_split(name, split, data_dir, download):
         num_classes = info.features["label"].num_classes
     except Exception as error:
         where = data_dir or "TFDS's default data directory (~/tensorflow_datasets)"
+        cause = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        fetched = ("and could not be downloaded" if download
+                   else "and downloading is switched off")
         raise DataError(
-            f"TFDS data set '{name}' is not available in {where} "
-            f"({type(error).__name__}). Offline, either build it on a machine "
-            "with internet (`tfds build " + name + "`) and pass --data-dir to "
-            "its folder, or save it as an .npz with x_train, y_train, x_test, "
-            "y_test and pass --dataset PATH.npz."
+            f"TFDS data set '{name}' is not in {where} {fetched} "
+            f"({type(error).__name__}: {cause}). Without internet, build it on a "
+            f"machine that has it (tfds build {name}) and point `data_dir` at its "
+            "folder, or save it as an .npz with x_train, y_train, x_test, y_test and "
+            "pass that file as the `dataset`."
         ) from None
     # Batches of 4096, not batch_size=-1: one huge batch needs the size up
     # front, which generator-backed datasets do not know.
@@ -261,8 +306,7 @@ def load_image_data(dataset=DEFAULT_DATASET, *, val_size=1000, seed=0,
         )
     if path is not None:
         x_train, y_train, x_test, y_test = load_npz(path)
-        labels = [y for y in (y_train, y_test) if y is not None]
-        num_classes = int(max(y.max() for y in labels if y.size)) + 1
+        num_classes = infer_classes(y_train, name)
         augment = False
     else:
         x_train, y_train, x_test, y_test, num_classes = load_tfds(
@@ -270,7 +314,7 @@ def load_image_data(dataset=DEFAULT_DATASET, *, val_size=1000, seed=0,
         augment = name in _AUGMENTED
     for y, key in ((y_train, "y_train"), (y_test, "y_test")):
         if y is not None:
-            check_labels_in_range(y, num_classes, name)
+            check_labels_in_range(y, num_classes, f"{name} `{key}`")
     x_train, y_train, x_val, y_val = split_validation(x_train, y_train, val_size, seed)
     return ImageData(name=name, x_train=x_train, y_train=y_train, x_val=x_val,
                      y_val=y_val, x_test=x_test, y_test=y_test,
@@ -297,6 +341,71 @@ def _augment(image, flip):
     if flip:
         image = tf.image.random_flip_left_right(image)
     return image
+
+
+def _stateless_augment(image, flip, seed):
+    """Pad-4 crop and (optionally) a horizontal flip, drawn from `seed`."""
+    height, width = image.shape[0], image.shape[1]
+    padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    image = tf.image.stateless_random_crop(padded, (height, width, image.shape[2]), crop_seed)
+    if flip:
+        image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+    return image
+
+
+def epochs_dataset(x, y, batch_size, *, epochs, first_epoch=0, seed=0, augment=False,
+                   flip=True):
+    """The training batches of epochs `first_epoch` .. `epochs - 1`, resumable.
+
+    Each epoch's order and augmentation are a function of `(seed, epoch)`
+    alone (stateless random ops), so a run resumed at epoch k sees exactly
+    the batches the uninterrupted run saw from epoch k on. Batches do not
+    cross epochs. Pass `steps_per_epoch=ceil(len(x) / batch_size)` to `fit`.
+
+    Args:
+        x, y: arrays of images (uint8 or float in [0, 1]) and labels.
+        batch_size: batch size.
+        epochs: the epoch to stop before (the `epochs` of `fit`).
+        first_epoch: the first epoch (`fit`'s `initial_epoch`). Defaults to 0.
+        seed: integer seed of the order and the augmentation. Defaults to 0.
+        augment: pad-4 random crop (+ flip if `flip`). Defaults to False.
+        flip: allow horizontal flips when augmenting. Defaults to True.
+
+    Returns:
+        A `tf.data.Dataset` of `(images in [0, 1], int32 labels)` batches.
+
+    Example:
+
+    >>> x = np.zeros((10, 4, 4, 1), np.uint8); y = np.arange(10)
+    >>> batches = list(epochs_dataset(x, y, 4, epochs=2, seed=1))
+    >>> [len(b[1]) for b in batches]
+    [4, 4, 2, 4, 4, 2]
+    >>> resumed = list(epochs_dataset(x, y, 4, epochs=2, first_epoch=1, seed=1))
+    >>> all((a[1].numpy() == b[1].numpy()).all() for a, b in zip(batches[3:], resumed))
+    True
+    """
+    n = len(x)
+    images = tf.constant(x)
+    labels = tf.constant(np.asarray(y).astype(np.int32))
+    seed = tf.constant(int(seed), tf.int64)
+
+    def one_epoch(epoch):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([seed, epoch]))
+
+        def load(position, index):
+            image = to_unit_range(tf.gather(images, index))
+            if augment:
+                image = _stateless_augment(
+                    image, flip, tf.stack([seed, epoch * n + position]))
+            return image, tf.gather(labels, index)
+
+        return (tf.data.Dataset.from_tensor_slices(order).enumerate()
+                .map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size))
+
+    return (tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
+            .prefetch(tf.data.AUTOTUNE))
 
 
 def make_dataset(x, y, batch_size, *, shuffle=False, augment=False, flip=True,

@@ -25,6 +25,10 @@ AUTOATTACK = ("apgd-ce", "apgd-t", "square")
 
 def _as_dataset(data, batch_size):
     if isinstance(data, tf.data.Dataset):
+        for batch in data.take(1):
+            x, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
+            if tf.is_tensor(x):
+                validation.warn_if_outside_unit_range(x.numpy(), "data")
         return data
     if isinstance(data, (tuple, list)) and len(data) in (2, 3):
         x, y = np.asarray(data[0]), np.asarray(data[1])
@@ -33,6 +37,7 @@ def _as_dataset(data, batch_size):
                 f"`data` inputs and labels differ in length: {len(x)} vs {len(y)}."
             )
         validation.check_image_batch(x, "data[0]")
+        validation.warn_if_outside_unit_range(x, "data[0]")
         return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
     raise TypeError(
         "`data` must be a tf.data.Dataset of (x, y) batches or a tuple "
@@ -87,8 +92,10 @@ def evaluate_robustness(model, data, epsilon, steps=50, restarts=10,
     mode: `steps` sign steps of size `alpha` from a uniform random start,
     `restarts` restarts keeping each example's highest-loss perturbation,
     and (as in the reference evaluation) examples stop moving once
-    misclassified. An example counts as robust when the model still
-    classifies `clip(x + delta, 0, 1)` correctly.
+    misclassified; an example misclassified by one restart is not attacked
+    by the later ones (outside XLA they run on a compacted batch). An
+    example counts as robust when the model still classifies
+    `clip(x + delta, 0, 1)` correctly.
 
     Any other `attack` (a name or a list of names from `ATTACKS`) runs the
     attacks in order, each only on the examples that are classified
@@ -219,6 +226,57 @@ def evaluate_robustness(model, data, epsilon, steps=50, restarts=10,
     return report
 
 
+def epsilon_sweep(model, data, epsilons, *, relative_alpha=None, **kwargs):
+    """Robust accuracy at several radii, and whether it falls as epsilon grows.
+
+    A correct evaluation can only find more adversarial examples in a larger
+    ball, so robust accuracy must not rise with epsilon; when it does, the
+    attack failed somewhere (often a sign of gradient masking), and the
+    result says so.
+
+    Args:
+        model: a Keras classifier on inputs in [0, 1].
+        data: as for `evaluate_robustness`.
+        epsilons: the radii, each in (0, 1]; evaluated in increasing order.
+        relative_alpha: PGD's step size as a multiple of each radius;
+            defaults to `None`, i.e. `evaluate_robustness`'s default (1/4).
+        **kwargs: passed to `evaluate_robustness` (e.g. `attack`).
+
+    Returns:
+        A dict with `epsilons` (sorted), `robust_accuracy` (one per radius),
+        `monotone` (bool), `violations` (pairs of radii whose accuracy rose)
+        and `reports` (the full reports).
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    >>> x = np.random.default_rng(0).uniform(size=(16, 4)).astype("float32")
+    >>> sweep = epsilon_sweep(model, (x, np.arange(16) % 3), [0.2, 0.05, 0.1], steps=5,
+    ...                       restarts=1)
+    >>> sweep["epsilons"], sweep["monotone"]
+    ([0.05, 0.1, 0.2], True)
+    """
+    radii = sorted(validation.check_epsilon(e) for e in epsilons)
+    if not radii:
+        raise ValueError("`epsilons` is empty.")
+    if relative_alpha is not None:
+        relative_alpha = validation.check_positive(relative_alpha, "relative_alpha")
+    reports = [evaluate_robustness(
+        model, data, e, **kwargs,
+        **({} if relative_alpha is None else {"alpha": relative_alpha * e})) for e in radii]
+    accuracies = [float(r["robust_accuracy"]) for r in reports]
+    violations = [(radii[i], radii[i + 1]) for i in range(len(radii) - 1)
+                  if accuracies[i + 1] > accuracies[i]]
+    if violations:
+        _LOG.warning(
+            "Robust accuracy rises with epsilon (%s): the attack misses adversarial "
+            "examples at the larger radius, a sign of gradient masking.",
+            ", ".join(f"{a:.4g} -> {b:.4g}" for a, b in violations))
+    return {"epsilons": radii, "robust_accuracy": accuracies, "monotone": not violations,
+            "violations": violations, "reports": reports}
+
+
 def _report_objective(model, loss):
     if loss is None and hasattr(model, "attack_objective"):
         return model.attack_objective(training=False)
@@ -236,7 +294,7 @@ def _evaluate_pgd(model, dataset, epsilon, steps, restarts, alpha, *, loss, seed
         clean_loss, clean_pred = objective(x, y)
         delta = perturbations.pgd(
             objective, x, y, epsilon, alpha, steps=steps, restarts=restarts,
-            early_stop=early_stop, seed=batch_seed,
+            early_stop=early_stop, compact=not jit_compile, seed=batch_seed,
         )
         robust_loss, robust_pred = objective(tf.clip_by_value(x + delta, 0.0, 1.0), y)
         labels = objectives_lib.class_labels(y)
@@ -322,6 +380,7 @@ class _StageFunctions:
         self.epsilon = epsilon
         self.settings = settings
         self.report_objective = report_objective
+        self.jit_compile = jit_compile
         compile_ = tf.function(jit_compile=jit_compile, reduce_retracing=True)
         self.clean = compile_(self._clean)
         self.pgd = compile_(self._pgd)
@@ -350,7 +409,8 @@ class _StageFunctions:
         s = self.settings
         delta = perturbations.pgd(
             self.report_objective, x, y, self.epsilon, s["alpha"], steps=s["steps"],
-            restarts=s["restarts"], early_stop=s["early_stop"], seed=seed)
+            restarts=s["restarts"], early_stop=s["early_stop"], compact=not self.jit_compile,
+            seed=seed)
         return self._verdict(x, delta, y)
 
     def _apgd_untargeted(self, loss_name):

@@ -11,6 +11,7 @@ import numbers
 import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 PERTURBATION_INITS = ("zero", "random")
@@ -167,3 +168,41 @@ def check_image_batch(x, name="x"):
             "`tf.cast(images, tf.float32) / 255`."
         )
     return x
+
+
+def warn_if_outside_unit_range(x, name="x"):
+    """Warns once per call when float inputs leave [0, 1] or are not finite.
+
+    A one-time check of the values (not the dtype) that training and
+    evaluation run on their first batch: images in 0-255 or with NaN train
+    and evaluate without any error otherwise, to a wrong or NaN result.
+
+    Args:
+        x: an array or tensor of inputs.
+        name: the name used in the message.
+
+    Returns:
+        True when the values are finite and in [0, 1].
+
+    Example:
+
+    >>> import numpy as np
+    >>> warn_if_outside_unit_range(np.zeros((2, 3), np.float32))
+    True
+    """
+    values = np.asarray(x)
+    if values.size == 0 or not np.issubdtype(values.dtype, np.floating):
+        return True
+    finite = np.isfinite(values)
+    if not finite.all():
+        message = (f"`{name}` holds {int((~finite).sum())} NaN or infinite values; the "
+                   "model would train to NaN weights.")
+    else:
+        low, high = float(values.min()), float(values.max())
+        if low >= 0 and high <= 1:
+            return True
+        message = (f"`{name}` has values in [{low:g}, {high:g}], but inputs must lie in "
+                   "[0, 1] (epsilon and alpha are in those units)"
+                   + ("; divide 0-255 images by 255." if high > 1.5 else "."))
+    warnings.warn(message, stacklevel=3)
+    return False

@@ -7,6 +7,8 @@
 - `diagnostics.AdversarialDiagnostics`: the paper's explanatory statistics
   in TensorBoard.
 - `epoch_checkpoint.EpochCheckpoint`: crash-safe checkpoints for resuming.
+- `non_finite_loss_guard.NonFiniteLossGuard`: stops at a NaN loss, keeping
+  the last good checkpoint.
 """
 
 from zerograd_tf.callbacks.co_monitor import CatastrophicOverfittingMonitor
@@ -14,6 +16,7 @@ from zerograd_tf.callbacks.diagnostics import AdversarialDiagnostics
 from zerograd_tf.callbacks.epoch_checkpoint import EpochCheckpoint
 from zerograd_tf.callbacks.epsilon_warmup import EpsilonWarmup
 from zerograd_tf.callbacks.history_writer import HistoryWriter
+from zerograd_tf.callbacks.non_finite_loss_guard import NonFiniteLossGuard
 
 __all__ = [
     "AdversarialDiagnostics",
@@ -21,4 +24,5 @@ __all__ = [
     "EpochCheckpoint",
     "EpsilonWarmup",
     "HistoryWriter",
+    "NonFiniteLossGuard",
 ]

@@ -11,6 +11,7 @@ in place: a kill during the first write leaves nothing to resume from.)
 """
 
 import json
+import math
 import os
 import shutil
 
@@ -42,6 +43,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
         return os.path.join(self.directory, name)
 
     def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            # A diverged epoch (NaN weights) must not replace the last good one.
+            return
         staging = self._path("staging")
         latest, previous = self._path("latest"), self._path("previous")
         shutil.rmtree(staging, ignore_errors=True)

@@ -36,6 +36,7 @@ and run the cross-replica gradient reduction and the update outside it, as
 import random
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from zerograd_tf import _keras_compat
@@ -54,6 +55,17 @@ def read_variable(variable):
 
 def _per_example_mean(t):
     return tf.reduce_mean(tf.reshape(t, (tf.shape(t)[0], -1)), axis=1)
+
+
+def _check_first_batch(x):
+    """`validation.warn_if_outside_unit_range` on the first batch of `x`."""
+    if isinstance(x, tf.data.Dataset):
+        for batch in x.take(1):
+            inputs, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
+            if tf.is_tensor(inputs):
+                validation.warn_if_outside_unit_range(inputs.numpy(), "x")
+    elif isinstance(x, np.ndarray) or tf.is_tensor(x):
+        validation.warn_if_outside_unit_range(np.asarray(x), "x")
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -275,6 +287,18 @@ class AdversarialModel(keras.Model):
                 # to the same scalar.
                 logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
         return logs
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """Keras' `fit`, after a one-time check of the first batch's values.
+
+        Inputs outside [0, 1] (0-255 images) or with NaN train without error
+        but to a meaningless or NaN model; a warning says so before the
+        first step. The check reads one batch of a `tf.data.Dataset` (or the
+        whole array) once per call; generators and `PyDataset`s are not
+        checked. Everything else is Keras' `fit`.
+        """
+        _check_first_batch(x)
+        return super().fit(x, y, *args, **kwargs)
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)

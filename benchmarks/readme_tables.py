@@ -1,0 +1,109 @@
+"""Writes the README's generated tables from the committed result files.
+
+    python benchmarks/readme_tables.py            # rewrite the tables in README.md
+    python benchmarks/readme_tables.py --check    # exit 1 if README.md is out of date
+
+A generated table sits between `<!-- generated: NAME -->` and
+`<!-- end generated -->` lines; NAME picks the generator below, which reads
+only committed files under `benchmarks/results/`. `tests/test_readme.py`
+runs `--check`, so a number in such a table cannot drift from its data.
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+README = os.path.join(ROOT, "README.md")
+RESULTS = os.path.join(HERE, "results")
+
+ROBUST_MODELS = [
+    ("mnist_fgsm_rs", "MNIST, FGSM-RS"),
+    ("mnist_zerograd_q0.7", "MNIST, ZeroGrad q = 0.7"),
+    ("mnist_n_fgsm", "MNIST, N-FGSM"),
+    ("mnist_pgd10", "MNIST, PGD-10"),
+    ("cifar10_zerograd_q0.5", "CIFAR-10, ZeroGrad q = 0.5"),
+]
+ROBUST_COLUMNS = [("pgd50_10", "our PGD-50-10"), ("apgd_ce", "APGD-CE"),
+                  ("apgd_dlr", "APGD-DLR"), ("apgd_t", "APGD-T"), ("square", "Square"),
+                  ("autoattack", "**our AutoAttack**"), ("art_autoattack", "ART AutoAttack")]
+
+
+def robust_eval_table():
+    """Robust accuracy (seconds) per model and attack, and the two targets."""
+    with open(os.path.join(RESULTS, "robust_eval.json")) as f:
+        entries = json.load(f)["entries"]
+    by_model = {}
+    for entry in entries:
+        by_model.setdefault(entry["model"], {})[entry["evaluation"]] = entry
+    header = ["model", "clean", *[label for _, label in ROBUST_COLUMNS],
+              "ours ≤ ART + 0.5 pt", "ART s / our s"]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    machines = set()
+    for name, label in ROBUST_MODELS:
+        row = by_model.get(name)
+        if not row:
+            continue
+        first = next(iter(row.values()))
+        cells = [label, f"{first['clean_accuracy']:.3f}"]
+        for key, _ in ROBUST_COLUMNS:
+            entry = row.get(key)
+            cells.append("–" if entry is None else
+                         f"{entry['robust_accuracy']:.3f} ({entry['seconds']:.0f} s)")
+            if entry is not None:
+                m = entry["machine"]
+                machines.add(f"{m['cpus']} CPUs, TensorFlow {m['tensorflow']}, Keras "
+                             f"{m['keras']}, ART {m['adversarial-robustness-toolbox']}, "
+                             f"{m['date']}")
+        ours, art = row.get("autoattack"), row.get("art_autoattack")
+        if ours and art:
+            met = ours["robust_accuracy"] <= art["robust_accuracy"] + 0.005
+            cells += ["met" if met else "**missed**",
+                      f"{art['seconds'] / ours['seconds']:.1f}×"]
+        else:
+            cells += ["–", "–"]
+        lines.append("| " + " | ".join(cells) + " |")
+    examples = sorted({e["num_examples"] for e in entries})
+    lines += ["", f"Robust accuracy (seconds) on the first {', '.join(map(str, examples))} "
+                  f"examples; measured on {'; '.join(sorted(machines))}."]
+    return "\n".join(lines)
+
+
+GENERATORS = {"robust_eval": robust_eval_table}
+_BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- end generated -->)", re.S)
+
+
+def render(text):
+    """`text` with every generated block rewritten from its result files."""
+    def replace(match):
+        name = match.group(2)
+        if name not in GENERATORS:
+            raise KeyError(f"README.md names an unknown generated table {name!r}")
+        return match.group(1) + GENERATORS[name]() + "\n" + match.group(4)
+    return _BLOCK.sub(replace, text)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 when README.md differs from its result files")
+    args = parser.parse_args(argv)
+    with open(README) as f:
+        text = f.read()
+    rendered = render(text)
+    if args.check:
+        if rendered != text:
+            print("README.md is out of date: run python benchmarks/readme_tables.py",
+                  file=sys.stderr)
+            return 1
+        return 0
+    with open(README, "w") as f:
+        f.write(rendered)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
