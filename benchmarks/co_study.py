@@ -40,9 +40,9 @@ import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import callbacks as callbacks_lib  # noqa: E402
 from zerograd_tf import io_utils  # noqa: E402
 from zerograd_tf import datasets, monitoring  # noqa: E402
-from trainers import options, pipeline  # noqa: E402
-from trainers import train as train_program  # noqa: E402
-from trainers.config import RunConfig  # noqa: E402
+from zerograd_tf.trainers import options, pipeline  # noqa: E402
+from zerograd_tf.trainers import train as train_program  # noqa: E402
+from zerograd_tf.trainers.config import RunConfig  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Many models per process: TensorFlow's retracing warnings are expected here.

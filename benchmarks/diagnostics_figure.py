@@ -25,7 +25,7 @@ import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import datasets  # noqa: E402
-from trainers import pipeline  # noqa: E402
+from zerograd_tf.trainers import pipeline  # noqa: E402
 from benchmarks import co_study  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -38,7 +38,7 @@ import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import datasets, io_utils  # noqa: E402
-from trainers import pipeline  # noqa: E402
+from zerograd_tf.trainers import pipeline  # noqa: E402
 from benchmarks import co_study  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")

@@ -6,9 +6,9 @@ import json
 import pytest
 
 from conftest import make_npz
-from trainers import options
-from trainers import train as train_program
-from trainers.config import ConfigError, RunConfig
+from zerograd_tf.trainers import options
+from zerograd_tf.trainers import train as train_program
+from zerograd_tf.trainers.config import ConfigError, RunConfig
 from zerograd_tf import datasets
 
 

@@ -191,7 +191,7 @@ def test_two_local_workers(tmp_path, jit):
              x_test=rng.integers(0, 256, (16, 8, 8, 1), dtype=np.uint8),
              y_test=rng.integers(0, 3, 16))
     # Each worker gets its own --output: only the chief (worker 0) may write.
-    argv = [sys.executable, "-m", "trainers.train", "--strategy", "multiworker",
+    argv = [sys.executable, "-m", "zerograd_tf.trainers.train", "--strategy", "multiworker",
             "--dataset", str(data), "--epochs", "1", "--batch-size", "16", "--val-size", "16",
             "--val-pgd-steps", "2", "--eval-steps", "2", "--eval-restarts", "1",
             "--verbose", "0", jit]
@@ -218,7 +218,7 @@ def test_two_local_workers(tmp_path, jit):
 def test_two_workers_killed_mid_run_resume_from_the_chief_checkpoint(tmp_path):
     data = make_npz(tmp_path / "tiny.npz", n_train=1600, shape=(8, 8, 1))
     output = tmp_path / "shared"  # one folder, as on a file system the hosts share
-    argv = [sys.executable, "-m", "trainers.train", "--strategy", "multiworker",
+    argv = [sys.executable, "-m", "zerograd_tf.trainers.train", "--strategy", "multiworker",
             "--dataset", data, "--epochs", "3", "--batch-size", "16", "--val-size", "32",
             "--val-pgd-steps", "2", "--eval-steps", "2", "--eval-restarts", "1",
             "--verbose", "0"]

@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 
 from conftest import make_npz
-from trainers import evaluate as eval_program
-from trainers import train as train_program
-from trainers.config import RunConfig
+from zerograd_tf.trainers import evaluate as eval_program
+from zerograd_tf.trainers import train as train_program
+from zerograd_tf.trainers.config import RunConfig
 from zerograd_tf import datasets
 
 import zerograd_tf as zg
 
 # The package `tuning` exports the function `search`, which hides its module.
-tune_program = importlib.import_module("tuning.search")
+tune_program = importlib.import_module("zerograd_tf.tuning.search")
 FAST = ["--epochs", "1", "--batch-size", "32", "--val-size", "32", "--val-pgd-steps", "2",
         "--val-pgd-size", "32", "--eval-steps", "2", "--eval-restarts", "1", "--verbose", "0"]
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainers import evaluate as eval_program
-from trainers import options
-from trainers import train as train_program
+from zerograd_tf.trainers import evaluate as eval_program
+from zerograd_tf.trainers import options
+from zerograd_tf.trainers import train as train_program
 from zerograd_tf import datasets
 from conftest import make_npz
 
@@ -121,7 +121,7 @@ def test_kill_and_resume_is_bit_identical_to_the_uninterrupted_run(tmp_path):
     options_ = ["--dataset", data, "--epochs", "4", "--batch-size", "16", "--val-size", "32",
                 "--val-pgd-steps", "2", "--eval-steps", "2", "--eval-restarts", "1",
                 "--verbose", "0", "--augment", "--seed", "3"]
-    args = [sys.executable, "-m", "trainers.train", *options_, "--output", str(out)]
+    args = [sys.executable, "-m", "zerograd_tf.trainers.train", *options_, "--output", str(out)]
     env = {**os.environ, "PYTHONPATH": ROOT}
     process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)

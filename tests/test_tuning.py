@@ -3,11 +3,11 @@ import json
 
 import pytest
 
-import tuning
+from zerograd_tf import tuning
 from conftest import make_npz
 # The package exports the function `search`, which hides its module.
-search_module = importlib.import_module("tuning.search")
-from tuning.hypermodel import ZeroGradHyperModel
+search_module = importlib.import_module("zerograd_tf.tuning.search")
+from zerograd_tf.tuning.hypermodel import ZeroGradHyperModel
 
 
 def _data(tmp_path):
@@ -102,7 +102,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_multigrad_search_space(tmp_path):
-    from trainers.config import RunConfig
+    from zerograd_tf.trainers.config import RunConfig
     from zerograd_tf import datasets
     import keras_tuner
 

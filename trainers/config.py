@@ -3,7 +3,7 @@
 `zerograd-train` builds one from its command line, the tuner and the
 benchmarks build one directly, and `python -c` users do the same:
 
-    from trainers.config import RunConfig
+    from zerograd_tf.trainers.config import RunConfig
     config = RunConfig(method="zerograd", epsilon=0.3, quantile=0.7, epochs=5)
 
 A configuration made by hand may leave data-dependent settings at `None`

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import io_utils  # noqa: E402
 from zerograd_tf import datasets, evaluation  # noqa: E402
-from trainers import options  # noqa: E402
+from zerograd_tf.trainers import options  # noqa: E402
 
 PROG = "zerograd-eval"
 

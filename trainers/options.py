@@ -1,7 +1,7 @@
 """Command-line options shared by zerograd-train, zerograd-tune and the benchmarks.
 
 `add_*_options` add flags to an `argparse` parser; `config_from_args` turns
-the parsed flags into a `trainers.config.RunConfig`, and `resolve_config`
+the parsed flags into a `zerograd_tf.trainers.config.RunConfig`, and `resolve_config`
 resolves it for the loaded data (what `config.json` records). Flags and
 `RunConfig` fields share their names (`--val-size` is `val_size`).
 """
@@ -15,7 +15,7 @@ import re
 from zerograd_tf import architectures, datasets, schedules, validation
 from zerograd_tf.distribution import STRATEGIES
 from zerograd_tf.evaluation import ATTACKS
-from trainers.config import METHODS, OPTIMIZERS, ConfigError, RunConfig
+from zerograd_tf.trainers.config import METHODS, OPTIMIZERS, ConfigError, RunConfig
 
 
 

@@ -61,7 +61,7 @@ def build_model(config, data, *, mean=None, std=None):
     """A compiled adversarial model for `config` and `data`.
 
     Args:
-        config: a resolved configuration (see `trainers.options`).
+        config: a resolved configuration (see `zerograd_tf.trainers.options`).
         data: the `ImageData` (for shapes and normalisation statistics).
         mean, std: normalisation statistics (default: from `data`).
 

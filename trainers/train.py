@@ -25,7 +25,7 @@ import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import callbacks as callbacks_lib  # noqa: E402
 from zerograd_tf import _keras_compat, io_utils  # noqa: E402
 from zerograd_tf import datasets, distribution  # noqa: E402
-from trainers import options, pipeline  # noqa: E402
+from zerograd_tf.trainers import options, pipeline  # noqa: E402
 
 PROG = "zerograd-train"
 
@@ -330,8 +330,8 @@ def run_config(config, *, output=None, logdir=None, resume=False, overwrite=Fals
 
     Example (not run here: it trains for a minute):
 
-        from trainers import train
-        from trainers.config import RunConfig
+        from zerograd_tf.trainers import train
+        from zerograd_tf.trainers.config import RunConfig
         report = train.run_config(RunConfig(epochs=2), output="runs/quick")
     """
     return run_prepared(prepare(config, output=output, logdir=logdir, resume=resume,

@@ -1,6 +1,6 @@
 """KerasTuner search over ZeroGrad's quantile and step size (`zerograd-tune`)."""
 
-from tuning.hypermodel import ZeroGradHyperModel
-from tuning.search import search
+from zerograd_tf.tuning.hypermodel import ZeroGradHyperModel
+from zerograd_tf.tuning.search import search
 
 __all__ = ["ZeroGradHyperModel", "search"]

@@ -8,7 +8,7 @@ import keras_tuner  # noqa: E402
 import numpy as np  # noqa: E402
 
 from zerograd_tf import monitoring, validation  # noqa: E402
-from trainers import pipeline  # noqa: E402
+from zerograd_tf.trainers import pipeline  # noqa: E402
 
 OBJECTIVE = "val_pgd_accuracy"
 SEARCHABLE_METHODS = ("zerograd", "multigrad")
@@ -50,7 +50,7 @@ class ZeroGradHyperModel(keras_tuner.HyperModel):
     would score its peak; scored at the end, it scores its collapse.
 
     Args:
-        config: a resolved `trainers.config.RunConfig`.
+        config: a resolved `zerograd_tf.trainers.config.RunConfig`.
         data: the `ImageData` it was resolved on.
         method: `"zerograd"`, `"multigrad"` or `"search"`.
         quantile_range: `(min, max)` of q, within [0, 1) (default (0, 0.9)).

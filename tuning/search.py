@@ -24,10 +24,10 @@ import keras_tuner  # noqa: E402
 
 from zerograd_tf import io_utils  # noqa: E402
 from zerograd_tf import datasets, validation  # noqa: E402
-from trainers import options, pipeline  # noqa: E402
-from trainers.config import ConfigError as RunConfigError, RunConfig  # noqa: E402
-from trainers import train as train_program  # noqa: E402
-from tuning.hypermodel import OBJECTIVE, ZeroGradHyperModel  # noqa: E402
+from zerograd_tf.trainers import options, pipeline  # noqa: E402
+from zerograd_tf.trainers.config import ConfigError as RunConfigError, RunConfig  # noqa: E402
+from zerograd_tf.trainers import train as train_program  # noqa: E402
+from zerograd_tf.tuning.hypermodel import OBJECTIVE, ZeroGradHyperModel  # noqa: E402
 
 PROG = "zerograd-tune"
 TUNERS = ("random", "bayesian", "hyperband")
@@ -116,7 +116,7 @@ def _run_config(dataset, method, epochs, train_options):
     unknown = sorted(set(train_options) - fields)
     if unknown:
         raise ValueError(f"unknown training option(s) {', '.join(unknown)}: use the fields "
-                         "of trainers.config.RunConfig.")
+                         "of zerograd_tf.trainers.config.RunConfig.")
     values = dict(train_options)
     if isinstance(values.get("epsilon"), str):
         try:
@@ -148,7 +148,7 @@ def search(dataset=datasets.DEFAULT_DATASET, *, tuner="random", max_trials=10, e
         overwrite: start afresh instead of resuming.
         verbose: Keras verbosity of each trial's `fit`.
         evaluate: optional stub of the final measurement (tests).
-        **train_options: further fields of `trainers.config.RunConfig`,
+        **train_options: further fields of `zerograd_tf.trainers.config.RunConfig`,
             e.g. `model="conv3"`, `epsilon=8/255` (or the text "8/255"),
             `val_pgd_size=256`.
 

@@ -1,0 +1,48 @@
+"""`pip install` puts no generic top-level names into site-packages, and the
+programs run from a wheel install (and from the editable one the suite uses)."""
+
+import os
+import subprocess
+import sys
+import zipfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROGRAMS = {"zerograd-train": "zerograd_tf.trainers.train",
+            "zerograd-eval": "zerograd_tf.trainers.evaluate",
+            "zerograd-tune": "zerograd_tf.tuning.search"}
+
+
+def test_the_wheel_installs_only_the_package_and_its_programs_run(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "--quiet", "-w", str(tmp_path / "dist"), ROOT], check=True, timeout=300)
+    (wheel,) = (tmp_path / "dist").iterdir()
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {name.split("/")[0] for name in names}
+    assert tops == {"zerograd_tf", wheel.name.split("-")[0] + "-"
+                    + wheel.name.split("-")[1] + ".dist-info"}, tops
+    assert "zerograd_tf/trainers/train.py" in names
+    assert "zerograd_tf/tuning/search.py" in names
+    assert "zerograd_tf/resources/mnist10k.npz" in names
+    entry_points = zipfile.ZipFile(wheel).read(
+        next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    for program, module in PROGRAMS.items():
+        assert f"{program} = {module}:main" in entry_points
+    # Installed into a venv that sees this machine's TensorFlow: the programs
+    # and `python -m` run from the wheel's copy, away from the repository.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
+                   check=True, timeout=120)
+    python = venv / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--quiet", str(wheel)],
+                   check=True, timeout=300)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    where = subprocess.run([str(python), "-c", "import zerograd_tf.trainers as t; print(t.__file__)"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert str(venv) in where.stdout, where.stdout + where.stderr
+    for program, module in PROGRAMS.items():
+        for command in ([str(venv / "bin" / program), "--help"],
+                        [str(python), "-m", module, "--help"]):
+            result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True,
+                                    text=True, timeout=120)
+            assert result.returncode == 0, result.stderr[-2000:]
+            assert f"usage: {program}" in result.stdout
