@@ -54,6 +54,7 @@ METHODS = {
                                                  quantile_method="top_k"),
     "multigrad3": lambda m: zg.MultiGradModel(model=m, epsilon=EPSILON, samples=3, seed=0),
     "n_fgsm": lambda m: zg.NFGSMModel(model=m, epsilon=EPSILON, seed=0),
+    "gradalign": lambda m: zg.GradAlignModel(model=m, epsilon=EPSILON, seed=0),
     "pgd10": lambda m: zg.PGDModel(model=m, epsilon=EPSILON, steps=10, seed=0),
 }
 MODELS = ("small_cnn", "preact_resnet18")

@@ -80,6 +80,7 @@ MIRRORED = textwrap.dedent("""
 # mode is compared with itself.
 @pytest.mark.parametrize("cls, jit", [("ZeroGradModel", "graph"), ("MultiGradModel", "graph"),
                                       ("PGDModel", "graph"), ("FGSMModel", "graph"),
+                                      ("GradAlignModel", "graph"),
                                       ("ZeroGradModel", "jit"), ("MultiGradModel", "jit")])
 def test_mirrored_matches_single_device(tmp_path, cls, jit):
     script = tmp_path / "mirrored.py"

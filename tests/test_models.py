@@ -16,8 +16,10 @@ MODELS = [
     (zg.FGSMModel, {"random_init": True}),
     (zg.NFGSMModel, {}),
     (zg.PGDModel, {"steps": 3}),
+    (zg.GradAlignModel, {"gradalign_lambda": 0.5}),
 ]
-IDS = ["zerograd", "zerograd_topk", "multigrad", "fgsm", "fgsm_rs", "n_fgsm", "pgd"]
+IDS = ["zerograd", "zerograd_topk", "multigrad", "fgsm", "fgsm_rs", "n_fgsm", "pgd",
+       "gradalign"]
 
 
 @pytest.mark.parametrize("cls, kwargs", MODELS, ids=IDS)

@@ -180,3 +180,39 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     assert all(np.isfinite(w).all() for w in model.get_weights())
     report = train_program.train(config, data, str(out), str(out / "logs"), verbose=0)
     assert (out / "model.keras").exists() and report["num_examples"] == 48
+
+
+def _help_entries(parser):
+    """`(flags, help text)` of every option of a parser, as --help prints them."""
+    text = parser.format_help()
+    body = text.split("options:", 1)[1]
+    entries = []
+    for block in body.split("\n  -")[1:]:
+        flat = " ".join(("-" + block).split())
+        entries.append(flat)
+    return entries
+
+
+def test_every_option_has_help_and_one_real_default():
+    parsers = [train_program.build_parser(), eval_program.build_parser(),
+               tune_program.build_parser()]
+    for parser in parsers:
+        for entry in _help_entries(parser):
+            flags = entry.split(" ")[0]
+            if flags in ("-h,", "-h"):
+                continue
+            words = [w for w in entry.split(" ") if not w.isupper() and not w.startswith("{")]
+            assert len(words) > 2, f"{parser.prog}: {flags} has no help"
+            assert entry.count("default") <= 2, entry
+            assert "(default: None)" not in entry and "(default: True)" not in entry, entry
+            assert not ("(default " in entry and "(default: " in entry), entry
+
+
+def test_a_changed_search_names_the_option(tmp_path, capsys):
+    stub = lambda model, x, y: {"clean_accuracy": 0.5, "pgd_accuracy": 0.2}  # noqa: E731
+    data = make_npz(tmp_path / "d.npz", n_train=96, n_test=16)
+    tiny = dict(epochs=1, val_size=32, val_pgd_steps=2, val_pgd_size=32, batch_size=32,
+                verbose=0, directory=str(tmp_path / "s"), project_name="p", evaluate=stub)
+    tune_program.search(data, max_trials=1, **tiny)
+    with pytest.raises(ValueError, match=r"differs in: config\.batch_size"):
+        tune_program.search(data, max_trials=1, **{**tiny, "batch_size": 16})

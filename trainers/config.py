@@ -20,7 +20,7 @@ from zerograd_tf import architectures, schedules
 from zerograd_tf.distribution import STRATEGIES
 from zerograd_tf.evaluation import ATTACKS
 
-METHODS = ("zerograd", "multigrad", "fgsm", "fgsm_rs", "n_fgsm", "pgd", "clean")
+METHODS = ("zerograd", "multigrad", "fgsm", "fgsm_rs", "n_fgsm", "pgd", "gradalign", "clean")
 OPTIMIZERS = ("sgd", "adam")
 CO_MONITOR_ACTIONS = ("off", "warn", "stop", "adapt")
 
@@ -75,6 +75,9 @@ class RunConfig:
         threshold: MultiGrad's agreeing signs, in [1, samples]; `None`
             means `samples`.
         pgd_steps: steps of PGD training. Defaults to 10.
+        gradalign_lambda: GradAlign's regulariser weight, >= 0. Defaults to
+            0.2 (the reference's at epsilon = 8/255; it uses more at larger
+            radii).
         epsilon_warmup: epochs of linear epsilon warm-up; `None` means a
             third of the epochs for `"pgd"`, else 0.
         model: an architecture name; `None` means `small_cnn` for 28x28
@@ -138,6 +141,7 @@ class RunConfig:
     samples: int = 3
     threshold: Optional[int] = None
     pgd_steps: int = 10
+    gradalign_lambda: float = 0.2
     epsilon_warmup: Optional[float] = None
     model: Optional[str] = None
     width: Optional[int] = None
@@ -198,6 +202,9 @@ class RunConfig:
         if not (_is_number(self.val_size) and self.val_size >= 0):
             raise ConfigError("val_size", "must be a count >= 0, or a fraction in (0, 1), "
                                           f"got {self.val_size!r}")
+        if not (_is_number(self.gradalign_lambda) and self.gradalign_lambda >= 0):
+            raise ConfigError("gradalign_lambda",
+                              f"must be a number >= 0, got {self.gradalign_lambda!r}")
         if not (_is_number(self.weight_decay) and self.weight_decay >= 0):
             raise ConfigError("weight_decay", f"must be a number >= 0, got {self.weight_decay!r}")
         if self.epsilon_warmup is not None and not (

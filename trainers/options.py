@@ -164,6 +164,9 @@ def add_method_options(parser):
                        help="MultiGrad agreeing signs th (default: n, unanimous)")
     group.add_argument("--pgd-steps", type=int_at_least("--pgd-steps", 1), default=10,
                        help="steps of PGD training")
+    group.add_argument("--gradalign-lambda", type=float, default=0.2,
+                       help="GradAlign's regulariser weight lambda >= 0 (the reference's "
+                            "value at epsilon 8/255; it uses more at larger epsilon)")
     group.add_argument("--epsilon-warmup", type=float, default=None,
                        help="epochs over which epsilon ramps up from 0 (default: 0, or "
                             "a third of the epochs for --method pgd)")

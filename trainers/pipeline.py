@@ -21,6 +21,7 @@ def adversarial_model_class(method):
         "fgsm_rs": zg.FGSMModel,
         "n_fgsm": zg.NFGSMModel,
         "pgd": zg.PGDModel,
+        "gradalign": zg.GradAlignModel,
         "clean": zg.CleanModel,
     }[method]
 
@@ -40,6 +41,8 @@ def method_arguments(config):
         kwargs.update(random_init=True)
     elif method == "pgd":
         kwargs.update(steps=config.pgd_steps)
+    elif method == "gradalign":
+        kwargs.update(gradalign_lambda=config.gradalign_lambda)
     return kwargs
 
 

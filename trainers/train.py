@@ -62,7 +62,8 @@ def build_parser():
 
 # Options added after runs were saved: a saved config without them means
 # their default.
-ADDED_DEFAULTS = {"eval_attack": "pgd", "eval_apgd_steps": 100, "eval_square_queries": 5000}
+ADDED_DEFAULTS = {"eval_attack": "pgd", "eval_apgd_steps": 100, "eval_square_queries": 5000,
+                  "gradalign_lambda": 0.2}
 
 
 def _differences(saved, config):

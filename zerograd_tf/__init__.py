@@ -4,7 +4,7 @@ overfitting, for Keras 3 and TensorFlow.
 Public API:
 
 - Models: `AdversarialModel`, `CleanModel`, `FGSMModel`, `ZeroGradModel`, `MultiGradModel`,
-  `NFGSMModel`, `PGDModel` (`keras.Model` subclasses).
+  `NFGSMModel`, `PGDModel`, `GradAlignModel` (`keras.Model` subclasses).
 - Perturbations: `fgsm`, `zerograd`, `multigrad`, `n_fgsm`, `pgd`.
 - `per_example_quantile`; `evaluate_robustness` with PGD, APGD-CE, APGD-T,
   Square and AutoAttack (`zerograd_tf.attacks` for the attacks themselves).
@@ -20,6 +20,7 @@ from zerograd_tf.models import (
     AdversarialModel,
     CleanModel,
     FGSMModel,
+    GradAlignModel,
     MultiGradModel,
     NFGSMModel,
     PGDModel,
@@ -40,6 +41,7 @@ __all__ = [
     "CleanModel",
     "CyclicLR",
     "FGSMModel",
+    "GradAlignModel",
     "MultiGradModel",
     "NFGSMModel",
     "PGDModel",

@@ -4,12 +4,13 @@
   variables, XLA and `tf.distribute` handling, saving.
 - `fgsm.FGSMModel` (FGSM, FGSM-RS), `zerograd.ZeroGradModel`,
   `multigrad.MultiGradModel`, `n_fgsm.NFGSMModel`, `pgd.PGDModel`,
-  `clean.CleanModel`.
+  `clean.CleanModel`, `gradalign.GradAlignModel`.
 """
 
 from zerograd_tf.models.base import AdversarialModel
 from zerograd_tf.models.clean import CleanModel
 from zerograd_tf.models.fgsm import FGSMModel
+from zerograd_tf.models.gradalign import GradAlignModel
 from zerograd_tf.models.multigrad import MultiGradModel
 from zerograd_tf.models.n_fgsm import NFGSMModel
 from zerograd_tf.models.pgd import PGDModel
@@ -19,6 +20,7 @@ __all__ = [
     "AdversarialModel",
     "CleanModel",
     "FGSMModel",
+    "GradAlignModel",
     "MultiGradModel",
     "NFGSMModel",
     "PGDModel",

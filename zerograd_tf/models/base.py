@@ -331,11 +331,38 @@ class AdversarialModel(keras.Model):
             y_pred = self(x_adv, training=True)
             loss = _keras_compat.compute_loss(self, x_adv, y, y_pred, sample_weight,
                                               training=True)
+            penalty, penalty_info = self.regularization(x, y, seed)
+            if penalty is not None:
+                # Scaled like the compiled loss: the replicas' sum is the
+                # global value.
+                context = tf.distribute.get_replica_context()
+                replicas = context.num_replicas_in_sync if context is not None else 1
+                loss = loss + tf.cast(penalty, loss.dtype) / replicas
+                info = {**info, **penalty_info}
             scaled_loss = loss
             if self.optimizer is not None:
                 scaled_loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, self.trainable_weights)
         return loss, y_pred, gradients, delta, info
+
+    def regularization(self, x, y, seed):
+        """An extra training loss, computed inside the weight-gradient tape.
+
+        Subclasses (e.g. `GradAlignModel`) return `(penalty, info)`: a
+        scalar added to the compiled loss (and so to the `loss` metric) and
+        a dict of per-example statistics for `update_attack_metrics`. The
+        default adds nothing.
+
+        Args:
+            x: the clean inputs of the step.
+            y: their targets.
+            seed: the step's stateless seed.
+
+        Returns:
+            `(None, {})` here.
+        """
+        del x, y, seed
+        return None, {}
 
     def update_attack_metrics(self, info):
         """Updates method-specific metrics from `perturb`'s info dict."""
