@@ -171,3 +171,64 @@ def test_diagnostics_write_the_documented_entries(tmp_path):
             for v in e.summary.value}
     assert set(DIAGNOSTIC_TAGS) <= tags
     assert -1 <= history["gradient_alignment"][-1] <= 1
+
+
+def test_checks_measure_at_the_target_epsilon_during_a_warm_up():
+    x, y = robustness_problem(128)
+    inputs, outputs = mlp()
+    model = zg.ZeroGradModel(inputs, outputs, epsilon=0.2, seed=0)
+    model.compile(**compile_kwargs())
+    monitor = zg.CatastrophicOverfittingMonitor(x[:64], y[:64], frequency=1, verbose=0)
+    warmup = zg.callbacks.EpsilonWarmup(0.2, warmup_steps=4)
+    history = model.fit(x, y, batch_size=64, epochs=2, verbose=0, callbacks=[warmup, monitor])
+    assert [c["epsilon"] for c in monitor.checks] == pytest.approx([0.2] * 4)
+    assert history.history["co_epsilon"] == pytest.approx([0.2, 0.2])
+    # The last check equals a measurement at the target radius, not the ramp's.
+    expected = monitoring.AttackMeter(model, 0.2)(x[:64], y[:64])
+    assert monitor.checks[-1]["pgd_accuracy"] == pytest.approx(expected["pgd_accuracy"])
+
+
+def test_a_frequency_longer_than_an_epoch_fires_across_epochs():
+    script = Script([0.2] * 10, [0.3] * 10)
+    monitor = zg.CatastrophicOverfittingMonitor(measure=script, frequency=3, verbose=0)
+    _fit(monitor, epochs=3)  # 2 steps per epoch: global steps 3 and 6
+    assert [(c["epoch"], c["step"]) for c in monitor.checks] == [(1, 1), (2, 2)]
+
+
+def test_a_second_fit_starts_from_a_clean_state():
+    script = Script(PGD + PGD, FGSM + FGSM)
+    monitor = zg.CatastrophicOverfittingMonitor(measure=script, action="warn", verbose=0)
+    _fit(monitor, epochs=3)
+    assert monitor.detected and len(monitor.checks) == 3
+    _fit(monitor, epochs=2)  # another model, another run
+    assert len(monitor.checks) == 2 and not monitor.detected
+
+
+def test_stop_restores_the_optimizer_moments_of_the_healthy_check():
+    class Snapshot(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.states = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            optimizer = self.model.optimizer
+            self.states.append([v.numpy().copy() for v in optimizer.variables
+                                if v is not optimizer.iterations])
+
+    script = Script(PGD, FGSM)
+    monitor = zg.CatastrophicOverfittingMonitor(measure=script, action="stop", verbose=0)
+    snapshot = Snapshot()
+    x, y = robustness_problem(128)
+    inputs, outputs = mlp()
+    model = zg.ZeroGradModel(inputs, outputs, epsilon=0.1, seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=64, epochs=5, verbose=0, callbacks=[monitor, snapshot])
+    assert monitor.events == [{"epoch": 2, "step": 2, "action": "stop", "restored": True}]
+    momenta = [v.numpy() for v in model.optimizer.variables
+               if v is not model.optimizer.iterations]
+    assert any(np.abs(m).max() > 0 for m in momenta)
+    for restored, healthy in zip(momenta, snapshot.states[1]):
+        np.testing.assert_array_equal(restored, healthy)
+    for restored, healthy in zip(model.model.get_weights(), script.weights[1]):
+        np.testing.assert_array_equal(restored, healthy)

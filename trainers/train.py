@@ -172,11 +172,11 @@ def monitor_callbacks(config, data, output, logdir):
     found = []
     if config.co_monitor != "off":
         found.append(callbacks_lib.CatastrophicOverfittingMonitor(
-            x, y, action=config.co_monitor, frequency=config.co_frequency,
+            x, y, config.epsilon, action=config.co_monitor, frequency=config.co_frequency,
             quantile_step=config.co_quantile_step, logdir=logdir,
             state_path=os.path.join(output, "co_monitor.json")))
     if config.diagnostics:
-        found.append(callbacks_lib.AdversarialDiagnostics(x, y, logdir))
+        found.append(callbacks_lib.AdversarialDiagnostics(x, y, logdir, epsilon=config.epsilon))
     return found
 
 

@@ -62,7 +62,8 @@ class AttackMeter:
     `pgd_steps` steps of `pgd_alpha` (default epsilon / 4) from a seeded
     uniform start, one restart. The model runs in inference mode. Create one
     meter per model and call it as often as needed (e.g. every epoch): the
-    attack is traced once.
+    attack is traced once, and a call may measure at another radius
+    (`epsilon=`) without retracing; the step sizes then scale with it.
 
     Args:
         model: a Keras classifier on inputs in [0, 1].
@@ -76,8 +77,10 @@ class AttackMeter:
                  fgsm_alpha=None, batch_size=512):
         self.epsilon = validation.check_epsilon(epsilon)
         self.pgd_steps = validation.check_int(pgd_steps, "pgd_steps", 1)
-        self.pgd_alpha = self.epsilon / 4 if pgd_alpha is None else pgd_alpha
-        self.fgsm_alpha = self.epsilon if fgsm_alpha is None else fgsm_alpha
+        # The steps as fractions of epsilon, so that a call at another
+        # radius scales them.
+        self.pgd_factor = 0.25 if pgd_alpha is None else pgd_alpha / self.epsilon
+        self.fgsm_factor = 1.0 if fgsm_alpha is None else fgsm_alpha / self.epsilon
         self.batch_size = validation.check_int(batch_size, "batch_size", 1)
         if hasattr(model, "attack_objective"):
             objective = model.attack_objective(training=False)
@@ -87,7 +90,7 @@ class AttackMeter:
 
     def _counting_function(self, objective):
         @tf.function(reduce_retracing=True)
-        def counts(x, y, seed):
+        def counts(x, y, seed, epsilon):
             labels = objectives_lib.class_labels(y)
 
             def correct(inputs):
@@ -95,27 +98,35 @@ class AttackMeter:
                 return tf.reduce_sum(tf.cast(
                     objectives_lib.predicted_labels(y_pred) == labels, tf.float64))
 
-            fgsm = perturbations.fgsm(objective, x, y, self.epsilon, self.fgsm_alpha)
-            pgd = perturbations.pgd(objective, x, y, self.epsilon, self.pgd_alpha,
+            fgsm = perturbations.fgsm(objective, x, y, epsilon, self.fgsm_factor * epsilon)
+            pgd = perturbations.pgd(objective, x, y, epsilon, self.pgd_factor * epsilon,
                                     steps=self.pgd_steps, seed=seed)
             return tf.stack([correct(x), correct(tf.clip_by_value(x + fgsm, 0.0, 1.0)),
                              correct(tf.clip_by_value(x + pgd, 0.0, 1.0))])
 
         return counts
 
-    def __call__(self, x, y, seed=0):
+    def __call__(self, x, y, seed=0, epsilon=None):
         """Accuracies on arrays `x` (float in [0, 1]) and `y` (labels).
+
+        Args:
+            x, y: the examples.
+            seed: the PGD start's seed. Defaults to 0.
+            epsilon: the radius of this measurement; defaults to the
+                meter's `epsilon`.
 
         Returns:
             A dict `{"clean_accuracy", "fgsm_accuracy", "pgd_accuracy"}`.
         """
+        epsilon = self.epsilon if epsilon is None else validation.check_epsilon(epsilon)
+        epsilon = tf.constant(epsilon, tf.float32)
         totals = np.zeros(3)
         base = tf.constant([seed, 0], tf.int64)
         for i, start in enumerate(range(0, len(x), self.batch_size)):
             xb = tf.convert_to_tensor(x[start:start + self.batch_size], tf.float32)
             yb = tf.convert_to_tensor(y[start:start + self.batch_size])
             batch_seed = tf.random.experimental.stateless_fold_in(base, i)
-            totals += self._counts(xb, yb, batch_seed).numpy()
+            totals += self._counts(xb, yb, batch_seed, epsilon).numpy()
         n = max(len(x), 1)
         return {"clean_accuracy": totals[0] / n, "fgsm_accuracy": totals[1] / n,
                 "pgd_accuracy": totals[2] / n}

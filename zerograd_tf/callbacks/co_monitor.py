@@ -52,7 +52,11 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
 
     Args:
         x, y: the fixed held-out batch (floats in [0, 1], labels).
-        epsilon: attack radius; default: the model's `epsilon`.
+        epsilon: the radius every check measures at, recorded with each
+            check (`co_epsilon` in the logs). Defaults to the model's
+            `epsilon` when `fit` starts - its target, before an epsilon
+            warm-up lowers it; pass it explicitly when a run resumes in the
+            middle of a warm-up.
         action: `"warn"`, `"stop"` or `"adapt"`.
         frequency: `"epoch"`, or an int N to check every N training steps.
         pgd_steps: steps of the PGD measurement (10).
@@ -91,14 +95,21 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         self.max_quantile = float(max_quantile)
         self.logdir, self.state_path = logdir, state_path
         self.measure, self.verbose = measure, verbose
-        self.checks = []          # {"epoch", "step", "clean/fgsm/pgd_accuracy", "co"}
-        self.events = []          # {"epoch", "step", "action", "quantile"}
+        self._reset()
+        self._writer = None
+
+    def _reset(self):
+        """The state of a fresh run (every `fit` starts from it, as Keras'
+        `EarlyStopping` does, then reloads `state_path` when resuming)."""
+        self.checks = []          # {"epoch", "step", "epsilon", "...accuracy", "co"}
+        self.events = []          # {"epoch", "step", "action", "restored", "quantile"}
         self.healthy_weights = None
+        self.healthy_optimizer = None
         self._meter = None
+        self._target_epsilon = self.epsilon
         self._epoch = 0
         self._step_in_epoch = 0
         self._resumed_from = None
-        self._writer = None
 
     # ------------------------------------------------------------------
     def _classifier(self):
@@ -106,6 +117,10 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         return getattr(self.model, "model", self.model)
 
     def on_train_begin(self, logs=None):
+        self._reset()
+        if self._target_epsilon is None:
+            # Before an epsilon warm-up lowers it: the model's target radius.
+            self._target_epsilon = getattr(self.model, "epsilon", None)
         if self.action == "adapt" and not hasattr(self.model, "quantile"):
             raise ValueError(
                 "action='adapt' raises the ZeroGrad quantile, so it needs a ZeroGradModel; "
@@ -124,7 +139,12 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self._step_in_epoch += 1
-        if self.frequency != "epoch" and self._step_in_epoch % self.frequency == 0:
+        if self.frequency == "epoch":
+            return
+        # Global steps (the optimizer's counter, so also across a resume):
+        # a frequency longer than an epoch still fires.
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        if step % self.frequency == 0:
             self._check(logs)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -138,13 +158,14 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         if self.measure is not None:
             return self.measure(self.model)
         if self._meter is None:
-            epsilon = self.epsilon if self.epsilon is not None else self.model.epsilon
-            self._meter = monitoring.AttackMeter(self.model, epsilon, pgd_steps=self.pgd_steps)
-        return self._meter(self.x, self.y)
+            self._meter = monitoring.AttackMeter(self.model, self._target_epsilon,
+                                                 pgd_steps=self.pgd_steps)
+        return self._meter(self.x, self.y, epsilon=self._target_epsilon)
 
     def _check(self, logs):
         measured = self._measure()
         check = {"epoch": self._epoch, "step": self._step_in_epoch,
+                 "epsilon": self._target_epsilon,
                  **{k: float(measured[k]) for k in
                     ("clean_accuracy", "fgsm_accuracy", "pgd_accuracy")}}
         pgd = [c["pgd_accuracy"] for c in self.checks] + [check["pgd_accuracy"]]
@@ -155,6 +176,7 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
             self._act(check)
         else:
             self.healthy_weights = [np.array(w) for w in self._classifier().get_weights()]
+            self.healthy_optimizer = self._optimizer_state()
         if logs is not None:
             self._add_logs(logs, check)
         self._save_state()
@@ -164,24 +186,50 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         logs["co_fgsm_accuracy"] = check["fgsm_accuracy"]
         logs["co_pgd_accuracy"] = check["pgd_accuracy"]
         logs["co_detected"] = float(check["co"])
+        if check.get("epsilon") is not None:
+            logs["co_epsilon"] = check["epsilon"]
+
+    def _optimizer_variables(self):
+        """The optimizer's slots (momentum, moments), not its step counter,
+        which keeps counting: it drives the learning rate and the attack's
+        random numbers."""
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None or not optimizer.built:
+            return []
+        return [v for v in optimizer.variables if v is not optimizer.iterations]
+
+    def _optimizer_state(self):
+        return [np.array(keras.ops.convert_to_numpy(v)) for v in self._optimizer_variables()]
 
     def _act(self, check):
         best = max(c["pgd_accuracy"] for c in self.checks[:-1])
         message = (f"catastrophic overfitting at epoch {check['epoch'] + 1}, step "
                    f"{check['step']}: PGD-{self.pgd_steps} accuracy {check['pgd_accuracy']:.3f} "
                    f"(best {best:.3f}) while FGSM accuracy is {check['fgsm_accuracy']:.3f}")
-        event = {"epoch": check["epoch"], "step": check["step"], "action": self.action}
         restorable = self.healthy_weights is not None and self.action != "warn"
+        event = {"epoch": check["epoch"], "step": check["step"], "action": self.action,
+                 "restored": restorable}
         if restorable:
+            # The weights (BatchNorm statistics included) and the optimizer's
+            # moments of the last healthy check: the state the run continues
+            # from is that of a healthy run, not healthy weights driven by the
+            # momentum of the collapse.
             self._classifier().set_weights(self.healthy_weights)
+            variables = self._optimizer_variables()
+            if self.healthy_optimizer is not None and len(variables) == len(
+                    self.healthy_optimizer):
+                for variable, value in zip(variables, self.healthy_optimizer):
+                    variable.assign(value)
+        restored = ("restored the last healthy weights and optimizer state" if restorable
+                    else "no healthy check to restore yet, kept the current weights")
         if self.action == "stop":
             self.model.stop_training = True
-            message += "; restored the last healthy weights and stopped."
+            message += f"; {restored} and stopped."
         elif self.action == "adapt":
             quantile = min(self.model.quantile + self.quantile_step, self.max_quantile)
             self.model.quantile = quantile
             event["quantile"] = quantile
-            message += f"; restored the last healthy weights, quantile now {quantile:.3f}."
+            message += f"; {restored}, quantile now {quantile:.3f}."
             # Judge the adapted run afresh from the restored (healthy) state.
             healthy = [c for c in self.checks if not c["co"]]
             self.checks = healthy[-1:] if healthy else []
@@ -207,13 +255,16 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         folder = os.path.dirname(os.path.abspath(self.state_path))
         os.makedirs(folder, exist_ok=True)
         weights_path = self.state_path + ".weights.npz"
+        optimizer = self.healthy_optimizer or []
         if self.healthy_weights is not None:
-            np.savez(weights_path + ".tmp.npz", *self.healthy_weights)
+            np.savez(weights_path + ".tmp.npz", *self.healthy_weights, *optimizer)
             os.replace(weights_path + ".tmp.npz", weights_path)
         temporary = self.state_path + ".tmp"
         with open(temporary, "w") as f:
             json.dump({"checks": self.checks, "events": self.events,
-                       "has_weights": self.healthy_weights is not None}, f)
+                       "has_weights": self.healthy_weights is not None,
+                       "num_weights": len(self.healthy_weights or []),
+                       "num_optimizer": len(optimizer)}, f)
         os.replace(temporary, self.state_path)
 
     def _load_state(self):
@@ -223,7 +274,10 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         weights_path = self.state_path + ".weights.npz"
         if state.get("has_weights") and os.path.exists(weights_path):
             with np.load(weights_path) as archive:
-                self.healthy_weights = [archive[f"arr_{i}"] for i in range(len(archive.files))]
+                arrays = [archive[f"arr_{i}"] for i in range(len(archive.files))]
+            count = state.get("num_weights", len(arrays))
+            self.healthy_weights = arrays[:count]
+            self.healthy_optimizer = arrays[count:] or None
 
     @property
     def detected(self):

@@ -42,7 +42,9 @@ class AdversarialDiagnostics(keras.callbacks.Callback):
     Args:
         x, y: the fixed batch (floats in [0, 1], labels).
         logdir: TensorBoard folder; entries go to `<logdir>/diagnostics`.
-        epsilon: radius; default: the model's `epsilon`.
+        epsilon: the radius of the measurements. Defaults to the model's
+            `epsilon` when `fit` starts (its target, before an epsilon
+            warm-up lowers it), the same for every epoch.
         small_threshold: the |∇ₓL| below which an element counts as small.
         pgd_steps: steps of the PGD measurement.
         seed: seed of η and of the PGD start.
@@ -60,10 +62,19 @@ class AdversarialDiagnostics(keras.callbacks.Callback):
         self.seed = seed
         self._writer = None
         self._meter = None
+        self._target_epsilon = self.epsilon
+
+    def on_train_begin(self, logs=None):
+        # A fresh start for every `fit` (the model may be another one).
+        self._meter = None
+        self._target_epsilon = (self.epsilon if self.epsilon is not None
+                                else self.model.epsilon)
 
     def statistics(self):
         """The scalar statistics and the |∇ₓL| values, as a dict."""
-        epsilon = self.epsilon if self.epsilon is not None else self.model.epsilon
+        epsilon = self._target_epsilon
+        if epsilon is None:
+            epsilon = self._target_epsilon = self.model.epsilon
         if self._meter is None:
             self._meter = monitoring.AttackMeter(self.model, epsilon, pgd_steps=self.pgd_steps)
         magnitudes = tf.abs(monitoring.input_gradients(self.model, self.x, self.y))

@@ -94,8 +94,10 @@ class AdversarialModel(keras.Model):
             uses the loss given to `compile`.
         validation_pgd_steps: if > 0, `evaluate` (and `fit`'s validation)
             also reports `pgd_accuracy`, the accuracy under PGD with this many
-            steps (`val_pgd_accuracy` in `fit` history). 0 (default) keeps
-            `test_step` clean and as cheap as Keras' own.
+            steps (`val_pgd_accuracy` in `fit` history), at the model's
+            current `epsilon` - during an epsilon warm-up, the ramped value,
+            so the curve is comparable across epochs only after the warm-up.
+            0 (default) keeps `test_step` clean and as cheap as Keras' own.
         validation_pgd_restarts: restarts of that PGD attack, >= 1.
         validation_pgd_alpha: its step size; defaults to `epsilon / 4`.
         seed: integer seed of the attack's random numbers. A seeded model
