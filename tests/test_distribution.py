@@ -194,7 +194,7 @@ def test_two_local_workers(tmp_path, jit):
     # Each worker gets its own --output: only the chief (worker 0) may write.
     argv = [sys.executable, "-m", "zerograd_tf.trainers.train", "--strategy", "multiworker",
             "--dataset", str(data), "--epochs", "1", "--batch-size", "16", "--val-size", "16",
-            "--val-pgd-steps", "2", "--eval-steps", "2", "--eval-restarts", "1",
+            "--val-pgd-steps", "2", "--eval-steps", "2", "--eval-restarts", "1", "--eval-attack", "pgd",
             "--verbose", "0", jit]
     processes = _start_workers(argv, [tmp_path / "out0", tmp_path / "out1"])
     outputs = [p.communicate(timeout=600) for p in processes]
@@ -221,7 +221,7 @@ def test_two_workers_killed_mid_run_resume_from_the_chief_checkpoint(tmp_path):
     output = tmp_path / "shared"  # one folder, as on a file system the hosts share
     argv = [sys.executable, "-m", "zerograd_tf.trainers.train", "--strategy", "multiworker",
             "--dataset", data, "--epochs", "3", "--batch-size", "16", "--val-size", "32",
-            "--val-pgd-steps", "2", "--eval-steps", "2", "--eval-restarts", "1",
+            "--val-pgd-steps", "2", "--eval-steps", "2", "--eval-restarts", "1", "--eval-attack", "pgd",
             "--verbose", "0"]
     processes = _start_workers(argv, [output, output])
     history_path = output / "history.json"

@@ -134,7 +134,7 @@ def test_gradalign_from_the_command_line(tmp_path):
     assert train_program.main(["--dataset", data, "--output", str(out), "--method",
                                "gradalign", "--gradalign-lambda", "0.7", "--epochs", "1",
                                "--batch-size", "32", "--val-size", "32", "--val-pgd-steps",
-                               "1", "--eval-steps", "1", "--eval-restarts", "1",
+                               "1", "--eval-steps", "1", "--eval-restarts", "1", "--eval-attack", "pgd",
                                "--verbose", "0"]) == 0
     model = keras.models.load_model(out / "model.keras")
     assert isinstance(model, zg.GradAlignModel) and model.gradalign_lambda == 0.7

@@ -22,7 +22,7 @@ import zerograd_tf as zg
 # The package `tuning` exports the function `search`, which hides its module.
 tune_program = importlib.import_module("zerograd_tf.tuning.search")
 FAST = ["--epochs", "1", "--batch-size", "32", "--val-size", "32", "--val-pgd-steps", "2",
-        "--val-pgd-size", "32", "--eval-steps", "2", "--eval-restarts", "1", "--verbose", "0"]
+        "--val-pgd-size", "32", "--eval-steps", "2", "--eval-restarts", "1", "--eval-attack", "pgd", "--verbose", "0"]
 
 
 def corrupt(path):
@@ -162,7 +162,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     path = make_npz(tmp_path / "d.npz")
     data = datasets.load_image_data(path, val_size=32)
     config = RunConfig(dataset=path, epochs=3, batch_size=32, val_size=32, val_pgd_steps=0,
-                       eval_steps=1, eval_restarts=1).resolved(data)
+                       eval_steps=1, eval_restarts=1, eval_attack="pgd").resolved(data)
     out = tmp_path / "run"
     os.makedirs(out)
     with pytest.raises(train_program.TrainingDiverged,

@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 FAST = ["--epochs", "1", "--batch-size", "32", "--val-size", "32", "--val-pgd-steps", "2",
-        "--val-pgd-size", "32", "--eval-steps", "2", "--eval-restarts", "1", "--verbose", "0"]
+        "--val-pgd-size", "32", "--eval-steps", "2", "--eval-restarts", "1", "--eval-attack", "pgd", "--verbose", "0"]
 
 
 def test_end_to_end_train_then_eval(tmp_path, capsys):
@@ -119,7 +119,7 @@ def test_kill_and_resume_is_bit_identical_to_the_uninterrupted_run(tmp_path):
     data = make_npz(tmp_path / "tiny.npz", n_train=1600)
     out = tmp_path / "run"
     options_ = ["--dataset", data, "--epochs", "4", "--batch-size", "16", "--val-size", "32",
-                "--val-pgd-steps", "2", "--eval-steps", "2", "--eval-restarts", "1",
+                "--val-pgd-steps", "2", "--eval-steps", "2", "--eval-restarts", "1", "--eval-attack", "pgd",
                 "--verbose", "0", "--augment", "--seed", "3"]
     args = [sys.executable, "-m", "zerograd_tf.trainers.train", *options_, "--output", str(out)]
     env = {**os.environ, "PYTHONPATH": ROOT}
@@ -328,3 +328,21 @@ def test_augmentation_keeps_shapes_and_range():
     assert 0.0 <= float(tf.reduce_min(batch_x)) and float(tf.reduce_max(batch_x)) <= 1.0
     assert not np.allclose(batch_x.numpy(), plain_x.numpy())  # crops/flips moved pixels
     np.testing.assert_array_equal(batch_y.numpy(), y)
+
+
+def test_a_finished_run_is_evaluated_again_when_the_evaluation_changes(tmp_path, capsys):
+    data = make_npz(tmp_path / "tiny.npz", classes=4)
+    out = tmp_path / "run"
+    args = ["--dataset", data, "--output", str(out), *FAST]
+    assert train_program.main(args) == 0
+    stamp = (out / "model.keras").stat().st_mtime_ns
+    history = (out / "history.json").read_text()
+    assert json.loads((out / "report.json").read_text())["attack"] == "pgd"
+    capsys.readouterr()
+    assert train_program.main([*args, "--eval-attack", "autoattack", "--eval-apgd-steps", "2",
+                               "--eval-square-queries", "3"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["attack"] == "autoattack"
+    assert (out / "model.keras").stat().st_mtime_ns == stamp   # not retrained
+    assert (out / "history.json").read_text() == history
+    assert json.loads((out / "config.json").read_text())["eval_attack"] == "autoattack"

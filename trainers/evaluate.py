@@ -171,7 +171,7 @@ def format_table(report):
              ("robust loss", f"{report['robust_loss']:.4f}"),
              ("seconds", f"{report['seconds']:.1f}")]
     if report.get("square_only_broken"):
-        rows.append(("warning", f"Square alone broke {report['square_only_broken']} examples "
+        rows.append(("warning", f"Square alone broke {report['square_only_broken']} example(s) "
                                 "that every gradient attack left robust (gradient masking)"))
     sweep = report.get("epsilon_sweep")
     if sweep:

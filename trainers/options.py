@@ -226,9 +226,9 @@ def add_validation_options(parser):
                        help="restarts of the final PGD")
     group.add_argument("--eval-alpha", type=positive_float("--eval-alpha"), default=0.25,
                        help="final PGD step size as a multiple of epsilon")
-    group.add_argument("--eval-size", type=int_at_least("--eval-size", 1), default=None,
-                       help="evaluate on the first N examples only (default: all)")
-    group.add_argument("--eval-attack", type=attack_list("--eval-attack"), default="pgd",
+    group.add_argument("--eval-size", type=_eval_size, default=500,
+                       help="evaluate the first N test examples (0 = all)")
+    group.add_argument("--eval-attack", type=attack_list("--eval-attack"), default="autoattack",
                        help="final attacks, comma-separated, each on the examples still "
                             f"robust after the previous ones: {', '.join(ATTACKS)} "
                             "(autoattack = apgd-ce,apgd-t,square)")
@@ -237,6 +237,12 @@ def add_validation_options(parser):
     group.add_argument("--eval-square-queries",
                        type=int_at_least("--eval-square-queries", 1), default=5000,
                        help="queries of the final Square attack")
+
+
+def _eval_size(text):
+    """`--eval-size`: a count >= 1, or 0 for all the examples (None)."""
+    value = int_at_least("--eval-size", 0)(text)
+    return value or None
 
 
 def _frequency(text):

@@ -34,6 +34,10 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; reported in one line, exit status 1."""
 # Options that do not change what is trained: they may differ on resume.
 RUNTIME_KEYS = ("verbose",)
+# Options of the final evaluation: they do not change what is trained, so a
+# run may be resumed (or a finished run re-evaluated) with other values.
+EVALUATION_KEYS = ("eval_steps", "eval_restarts", "eval_alpha", "eval_size", "eval_attack",
+                   "eval_apgd_steps", "eval_square_queries")
 
 
 def build_parser():
@@ -69,8 +73,13 @@ ADDED_DEFAULTS = {"eval_attack": "pgd", "eval_apgd_steps": 100, "eval_square_que
 def _differences(saved, config):
     config = config.to_dict()
     keys = sorted(set(saved) | set(config))
-    return [k for k in keys if k not in RUNTIME_KEYS
+    return [k for k in keys if k not in RUNTIME_KEYS + EVALUATION_KEYS
             and saved.get(k, ADDED_DEFAULTS.get(k)) != config.get(k, ADDED_DEFAULTS.get(k))]
+
+
+def _same_evaluation(saved, config):
+    config = config.to_dict()
+    return all(saved.get(k, ADDED_DEFAULTS.get(k)) == config.get(k) for k in EVALUATION_KEYS)
 
 
 def _read_saved_config(path):
@@ -112,6 +121,13 @@ def prepare_output(output, config, resume, overwrite):
                     f"{output} holds a run with a different configuration (differs in: "
                     f"{', '.join(different)}); pass --overwrite to replace it, or choose "
                     "another --output.")
+            if not _same_evaluation(saved, config):
+                # The final evaluation changes: record it (a finished run is
+                # then evaluated again, its training kept).
+                io_utils.write_json_atomic(config_path, config.to_dict())
+                report_path = os.path.join(output, "report.json")
+                if os.path.exists(report_path):
+                    os.replace(report_path, report_path + ".previous")
             return True
         else:
             raise options.UsageError(
@@ -202,7 +218,7 @@ def train(config, data, output, logdir, verbose=2, extra_callbacks=(), strategy=
             model = fit_model(config, data, output, writes, logdir, verbose,
                               extra_callbacks, chief)
         if verbose and chief:
-            print(f"{PROG}: final evaluation ({config.get('eval_attack', 'pgd')})", flush=True)
+            print(f"{PROG}: final evaluation ({config.eval_attack})", flush=True)
         report = final_evaluation(model, config, data, verbose=1 if verbose and chief else 0)
     if chief:
         io_utils.write_json_atomic(os.path.join(output, "report.json"), report)

@@ -571,8 +571,8 @@ def _evaluate_composed(model, dataset, epsilon, members, explicit, settings, *, 
         report["square_only_broken"] = square_only_broken
         if square_only_broken:
             _LOG.warning(
-                "Square, a gradient-free attack, broke %d examples that every gradient "
-                "attack left robust: the model's gradients mislead gradient attacks "
-                "(gradient masking), so gradient-based robust accuracy overstates it.",
-                square_only_broken)
+                "Square, a gradient-free attack, broke %d example%s that every gradient "
+                "attack left robust: a sign of gradient masking (the model's gradients "
+                "mislead gradient attacks), so gradient-based robust accuracy overstates "
+                "its robustness.", square_only_broken, "" if square_only_broken == 1 else "s")
     return report
