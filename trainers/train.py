@@ -390,7 +390,7 @@ def format_report(report):
     lines.append(f"  robust accuracy {report['robust_accuracy']:.4f}"
                  + ("  (worst case per example)" if len(entries) > 1 else ""))
     if report.get("square_only_broken"):
-        lines.append(f"  warning: Square alone broke {report['square_only_broken']} examples "
+        lines.append(f"  warning: Square alone broke {report['square_only_broken']} example(s) "
                      "that every gradient attack left robust (gradient masking)")
     if report.get("note"):
         lines.append(f"  ({report['note']})")
