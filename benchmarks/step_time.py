@@ -18,6 +18,7 @@ Writes `benchmarks/results/step_time.json` and prints Markdown tables.
 """
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -199,11 +200,14 @@ def main(argv=None):
                              "in --output (same batch size, steps and methods)")
     args = parser.parse_args(argv)
 
-    report = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
-                          "cpus": os.cpu_count(), "tensorflow": tf.__version__,
-                          "keras": keras.__version__,
-                          "devices": [d.name for d in tf.config.list_logical_devices()]},
-              "batch_size": args.batch_size, "timed_steps": args.steps,
+    # Every entry records the machine it was measured on: entries of earlier
+    # runs are kept, so one machine field for the file would misattribute them.
+    machine = {"platform": platform.platform(), "processor": platform.processor(),
+               "cpus": os.cpu_count(), "tensorflow": tf.__version__,
+               "keras": keras.__version__,
+               "devices": [d.name for d in tf.config.list_logical_devices()],
+               "date": datetime.date.today().isoformat()}
+    report = {"batch_size": args.batch_size, "timed_steps": args.steps,
               "steps": [], "quantile": []}
     previous = _previous_entries(args)
     if previous:  # kept unless re-measured below
@@ -215,6 +219,7 @@ def main(argv=None):
             if not jit and (model_name, jit) in requested:
                 entry["peak_rss_mib"] = {m: peak_memory_mib(m, model_name, jit, args.batch_size)
                                          for m in args.methods}
+                entry["memory_machine"] = machine
         requested, model_names = set(), []
     else:
         model_names = args.models
@@ -224,7 +229,7 @@ def main(argv=None):
         for jit in jits:
             entry = previous.get((model_name, jit))
             if entry is None:
-                entry = {"model": model_name, "jit": jit,
+                entry = {"model": model_name, "jit": jit, "machine": machine,
                          "ms": time_methods(args.methods, model_name, jit, args.batch_size,
                                             args.steps, args.warmup)}
                 if args.memory and not jit:  # graph mode only: XLA would compile twice
@@ -237,6 +242,8 @@ def main(argv=None):
     if args.quantile:
         shapes = [tuple(int(v) for v in shape.split("x")) for shape in args.quantile_shapes]
         report["quantile"] = time_quantiles(shapes, args.quantile_repeats)
+        for row in report["quantile"]:
+            row["machine"] = machine
     order = {(m, j): i for i, (m, j) in enumerate(
         (m, j) for m in MODELS for j in (False, True))}
     report["steps"].sort(key=lambda e: order.get((e["model"], e["jit"]), 99))
