@@ -44,3 +44,27 @@ def test_a_changed_number_is_caught(tmp_path):
     start = text.index("<!-- generated: robust_eval -->")
     tampered = text[:start] + text[start:].replace("0.", "9.", 1)
     assert readme_tables.render(tampered) != tampered
+
+
+def _without_seconds(lines):
+    return [re.sub(r", [0-9.]+ s\)", ")", line.rstrip()) for line in lines]
+
+
+def test_the_quick_start_prints_what_the_readme_shows(tmp_path):
+    """`zerograd-train` with no options, as the quick start runs it: the
+    same report (seconds aside) as the README's block."""
+    import os
+    import subprocess
+    import sys
+
+    text = README.read_text()
+    quick_start = text[text.index("## Quick start"):text.index("## Python API")]
+    (block,) = re.findall(r"```\n(APGD.*?)```", quick_start, flags=re.S)
+    expected = _without_seconds(block.strip().splitlines())
+    env = {**os.environ, "PYTHONPATH": str(README.parent)}
+    result = subprocess.run([sys.executable, "-m", "zerograd_tf.trainers.train"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(printed) if line.startswith("APGD-CE-100"))
+    assert _without_seconds(printed[start:start + len(expected)]) == expected

@@ -205,9 +205,10 @@ def test_embedded_default_data():
 
 
 def test_tfds_loading_with_mock_data():
-    import tensorflow_datasets as tfds
+    # Imported explicitly: older TFDS releases do not load `tfds.testing` lazily.
+    from tensorflow_datasets import testing as tfds_testing
 
-    with tfds.testing.mock_data(num_examples=24):
+    with tfds_testing.mock_data(num_examples=24):
         data = datasets.load_image_data("cifar10", val_size=4)
     assert data.input_shape == (32, 32, 3) and data.num_classes == 10
     assert len(data.x_train) == 20 and len(data.x_test) == 24 and data.augment
