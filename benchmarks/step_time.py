@@ -151,6 +151,31 @@ def time_quantiles(shapes, repeats):
     return results
 
 
+def time_input_check(batch_size, shapes, repeats=20):
+    """Milliseconds of `fit`'s one-time check of the first batch's values.
+
+    `AdversarialModel.fit` reads one batch of its dataset and checks that
+    the values are finite and in [0, 1], once per `fit` call (no per-step
+    cost); this is that check, on a batch of each shape.
+    """
+    from zerograd_tf.models import base as models_base
+
+    rng = np.random.default_rng(0)
+    results = []
+    for shape in shapes:
+        x = rng.uniform(0, 1, (batch_size, *shape)).astype(np.float32)
+        dataset = tf.data.Dataset.from_tensor_slices((x, np.zeros(batch_size, np.int32)))
+        dataset = dataset.batch(batch_size)
+        models_base._check_first_batch(dataset)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            models_base._check_first_batch(dataset)
+            times.append(1e3 * (time.perf_counter() - start))
+        results.append({"shape": [batch_size, *shape], "ms_per_fit": statistics.median(times)})
+    return results
+
+
 def markdown(report):
     lines = []
     for entry in report["steps"]:
@@ -195,6 +220,9 @@ def main(argv=None):
     parser.add_argument("--output", default=os.path.join(HERE, "results", "step_time.json"))
     parser.add_argument("--memory-only", action="store_true",
                         help="re-measure only the memory of the entries in --output")
+    parser.add_argument("--input-check-only", action="store_true",
+                        help="measure only fit's one-time input check and merge it into "
+                             "--output")
     parser.add_argument("--fresh", action="store_true",
                         help="re-measure everything instead of keeping the entries already "
                              "in --output (same batch size, steps and methods)")
@@ -209,6 +237,15 @@ def main(argv=None):
                "date": datetime.date.today().isoformat()}
     report = {"batch_size": args.batch_size, "timed_steps": args.steps,
               "steps": [], "quantile": []}
+    if args.input_check_only:
+        with open(args.output) as f:
+            kept = json.load(f)
+        kept["input_check"] = time_input_check(args.batch_size, [(28, 28, 1), (32, 32, 3)])
+        for row in kept["input_check"]:
+            row["machine"] = machine
+        _write(kept, args.output)
+        print(json.dumps(kept["input_check"], indent=1))
+        return 0
     previous = _previous_entries(args)
     if previous:  # kept unless re-measured below
         report["quantile"] = _previous_quantile(args)
