@@ -98,7 +98,8 @@ class RunConfig:
             Defaults to 10.
         val_pgd_size: size of the fixed validation subset. Defaults to 500.
         val_freq: validate every N epochs. Defaults to 1.
-        eval_steps, eval_restarts: the final PGD. Default to 50 and 10.
+        eval_steps: steps of the final PGD. Defaults to 50.
+        eval_restarts: restarts of the final PGD. Defaults to 10.
         eval_alpha: the final PGD step as a multiple of epsilon. Defaults
             to 0.25.
         eval_size: evaluate the first N examples only; `None` means all.
@@ -116,7 +117,8 @@ class RunConfig:
         co_quantile_step: the quantile increase of `"adapt"`. Defaults to 0.1.
         co_size: held-out examples of the monitor. Defaults to 500.
         diagnostics: log the CO diagnostics. Defaults to False.
-        input_shape, num_classes: filled by `resolved` from the data.
+        input_shape: filled by `resolved` from the data.
+        num_classes: filled by `resolved` from the data.
 
     Raises:
         ConfigError: for an invalid setting.

@@ -51,7 +51,8 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
     again are dropped.
 
     Args:
-        x, y: the fixed held-out batch (floats in [0, 1], labels).
+        x: the fixed held-out inputs (floats in [0, 1]).
+        y: their labels.
         epsilon: the radius every check measures at, recorded with each
             check (`co_epsilon` in the logs). Defaults to the model's
             `epsilon` when `fit` starts - its target, before an epsilon

@@ -40,7 +40,8 @@ class AdversarialDiagnostics(keras.callbacks.Callback):
       training logs, when the model reports them.
 
     Args:
-        x, y: the fixed batch (floats in [0, 1], labels).
+        x: the fixed inputs (floats in [0, 1]).
+        y: their labels.
         logdir: TensorBoard folder; entries go to `<logdir>/diagnostics`.
         epsilon: the radius of the measurements. Defaults to the model's
             `epsilon` when `fit` starts (its target, before an epsilon

@@ -17,10 +17,10 @@ class NFGSMModel(AdversarialModel):
         **kwargs: see `AdversarialModel` (`epsilon` is required).
     """
 
-    def __init__(self, *args, noise_magnitude=2.0, clip=None, **kwargs):
+    def __init__(self, *args, noise_magnitude=2.0, clip=None, alpha=None, **kwargs):
         self.noise_magnitude = validation.check_positive(noise_magnitude, "noise_magnitude")
         self.clip = None if clip is None else validation.check_positive(clip, "clip")
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, alpha=alpha, **kwargs)
 
     def perturb(self, x, y, seed):
         return perturbations.n_fgsm(

@@ -33,13 +33,13 @@ class ZeroGradModel(MaskedGradientModel):
     default_alpha_factor = 2.0
 
     def __init__(self, *args, quantile=0.35, zero_iters=1, init="random",
-                 quantile_method=quantile_lib.DEFAULT_QUANTILE_METHOD, **kwargs):
+                 quantile_method=quantile_lib.DEFAULT_QUANTILE_METHOD, alpha=None, **kwargs):
         quantile = validation.check_quantile(quantile)
         self.zero_iters = validation.check_int(zero_iters, "zero_iters", 1)
         self.init = validation.check_choice(init, "init", validation.PERTURBATION_INITS)
         self.quantile_method = validation.check_choice(
             quantile_method, "quantile_method", quantile_lib.QUANTILE_METHODS)
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, alpha=alpha, **kwargs)
         self._quantile = self._hyperparameter("quantile", quantile)
 
     @property
