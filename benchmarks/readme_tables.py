@@ -51,15 +51,21 @@ def robust_eval_table():
         cells = [label, f"{first['clean_accuracy']:.3f}"]
         for key, _ in ROBUST_COLUMNS:
             entry = row.get(key)
-            cells.append("–" if entry is None else
-                         f"{entry['robust_accuracy']:.3f} ({entry['seconds']:.0f} s)")
+            if entry is None:
+                cells.append("–")
+            elif entry.get("completed", True):
+                cells.append(f"{entry['robust_accuracy']:.3f} ({entry['seconds']:.0f} s)")
+            else:
+                cells.append(f"stopped unfinished after {entry['seconds']:.0f} s")
             if entry is not None:
                 m = entry["machine"]
                 machines.add(f"{m['cpus']} CPUs, TensorFlow {m['tensorflow']}, Keras "
                              f"{m['keras']}, ART {m['adversarial-robustness-toolbox']}, "
                              f"{m['date']}")
         ours, art = row.get("autoattack"), row.get("art_autoattack")
-        if ours and art:
+        if ours and art and not art.get("completed", True):
+            cells += ["–", f"> {art['seconds'] / ours['seconds']:.1f}×"]
+        elif ours and art:
             met = ours["robust_accuracy"] <= art["robust_accuracy"] + 0.005
             cells += ["met" if met else "**missed**",
                       f"{art['seconds'] / ours['seconds']:.1f}×"]
