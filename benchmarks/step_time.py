@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
-from zerograd_tf import architectures  # noqa: E402
+from zerograd_tf import architectures, validation  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Many models per process: TensorFlow's retracing warnings are expected here.
@@ -158,19 +158,17 @@ def time_input_check(batch_size, shapes, repeats=20):
     the values are finite and in [0, 1], once per `fit` call (no per-step
     cost); this is that check, on a batch of each shape.
     """
-    from zerograd_tf.models import base as models_base
-
     rng = np.random.default_rng(0)
     results = []
     for shape in shapes:
         x = rng.uniform(0, 1, (batch_size, *shape)).astype(np.float32)
         dataset = tf.data.Dataset.from_tensor_slices((x, np.zeros(batch_size, np.int32)))
         dataset = dataset.batch(batch_size)
-        models_base._check_first_batch(dataset)
+        validation.warn_if_first_batch_outside_unit_range(dataset)
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            models_base._check_first_batch(dataset)
+            validation.warn_if_first_batch_outside_unit_range(dataset)
             times.append(1e3 * (time.perf_counter() - start))
         results.append({"shape": [batch_size, *shape], "ms_per_fit": statistics.median(times)})
     return results

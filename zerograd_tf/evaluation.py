@@ -25,10 +25,7 @@ AUTOATTACK = ("apgd-ce", "apgd-t", "square")
 
 def _as_dataset(data, batch_size):
     if isinstance(data, tf.data.Dataset):
-        for batch in data.take(1):
-            x, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
-            if tf.is_tensor(x):
-                validation.warn_if_outside_unit_range(x.numpy(), "data")
+        validation.warn_if_first_batch_outside_unit_range(data, "data")
         return data
     if isinstance(data, (tuple, list)) and len(data) in (2, 3):
         x, y = np.asarray(data[0]), np.asarray(data[1])

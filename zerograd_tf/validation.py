@@ -206,3 +206,27 @@ def warn_if_outside_unit_range(x, name="x"):
                    + ("; divide 0-255 images by 255." if high > 1.5 else "."))
     warnings.warn(message, stacklevel=3)
     return False
+
+
+def warn_if_first_batch_outside_unit_range(data, name="x"):
+    """`warn_if_outside_unit_range` on the inputs of `data`'s first batch.
+
+    `data` is a `tf.data.Dataset` of `(x, ...)` batches (one batch is read)
+    or an array of inputs (checked whole); anything else (a generator, a
+    `PyDataset`) is not checked.
+
+    Example:
+
+    >>> import numpy as np
+    >>> dataset = tf.data.Dataset.from_tensor_slices(np.zeros((4, 2), np.float32)).batch(2)
+    >>> warn_if_first_batch_outside_unit_range(dataset)
+    True
+    """
+    if isinstance(data, tf.data.Dataset):
+        for batch in data.take(1):
+            inputs, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
+            if tf.is_tensor(inputs):
+                return warn_if_outside_unit_range(inputs.numpy(), name)
+    elif isinstance(data, np.ndarray) or tf.is_tensor(data):
+        return warn_if_outside_unit_range(np.asarray(data), name)
+    return True

@@ -36,7 +36,6 @@ and run the cross-replica gradient reduction and the update outside it, as
 import random
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from zerograd_tf import _keras_compat
@@ -55,17 +54,6 @@ def read_variable(variable):
 
 def _per_example_mean(t):
     return tf.reduce_mean(tf.reshape(t, (tf.shape(t)[0], -1)), axis=1)
-
-
-def _check_first_batch(x):
-    """`validation.warn_if_outside_unit_range` on the first batch of `x`."""
-    if isinstance(x, tf.data.Dataset):
-        for batch in x.take(1):
-            inputs, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
-            if tf.is_tensor(inputs):
-                validation.warn_if_outside_unit_range(inputs.numpy(), "x")
-    elif isinstance(x, np.ndarray) or tf.is_tensor(x):
-        validation.warn_if_outside_unit_range(np.asarray(x), "x")
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -299,7 +287,7 @@ class AdversarialModel(keras.Model):
         whole array) once per call; generators and `PyDataset`s are not
         checked. Everything else is Keras' `fit`.
         """
-        _check_first_batch(x)
+        validation.warn_if_first_batch_outside_unit_range(x, "x")
         return super().fit(x, y, *args, **kwargs)
 
     def train_step(self, data):
