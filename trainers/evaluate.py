@@ -148,8 +148,7 @@ def evaluate(argv=None):
         accuracy = dict(zip(sweep["epsilons"], sweep["robust_accuracy"]))
         accuracy[epsilon] = float(report["robust_accuracy"])
         values = [accuracy[r] for r in radii]
-        violations = [[radii[i], radii[i + 1]] for i in range(len(radii) - 1)
-                      if values[i + 1] > values[i]]
+        violations = [list(pair) for pair in evaluation.rising_pairs(radii, values)]
         report["epsilon_sweep"] = {"epsilons": radii, "robust_accuracy": values,
                                    "monotone": not violations, "violations": violations}
     return report, args.json

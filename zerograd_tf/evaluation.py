@@ -223,6 +223,18 @@ def evaluate_robustness(model, data, epsilon, steps=50, restarts=10,
     return report
 
 
+def rising_pairs(radii, accuracies):
+    """The consecutive radii `(a, b)` whose robust accuracy rises from a to b.
+
+    Example:
+
+    >>> rising_pairs([0.05, 0.1, 0.2], [0.5, 0.3, 0.4])
+    [(0.1, 0.2)]
+    """
+    return [(radii[i], radii[i + 1]) for i in range(len(radii) - 1)
+            if accuracies[i + 1] > accuracies[i]]
+
+
 def epsilon_sweep(model, data, epsilons, *, relative_alpha=None, **kwargs):
     """Robust accuracy at several radii, and whether it falls as epsilon grows.
 
@@ -263,8 +275,7 @@ def epsilon_sweep(model, data, epsilons, *, relative_alpha=None, **kwargs):
         model, data, e, **kwargs,
         **({} if relative_alpha is None else {"alpha": relative_alpha * e})) for e in radii]
     accuracies = [float(r["robust_accuracy"]) for r in reports]
-    violations = [(radii[i], radii[i + 1]) for i in range(len(radii) - 1)
-                  if accuracies[i + 1] > accuracies[i]]
+    violations = rising_pairs(radii, accuracies)
     if violations:
         _LOG.warning(
             "Robust accuracy rises with epsilon (%s): the attack misses adversarial "
