@@ -20,7 +20,7 @@ def test_co_study_runs_and_resumes(tmp_path):
     data = make_npz(tmp_path / "tiny.npz", n_train=120, n_test=32)
     results = tmp_path / "results"
     args = ["--settings", "custom", "--dataset", data, "--methods", "fgsm_rs",
-            "zerograd_q0.35", "--seeds", "1", "--monitor-size", "16", "--final-steps", "2",
+            "zerograd_q0.35", "zerograd_auto", "--seeds", "1", "--monitor-size", "16", "--final-steps", "2",
             "--final-restarts", "1", "--final-apgd-steps", "5", "--final-square-queries", "20",
             "--results", str(results), "--", "--epochs", "2",
             "--val-size", "16"]
@@ -31,10 +31,15 @@ def test_co_study_runs_and_resumes(tmp_path):
     assert list(rows[0]) == ["setting", "method", "seed", "epoch", "train_loss",
                              "train_accuracy", "clean_accuracy", "fgsm_accuracy",
                              "pgd_accuracy", "epoch_seconds"]
-    assert len(rows) == 4 and {r["method"] for r in rows} == {"fgsm_rs", "zerograd_q0.35"}
+    assert len(rows) == 6 and {r["method"] for r in rows} == {"fgsm_rs", "zerograd_q0.35",
+                                                              "zerograd_auto"}
     with open(results / "runs.csv") as f:
         runs = list(csv.DictReader(f))
-    assert len(runs) == 2 and "catastrophic_overfitting" in runs[0]
+    assert len(runs) == 3 and "catastrophic_overfitting" in runs[0]
+    auto = json.loads((results / "custom" / "zerograd_auto_seed0.json").read_text())
+    # Its monitor checked the held-out split at every epoch end (2 epochs).
+    assert auto["co_monitor"][0]["checks"] == 2 and auto["final_quantile"] >= 0.35 - 1e-6
+    assert "zerograd_auto target (1 runs):" in out
     assert runs[0]["did_not_learn"] in ("True", "False")
     assert (results / "pgd_per_epoch_custom.png").stat().st_size > 0
     assert (results / "robustness_vs_cost_custom.png").stat().st_size > 0
@@ -51,6 +56,30 @@ def test_co_study_runs_and_resumes(tmp_path):
     stamp = record_path.stat().st_mtime_ns
     _run("co_study.py", *args)
     assert record_path.stat().st_mtime_ns == stamp
+
+
+def test_auto_target_is_reported_met_or_missed():
+    from benchmarks import co_study
+
+    def record(method, seed, worst, seconds=1.0, co=False, quantile=None):
+        pgd = [0.3, 0.01] if co else [0.3, 0.3]
+        return {"setting": "s", "method": method, "seed": seed, "config": {"num_classes": 10},
+                "epochs": [{"pgd_accuracy": p, "fgsm_accuracy": 0.9 if co else 0.35}
+                           for p in pgd],
+                "final": {"clean_accuracy": 0.8, "robust_accuracy": worst + 0.01},
+                "final_autoattack": {"robust_accuracy": worst, "attacks": [
+                    {"name": "apgd-ce", "robust_accuracy": worst}]},
+                "mean_epoch_seconds": seconds, "final_quantile": quantile}
+
+    fixed = [record("zerograd_q0.5", i, w) for i, w in enumerate([0.30, 0.32, 0.34])]
+    base = [record("fgsm_rs", i, 0.0) for i in range(3)]
+    good = [record("zerograd_auto", i, 0.31, seconds=1.2, quantile=0.45) for i in range(3)]
+    lines = co_study.auto_target(fixed + base + good, 1.0)
+    assert [line.rsplit(": ", 1)[-1] for line in lines[1:4]] == ["met", "met", "met"]
+    bad = [record("zerograd_auto", 0, 0.2, seconds=1.5, co=True)] + [
+        record("zerograd_auto", i, 0.31, seconds=1.5) for i in (1, 2)]
+    lines = co_study.auto_target(fixed + base + bad, 1.0)
+    assert [line.rsplit(": ", 1)[-1] for line in lines[1:4]] == ["missed", "missed", "missed"]
 
 
 def test_did_not_learn_is_clean_accuracy_below_one_and_a_half_times_chance():

@@ -188,11 +188,18 @@ def test_checks_measure_at_the_target_epsilon_during_a_warm_up():
     assert monitor.checks[-1]["pgd_accuracy"] == pytest.approx(expected["pgd_accuracy"])
 
 
-def test_a_frequency_longer_than_an_epoch_fires_across_epochs():
+def test_steps_are_counted_since_the_last_check_and_every_epoch_ends_with_one():
     script = Script([0.2] * 10, [0.3] * 10)
     monitor = zg.CatastrophicOverfittingMonitor(measure=script, frequency=3, verbose=0)
-    _fit(monitor, epochs=3)  # 2 steps per epoch: global steps 3 and 6
-    assert [(c["epoch"], c["step"]) for c in monitor.checks] == [(1, 1), (2, 2)]
+    x, y = robustness_problem(128)
+    inputs, outputs = mlp()
+    model = zg.ZeroGradModel(inputs, outputs, epsilon=0.1, seed=0)
+    model.compile(**compile_kwargs())
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[monitor])
+    # 4 steps per epoch: global step 3, the epoch's end (4), then 3 steps
+    # after that check (7, in the next epoch), and the end (8).
+    assert [(c["epoch"], c["step"], c["global_step"]) for c in monitor.checks] == [
+        (0, 3, 3), (0, 4, 4), (1, 3, 7), (1, 4, 8)]
 
 
 def test_a_second_fit_starts_from_a_clean_state():

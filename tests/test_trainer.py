@@ -285,6 +285,60 @@ def test_co_monitor_and_diagnostics_flags(tmp_path):
     assert ("train", "epoch_co_pgd_accuracy") in tags
 
 
+def test_quantile_auto_from_the_command_line(tmp_path, capsys):
+    data = make_npz(tmp_path / "tiny.npz")
+    out = tmp_path / "run"
+    assert train_program.main(["--dataset", data, "--output", str(out), "--quantile", "auto",
+                               *FAST]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert {"co_pgd_accuracy", "co_detected"} <= set(history)
+    state = json.loads((out / "auto_quantile.json").read_text())
+    assert state["checks"] and state["checks"][0]["size"] == 32  # the validation split
+    assert json.loads((out / "config.json").read_text())["quantile"] == "auto"
+    model = keras.models.load_model(out / "model.keras")
+    assert model.quantile_auto and model.quantile == pytest.approx(0.35)
+    capsys.readouterr()
+    fast = [f for f in FAST]
+    fast[fast.index("--val-size") + 1] = "0"
+    assert train_program.main(["--dataset", data, "--output", str(tmp_path / "o"),
+                               "--quantile", "auto", *fast]) == 2
+    assert "--val-size must be > 0 with quantile 'auto'" in capsys.readouterr().err
+    assert train_program.main(["--dataset", data, "--output", str(tmp_path / "o"),
+                               "--quantile", "auto", "--co-monitor", "warn", *FAST]) == 2
+    assert "--co-monitor must be 'off' with quantile 'auto'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_status:
+        train_program.main(["--dataset", data, "--quantile", "autp", *FAST])
+    assert exit_status.value.code == 2
+    assert "--quantile must be a number in [0, 1) or 'auto'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_run_stopped_early_is_finished_not_trained_again(tmp_path):
+    data = make_npz(tmp_path / "tiny.npz")
+    out = tmp_path / "run"
+    args = ["--dataset", data, "--output", str(out), *FAST, "--epochs", "2"]
+    assert train_program.main(args) == 0
+    # As the CO monitor's "stop" leaves a run: fewer epochs than configured.
+    history = json.loads((out / "history.json").read_text())
+    (out / "history.json").write_text(json.dumps({k: v[:1] for k, v in history.items()}))
+    saved = (out / "model.keras").stat().st_mtime_ns
+    os.remove(out / "report.json")
+    assert train_program.main(args) == 0
+    assert (out / "model.keras").stat().st_mtime_ns == saved
+    assert (out / "report.json").exists()
+
+
+def test_a_stop_recorded_before_the_resumed_epoch_ends_training(tmp_path):
+    from zerograd_tf.callbacks import CatastrophicOverfittingMonitor
+
+    state = tmp_path / "co.json"
+    state.write_text(json.dumps({"checks": [], "events": [
+        {"epoch": 1, "step": 3, "action": "stop", "restored": True}]}))
+    monitor = CatastrophicOverfittingMonitor(measure=lambda m: {}, state_path=str(state))
+    assert monitor.stopped_before(2) and not monitor.stopped_before(1)
+    assert not CatastrophicOverfittingMonitor(measure=lambda m: {}).stopped_before(5)
+
+
 def test_co_monitor_adapt_needs_zerograd(tmp_path, capsys):
     data = make_npz(tmp_path / "tiny.npz")
     assert train_program.main(["--dataset", data, "--output", str(tmp_path / "o"),

@@ -69,7 +69,9 @@ class RunConfig:
             8/255 for colour data.
         alpha: step size as a multiple of epsilon; `None` means the
             method's default.
-        quantile: ZeroGrad's q in [0, 1). Defaults to 0.35.
+        quantile: ZeroGrad's q in [0, 1), or `"auto"` (see
+            `zerograd_tf.callbacks.AutoQuantile`; needs `val_size` > 0).
+            Defaults to 0.35.
         zero_iters: ZeroGrad steps. Defaults to 1.
         samples: MultiGrad's random starts. Defaults to 3.
         threshold: MultiGrad's agreeing signs, in [1, samples]; `None`
@@ -116,6 +118,10 @@ class RunConfig:
         co_frequency: `"epoch"` or a number of steps. Defaults to `"epoch"`.
         co_quantile_step: the quantile increase of `"adapt"`. Defaults to 0.1.
         co_size: held-out examples of the monitor. Defaults to 500.
+        co_check_size: examples of the monitor's routine checks (the first
+            `co_size` decide when they signal CO); `None` means all.
+            Defaults to `None`.
+        co_pgd_steps: PGD steps of the monitor's checks. Defaults to 10.
         diagnostics: log the CO diagnostics. Defaults to False.
         input_shape: filled by `resolved` from the data.
         num_classes: filled by `resolved` from the data.
@@ -131,7 +137,7 @@ class RunConfig:
     >>> RunConfig(quantile=1.0)
     Traceback (most recent call last):
     ...
-    trainers.config.ConfigError: `quantile` must be a number in [0, 1), got 1.0
+    trainers.config.ConfigError: `quantile` must be a number in [0, 1) or 'auto', got 1.0
     """
 
     dataset: str = "mnist10k"
@@ -142,7 +148,7 @@ class RunConfig:
     method: str = "zerograd"
     epsilon: Optional[float] = None
     alpha: Optional[float] = None
-    quantile: float = 0.35
+    quantile: Union[float, str] = 0.35
     zero_iters: int = 1
     samples: int = 3
     threshold: Optional[int] = None
@@ -176,6 +182,8 @@ class RunConfig:
     co_frequency: Union[str, int] = "epoch"
     co_quantile_step: float = 0.1
     co_size: int = 500
+    co_check_size: Optional[int] = None
+    co_pgd_steps: int = 10
     diagnostics: bool = False
     input_shape: Optional[tuple] = None
     num_classes: Optional[int] = None
@@ -193,9 +201,10 @@ class RunConfig:
                               ("val_pgd_steps", 0), ("val_pgd_size", 1), ("val_freq", 1),
                               ("eval_steps", 1), ("eval_restarts", 1),
                               ("eval_apgd_steps", 1), ("eval_square_queries", 1),
-                              ("co_size", 1)):
+                              ("co_size", 1), ("co_pgd_steps", 1)):
             self._int(name, minimum)
-        for name in ("threshold", "width", "epochs", "eval_size", "num_classes"):
+        for name in ("threshold", "width", "epochs", "eval_size", "num_classes",
+                     "co_check_size"):
             self._int(name, 1, optional=True)
         for name in ("alpha", "lr_max"):
             self._positive(name, optional=True)
@@ -203,8 +212,12 @@ class RunConfig:
             self._positive(name)
         if self.epsilon is not None and not (_is_number(self.epsilon) and 0 < self.epsilon <= 1):
             raise ConfigError("epsilon", f"must be a number in (0, 1], got {self.epsilon!r}")
-        if not (_is_number(self.quantile) and 0 <= self.quantile < 1):
-            raise ConfigError("quantile", f"must be a number in [0, 1), got {self.quantile!r}")
+        if self.quantile != "auto" and not (_is_number(self.quantile) and 0 <= self.quantile < 1):
+            raise ConfigError("quantile",
+                              f"must be a number in [0, 1) or 'auto', got {self.quantile!r}")
+        if self.quantile == "auto" and self.co_monitor != "off":
+            raise ConfigError("co_monitor", "must be 'off' with quantile 'auto', which runs "
+                                            f"its own monitor (got {self.co_monitor!r})")
         if not (_is_number(self.val_size) and self.val_size >= 0):
             raise ConfigError("val_size", "must be a count >= 0, or a fraction in (0, 1), "
                                           f"got {self.val_size!r}")
@@ -278,6 +291,10 @@ class RunConfig:
             warmup = epochs / 3 if self.method == "pgd" else 0.0
         if warmup > epochs:
             raise ConfigError("epsilon_warmup", f"must be in [0, epochs={epochs}], got {warmup}")
+        if self.method == "zerograd" and self.quantile == "auto" and (
+                data.x_val is None or len(data.x_val) == 0):
+            raise ConfigError("val_size", "must be > 0 with quantile 'auto', which checks "
+                                          "held-out examples for catastrophic overfitting")
         return self.replace(
             epsilon=self.epsilon if self.epsilon is not None else default_epsilon(data),
             augment=bool(data.augment if self.augment is None else self.augment),

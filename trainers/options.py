@@ -119,10 +119,13 @@ def attack_list(name):
 
 
 def _quantile(text):
+    if text == "auto":
+        return text
     try:
         return validation.check_quantile(float(text))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--quantile must be a number in [0, 1), got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"--quantile must be a number in [0, 1) or 'auto', got {text!r}")
 
 
 def add_data_options(parser):
@@ -155,7 +158,10 @@ def add_method_options(parser):
     group.add_argument("--alpha", type=positive_float("--alpha"), default=None,
                        help="step size as a multiple of epsilon (default: the method's, "
                             "e.g. 2 for zerograd, 1.25 for fgsm_rs)")
-    group.add_argument("--quantile", type=_quantile, default=0.35, help="ZeroGrad quantile q, in [0, 1)")
+    group.add_argument("--quantile", type=_quantile, default=0.35,
+                       help="ZeroGrad quantile q, in [0, 1), or 'auto' (starts at 0.35 and "
+                            "rises when the held-out checks see catastrophic overfitting; "
+                            "needs --val-size > 0)")
     group.add_argument("--zero-iters", type=int_at_least("--zero-iters", 1), default=1,
                        help="ZeroGrad's zeroed sign steps per example")
     group.add_argument("--samples", type=int_at_least("--samples", 1), default=3,
@@ -270,6 +276,11 @@ def add_monitor_options(parser):
                        default=0.1, help="quantile increase of --co-monitor adapt")
     group.add_argument("--co-size", type=int_at_least("--co-size", 1), default=500,
                        help="held-out examples of the monitor and diagnostics")
+    group.add_argument("--co-check-size", type=int_at_least("--co-check-size", 1), default=None,
+                       help="examples of a routine check (the first of --co-size; all of them "
+                            "decide when it signals CO); default: all --co-size examples")
+    group.add_argument("--co-pgd-steps", type=int_at_least("--co-pgd-steps", 1), default=10,
+                       help="PGD steps of the monitor's checks")
     group.add_argument("--diagnostics", action="store_true",
                        help="log gradient statistics, gradient alignment and the FGSM-PGD gap "
                             "to TensorBoard each epoch")

@@ -67,7 +67,7 @@ def build_parser():
 # Options added after runs were saved: a saved config without them means
 # their default.
 ADDED_DEFAULTS = {"eval_attack": "pgd", "eval_apgd_steps": 100, "eval_square_queries": 5000,
-                  "gradalign_lambda": 0.2}
+                  "gradalign_lambda": 0.2, "co_check_size": None, "co_pgd_steps": 10}
 
 
 def _differences(saved, config):
@@ -178,7 +178,8 @@ def monitor_callbacks(config, data, output, logdir):
     They come before the history writer and TensorBoard, so that their
     values are in the epoch logs those write.
     """
-    if config.co_monitor == "off" and not config.diagnostics:
+    auto = config.method == "zerograd" and config.quantile == "auto"
+    if config.co_monitor == "off" and not config.diagnostics and not auto:
         return []
     x, y = data.x_val, data.y_val
     if x is None or len(x) == 0:
@@ -186,9 +187,18 @@ def monitor_callbacks(config, data, output, logdir):
     x, y = x[:config.co_size], y[:config.co_size]
     x = x.astype(np.float32) / 255 if x.dtype == np.uint8 else x
     found = []
+    if auto:
+        # Its own held-out examples: the first of the validation split
+        # (`RunConfig.resolved` insists on one).
+        x_auto, y_auto = data.x_val, data.y_val
+        x_auto = x_auto.astype(np.float32) / 255 if x_auto.dtype == np.uint8 else x_auto
+        found.append(callbacks_lib.AutoQuantile(
+            x_auto, y_auto, config.epsilon, logdir=logdir,
+            state_path=os.path.join(output, "auto_quantile.json")))
     if config.co_monitor != "off":
         found.append(callbacks_lib.CatastrophicOverfittingMonitor(
             x, y, config.epsilon, action=config.co_monitor, frequency=config.co_frequency,
+            check_size=config.co_check_size, pgd_steps=config.co_pgd_steps,
             quantile_step=config.co_quantile_step, logdir=logdir,
             state_path=os.path.join(output, "co_monitor.json")))
     if config.diagnostics:
@@ -209,8 +219,10 @@ def train(config, data, output, logdir, verbose=2, extra_callbacks=(), strategy=
     writes = output if chief else tempfile.mkdtemp(prefix="zerograd-worker-")
     logdir = logdir if chief else os.path.join(writes, "logs")
     model_path = os.path.join(output, "model.keras")
-    history_path = os.path.join(output, "history.json")
-    finished = len(io_utils.load_history_records(history_path)) >= config.epochs
+    # Finished: the model is saved and no checkpoint is left (a run stopped
+    # early by the CO monitor has fewer epochs than configured).
+    finished = os.path.exists(model_path) and not callbacks_lib.EpochCheckpoint(
+        os.path.join(output, "checkpoint")).exists()
     with strategy.scope():
         if finished and os.path.exists(model_path):
             model = keras.models.load_model(model_path)
@@ -258,7 +270,12 @@ def fit_model(config, data, output, writes, logdir, verbose, extra_callbacks, ch
         callbacks.insert(0, callbacks_lib.EpsilonWarmup(
             config.epsilon, max(1, round(config.epsilon_warmup * steps))))
     initial_epoch = callbacks_lib.EpochCheckpoint(os.path.join(output, "checkpoint")).restore(model)
-    model.fit(pipeline.train_dataset(config, data, initial_epoch), epochs=config.epochs,
+    stopped = any(getattr(c, "stopped_before", lambda epoch: False)(initial_epoch)
+                  for c in callbacks)
+    # A run the CO monitor stopped, killed before its model was saved, is
+    # finished: its checkpoint holds the restored healthy weights.
+    epochs = initial_epoch if stopped else config.epochs
+    model.fit(pipeline.train_dataset(config, data, initial_epoch), epochs=epochs,
               initial_epoch=initial_epoch,
               steps_per_epoch=pipeline.steps_per_epoch(config, len(data.x_train)),
               validation_data=pipeline.validation_dataset(config, data),

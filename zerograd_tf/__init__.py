@@ -14,7 +14,11 @@ Public API:
 """
 
 from zerograd_tf import _env  # noqa: F401  (sets KERAS_BACKEND first)
-from zerograd_tf.callbacks import AdversarialDiagnostics, CatastrophicOverfittingMonitor
+from zerograd_tf.callbacks import (
+    AdversarialDiagnostics,
+    AutoQuantile,
+    CatastrophicOverfittingMonitor,
+)
 from zerograd_tf.evaluation import ATTACKS, evaluate_robustness
 from zerograd_tf.models import (
     AdversarialModel,
@@ -37,6 +41,7 @@ __all__ = [
     "ATTACKS",
     "AdversarialDiagnostics",
     "AdversarialModel",
+    "AutoQuantile",
     "CatastrophicOverfittingMonitor",
     "CleanModel",
     "CyclicLR",

@@ -4,6 +4,7 @@
 - `epsilon_warmup.EpsilonWarmup`: a linear epsilon ramp.
 - `co_monitor.CatastrophicOverfittingMonitor`: detects catastrophic
   overfitting within an epoch and warns, stops or adapts.
+- `auto_quantile.AutoQuantile`: the monitor of `ZeroGradModel(quantile="auto")`.
 - `diagnostics.AdversarialDiagnostics`: the paper's explanatory statistics
   in TensorBoard.
 - `epoch_checkpoint.EpochCheckpoint`: crash-safe checkpoints for resuming.
@@ -11,6 +12,7 @@
   the last good checkpoint.
 """
 
+from zerograd_tf.callbacks.auto_quantile import AutoQuantile
 from zerograd_tf.callbacks.co_monitor import CatastrophicOverfittingMonitor
 from zerograd_tf.callbacks.diagnostics import AdversarialDiagnostics
 from zerograd_tf.callbacks.epoch_checkpoint import EpochCheckpoint
@@ -20,6 +22,7 @@ from zerograd_tf.callbacks.non_finite_loss_guard import NonFiniteLossGuard
 
 __all__ = [
     "AdversarialDiagnostics",
+    "AutoQuantile",
     "CatastrophicOverfittingMonitor",
     "EpochCheckpoint",
     "EpsilonWarmup",

@@ -20,9 +20,10 @@ _LOG = logging.getLogger("zerograd_tf")
 class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
     """Watches FGSM and PGD accuracy on a fixed batch; acts on catastrophic overfitting.
 
-    Every `frequency` (each epoch, or every N training steps) the monitor
-    measures clean, FGSM and PGD-k accuracy on the fixed held-out batch
-    `(x, y)` and applies the CO rule of
+    At the end of every epoch, and with an int `frequency` N also every N
+    training steps (counted across epochs since the last check), the
+    monitor measures clean, FGSM and PGD-k accuracy on the fixed held-out
+    batch `(x, y)` and applies the CO rule of
     `zerograd_tf.monitoring.catastrophic_overfitting`: CO is declared when
     PGD accuracy falls below `drop` (default 1/2) of its best earlier value
     while FGSM accuracy stays above that best, which must be at least
@@ -42,13 +43,22 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
       quantile raised by `quantile_step` (up to `max_quantile`); needs a
       `ZeroGradModel`.
 
+    Every epoch ends with a check, so the weights that the epoch logs,
+    checkpoints and the final model describe are always checked ones:
+    healthy, or restored to the last healthy check. With `check_size`,
+    routine checks measure only the first `check_size` examples of `x`;
+    when those signal CO, all of `x` is measured and decides (a cheap check
+    most of the time, a precise one before acting).
+
     The measurements are added to the epoch logs as `co_clean_accuracy`,
     `co_fgsm_accuracy`, `co_pgd_accuracy` and `co_detected` (place the
     monitor before `TensorBoard`/`CSVLogger` in the callback list to have
-    them logged). With `state_path`, the monitor's state (measurements,
-    best PGD accuracy, healthy weights, adaptations) is saved after every
-    check and restored when training resumes; checks of epochs that are run
-    again are dropped.
+    them logged). With `state_path`, the monitor's checks and events are
+    saved after every check and restored when training resumes from an
+    epoch checkpoint (`fit(initial_epoch=n)`): the checks and events of
+    epochs that are run again are dropped, and the healthy weights are the
+    restored ones (the checkpoint was taken after a check), so a resumed
+    run continues exactly as the uninterrupted one.
 
     Args:
         x: the fixed held-out inputs (floats in [0, 1]).
@@ -59,8 +69,11 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
             warm-up lowers it; pass it explicitly when a run resumes in the
             middle of a warm-up.
         action: `"warn"`, `"stop"` or `"adapt"`.
-        frequency: `"epoch"`, or an int N to check every N training steps.
-        pgd_steps: steps of the PGD measurement (10).
+        frequency: `"epoch"`, or an int N to check also every N training
+            steps. Defaults to `"epoch"`.
+        check_size: examples of a routine check (the first of `x`), or
+            `None` for all of `x`. Defaults to `None`.
+        pgd_steps: steps of the PGD measurement. Defaults to 10.
         drop: the fraction of the best PGD accuracy below which it has
             collapsed, in (0, 1).
         min_best: the least best PGD accuracy that counts as robust.
@@ -74,7 +87,7 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
     """
 
     def __init__(self, x=None, y=None, epsilon=None, *, action="warn", frequency="epoch",
-                 pgd_steps=10, drop=monitoring.DEFAULT_DROP,
+                 check_size=None, pgd_steps=10, drop=monitoring.DEFAULT_DROP,
                  min_best=monitoring.DEFAULT_MIN_BEST, quantile_step=0.1,
                  max_quantile=0.95, logdir=None, state_path=None, measure=None, verbose=1):
         super().__init__()
@@ -85,6 +98,8 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         if measure is None and (x is None or y is None):
             raise ValueError("Pass the held-out batch `x` and `y` (or a `measure` function).")
         self.x, self.y = x, y
+        self.check_size = (None if check_size is None
+                           else validation.check_int(check_size, "check_size", 1))
         self.epsilon = None if epsilon is None else validation.check_epsilon(epsilon)
         self.pgd_steps = validation.check_int(pgd_steps, "pgd_steps", 1)
         if not 0 < drop < 1:
@@ -102,7 +117,10 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
     def _reset(self):
         """The state of a fresh run (every `fit` starts from it, as Keras'
         `EarlyStopping` does, then reloads `state_path` when resuming)."""
-        self.checks = []          # {"epoch", "step", "epsilon", "...accuracy", "co"}
+        # {"epoch", "step", "global_step", "epsilon", "size", "...accuracy",
+        #  "co", "judge_from"}; "judge_from" is the index of the first check
+        # the CO rule looks at after this one (an adaptation starts afresh).
+        self.checks = []
         self.events = []          # {"epoch", "step", "action", "restored", "quantile"}
         self.healthy_weights = None
         self.healthy_optimizer = None
@@ -110,7 +128,8 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         self._target_epsilon = self.epsilon
         self._epoch = 0
         self._step_in_epoch = 0
-        self._resumed_from = None
+        self._global_step = 0
+        self._resumed = False
 
     # ------------------------------------------------------------------
     def _classifier(self):
@@ -128,59 +147,99 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
                 f"got {type(self.model).__name__}. Use 'warn' or 'stop'.")
         if self.state_path and os.path.exists(self.state_path):
             self._load_state()
-            self._resumed_from = True
+            self._resumed = True
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch, self._step_in_epoch = epoch, 0
-        if self._resumed_from:
-            # Drop the checks of epochs that are being run again.
+        self._global_step = self._optimizer_step()
+        if self._resumed:
+            # Resumed from the checkpoint of epoch `epoch`: drop the checks
+            # and events of the epochs that are run again. That checkpoint
+            # was written after the epoch's closing check, whose weights were
+            # healthy or restored to the healthy ones: they are the healthy
+            # state again.
             self.checks = [c for c in self.checks if c["epoch"] < epoch]
             self.events = [e for e in self.events if e["epoch"] < epoch]
-            self._resumed_from = None
+            if self.checks and self.action != "warn":
+                self._snapshot_healthy()
+            self._resumed = False
+
+    def _optimizer_step(self):
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None:
+            return 0
+        return int(keras.ops.convert_to_numpy(optimizer.iterations))
 
     def on_train_batch_end(self, batch, logs=None):
         self._step_in_epoch += 1
+        self._global_step += 1
         if self.frequency == "epoch":
             return
-        # Global steps (the optimizer's counter, so also across a resume):
-        # a frequency longer than an epoch still fires.
-        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        if step % self.frequency == 0:
+        # Steps since the last check, across epochs (and a resume, through
+        # the checks' global steps): a frequency longer than an epoch fires.
+        last = self.checks[-1]["global_step"] if self.checks else 0
+        if self._global_step - last >= self.frequency and not self.model.stop_training:
             self._check(logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.frequency == "epoch":
+        last = self.checks[-1] if self.checks else {}
+        checked = (last.get("epoch"), last.get("step")) == (epoch, self._step_in_epoch)
+        if not checked and not self.model.stop_training:
             self._check(logs)
         elif logs is not None and self.checks:
             self._add_logs(logs, self.checks[-1])
 
     # ------------------------------------------------------------------
-    def _measure(self):
+    def _measure(self, size=None):
         if self.measure is not None:
             return self.measure(self.model)
         if self._meter is None:
             self._meter = monitoring.AttackMeter(self.model, self._target_epsilon,
                                                  pgd_steps=self.pgd_steps)
-        return self._meter(self.x, self.y, epsilon=self._target_epsilon)
+        x, y = (self.x, self.y) if size is None else (self.x[:size], self.y[:size])
+        return self._meter(x, y, epsilon=self._target_epsilon)
+
+    def _judge(self, check):
+        """Whether the checks so far, ending with `check`, show CO."""
+        judged = self.checks[self._judge_from():] + [check]
+        return monitoring.catastrophic_overfitting(
+            [c["pgd_accuracy"] for c in judged], [c["fgsm_accuracy"] for c in judged],
+            self.drop, self.min_best)
+
+    def _judge_from(self):
+        return self.checks[-1]["judge_from"] if self.checks else 0
 
     def _check(self, logs):
-        measured = self._measure()
-        check = {"epoch": self._epoch, "step": self._step_in_epoch,
-                 "epsilon": self._target_epsilon,
-                 **{k: float(measured[k]) for k in
-                    ("clean_accuracy", "fgsm_accuracy", "pgd_accuracy")}}
-        pgd = [c["pgd_accuracy"] for c in self.checks] + [check["pgd_accuracy"]]
-        fgsm = [c["fgsm_accuracy"] for c in self.checks] + [check["fgsm_accuracy"]]
-        check["co"] = monitoring.catastrophic_overfitting(pgd, fgsm, self.drop, self.min_best)
+        routine = self.check_size
+        if self.x is not None and (routine is None or routine >= len(self.x)):
+            routine = None
+        check = self._record(self._measure(routine), routine)
+        if check["co"] and routine is not None:
+            # A cheap check signalled CO: all held-out examples decide.
+            check = self._record(self._measure(None), None)
+        check["judge_from"] = self._judge_from()
         self.checks.append(check)
         if check["co"]:
             self._act(check)
         else:
-            self.healthy_weights = [np.array(w) for w in self._classifier().get_weights()]
-            self.healthy_optimizer = self._optimizer_state()
+            self._snapshot_healthy()
         if logs is not None:
             self._add_logs(logs, check)
         self._save_state()
+
+    def _record(self, measured, size):
+        check = {"epoch": self._epoch, "step": self._step_in_epoch,
+                 "global_step": self._global_step, "epsilon": self._target_epsilon,
+                 "size": size if size is not None else (
+                     None if self.x is None else len(self.x)),
+                 **{k: float(measured[k]) for k in
+                    ("clean_accuracy", "fgsm_accuracy", "pgd_accuracy")}}
+        check["co"] = self._judge(check)
+        return check
+
+    def _snapshot_healthy(self):
+        self.healthy_weights = [np.array(w) for w in self._classifier().get_weights()]
+        self.healthy_optimizer = self._optimizer_state()
 
     def _add_logs(self, logs, check):
         logs["co_clean_accuracy"] = check["clean_accuracy"]
@@ -203,7 +262,7 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         return [np.array(keras.ops.convert_to_numpy(v)) for v in self._optimizer_variables()]
 
     def _act(self, check):
-        best = max(c["pgd_accuracy"] for c in self.checks[:-1])
+        best = max(c["pgd_accuracy"] for c in self.checks[check["judge_from"]:-1])
         message = (f"catastrophic overfitting at epoch {check['epoch'] + 1}, step "
                    f"{check['step']}: PGD-{self.pgd_steps} accuracy {check['pgd_accuracy']:.3f} "
                    f"(best {best:.3f}) while FGSM accuracy is {check['fgsm_accuracy']:.3f}")
@@ -231,9 +290,9 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
             self.model.quantile = quantile
             event["quantile"] = quantile
             message += f"; {restored}, quantile now {quantile:.3f}."
-            # Judge the adapted run afresh from the restored (healthy) state.
-            healthy = [c for c in self.checks if not c["co"]]
-            self.checks = healthy[-1:] if healthy else []
+            # Judge the adapted run afresh, from the restored healthy check on.
+            healthy = [i for i, c in enumerate(self.checks) if not c["co"]]
+            check["judge_from"] = healthy[-1] if healthy else len(self.checks)
         self.events.append(event)
         _LOG.warning(message)
         if self.verbose:
@@ -255,30 +314,29 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
             return
         folder = os.path.dirname(os.path.abspath(self.state_path))
         os.makedirs(folder, exist_ok=True)
-        weights_path = self.state_path + ".weights.npz"
-        optimizer = self.healthy_optimizer or []
-        if self.healthy_weights is not None:
-            np.savez(weights_path + ".tmp.npz", *self.healthy_weights, *optimizer)
-            os.replace(weights_path + ".tmp.npz", weights_path)
         temporary = self.state_path + ".tmp"
         with open(temporary, "w") as f:
-            json.dump({"checks": self.checks, "events": self.events,
-                       "has_weights": self.healthy_weights is not None,
-                       "num_weights": len(self.healthy_weights or []),
-                       "num_optimizer": len(optimizer)}, f)
+            json.dump({"checks": self.checks, "events": self.events}, f)
         os.replace(temporary, self.state_path)
 
     def _load_state(self):
         with open(self.state_path) as f:
             state = json.load(f)
         self.checks, self.events = state["checks"], state["events"]
-        weights_path = self.state_path + ".weights.npz"
-        if state.get("has_weights") and os.path.exists(weights_path):
-            with np.load(weights_path) as archive:
-                arrays = [archive[f"arr_{i}"] for i in range(len(archive.files))]
-            count = state.get("num_weights", len(arrays))
-            self.healthy_weights = arrays[:count]
-            self.healthy_optimizer = arrays[count:] or None
+
+    def stopped_before(self, epoch):
+        """Whether the saved state (`state_path`) records a stop in an epoch
+        before `epoch`: a resumed run that must not train further."""
+        if not self.state_path or not os.path.exists(self.state_path):
+            return False
+        with open(self.state_path) as f:
+            events = json.load(f).get("events", [])
+        return any(e["action"] == "stop" and e["epoch"] < epoch for e in events)
+
+    @property
+    def stopped(self):
+        """Whether the monitor has stopped training (action `"stop"`)."""
+        return any(e["action"] == "stop" for e in self.events)
 
     @property
     def detected(self):

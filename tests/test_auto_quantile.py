@@ -1,0 +1,199 @@
+"""`ZeroGradModel(quantile="auto")` and its monitor, `AutoQuantile`."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zerograd_tf as zg
+from zerograd_tf.callbacks import auto_quantile
+from conftest import compile_kwargs, mlp, robustness_problem
+
+HEALTHY = {"clean_accuracy": 0.9, "fgsm_accuracy": 0.4, "pgd_accuracy": 0.3}
+COLLAPSED = {"clean_accuracy": 0.9, "fgsm_accuracy": 0.9, "pgd_accuracy": 0.02}
+
+
+class CollapseAt:
+    """A scripted measurement: CO at the given global steps, healthy otherwise.
+
+    Keyed by the optimizer's step, so a resumed run sees the same script.
+    It records the weights it measured, by global step.
+    """
+
+    def __init__(self, *steps):
+        self.steps, self.weights = set(steps), {}
+
+    def __call__(self, model):
+        step = int(model.optimizer.iterations.numpy())
+        self.weights[step] = [w.copy() for w in model.model.get_weights()]
+        return COLLAPSED if step in self.steps else HEALTHY
+
+
+class WeightsAfterBatch(keras.callbacks.Callback):
+    """Records the classifier's weights after each step's callbacks before it."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        self.weights[step] = [w.copy() for w in self.model.model.get_weights()]
+
+
+class StopAfter(keras.callbacks.Callback):
+    """Simulates a kill: aborts `fit` after the given global step."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == self.step:
+            raise KeyboardInterrupt
+
+
+def _model(**kwargs):
+    inputs, outputs = mlp()
+    model = zg.ZeroGradModel(inputs, outputs, epsilon=0.1, seed=0, quantile="auto", **kwargs)
+    model.compile(**compile_kwargs())
+    return model
+
+
+def test_auto_starts_at_the_papers_quantile_and_saves_as_auto(tmp_path):
+    model = _model()
+    assert model.quantile_auto and model.quantile == pytest.approx(auto_quantile.START_QUANTILE)
+    assert model.get_config()["quantile"] == "auto"
+    x, y = robustness_problem(64)
+    model.fit(x, y, batch_size=32, epochs=1, validation_split=0.25, verbose=0)
+    model.quantile = 0.55  # as an adaptation leaves it
+    path = str(tmp_path / "auto.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.quantile_auto and loaded.quantile == pytest.approx(0.55)
+
+
+def test_collapse_restores_the_healthy_weights_raises_q_and_continues():
+    x, y = robustness_problem(128)
+    script = CollapseAt(5)
+    monitor = zg.AutoQuantile(measure=script, frequency=1, verbose=0)
+    model = _model()
+    after = WeightsAfterBatch()
+    history = model.fit(x, y, batch_size=64, epochs=4, shuffle=False, verbose=0,
+                        callbacks=[monitor, after])
+    assert len(history.history["loss"]) == 4  # the run continued
+    assert model.quantile == pytest.approx(
+        auto_quantile.START_QUANTILE + auto_quantile.QUANTILE_STEP)
+    (event,) = monitor.events
+    assert (event["epoch"], event["step"], event["action"]) == (2, 1, "adapt")
+    # After the collapse at step 5, the weights are those of step 4 again.
+    for restored, healthy in zip(after.weights[5], script.weights[4]):
+        np.testing.assert_array_equal(restored, healthy)
+    assert any((a != b).any() for a, b in zip(script.weights[5], script.weights[4]))
+    assert [c["co"] for c in monitor.checks] == [False] * 4 + [True] + [False] * 3
+
+
+def test_quantile_is_capped():
+    x, y = robustness_problem(128)
+    monitor = zg.AutoQuantile(measure=CollapseAt(2, 4, 6), frequency=1, quantile_step=0.3,
+                              max_quantile=0.8, verbose=0)
+    model = _model()
+    model.fit(x, y, batch_size=64, epochs=4, verbose=0, callbacks=[monitor])
+    assert [e["quantile"] for e in monitor.events] == pytest.approx([0.65, 0.8, 0.8])
+    assert model.quantile == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize("kill_after", [4, 5])
+def test_the_rule_survives_a_kill_and_resume(tmp_path, kill_after):
+    """A run killed after step 4 (an epoch end) or 5 (the adaptation was
+    saved, the checkpoint of epoch 3 was not) resumes to exactly the
+    uninterrupted run: weights, quantile, checks and events."""
+    x, y = robustness_problem(128)
+
+    def run(folder, callbacks=(), epochs=4, restore=False):
+        monitor = zg.AutoQuantile(measure=CollapseAt(5), frequency=1, verbose=0,
+                                  state_path=str(folder / "auto.json"))
+        checkpoint = zg.callbacks.EpochCheckpoint(str(folder / "checkpoint"))
+        keras.utils.set_random_seed(0)
+        model = _model()
+        model.build((None, 4, 4, 1))
+        initial = checkpoint.restore(model) if restore else 0
+        model.fit(x, y, batch_size=64, epochs=epochs, initial_epoch=initial, shuffle=False,
+                  verbose=0, callbacks=[monitor, checkpoint, *callbacks])
+        return model, monitor
+
+    whole, whole_monitor = run(tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "killed", callbacks=[StopAfter(kill_after)])
+    resumed, resumed_monitor = run(tmp_path / "killed", restore=True)
+    assert resumed.quantile == whole.quantile
+    for a, b in zip(resumed.get_weights(), whole.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert resumed_monitor.checks == whole_monitor.checks
+    assert resumed_monitor.events == whole_monitor.events
+    with open(tmp_path / "killed" / "auto.json") as f:
+        assert json.load(f)["events"] == whole_monitor.events
+
+
+def test_a_routine_signal_is_confirmed_on_all_held_out_examples():
+    calls = []
+
+    def measure(model):
+        # Routine checks see a collapse from the third check on; the
+        # confirmation measurement (called right after) does not.
+        calls.append(int(model.optimizer.iterations.numpy()))
+        routine = len(calls) < 3 or calls[-2] != calls[-1]
+        return COLLAPSED if routine and len(calls) >= 3 else HEALTHY
+
+    x, y = robustness_problem(128)
+    monitor = zg.AutoQuantile(x[:64], y[:64], measure=measure, frequency=1, check_size=16,
+                              verbose=0)
+    model = _model()
+    model.fit(x, y, batch_size=64, epochs=2, verbose=0, callbacks=[monitor])
+    assert not monitor.events and model.quantile == pytest.approx(0.35)
+    assert [c["size"] for c in monitor.checks] == [16, 16, 64, 64]
+    assert calls == [1, 2, 3, 3, 4, 4]
+
+
+def test_real_checks_measure_the_first_examples_only():
+    x, y = robustness_problem(256)
+    monitor = zg.AutoQuantile(x[128:], y[128:], frequency=1, check_size=32, verbose=0)
+    model = _model()
+    model.fit(x[:128], y[:128], batch_size=64, epochs=1, verbose=0, callbacks=[monitor])
+    assert [c["size"] for c in monitor.checks if not c["co"]][0] == 32
+    assert all(0 <= c["pgd_accuracy"] <= c["clean_accuracy"] + 1e-9 for c in monitor.checks)
+    assert monitor.checks[0]["epsilon"] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("held_out", ["split", "arrays", "dataset"])
+def test_fit_adds_the_monitor_on_fit_s_held_out_examples(held_out):
+    x, y = robustness_problem(96)
+    arguments = {
+        "split": dict(validation_split=0.25),
+        "arrays": dict(validation_data=(x[:24], y[:24])),
+        "dataset": dict(validation_data=tf.data.Dataset.from_tensor_slices(
+            (x[:24], y[:24])).batch(10)),
+    }[held_out]
+    model = _model()
+    history = model.fit(x, y, batch_size=24, epochs=1, verbose=0, **arguments)
+    assert "co_pgd_accuracy" in history.history
+
+
+def test_fit_without_held_out_examples_says_how_to_give_them():
+    x, y = robustness_problem(64)
+    with pytest.raises(ValueError, match="validation_data.*validation_split.*AutoQuantile"):
+        _model().fit(x, y, epochs=1, verbose=0)
+
+
+def test_a_given_monitor_is_used_as_it_is():
+    x, y = robustness_problem(64)
+    monitor = zg.AutoQuantile(measure=CollapseAt(), verbose=0)
+    history = _model().fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[monitor])
+    assert len(monitor.checks) == 1 and "co_pgd_accuracy" in history.history
+
+
+def test_invalid_quantile_text_is_refused():
+    with pytest.raises(ValueError, match="'auto'"):
+        zg.ZeroGradModel(*mlp(), epsilon=0.1, quantile="autp")
