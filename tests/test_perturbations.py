@@ -49,6 +49,32 @@ def test_zerograd_zeroes_exactly_the_elements_below_the_quantile():
                                    (EPS * np.sign(c))[~below], rtol=1e-6)
 
 
+@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
+def test_the_compiled_mask_is_bit_identical_to_the_graph_mask(mode):
+    inputs, outputs = small_cnn()
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(4)
+    x = rng.random((16, 8, 8, 1)).astype(np.float32)
+    y = np.arange(16) % 3
+    q = tf.Variable(0.35)
+
+    def attack(mask_jit, quantile):
+        return zg.zerograd(model, x, y, EPS, 2 * EPS, quantile=quantile, seed=3,
+                           mask_jit=mask_jit, return_info=True)
+
+    for quantile in (0.35, 0.9, q):
+        if mode == "eager":
+            run = attack
+        else:
+            run = tf.function(attack, jit_compile=mode == "xla")
+        compiled, compiled_info = run(True, quantile)
+        plain, plain_info = run(False, quantile)
+        np.testing.assert_array_equal(compiled.numpy(), plain.numpy())
+        np.testing.assert_array_equal(compiled_info["zeroed_fraction"].numpy(),
+                                      plain_info["zeroed_fraction"].numpy())
+        assert 0 < plain_info["zeroed_fraction"].numpy().min() < 1
+
+
 def test_zerograd_at_q0_is_fgsm_rs_and_keeps_init():
     inputs, outputs = small_cnn()
     model = keras.Model(inputs, outputs)

@@ -79,3 +79,21 @@ def test_errors():
     with pytest.raises(ValueError, match="top_k"):
         zg.per_example_quantile(np.ones((2, 3), np.float32), tf.Variable(0.5),
                                 method="top_k")
+
+
+@pytest.mark.parametrize("kind", ["abs", "ties", "zeros", "tiny"])
+def test_non_negative_bisection_equals_the_general_one_bit_for_bit(kind):
+    rng = np.random.default_rng(zlib.crc32(kind.encode()))
+    for shape in SHAPES:
+        x = _data(kind, shape, rng)
+        x.reshape(-1)[0] = np.inf  # the largest key
+        for q in QS:
+            general = zg.per_example_quantile(x, q, method="bisect").numpy()
+            fast = zg.per_example_quantile(x, q, method="bisect", non_negative=True).numpy()
+            np.testing.assert_array_equal(fast, general, err_msg=f"{shape} q={q}")
+            rows = x.reshape(shape[0], -1)
+            finite = np.isfinite(rows).all(axis=1)
+            if finite.any():
+                np.testing.assert_allclose(
+                    fast[finite], np.quantile(rows[finite], q, axis=1), rtol=2e-6,
+                    atol=1e-6 * float(rows[finite].max()))

@@ -67,12 +67,32 @@ def _kth_smallest_bisect(keys, k):
     return tf.bitwise.bitwise_xor(answer, sign)
 
 
-def _quantile_bisect(flat, q):
+def _kth_smallest_non_negative(keys, k):
+    """`_kth_smallest_bisect` for the bit patterns of floats >= 0.
+
+    Non-negative float32 values order like their int32 bit patterns, whose
+    sign bit is 0: the search starts at bit 30, 31 passes of 6 small ops.
+    """
+    target = tf.cast(k, tf.int32) + 1
+    answer = tf.zeros(tf.shape(keys)[:1], tf.int32)
+    for bit in range(30, -1, -1):
+        trial = tf.bitwise.bitwise_or(answer, 1 << bit)
+        below = tf.reduce_sum(tf.cast(keys < trial[:, None], tf.int32), axis=1)
+        answer = tf.where(below < target, trial, answer)
+    return answer
+
+
+def _quantile_bisect(flat, q, non_negative=False):
     n = tf.shape(flat)[1]
     lower, _, fraction = _positions(n, q)
-    keys = _order_keys(flat)
-    low_key = _kth_smallest_bisect(keys, lower)
-    low = _keys_to_values(low_key)
+    if non_negative:
+        keys = tf.bitcast(flat, tf.int32)
+        low_key = _kth_smallest_non_negative(keys, lower)
+        low = tf.bitcast(low_key, tf.float32)
+    else:
+        keys = _order_keys(flat)
+        low_key = _kth_smallest_bisect(keys, lower)
+        low = _keys_to_values(low_key)
     # The next order statistic is the same value when it is repeated, else the
     # smallest element above it.
     at_most = tf.reduce_sum(tf.cast(keys <= low_key[:, None], tf.int32), axis=1)
@@ -83,7 +103,7 @@ def _quantile_bisect(flat, q):
     return _lerp(low, high, fraction)
 
 
-def _quantile_sort(flat, q):
+def _quantile_sort(flat, q, non_negative=False):
     n = tf.shape(flat)[1]
     lower, upper, fraction = _positions(n, q)
     ordered = tf.sort(flat, axis=1)
@@ -92,7 +112,7 @@ def _quantile_sort(flat, q):
     return _lerp(low, high, fraction)
 
 
-def _quantile_top_k(flat, q):
+def _quantile_top_k(flat, q, non_negative=False):
     q_static = tf.get_static_value(q)
     if q_static is None:
         raise ValueError(
@@ -126,7 +146,7 @@ _METHODS = {
 }
 
 
-def per_example_quantile(t, q, method=DEFAULT_QUANTILE_METHOD):
+def per_example_quantile(t, q, method=DEFAULT_QUANTILE_METHOD, non_negative=False):
     """The q-quantile of each example's elements, as `numpy.quantile`.
 
     For a batch `t` of shape `(batch, ...)`, returns for every example the
@@ -161,7 +181,13 @@ def per_example_quantile(t, q, method=DEFAULT_QUANTILE_METHOD):
             element per example. Values must not be NaN.
         q: the quantile level in [0, 1]: a Python number, or a scalar tensor
             or variable for `"bisect"` and `"sort"`.
-        method: one of `"bisect"`, `"sort"`, `"top_k"`.
+        method: one of `"bisect"`, `"sort"`, `"top_k"`. Defaults to
+            `"bisect"`.
+        non_negative: the values are known to be >= 0 (magnitudes, as in
+            ZeroGrad's mask; -0.0 excluded, which `abs` never returns), so
+            `"bisect"` skips the sign bit: 31 passes instead of 32, and no
+            key mapping. A negative value then gives a wrong result.
+            Defaults to False.
 
     Returns:
         A float32 tensor of shape `(batch,)`.
@@ -173,10 +199,10 @@ def per_example_quantile(t, q, method=DEFAULT_QUANTILE_METHOD):
     validation.check_choice(method, "method", QUANTILE_METHODS)
     q = validation.check_probability(q, "q")
     with tf.name_scope("per_example_quantile"):
-        return _per_example_quantile(tf.convert_to_tensor(t), q, method)
+        return _per_example_quantile(tf.convert_to_tensor(t), q, method, bool(non_negative))
 
 
-def _per_example_quantile(t, q, method):
+def _per_example_quantile(t, q, method, non_negative=False):
     if t.shape.rank is not None and t.shape.rank < 1:
         raise ValueError("`t` must have a batch dimension, got a scalar.")
     input_dtype = t.dtype
@@ -189,7 +215,7 @@ def _per_example_quantile(t, q, method):
         for d in t.shape[1:]:
             n *= d
         flat = tf.reshape(flat, (-1, n))
-    result = _METHODS[method](flat, q)
+    result = _METHODS[method](flat, q, non_negative)
     if input_dtype.is_floating and input_dtype != tf.float32:
         result = tf.cast(result, input_dtype)
     return result
