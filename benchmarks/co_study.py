@@ -85,6 +85,14 @@ SETTINGS = {
     },
 }
 
+# The settings of the first study (`results/co_study/`, PGD-50-10 only),
+# which `robust_eval.py` and `diagnostics_figure.py` reproduce: MNIST trained
+# on all 8,000 examples, CIFAR-10 monitored on its held-out split.
+SETTINGS_V1 = {
+    "mnist": {**SETTINGS["mnist"], "fields": {**SETTINGS["mnist"]["fields"], "val_size": 0}},
+    "cifar10": {**SETTINGS["cifar10"], "monitor_split": "validation"},
+}
+
 # Methods: alpha = 2 eps for FGSM-RS and ZeroGrad (the reference's setting);
 # MultiGrad (any alpha >= eps is a full step) and N-FGSM (alpha = eps, noise
 # 2 eps) use their own defaults; PGD-10 training warms epsilon up over the
@@ -178,13 +186,14 @@ def build_parser():
     return parser
 
 
-def setting_fields(name, args):
-    """`(dataset, monitor split, RunConfig fields)` of a setting."""
+def setting_fields(name, args, settings=None):
+    """`(dataset, monitor split, RunConfig fields)` of a setting (of
+    `settings`, default `SETTINGS`)."""
     if name == "custom":
         if not args.dataset:
             raise SystemExit("co_study: --settings custom needs --dataset")
         return args.dataset, "test", {}
-    setting = SETTINGS[name]
+    setting = (settings or SETTINGS)[name]
     dataset = args.dataset or os.path.join(args.data_dir, setting["dataset"])
     if setting["dataset"] == "mnist10k.npz" and not os.path.exists(dataset) and not args.dataset:
         dataset = datasets.embedded_path()  # the same 10,000 digits, shipped with the package

@@ -78,7 +78,7 @@ def main(argv=None):
     y = y_test[:args.size]
     results = {}
     for method in args.methods:
-        config = co_study.run_config(data, co_study.SETTINGS["mnist"]["fields"], method,
+        config = co_study.run_config(data, co_study.SETTINGS_V1["mnist"]["fields"], method,
                                      args.seed, co_study.overrides(args))
         keras.backend.clear_session()
         model = pipeline.build_model(config, data)

@@ -77,7 +77,7 @@ def machine():
 
 def load_setting(setting, data_dir):
     args = argparse.Namespace(dataset=None, data_dir=data_dir)
-    dataset, split, fields = co_study.setting_fields(setting, args)
+    dataset, split, fields = co_study.setting_fields(setting, args, co_study.SETTINGS_V1)
     data = datasets.load_image_data(dataset, val_size=fields["val_size"], seed=0)
     if split == "validation":
         x, y = data.x_val, data.y_val
