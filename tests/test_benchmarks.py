@@ -170,3 +170,24 @@ def test_diagnostics_figure_runs(tmp_path):
             assert 0 < r["mean_abs_delta"] <= 0.25  # the setting's epsilon
     assert all(r["zeroed_fraction"] > 0.6 for r in results["zerograd_q0.7"])
     assert (tmp_path / "diagnostics.png").stat().st_size > 0
+
+
+def test_vs_pytorch_times_our_steps_and_reports_targets(tmp_path):
+    import importlib.util
+
+    output = tmp_path / "vs.json"
+    frameworks = ["tf", "torch"] if importlib.util.find_spec("torch") else ["tf"]
+    out = _run("vs_pytorch.py", "--networks", "cnn3", "--methods", "clean", "attack",
+               "zerograd", "--frameworks", *frameworks, "--rounds", "1", "--steps", "1",
+               "--warmup", "1", "--output", str(output))
+    report = json.loads(output.read_text())
+    (entry,) = report["entries"]
+    assert entry["network"] == "cnn3" and entry["machine"]["tensorflow"]
+    assert {f"{f}/{m}" for f in frameworks for m in ("clean", "attack", "zerograd")} == set(
+        entry["ms"])
+    assert all(v > 0 for v in entry["ms"].values())
+    assert "| cnn3 | zerograd |" in out and report["markdown"] in out
+    if "torch" in frameworks:
+        assert any("zerograd" in t["target"] for t in report["targets"])
+    assert _run("vs_pytorch.py", "--table", "--output", str(output)).strip() == \
+        report["markdown"]

@@ -26,9 +26,8 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
     - **Check** every 20 training steps (counted across epochs) and at the
       end of every epoch: clean, FGSM and PGD-5 accuracy (step epsilon / 4,
       from a random start) at the model's target epsilon on the first 128
-      held-out examples. CO happens within an epoch, and one check costs
-      about 2-3 training steps, so the checks add about 10-15 % to an
-      epoch.
+      held-out examples. CO happens within an epoch; a check costs a few
+      training steps (the README's CO study measures the total cost).
     - **Detect** with the package's CO rule
       (`zerograd_tf.monitoring.catastrophic_overfitting`): PGD accuracy
       below half of its best since the last adaptation while FGSM accuracy

@@ -1,0 +1,322 @@
+"""Training-step time of this package against PyTorch, side by side.
+
+    pip install torch==2.13.0          # optional benchmark dependency (CPU build)
+    python benchmarks/vs_pytorch.py                      # both networks, every method
+    python benchmarks/vs_pytorch.py --networks cnn3 --rounds 5 --steps 3
+
+The same networks (a 3-conv CNN: conv 32-64-128, 3x3, ReLU, 2x2 max pooling
+after each, dense logits; and PreAct ResNet-18), the same batch (128 random
+32x32x3 images in [0, 1], 10 classes), SGD with momentum 0.9 and the same
+steps: clean training, FGSM-RS (alpha = 1.25 eps), ZeroGrad (q = 0.35,
+alpha = 2 eps, `torch.quantile` in PyTorch) and MultiGrad (n = 3, unanimous;
+the 3-conv CNN only), all at eps = 8/255 with the attack in training mode as
+the reference implementations do. "attack" rows time the FGSM-RS input-
+gradient pass alone (one forward, one backward to the input). This package
+runs in graph mode (`jit_compile=False`), PyTorch eagerly (as the reference
+code does), with `torch.set_num_threads(os.cpu_count())`. The two
+frameworks run interleaved, round by round, in one process, so that both
+see the same machine; each number is the median over rounds of the mean of
+`--steps` steps.
+
+Writes `benchmarks/results/vs_pytorch.json` (with the machine, date and
+versions) and prints the Markdown table (`--table`: print it from the file).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from zerograd_tf import _env  # noqa: F401,E402  (before TensorFlow)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import zerograd_tf as zg  # noqa: E402
+from zerograd_tf import architectures  # noqa: E402
+
+tf.get_logger().setLevel("ERROR")
+EPSILON = 8 / 255
+BATCH = 128
+SHAPE = (32, 32, 3)
+CLASSES = 10
+NETWORKS = ("cnn3", "preact_resnet18")
+METHODS = ("clean", "attack", "fgsm_rs", "zerograd", "multigrad")
+# MultiGrad on ResNet-18 takes minutes per round on a 2-core CPU; the issue's
+# comparison has it on the small network only.
+SKIP = {("preact_resnet18", "multigrad")}
+RESULTS = os.path.join(HERE, "results", "vs_pytorch.json")
+
+
+# ----------------------------------------------------------------------
+# This package.
+# ----------------------------------------------------------------------
+def keras_cnn3():
+    inputs = keras.Input(SHAPE)
+    x = keras.layers.Normalization(mean=[0.5] * 3, variance=[0.25] * 3)(inputs)
+    for filters in (32, 64, 128):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, keras.layers.Dense(CLASSES)(x))
+
+
+def keras_network(name):
+    if name == "cnn3":
+        return keras_cnn3()
+    return architectures.preact_resnet18(SHAPE, CLASSES)
+
+
+def keras_model(network, method):
+    classifier = keras_network(network)
+    common = dict(model=classifier, epsilon=EPSILON, seed=0)
+    model = {
+        "clean": lambda: zg.CleanModel(**common),
+        "attack": lambda: zg.FGSMModel(**common, random_init=True),
+        "fgsm_rs": lambda: zg.FGSMModel(**common, random_init=True),
+        "zerograd": lambda: zg.ZeroGradModel(**common, quantile=0.35),
+        "multigrad": lambda: zg.MultiGradModel(**common, samples=3),
+    }[method]()
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=False)
+    return model
+
+
+def keras_runner(network, method, x, y):
+    keras.utils.set_random_seed(0)
+    model = keras_model(network, method)
+    if method == "attack":
+        model.build((None, *SHAPE))
+        seed = tf.constant([0, 0], tf.int64)
+        attack = tf.function(lambda xb, yb: model.perturb(xb, yb, seed)[0])
+        xt, yt = tf.constant(x), tf.constant(y)
+        return lambda: attack(xt, yt).numpy()
+    iterator = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
+    model.make_train_function()
+    return lambda: float(keras.ops.convert_to_numpy(model.train_function(iterator)["loss"]))
+
+
+# ----------------------------------------------------------------------
+# PyTorch: the reference implementations' steps.
+# ----------------------------------------------------------------------
+def torch_network(name):
+    import torch
+    from torch import nn
+
+    class Normalize(nn.Module):
+        def forward(self, x):
+            return (x - 0.5) / 0.5
+
+    if name == "cnn3":
+        layers, channels = [Normalize()], 3
+        for filters in (32, 64, 128):
+            layers += [nn.Conv2d(channels, filters, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            channels = filters
+        return nn.Sequential(*layers, nn.Flatten(), nn.Linear(128 * 4 * 4, CLASSES))
+
+    class PreActBlock(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.bn1, self.bn2 = nn.BatchNorm2d(cin), nn.BatchNorm2d(cout)
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.shortcut = (nn.Conv2d(cin, cout, 1, stride, bias=False)
+                             if stride != 1 or cin != cout else None)
+
+        def forward(self, x):
+            out = torch.relu(self.bn1(x))
+            shortcut = self.shortcut(out) if self.shortcut is not None else x
+            out = self.conv1(out)
+            out = self.conv2(torch.relu(self.bn2(out)))
+            return out + shortcut
+
+    blocks, cin = [], 64
+    for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        blocks += [PreActBlock(cin, cout, stride), PreActBlock(cout, cout, 1)]
+        cin = cout
+    return nn.Sequential(Normalize(), nn.Conv2d(3, 64, 3, 1, 1, bias=False), *blocks,
+                         nn.BatchNorm2d(512), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(512, CLASSES))
+
+
+def torch_runner(network, method, x, y):
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = torch_network(network).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    y = torch.from_numpy(y.astype(np.int64))
+    eps = EPSILON
+
+    def input_gradient(delta):
+        delta.requires_grad_(True)
+        loss = F.cross_entropy(model(x + delta), y)
+        return torch.autograd.grad(loss, delta)[0]
+
+    def random_start():
+        delta = torch.empty_like(x).uniform_(-eps, eps)
+        return (torch.clamp(x + delta, 0, 1) - x)
+
+    def fgsm_rs(alpha=1.25 * eps, quantile=None):
+        delta = random_start()
+        grad = input_gradient(delta)
+        if quantile is not None:  # ZeroGrad's per-example mask
+            magnitude = grad.abs().view(len(x), -1)
+            threshold = torch.quantile(magnitude, quantile, dim=1, keepdim=True)
+            grad = torch.where(magnitude < threshold, torch.zeros_like(magnitude),
+                               grad.view(len(x), -1)).view_as(grad)
+        delta = torch.clamp(delta.detach() + alpha * grad.sign(), -eps, eps)
+        return torch.clamp(x + delta, 0, 1)
+
+    def multigrad(samples=3, alpha=2 * eps):
+        total = torch.zeros_like(x)
+        for _ in range(samples):
+            total += input_gradient(random_start()).sign()
+        keep = total.abs() >= samples  # unanimous: |s| >= 2 th - n with th = n
+        delta = torch.clamp(alpha * total.sign() * keep, -eps, eps)
+        return torch.clamp(x + delta, 0, 1)
+
+    inputs = {
+        "clean": lambda: x,
+        "fgsm_rs": fgsm_rs,
+        "zerograd": lambda: fgsm_rs(alpha=2 * eps, quantile=0.35),
+        "multigrad": multigrad,
+    }
+
+    if method == "attack":
+        return lambda: fgsm_rs().sum().item()
+
+    def step():
+        adversarial = inputs[method]().detach()
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(adversarial), y)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+# ----------------------------------------------------------------------
+def machine():
+    import importlib.metadata as metadata
+
+    versions = {}
+    for name in ("tensorflow", "keras", "torch"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"platform": platform.platform(), "processor": platform.processor(),
+            "cpus": os.cpu_count(), "date": datetime.date.today().isoformat(), **versions}
+
+
+def measure(network, methods, rounds, steps, warmup, frameworks, progress=print):
+    """Median over rounds of the mean step time (ms), per (framework, method)."""
+    rng = np.random.default_rng(0)
+    x = rng.random((BATCH, *SHAPE), dtype=np.float32)
+    y = rng.integers(0, CLASSES, BATCH).astype(np.int32)
+    makers = {"tf": keras_runner, "torch": torch_runner}
+    runners = {(f, m): makers[f](network, m, x, y) for m in methods for f in frameworks}
+    for run in runners.values():
+        for _ in range(warmup):
+            run()
+    samples = {key: [] for key in runners}
+    for r in range(rounds):
+        for key, run in runners.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                run()
+            samples[key].append(1e3 * (time.perf_counter() - start) / steps)
+        progress(f"vs_pytorch: {network} round {r + 1}/{rounds}")
+    return {f"{f}/{m}": statistics.median(v) for (f, m), v in samples.items()}
+
+
+def table(report):
+    lines = ["| network | method | this package (ms) | PyTorch (ms) | faster by |",
+             "| --- | --- | --- | --- | --- |"]
+    for entry in report["entries"]:
+        ms = entry["ms"]
+        for method in METHODS:
+            ours, theirs = ms.get(f"tf/{method}"), ms.get(f"torch/{method}")
+            if ours is None:
+                continue
+            theirs_text = f"{theirs:.1f}" if theirs else "–"
+            ratio = f"{theirs / ours:.2f}×" if theirs else "–"
+            lines.append(f"| {entry['network']} | {method} | {ours:.1f} | {theirs_text} | "
+                         f"{ratio} |")
+    return "\n".join(lines)
+
+
+def targets(report):
+    """The step-cost targets this benchmark decides, as (text, met) pairs."""
+    found = []
+    for entry in report["entries"]:
+        ms, network = entry["ms"], entry["network"]
+        for method in METHODS:
+            if method == "attack" or f"tf/{method}" not in ms or f"torch/{method}" not in ms:
+                continue
+            ratio = ms[f"torch/{method}"] / ms[f"tf/{method}"]
+            found.append((f"{network} {method}: {ratio:.2f}× faster than PyTorch (target "
+                          "1.20×)", ratio >= 1.2))
+        if network == "preact_resnet18" and {"tf/fgsm_rs", "tf/clean"} <= set(ms):
+            ratio = ms["tf/fgsm_rs"] / ms["tf/clean"]
+            found.append((f"{network}: FGSM-RS step {ratio:.2f}× the clean step (target "
+                          "1.55×)", ratio <= 1.55))
+    return found
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=NETWORKS)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--frameworks", nargs="+", default=["tf", "torch"],
+                        choices=["tf", "torch"])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=3, help="steps per round")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--output", default=RESULTS)
+    parser.add_argument("--table", action="store_true", help="print the table of --output")
+    args = parser.parse_args(argv)
+    if args.table:
+        with open(args.output) as f:
+            print(table(json.load(f)))
+        return 0
+    if "torch" in args.frameworks:
+        try:
+            import torch
+        except ImportError:
+            parser.error("PyTorch is an optional benchmark dependency: pip install "
+                         "torch==2.13.0 (or --frameworks tf)")
+        torch.set_num_threads(os.cpu_count())
+    report = {"batch_size": BATCH, "epsilon": EPSILON, "rounds": args.rounds,
+              "steps_per_round": args.steps, "entries": []}
+    for network in args.networks:
+        methods = [m for m in args.methods if (network, m) not in SKIP]
+        ms = measure(network, methods, args.rounds, args.steps, args.warmup, args.frameworks)
+        report["entries"].append({"network": network, "ms": ms, "machine": machine()})
+    report["markdown"] = table(report)
+    report["targets"] = [{"target": text, "met": met} for text, met in targets(report)]
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output + ".tmp", "w") as f:
+        json.dump(report, f, indent=1)
+    os.replace(args.output + ".tmp", args.output)
+    print(report["markdown"])
+    for target in report["targets"]:
+        print(("met:    " if target["met"] else "missed: ") + target["target"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
