@@ -197,3 +197,25 @@ def test_a_given_monitor_is_used_as_it_is():
 def test_invalid_quantile_text_is_refused():
     with pytest.raises(ValueError, match="'auto'"):
         zg.ZeroGradModel(*mlp(), epsilon=0.1, quantile="autp")
+
+
+def test_a_large_fgsm_pgd_gap_adapts_even_without_a_collapse():
+    """MNIST's failure mode: PGD accuracy never rises, FGSM accuracy soars."""
+    def measure(model):
+        step = int(model.optimizer.iterations.numpy())
+        fgsm = 0.3 if step < 3 else 0.75
+        return {"clean_accuracy": 0.9, "fgsm_accuracy": fgsm, "pgd_accuracy": 0.1}
+
+    x, y = robustness_problem(128)
+    auto = zg.AutoQuantile(measure=measure, frequency=1, verbose=0)
+    model = _model()
+    model.fit(x, y, batch_size=64, epochs=2, verbose=0, callbacks=[auto])
+    assert [e["step"] for e in auto.events] == [1, 2]  # global steps 3 and 4
+    assert model.quantile == pytest.approx(0.55)
+    # The plain monitor applies the CO rule alone: no collapse, no action.
+    plain = zg.CatastrophicOverfittingMonitor(measure=measure, frequency=1, action="adapt",
+                                              verbose=0)
+    model = zg.ZeroGradModel(*mlp(), epsilon=0.1, seed=0, quantile=0.35)
+    model.compile(**compile_kwargs())
+    model.fit(x, y, batch_size=64, epochs=2, verbose=0, callbacks=[plain])
+    assert not plain.events and model.quantile == pytest.approx(0.35)

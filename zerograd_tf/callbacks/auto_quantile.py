@@ -14,6 +14,7 @@ CHECK_EVERY = 20
 CHECK_SIZE = 128
 CONFIRM_SIZE = 512
 CHECK_PGD_STEPS = 5
+MAX_GAP = 0.5
 
 
 class AutoQuantile(CatastrophicOverfittingMonitor):
@@ -31,9 +32,13 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
     - **Detect** with the package's CO rule
       (`zerograd_tf.monitoring.catastrophic_overfitting`): PGD accuracy
       below half of its best since the last adaptation while FGSM accuracy
-      stays above that best (at least 5 %). When the 128 examples signal
-      it, all held-out examples (up to 512) are measured and decide, so a
-      noisy batch rarely triggers an adaptation.
+      stays above that best (at least 5 %) - or FGSM accuracy above PGD
+      accuracy by more than 0.5: the single-step attack misses what the
+      multi-step one finds, the gradient masking of CO in a run whose PGD
+      accuracy never rose high enough to collapse (MNIST's failure mode in
+      the CO study). When the 128 examples signal it, all held-out
+      examples (up to 512) are measured and decide, so a noisy batch
+      rarely triggers an adaptation.
     - **Act**: restore the weights and optimizer moments of the last
       healthy check, raise q by 0.1 (capped at 0.85), judge the run afresh
       from that check, and continue.
@@ -60,6 +65,8 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
         pgd_steps: PGD steps of a check. Defaults to 5.
         quantile_step: the increase of q on CO. Defaults to 0.1.
         max_quantile: the largest q. Defaults to 0.85.
+        max_gap: the largest FGSM-PGD accuracy gap of a healthy check.
+            Defaults to 0.5.
         state_path: JSON file of the state, for resuming. Defaults to
             `None` (not saved).
         logdir: TensorBoard folder for the adaptation messages. Defaults
@@ -86,13 +93,13 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
 
     def __init__(self, x=None, y=None, epsilon=None, *, frequency=CHECK_EVERY,
                  check_size=CHECK_SIZE, pgd_steps=CHECK_PGD_STEPS, quantile_step=QUANTILE_STEP,
-                 max_quantile=MAX_QUANTILE, state_path=None, logdir=None, measure=None,
-                 verbose=1):
+                 max_quantile=MAX_QUANTILE, max_gap=MAX_GAP, state_path=None, logdir=None,
+                 measure=None, verbose=1):
         if x is not None and y is not None:
             x, y = x[:CONFIRM_SIZE], y[:CONFIRM_SIZE]
         super().__init__(x, y, epsilon, action="adapt", frequency=frequency,
                          check_size=check_size, pgd_steps=pgd_steps,
                          drop=monitoring.DEFAULT_DROP, min_best=monitoring.DEFAULT_MIN_BEST,
                          quantile_step=quantile_step, max_quantile=max_quantile,
-                         logdir=logdir, state_path=state_path, measure=measure,
+                         max_gap=max_gap, logdir=logdir, state_path=state_path, measure=measure,
                          verbose=verbose)

@@ -78,7 +78,14 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
             collapsed, in (0, 1).
         min_best: the least best PGD accuracy that counts as robust.
         quantile_step: how much `"adapt"` raises the quantile (> 0).
+            Defaults to 0.1.
         max_quantile: the largest quantile `"adapt"` sets, in (0, 1).
+            Defaults to 0.95.
+        max_gap: also act when FGSM accuracy exceeds PGD accuracy by more
+            than this, in (0, 1): the single-step attack misses what the
+            multi-step one finds (gradient masking) even where PGD accuracy
+            never rose high enough to collapse. Defaults to `None` (off:
+            the CO rule alone).
         logdir: TensorBoard folder for the text entries.
         state_path: JSON file of the monitor's state (resume).
         measure: optional `(model) -> {"clean_accuracy", "fgsm_accuracy",
@@ -89,7 +96,8 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
     def __init__(self, x=None, y=None, epsilon=None, *, action="warn", frequency="epoch",
                  check_size=None, pgd_steps=10, drop=monitoring.DEFAULT_DROP,
                  min_best=monitoring.DEFAULT_MIN_BEST, quantile_step=0.1,
-                 max_quantile=0.95, logdir=None, state_path=None, measure=None, verbose=1):
+                 max_quantile=0.95, max_gap=None, logdir=None, state_path=None, measure=None,
+                 verbose=1):
         super().__init__()
         self.action = validation.check_choice(action, "action", CO_ACTIONS)
         if frequency != "epoch":
@@ -109,6 +117,9 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         if not 0 < max_quantile < 1:
             raise ValueError(f"`max_quantile` must be in (0, 1), got {max_quantile!r}.")
         self.max_quantile = float(max_quantile)
+        if max_gap is not None and not 0 < max_gap < 1:
+            raise ValueError(f"`max_gap` must be in (0, 1) or None, got {max_gap!r}.")
+        self.max_gap = None if max_gap is None else float(max_gap)
         self.logdir, self.state_path = logdir, state_path
         self.measure, self.verbose = measure, verbose
         self._reset()
@@ -200,7 +211,11 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         return self._meter(x, y, epsilon=self._target_epsilon)
 
     def _judge(self, check):
-        """Whether the checks so far, ending with `check`, show CO."""
+        """Whether the checks so far, ending with `check`, show CO (or, with
+        `max_gap`, an FGSM-PGD gap above it)."""
+        if self.max_gap is not None and (
+                check["fgsm_accuracy"] - check["pgd_accuracy"] > self.max_gap):
+            return True
         judged = self.checks[self._judge_from():] + [check]
         return monitoring.catastrophic_overfitting(
             [c["pgd_accuracy"] for c in judged], [c["fgsm_accuracy"] for c in judged],
@@ -262,8 +277,12 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         return [np.array(keras.ops.convert_to_numpy(v)) for v in self._optimizer_variables()]
 
     def _act(self, check):
-        best = max(c["pgd_accuracy"] for c in self.checks[check["judge_from"]:-1])
-        message = (f"catastrophic overfitting at epoch {check['epoch'] + 1}, step "
+        best = max((c["pgd_accuracy"] for c in self.checks[check["judge_from"]:-1]),
+                   default=0.0)
+        cause = ("an FGSM-PGD gap above the limit" if self.max_gap is not None and
+                 check["fgsm_accuracy"] - check["pgd_accuracy"] > self.max_gap else
+                 "catastrophic overfitting")
+        message = (f"{cause} at epoch {check['epoch'] + 1}, step "
                    f"{check['step']}: PGD-{self.pgd_steps} accuracy {check['pgd_accuracy']:.3f} "
                    f"(best {best:.3f}) while FGSM accuracy is {check['fgsm_accuracy']:.3f}")
         restorable = self.healthy_weights is not None and self.action != "warn"
