@@ -78,7 +78,73 @@ def robust_eval_table():
     return "\n".join(lines)
 
 
-GENERATORS = {"robust_eval": robust_eval_table}
+def _load(name):
+    with open(os.path.join(RESULTS, name)) as f:
+        return json.load(f)
+
+
+def step_time_table():
+    """The step-time tables of `step_time.json`, as `step_time.py` prints them."""
+    sys.path.insert(0, ROOT)
+    from benchmarks import step_time
+
+    report = _load("step_time.json")
+    machines = sorted({f"{m['cpus']} CPUs, TensorFlow {m['tensorflow']}, Keras {m['keras']}, "
+                       f"{m['date']}" if "cpus" in m else f"an unrecorded machine ({m['unknown']})"
+                       for m in (e["machine"] for e in report["steps"])})
+    return (step_time.markdown(report).rstrip() + "\n\nMeasured on " + "; ".join(machines)
+            + ".")
+
+
+def vs_pytorch_table():
+    """`vs_pytorch.json`'s table with its machine."""
+    sys.path.insert(0, ROOT)
+    from benchmarks import vs_pytorch
+
+    report = _load("vs_pytorch.json")
+    machines = sorted({f"{m['cpus']} CPUs, TensorFlow {m['tensorflow']}, Keras {m['keras']}, "
+                       f"PyTorch {m['torch']}, {m['date']}"
+                       for m in (e["machine"] for e in report["entries"])})
+    return (vs_pytorch.table(report) + f"\n\nMedian over {report['rounds']} interleaved rounds "
+            f"of {report['steps_per_round']} steps, batch {report['batch_size']}; measured on "
+            + "; ".join(machines) + ".")
+
+
+def step_cost_targets():
+    """The step-cost targets, each met or missed, from both result files."""
+    steps = {e["model"]: e["ms"] for e in _load("step_time.json")["steps"] if not e["jit"]}
+    rows = []
+
+    def row(text, value, limit, at_most=True):
+        met = value <= limit if at_most else value >= limit
+        rows.append(f"| {text} | {limit:.2f}× | {value:.2f}× | {'met' if met else '**missed**'} |")
+
+    for model, limit in (("small_cnn", 1.15), ("preact_resnet18", 1.05)):
+        if model in steps:
+            ms = steps[model]
+            row(f"ZeroGrad step / FGSM-RS step, {model} (`step_time.py`)",
+                ms["zerograd_bisect"] / ms["fgsm_rs"], limit)
+    vs = {}
+    if os.path.exists(os.path.join(RESULTS, "vs_pytorch.json")):
+        vs = {e["network"]: e["ms"] for e in _load("vs_pytorch.json")["entries"]}
+    if "cnn3" in vs:
+        row("ZeroGrad step / FGSM-RS step, 3-conv CNN (`vs_pytorch.py`)",
+            vs["cnn3"]["tf/zerograd"] / vs["cnn3"]["tf/fgsm_rs"], 1.05)
+    if "preact_resnet18" in steps:
+        ms = steps["preact_resnet18"]
+        row("FGSM-RS step / clean step, PreAct ResNet-18 (`step_time.py`)",
+            ms["fgsm_rs"] / ms["clean"], 1.55)
+    for network, ms in vs.items():
+        for method in ("clean", "fgsm_rs", "zerograd", "multigrad"):
+            if f"torch/{method}" in ms and f"tf/{method}" in ms:
+                row(f"PyTorch step / our step, {network}, {method} (`vs_pytorch.py`)",
+                    ms[f"torch/{method}"] / ms[f"tf/{method}"], 1.2, at_most=False)
+    return "\n".join(["| target (CPU, batch 128, graph mode) | limit | measured | |",
+                      "| --- | --- | --- | --- |", *rows])
+
+
+GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
+              "vs_pytorch": vs_pytorch_table, "step_cost_targets": step_cost_targets}
 _BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- end generated -->)", re.S)
 
 

@@ -100,9 +100,12 @@ def test_quantile_is_capped():
     monitor = zg.AutoQuantile(measure=CollapseAt(2, 4, 6), frequency=1, quantile_step=0.3,
                               max_quantile=0.8, verbose=0)
     model = _model()
-    model.fit(x, y, batch_size=64, epochs=4, verbose=0, callbacks=[monitor])
-    assert [e["quantile"] for e in monitor.events] == pytest.approx([0.65, 0.8, 0.8])
+    history = model.fit(x, y, batch_size=64, epochs=4, verbose=0, callbacks=[monitor])
+    # 0.35 -> 0.65 -> 0.8 (the cap); a collapse at the cap restores and stops.
+    assert [e["action"] for e in monitor.events] == ["adapt", "adapt", "stop"]
+    assert [e.get("quantile") for e in monitor.events] == pytest.approx([0.65, 0.8, None])
     assert model.quantile == pytest.approx(0.8)
+    assert len(history.history["loss"]) == 3 and monitor.stopped
 
 
 @pytest.mark.parametrize("kill_after", [4, 5])

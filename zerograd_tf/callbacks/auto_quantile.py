@@ -14,7 +14,7 @@ CHECK_EVERY = 20
 CHECK_SIZE = 128
 CONFIRM_SIZE = 512
 CHECK_PGD_STEPS = 5
-MAX_GAP = 0.6
+MAX_GAP = 0.5
 
 
 class AutoQuantile(CatastrophicOverfittingMonitor):
@@ -33,16 +33,20 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
       (`zerograd_tf.monitoring.catastrophic_overfitting`): PGD accuracy
       below half of its best since the last adaptation while FGSM accuracy
       stays above that best (at least 5 %) - or FGSM accuracy above PGD
-      accuracy by more than 0.6: the single-step attack misses what the
+      accuracy by more than 0.5: the single-step attack misses what the
       multi-step one finds, the gradient masking of CO in a run whose PGD
       accuracy never rose high enough to collapse (MNIST's failure mode in
       the first CO study, where no run that ended robust ever had a gap
-      above 0.48 at an epoch's end, and the failing ones reached 0.6-0.9). When the 128 examples signal it, all held-out
-      examples (up to 512) are measured and decide, so a noisy batch
-      rarely triggers an adaptation.
+      above 0.48 at an epoch's end, and the failing ones reached 0.6-0.9).
+      When the 128 examples signal it, all held-out examples (up to 512)
+      are measured and decide, so a noisy batch rarely triggers an
+      adaptation.
     - **Act**: restore the weights and optimizer moments of the last
       healthy check, raise q by 0.1 (capped at 0.85), judge the run afresh
-      from that check, and continue.
+      from that check, and continue. At the cap already, restore and stop
+      training: even the largest quantile overfits, and the last healthy
+      weights are the best this run has (early stopping as the last
+      resort).
     - q **never comes down**: the lower quantile overfitted in this run
       already, and each collapse costs the steps since the last healthy
       check; a slightly high q costs little robustness near the safe range
@@ -67,7 +71,7 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
         quantile_step: the increase of q on CO. Defaults to 0.1.
         max_quantile: the largest q. Defaults to 0.85.
         max_gap: the largest FGSM-PGD accuracy gap of a healthy check.
-            Defaults to 0.6.
+            Defaults to 0.5.
         state_path: JSON file of the state, for resuming. Defaults to
             `None` (not saved).
         logdir: TensorBoard folder for the adaptation messages. Defaults

@@ -41,7 +41,8 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
       training (the early stopping of Wong et al., 2020).
     - `"adapt"`: restores those weights and continues with the ZeroGrad
       quantile raised by `quantile_step` (up to `max_quantile`); needs a
-      `ZeroGradModel`.
+      `ZeroGradModel`. At `max_quantile` already, it restores and stops,
+      as `"stop"` does.
 
     Every epoch ends with a check, so the weights that the epoch logs,
     checkpoints and the final model describe are always checked ones:
@@ -301,9 +302,14 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
                     variable.assign(value)
         restored = ("restored the last healthy weights and optimizer state" if restorable
                     else "no healthy check to restore yet, kept the current weights")
-        if self.action == "stop":
+        at_cap = self.action == "adapt" and self.model.quantile >= self.max_quantile - 1e-6
+        if self.action == "stop" or at_cap:
+            # With the quantile at its cap, adapting cannot help: stop at the
+            # last healthy weights (early stopping as the last resort).
             self.model.stop_training = True
-            message += f"; {restored} and stopped."
+            event["action"] = "stop"
+            message += (f"; the quantile is at its cap ({self.max_quantile:.3f})" if at_cap
+                        else "") + f"; {restored} and stopped."
         elif self.action == "adapt":
             quantile = min(self.model.quantile + self.quantile_step, self.max_quantile)
             self.model.quantile = quantile
