@@ -27,9 +27,11 @@ rule to the stored per-epoch accuracies, so they always follow this text.
 
 import argparse
 import csv
+import datetime
 import glob
 import json
 import os
+import platform
 import shutil
 import statistics
 import sys
@@ -269,6 +271,9 @@ def run_one(setting, method, seed, data, fields, args, monitor, evaluation):
         "final_quantile": getattr(model, "quantile", None),
         "catastrophic_overfitting": monitoring.catastrophic_overfitting(pgd, fgsm),
         "mean_epoch_seconds": statistics.fmean(r["epoch_seconds"] for r in rows[1:] or rows),
+        "date": datetime.date.today().isoformat(),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "tensorflow": tf.__version__, "keras": keras.__version__},
     }
     io_utils.write_json_atomic(path, record)
     return True
@@ -303,12 +308,21 @@ def write_tables(records, results):
         writer.writeheader()
         for r in records:
             writer.writerow(run_row(r))
+    text = summary(records)
+    with open(os.path.join(results, "summary.md"), "w") as f:
+        f.write(text)
+    return text
+
+
+def summary(records):
+    """The Markdown summary of finished runs: a table per setting, and the
+    zerograd_auto target."""
     lines = []
     for setting in sorted({r["setting"] for r in records}):
         subset = [r for r in records if r["setting"] == setting]
         base = [r["mean_epoch_seconds"] for r in subset if r["method"] == "fgsm_rs"]
         base_time = statistics.median(base) if base else None
-        lines += [f"### Setting: {setting}", "",
+        lines += [f"**Setting: {setting}**", "",
                   "| method | runs | CO rate | not learned | final AutoAttack + PGD-50-10 "
                   "(worst case) | final PGD-50-10 | final clean | best PGD-10 | final PGD-10 "
                   "| s / epoch | cost × FGSM-RS |",
@@ -330,8 +344,6 @@ def write_tables(records, results):
                 f"{_mean_std([r['final_pgd10_accuracy'] for r in runs])} | "
                 f"{seconds:.1f} | {cost} |")
         lines += ["", *auto_target(subset, base_time), ""]
-    with open(os.path.join(results, "summary.md"), "w") as f:
-        f.write("\n".join(lines))
     return "\n".join(lines)
 
 

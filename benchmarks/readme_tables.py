@@ -143,7 +143,22 @@ def step_cost_targets():
                       "| --- | --- | --- | --- |", *rows])
 
 
+def co_study_v2():
+    """The CO study rerun's summary, from its committed run records."""
+    sys.path.insert(0, ROOT)
+    from benchmarks import co_study
+
+    records = co_study.load_records(os.path.join(RESULTS, "co_study_v2"))
+    planned = 2 * len(co_study.METHODS) * 5
+    dates = sorted({r.get("date", "") for r in records} - {""})
+    return (f"{len(records)} of {planned} runs finished"
+            + (f" ({dates[0]}{' to ' + dates[-1] if dates[-1] != dates[0] else ''})"
+               if dates else "") + ".\n\n"
+            + co_study.summary(records).rstrip())
+
+
 GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
+              "co_study_v2": co_study_v2,
               "vs_pytorch": vs_pytorch_table, "step_cost_targets": step_cost_targets}
 _BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- end generated -->)", re.S)
 
