@@ -11,7 +11,8 @@ installed, the script also reads the trace itself and prints the device
 self-time per step grouped by the name scopes the package gives its ops:
 
 - `input_gradient`: the forward and backward pass for ∇ₓL (the attack's),
-- `per_example_quantile`: ZeroGrad's quantile; `zerograd_mask`: the rest of its mask,
+- `per_example_quantile`: ZeroGrad's quantile; `zerograd_mask`: the rest of its mask
+  (the whole mask when it runs as one nested XLA function, the default),
 - `random_start`: the uniform random start,
 - `weight_gradient`: the backward pass of the training loss (`gradient_tape/...`),
 - `other`: the training forward pass, the optimizer, metrics and the rest,

@@ -133,15 +133,21 @@ def test_profile_step_attributes_ops_to_the_package_scopes():
     model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
                               keras.layers.Dense(3)])
 
-    @tf.function
-    def attack(x, y):
-        return zg.perturbations.zerograd(model, x, y, 0.1, seed=(0, 1))
+    def scopes(mask_jit):
+        @tf.function
+        def attack(x, y):
+            return zg.perturbations.zerograd(model, x, y, 0.1, seed=(0, 1), mask_jit=mask_jit)
 
-    graph = attack.get_concrete_function(tf.TensorSpec((2, 4, 4, 1)),
-                                         tf.TensorSpec((2,), tf.int32)).graph
-    found = {profile_step.category(op.name) for op in graph.get_operations()}
+        graph = attack.get_concrete_function(tf.TensorSpec((2, 4, 4, 1)),
+                                             tf.TensorSpec((2,), tf.int32)).graph
+        return {profile_step.category(op.name) for op in graph.get_operations()}
+
     assert {"per_example_quantile", "zerograd_mask", "random_start",
-            "input_gradient"} <= found
+            "input_gradient"} <= scopes(mask_jit=False)
+    # Compiled, the whole mask is one XLA call in the mask's scope.
+    found = scopes(mask_jit=True)
+    assert {"zerograd_mask", "random_start", "input_gradient"} <= found
+    assert "per_example_quantile" not in found
     rows = [{"type": "Less", "operation": "a/zerograd_mask/per_example_quantile/Less",
              "total_self_time": 3000.0},
             {"type": "Abs", "operation": "a/zerograd_mask/Abs", "total_self_time": 1000.0},

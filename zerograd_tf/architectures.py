@@ -2,10 +2,14 @@
 
 Every builder returns a functional `keras.Model` taking images in [0, 1]
 with normalisation by the data set's per-channel mean and std as its first
-layer, and producing logits (float32, also under mixed precision).
+layer, and producing logits (float32, also under mixed precision). The
+residual networks normalize with `FusedBatchNormalization` (Keras' batch
+normalization on TensorFlow's fused kernel).
 """
 
 import keras
+
+from zerograd_tf.layers import FusedBatchNormalization
 
 ARCHITECTURES = ("small_cnn", "conv3", "preact_resnet18", "wide_resnet")
 
@@ -52,14 +56,14 @@ def conv3(input_shape, num_classes, mean=None, std=None, width=1):
 
 
 def _preact_block(x, filters, stride):
-    out = keras.layers.BatchNormalization()(x)
+    out = FusedBatchNormalization()(x)
     out = keras.layers.ReLU()(out)
     if stride != 1 or x.shape[-1] != filters:
         shortcut = keras.layers.Conv2D(filters, 1, strides=stride, use_bias=False)(out)
     else:
         shortcut = x
     out = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(out)
-    out = keras.layers.BatchNormalization()(out)
+    out = FusedBatchNormalization()(out)
     out = keras.layers.ReLU()(out)
     out = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(out)
     return keras.layers.Add()([out, shortcut])
@@ -72,7 +76,7 @@ def preact_resnet18(input_shape, num_classes, mean=None, std=None, width=1):
     for filters, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
         x = _preact_block(x, filters * width, stride)
         x = _preact_block(x, filters * width, 1)
-    x = keras.layers.BatchNormalization()(x)
+    x = FusedBatchNormalization()(x)
     x = keras.layers.ReLU()(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, _logits(x, num_classes), name="preact_resnet18")
@@ -96,7 +100,7 @@ def wide_resnet(input_shape, num_classes, mean=None, std=None, depth=28, width=1
     for filters, stride in ((16 * width, 1), (32 * width, 2), (64 * width, 2)):
         for i in range(blocks):
             x = _preact_block(x, filters, stride if i == 0 else 1)
-    x = keras.layers.BatchNormalization()(x)
+    x = FusedBatchNormalization()(x)
     x = keras.layers.ReLU()(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, _logits(x, num_classes), name=f"wide_resnet{depth}_{width}")
