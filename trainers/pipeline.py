@@ -71,12 +71,24 @@ def build_model(config, data, *, mean=None, std=None):
     Returns:
         A compiled `zerograd_tf.AdversarialModel`.
     """
-    # The configuration decides the policy both ways: a model built earlier in
-    # the same process (tuner trials, the study) must not leak its policy.
+    # The model's dtype policy is fixed when its layers are built: set it
+    # for the build only, and leave the global policy as it was (a model
+    # built earlier or later in the same process - tuner trials, the study -
+    # gets its own).
+    previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(
         "mixed_float16" if config.mixed_precision else "float32")
+    try:
+        return _build_model(config, data, mean, std)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _build_model(config, data, mean, std):
     if mean is None:
         mean, std = data.channel_stats()
+    # The programs' one global side effect: seeded initial weights (Python,
+    # NumPy and TensorFlow generators, as `keras.utils.set_random_seed`).
     keras.utils.set_random_seed(config.seed)
     classifier = architectures.build_classifier(
         config.model, data.input_shape, data.num_classes, mean=mean, std=std,

@@ -285,16 +285,10 @@ def epsilon_sweep(model, data, epsilons, *, relative_alpha=None, **kwargs):
             "violations": violations, "reports": reports}
 
 
-def _report_objective(model, loss):
-    if loss is None and hasattr(model, "attack_objective"):
-        return model.attack_objective(training=False)
-    return objectives_lib.model_objective(model, loss=loss, training=False)
-
-
 def _evaluate_pgd(model, dataset, epsilon, steps, restarts, alpha, *, loss, seed,
                   early_stop, jit_compile, strategy, verbose):
     """PGD-k-r streamed over the batches of `dataset` (and a strategy's replicas)."""
-    objective = _report_objective(model, loss)
+    objective = objectives_lib.inference_objective(model, loss)
 
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
     def batch_sums(x, y, batch_seed):
@@ -497,8 +491,8 @@ def _evaluate_composed(model, dataset, epsilon, members, explicit, settings, *, 
     """
     x, y = _collect(dataset)
     count = len(x)
-    functions = _StageFunctions(model, epsilon, settings, _report_objective(model, loss),
-                                jit_compile)
+    objective = objectives_lib.inference_objective(model, loss)
+    functions = _StageFunctions(model, epsilon, settings, objective, jit_compile)
 
     def chunks(indices):
         for start in range(0, len(indices), batch_size):

@@ -82,11 +82,7 @@ class AttackMeter:
         self.pgd_factor = 0.25 if pgd_alpha is None else pgd_alpha / self.epsilon
         self.fgsm_factor = 1.0 if fgsm_alpha is None else fgsm_alpha / self.epsilon
         self.batch_size = validation.check_int(batch_size, "batch_size", 1)
-        if hasattr(model, "attack_objective"):
-            objective = model.attack_objective(training=False)
-        else:
-            objective = objectives_lib.model_objective(model, training=False)
-        self._counts = self._counting_function(objective)
+        self._counts = self._counting_function(objectives_lib.inference_objective(model))
 
     def _counting_function(self, objective):
         @tf.function(reduce_retracing=True)
@@ -132,17 +128,11 @@ class AttackMeter:
                 "pgd_accuracy": totals[2] / n}
 
 
-def _objective_of(model):
-    if hasattr(model, "attack_objective"):
-        return model.attack_objective(training=False)
-    return objectives_lib.model_objective(model, training=False)
-
-
 def input_gradients(model, x, y):
     """Per-example input gradients of the model's loss (inference mode)."""
     x = tf.convert_to_tensor(x, tf.float32)
-    _, gradient, _ = perturbations.loss_and_gradient(_objective_of(model), x,
-                                                     tf.convert_to_tensor(y))
+    objective = objectives_lib.inference_objective(model)
+    _, gradient, _ = perturbations.loss_and_gradient(objective, x, tf.convert_to_tensor(y))
     return gradient
 
 

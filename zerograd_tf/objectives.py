@@ -122,6 +122,34 @@ def model_objective(model, loss=None, training=False, stateless=None):
     return objective
 
 
+def inference_objective(model, loss=None):
+    """The objective that evaluations and monitors attack: inference mode.
+
+    An adversarial model's own `attack_objective(training=False)` (its
+    attack loss, or the compiled one) unless `loss` is given; any other
+    Keras model through `model_objective`.
+
+    Args:
+        model: a Keras classifier, or a `zerograd_tf.AdversarialModel`.
+        loss: the loss to maximise. Defaults to `None`: the model's attack
+            loss, or cross-entropy on logits for a plain model.
+
+    Returns:
+        A callable `(x, y) -> (per_example_loss, y_pred)`.
+
+    Example:
+
+    >>> import keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    >>> losses, y_pred = inference_objective(model)(np.ones((4, 3), "float32"), np.zeros(4))
+    >>> tuple(losses.shape), tuple(y_pred.shape)
+    ((4,), (4, 2))
+    """
+    if loss is None and hasattr(model, "attack_objective"):
+        return model.attack_objective(training=False)
+    return model_objective(model, loss=loss, training=False)
+
+
 def as_objective(objective):
     """Accepts a model or an objective callable; returns an objective.
 
