@@ -46,3 +46,31 @@ def test_the_wheel_installs_only_the_package_and_its_programs_run(tmp_path):
                                     text=True, timeout=120)
             assert result.returncode == 0, result.stderr[-2000:]
             assert f"usage: {program}" in result.stdout
+
+
+def test_every_public_class_and_function_has_an_example_and_its_defaults():
+    """Keras-style docstrings for the public API (`zg.`, `zg.callbacks`,
+    `zg.layers`): an `Example:` section (run as a doctest in CI) and
+    "Defaults to ..." for arguments with defaults (or a pointer to the base
+    class that documents them)."""
+    import inspect
+    import re
+
+    import zerograd_tf as zg
+    from zerograd_tf import callbacks, layers
+
+    missing = []
+    for namespace in (zg, callbacks, layers):
+        for name in namespace.__all__:
+            obj = getattr(namespace, name)
+            if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+                continue
+            doc = re.sub(r"\s+", " ", inspect.getdoc(obj) or "")
+            signature = inspect.signature(obj.__init__ if inspect.isclass(obj) else obj)
+            defaults = [p for p in signature.parameters.values()
+                        if p.default is not inspect.Parameter.empty]
+            if "Example" not in doc:
+                missing.append(f"{name}: Example")
+            if defaults and "Defaults to" not in doc and "see `AdversarialModel`" not in doc:
+                missing.append(f"{name}: Defaults to")
+    assert not missing, missing

@@ -35,14 +35,22 @@ def catastrophic_overfitting(pgd_accuracies, fgsm_accuracies, drop=DEFAULT_DROP,
         pgd_accuracies: PGD accuracies in order (at least two to decide).
         fgsm_accuracies: FGSM accuracies of the same measurements.
         drop: fraction of the best PGD accuracy below which it has collapsed,
-            in (0, 1).
+            in (0, 1). Defaults to 0.5.
         min_best: the least best-earlier PGD accuracy that counts as robust.
+            Defaults to 0.05.
 
     Returns:
         A bool.
 
     Raises:
         ValueError: for sequences of different lengths or `drop` outside (0, 1).
+
+    Example:
+
+    >>> catastrophic_overfitting([0.20, 0.30, 0.04], [0.35, 0.45, 0.90])
+    True
+    >>> catastrophic_overfitting([0.20, 0.30, 0.04], [0.25, 0.20, 0.10])  # divergence
+    False
     """
     if not 0 < drop < 1:
         raise ValueError(f"`drop` must be in (0, 1), got {drop!r}.")
@@ -68,9 +76,22 @@ class AttackMeter:
     Args:
         model: a Keras classifier on inputs in [0, 1].
         epsilon: radius in (0, 1].
-        pgd_steps: PGD steps (>= 1).
-        pgd_alpha, fgsm_alpha: step sizes.
-        batch_size: examples per compiled call.
+        pgd_steps: PGD steps (>= 1). Defaults to 10.
+        pgd_alpha: PGD's step size. Defaults to `epsilon / 4`.
+        fgsm_alpha: FGSM's step size. Defaults to `epsilon`.
+        batch_size: examples per compiled call. Defaults to 512.
+
+    Example:
+
+    >>> import numpy as np, keras
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> x = np.random.default_rng(0).random((64, 4), dtype="float32")
+    >>> meter = AttackMeter(model, 0.1, pgd_steps=3)
+    >>> accuracies = meter(x, np.arange(64) % 2)
+    >>> sorted(accuracies)
+    ['clean_accuracy', 'fgsm_accuracy', 'pgd_accuracy']
+    >>> bool(accuracies["pgd_accuracy"] <= accuracies["clean_accuracy"])
+    True
     """
 
     def __init__(self, model, epsilon, *, pgd_steps=10, pgd_alpha=None,

@@ -26,6 +26,15 @@ def crossentropy(y_true, y_pred):
 
     Returns:
         A float32 tensor of shape `(batch,)`.
+
+    Example:
+
+    >>> import numpy as np, tensorflow as tf
+    >>> logits = tf.constant([[2.0, 0.0], [0.0, 2.0]])
+    >>> sparse = crossentropy(np.array([0, 1]), logits).numpy().round(4)
+    >>> one_hot = crossentropy(np.eye(2, dtype="float32"), logits).numpy().round(4)
+    >>> sparse, bool((sparse == one_hot).all())
+    (array([0.1269, 0.1269], dtype=float32), True)
     """
     from_logits = not _keras_compat.is_probability_output(y_pred)
     y_true = tf.convert_to_tensor(y_true)
@@ -87,17 +96,28 @@ def model_objective(model, loss=None, training=False, stateless=None):
     Args:
         model: a built `keras.Model` (or layer) mapping inputs to predictions.
         loss: the loss to maximise, as accepted by `per_example_loss`.
+            Defaults to `None`: `crossentropy`.
         training: whether the model runs in training mode during the attack
             (the reference code attacks in training mode: BatchNorm then uses
-            batch statistics).
+            batch statistics). Defaults to False.
         stateless: whether to run the model through `stateless_call` and
             discard the new values of its non-trainable variables, so that the
             attack leaves no trace (no BatchNorm moving-statistics update, no
-            dropout-seed advance). `None` means: when `training` is true and
-            the model has non-trainable variables.
+            dropout-seed advance). Defaults to `None`: when `training` is
+            true and the model has non-trainable variables.
 
     Returns:
         A callable `(x, y) -> (per_example_loss, y_pred)`.
+
+    Example:
+
+    >>> import numpy as np, keras
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization(),
+    ...                           keras.layers.Dense(2)])
+    >>> objective = model_objective(model, training=True)  # stateless: BN untouched
+    >>> losses, y_pred = objective(np.ones((4, 3), "float32"), np.zeros(4))
+    >>> tuple(losses.shape), float(model.layers[0].moving_mean.numpy().sum())
+    ((4,), 0.0)
     """
     losses = per_example_loss(loss)
     if stateless is None:

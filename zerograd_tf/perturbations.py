@@ -87,8 +87,16 @@ def uniform_noise(shape, radius, seed, dtype=tf.float32, batch_axis=0):
         shape: shape of the local noise tensor.
         radius: half-width of the uniform distribution.
         seed: stateless seed, shape (2,).
-        dtype: float dtype.
-        batch_axis: the axis of `shape` that indexes examples.
+        dtype: float dtype. Defaults to `tf.float32`.
+        batch_axis: the axis of `shape` that indexes examples. Defaults
+            to 0.
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> noise = uniform_noise((2, 3), 0.1, tf.constant([0, 1], tf.int64))
+    >>> tuple(noise.shape), bool(tf.reduce_all(tf.abs(noise) <= 0.1))
+    ((2, 3), True)
     """
     radius = tf.cast(radius, dtype)
     replica = _replica_slice()
@@ -111,6 +119,19 @@ def project(x, delta, epsilon=None):
 
     The box step clips `delta` into `[-x, 1 - x]`, which only moves it towards
     zero, so `|delta| <= epsilon` holds exactly after both steps.
+
+    Args:
+        x: the inputs in [0, 1].
+        delta: the perturbation.
+        epsilon: the radius, or `None` for the box alone. Defaults to
+            `None`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> project(np.array([0.95, 0.5], "float32"), np.array([0.2, -0.2], "float32"),
+    ...         0.1).numpy().round(2)
+    array([ 0.05, -0.1 ], dtype=float32)
     """
     if epsilon is not None:
         epsilon = tf.cast(epsilon, delta.dtype)
@@ -190,12 +211,25 @@ def fgsm(objective, x, y, epsilon, alpha=None, *, init="zero", seed=None,
         alpha: step size > 0. Defaults to `epsilon` for `init="zero"` and to
             `1.25 * epsilon` for `init="random"` (Wong et al., 2020).
         init: `"zero"` (FGSM) or `"random"` (uniform start, FGSM-RS).
+            Defaults to `"zero"`.
         seed: stateless seed (int or shape-(2,) tensor); needed for
-            `init="random"`.
+            `init="random"`. Defaults to `None`.
         return_info: also return a dict of per-example statistics.
+            Defaults to False.
 
     Returns:
         `delta` with `x`'s shape (and the info dict if `return_info`).
+
+    Example:
+
+    >>> import numpy as np, keras, zerograd_tf as zg
+    >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(3)])
+    >>> x = np.random.default_rng(0).random((2, 4, 4, 1), dtype="float32")
+    >>> y = np.array([0, 2])
+    >>> delta = zg.fgsm(model, x, y, epsilon=0.1, init="random", seed=0)
+    >>> float(np.abs(delta).max()) <= 0.1 + 1e-7
+    True
 
     Raises:
         ValueError: for arguments outside their valid ranges.
@@ -254,11 +288,14 @@ def zerograd(objective, x, y, epsilon, alpha=None, *, quantile=0.35,
         y: targets.
         epsilon: L-infinity radius in (0, 1].
         alpha: step size > 0; defaults to `2 * epsilon` (reference default).
-        quantile: q in [0, 1) (reference default 0.35; q = 0 is FGSM-RS).
+        quantile: q in [0, 1) (q = 0 is FGSM-RS). Defaults to 0.35 (the
+            reference's).
         iterations: number of zeroed sign steps, >= 1 (the reference's
-            `zero_iters`, default 1).
-        init: `"random"` (reference default) or `"zero"`.
-        seed: stateless seed; needed for `init="random"`.
+            `zero_iters`). Defaults to 1.
+        init: `"random"` or `"zero"`. Defaults to `"random"` (the
+            reference's).
+        seed: stateless seed; needed for `init="random"`. Defaults to
+            `None`.
         quantile_method: formulation of `per_example_quantile`. Defaults to
             `"bisect"`.
         mask_jit: compile the mask (quantile, compare, select) with XLA as
@@ -273,6 +310,17 @@ def zerograd(objective, x, y, epsilon, alpha=None, *, quantile=0.35,
 
     Raises:
         ValueError: for arguments outside their valid ranges.
+
+    Example:
+
+    >>> import numpy as np, keras, zerograd_tf as zg
+    >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(3)])
+    >>> x = np.random.default_rng(0).random((2, 4, 4, 1), dtype="float32")
+    >>> delta, info = zg.zerograd(model, x, np.array([0, 2]), 0.1, quantile=0.5, seed=0,
+    ...                           return_info=True)
+    >>> info["zeroed_fraction"].numpy()  # half of the 16 gradient elements
+    array([0.5, 0.5], dtype=float32)
     """
     x = _check_common(x, epsilon, alpha, init)
     validation.check_quantile(quantile)
@@ -320,16 +368,28 @@ def multigrad(objective, x, y, epsilon, alpha=None, *, samples=3,
         x: float inputs in [0, 1], shape `(batch, ...)`.
         y: targets.
         epsilon: L-infinity radius in (0, 1].
-        alpha: step size > 0; defaults to `2 * epsilon` (any alpha >= epsilon
-            gives a full step, since delta is clipped to the ball).
-        samples: number of random starts n >= 1 (default 3).
-        threshold: th in [1, n], how many signs must agree; defaults to n
+        alpha: step size > 0. Defaults to `2 * epsilon` (any alpha >=
+            epsilon gives a full step, since delta is clipped to the ball).
+        samples: number of random starts n >= 1. Defaults to 3.
+        threshold: th in [1, n], how many signs must agree. Defaults to n
             (unanimous).
-        seed: stateless seed (required).
-        return_info: also return `{"zeroed_fraction": (batch,)}`.
+        seed: stateless seed (required). Defaults to `None`, refused.
+        return_info: also return `{"zeroed_fraction": (batch,)}`. Defaults
+            to False.
 
     Returns:
         `delta` (and the info dict if `return_info`).
+
+    Example:
+
+    >>> import numpy as np, keras, zerograd_tf as zg
+    >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(3)])
+    >>> x = np.random.default_rng(0).random((2, 4, 4, 1), dtype="float32")
+    >>> y = np.array([0, 2])
+    >>> delta, info = zg.multigrad(model, x, y, 0.1, seed=0, return_info=True)
+    >>> float(np.abs(delta).max()) <= 0.1 + 1e-7, tuple(info["zeroed_fraction"].shape)
+    (True, (2,))
 
     Raises:
         ValueError: for arguments outside their valid ranges.
@@ -373,16 +433,27 @@ def n_fgsm(objective, x, y, epsilon, alpha=None, *, noise_magnitude=2.0,
         x: float inputs in [0, 1].
         y: targets.
         epsilon: the nominal radius in (0, 1].
-        alpha: step size > 0; defaults to `epsilon`.
-        noise_magnitude: k > 0, the noise radius in units of epsilon
-            (default 2).
-        clip: optional radius > 0 to project delta onto; `None` (default)
-            does not project.
-        seed: stateless seed (required).
-        return_info: also return an (empty) info dict.
+        alpha: step size > 0. Defaults to `epsilon`.
+        noise_magnitude: k > 0, the noise radius in units of epsilon.
+            Defaults to 2.
+        clip: radius > 0 to project delta onto, or `None` not to project.
+            Defaults to `None`.
+        seed: stateless seed (required). Defaults to `None`, refused.
+        return_info: also return an (empty) info dict. Defaults to False.
 
     Returns:
         `delta` (and the info dict if `return_info`).
+
+    Example:
+
+    >>> import numpy as np, keras, zerograd_tf as zg
+    >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(3)])
+    >>> x = np.random.default_rng(0).random((2, 4, 4, 1), dtype="float32")
+    >>> y = np.array([0, 2])
+    >>> delta = zg.n_fgsm(model, x, y, 0.1, seed=0)
+    >>> float(np.abs(delta).max()) <= 0.3 + 1e-7  # noise 2 eps, step eps
+    True
 
     Raises:
         ValueError: for arguments outside their valid ranges.
@@ -438,7 +509,8 @@ def pgd(objective, x, y, epsilon, alpha=None, *, steps=10, restarts=1,
             batch). The result is the same; it is faster when many examples
             break early. Needs dynamic shapes, so not under XLA. Defaults to
             False.
-        seed: stateless seed; needed with `random_start`.
+        seed: stateless seed; needed with `random_start`. Defaults to
+            `None`.
         return_info: also return `{"loss": (batch,)}`, the loss at the
             returned perturbation. Defaults to False.
 

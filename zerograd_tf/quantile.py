@@ -195,6 +195,15 @@ def per_example_quantile(t, q, method=DEFAULT_QUANTILE_METHOD, non_negative=Fals
     Raises:
         ValueError: for `q` outside [0, 1], an unknown `method`, a rank-0
             input, or a tensor `q` with `method="top_k"`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> t = np.array([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 1.0, 9.0]], "float32")
+    >>> per_example_quantile(t, 0.5).numpy()
+    array([2.5, 0.5], dtype=float32)
+    >>> np.quantile(t, 0.5, axis=1)
+    array([2.5, 0.5], dtype=float32)
     """
     validation.check_choice(method, "method", QUANTILE_METHODS)
     q = validation.check_probability(q, "q")

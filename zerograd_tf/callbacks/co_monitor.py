@@ -62,22 +62,24 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
     run continues exactly as the uninterrupted one.
 
     Args:
-        x: the fixed held-out inputs (floats in [0, 1]).
-        y: their labels.
+        x: the fixed held-out inputs (floats in [0, 1]). Defaults to
+            `None` (only with `measure`).
+        y: their labels. Defaults to `None`.
         epsilon: the radius every check measures at, recorded with each
             check (`co_epsilon` in the logs). Defaults to the model's
             `epsilon` when `fit` starts - its target, before an epsilon
             warm-up lowers it; pass it explicitly when a run resumes in the
             middle of a warm-up.
-        action: `"warn"`, `"stop"` or `"adapt"`.
+        action: `"warn"`, `"stop"` or `"adapt"`. Defaults to `"warn"`.
         frequency: `"epoch"`, or an int N to check also every N training
             steps. Defaults to `"epoch"`.
         check_size: examples of a routine check (the first of `x`), or
             `None` for all of `x`. Defaults to `None`.
         pgd_steps: steps of the PGD measurement. Defaults to 10.
         drop: the fraction of the best PGD accuracy below which it has
-            collapsed, in (0, 1).
+            collapsed, in (0, 1). Defaults to 0.5.
         min_best: the least best PGD accuracy that counts as robust.
+            Defaults to 0.05.
         quantile_step: how much `"adapt"` raises the quantile (> 0).
             Defaults to 0.1.
         max_quantile: the largest quantile `"adapt"` sets, in (0, 1).
@@ -87,11 +89,30 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
             multi-step one finds (gradient masking) even where PGD accuracy
             never rose high enough to collapse. Defaults to `None` (off:
             the CO rule alone).
-        logdir: TensorBoard folder for the text entries.
-        state_path: JSON file of the monitor's state (resume).
-        measure: optional `(model) -> {"clean_accuracy", "fgsm_accuracy",
+        logdir: TensorBoard folder for the text entries. Defaults to
+            `None` (none written).
+        state_path: JSON file of the monitor's state (resume). Defaults to
+            `None` (not saved).
+        measure: a `(model) -> {"clean_accuracy", "fgsm_accuracy",
             "pgd_accuracy"}` replacing the attack measurement (tests).
-        verbose: 1 prints each detection.
+            Defaults to `None`.
+        verbose: 1 prints each detection. Defaults to 1.
+
+    Example:
+
+    >>> import numpy as np, keras, zerograd_tf as zg
+    >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
+    >>> y = np.arange(32) % 2
+    >>> inputs = keras.Input((8, 8, 1))
+    >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
+    >>> model = zg.FGSMModel(inputs, outputs, epsilon=0.1, random_init=True, seed=0)
+    >>> model.compile(optimizer="adam",
+    ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> monitor = zg.CatastrophicOverfittingMonitor(x[:16], y[:16], action="stop",
+    ...                                            pgd_steps=2, verbose=0)
+    >>> history = model.fit(x, y, epochs=2, batch_size=16, callbacks=[monitor], verbose=0)
+    >>> len(monitor.checks), sorted(k for k in history.history if k.startswith("co_"))
+    (2, ['co_clean_accuracy', 'co_detected', 'co_epsilon', 'co_fgsm_accuracy', 'co_pgd_accuracy'])
     """
 
     def __init__(self, x=None, y=None, epsilon=None, *, action="warn", frequency="epoch",

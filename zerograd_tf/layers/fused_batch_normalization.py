@@ -27,8 +27,9 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     `center` and `scale`.
 
     Args:
-        **kwargs: those of `keras.layers.BatchNormalization` (`momentum`
-            defaults to 0.99, `epsilon` to 1e-3).
+        **kwargs: those of `keras.layers.BatchNormalization`. Defaults to
+            Keras' (`momentum=0.99`, `epsilon=1e-3`, `center` and `scale`
+            on).
 
     Example:
 

@@ -68,36 +68,58 @@ class AdversarialModel(keras.Model):
     Subclasses implement `perturb(x, y, seed)`.
 
     Args:
-        inputs: functional-API inputs (with `outputs`), or None with `model`.
-        outputs: functional-API outputs.
+        inputs: functional-API inputs (with `outputs`), or `None` with
+            `model`. Defaults to `None`.
+        outputs: functional-API outputs. Defaults to `None`.
         model: an existing Keras model to wrap (instead of inputs/outputs).
-        epsilon: L-infinity radius in (0, 1], in pixel units.
-        alpha: step size > 0 in pixel units; each subclass documents its
-            default (a multiple of epsilon).
+            Defaults to `None`.
+        epsilon: L-infinity radius in (0, 1], in pixel units (required).
+        alpha: step size > 0 in pixel units. Defaults to the subclass's
+            multiple of epsilon (`default_alpha_factor`, documented by each).
         attack_training: run the model in training mode during the attack,
             as the reference code does (BatchNorm on batch statistics). The
-            attack never updates the model's state either way.
+            attack never updates the model's state either way. Defaults to
+            True.
         attack_loss: the loss the attack maximises (a name, a
-            `keras.losses.Loss` or a callable `(y_true, y_pred)`); `None`
-            uses the loss given to `compile`.
+            `keras.losses.Loss` or a callable `(y_true, y_pred)`). Defaults
+            to `None`: the loss given to `compile`.
         validation_pgd_steps: if > 0, `evaluate` (and `fit`'s validation)
             also reports `pgd_accuracy`, the accuracy under PGD with this many
             steps (`val_pgd_accuracy` in `fit` history), at the model's
             current `epsilon` - during an epsilon warm-up, the ramped value,
             so the curve is comparable across epochs only after the warm-up.
-            0 (default) keeps `test_step` clean and as cheap as Keras' own.
+            Defaults to 0, which keeps `test_step` clean and as cheap as
+            Keras' own.
         validation_pgd_restarts: restarts of that PGD attack, >= 1.
-        validation_pgd_alpha: its step size; defaults to `epsilon / 4`.
+            Defaults to 1.
+        validation_pgd_alpha: its step size. Defaults to `epsilon / 4`.
         seed: integer seed of the attack's random numbers. A seeded model
             trains reproducibly; `None` draws one with Python's `random`
             (so `keras.utils.set_random_seed` makes it reproducible too).
-            The seed is saved in the config.
-        name: model name.
+            The seed is saved in the config. Defaults to `None`.
+        name: model name. Defaults to `None` (Keras chooses).
         **kwargs: passed to `keras.Model` (e.g. `trainable`, `dtype`).
 
     Raises:
         ValueError: for invalid hyperparameters, or unless exactly one of
             (`inputs`, `outputs`) and `model` is given.
+
+    Example: a method is a subclass that implements `perturb`.
+
+    >>> import numpy as np, keras, tensorflow as tf, zerograd_tf as zg
+    >>> class SignNoise(zg.AdversarialModel):
+    ...     def perturb(self, x, y, seed):
+    ...         noise = tf.random.stateless_uniform(tf.shape(x), seed, -1.0, 1.0)
+    ...         return self.epsilon * tf.sign(noise), {}
+    >>> inputs = keras.Input((8, 8, 1))
+    >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
+    >>> model = SignNoise(inputs, outputs, epsilon=0.1, seed=0)
+    >>> model.compile(optimizer="adam",
+    ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
+    >>> history = model.fit(x, np.arange(32) % 2, epochs=1, batch_size=16, verbose=0)
+    >>> round(float(history.history["mean_abs_delta"][0]), 3)
+    0.1
     """
 
     default_alpha_factor = 1.0

@@ -5,7 +5,22 @@ import keras
 from zerograd_tf.models.base import AdversarialModel
 
 class MaskedGradientModel(AdversarialModel):
-    """Adds the `zeroed_fraction` metric of methods that zero gradients."""
+    """Adds the `zeroed_fraction` metric of methods that zero gradients.
+
+    The base of `ZeroGradModel` and `MultiGradModel`: `perturb` returns an
+    info dict with a per-example `"zeroed_fraction"`, which `fit` logs.
+
+    Args:
+        *args, **kwargs: see `AdversarialModel`.
+
+    Example:
+
+    >>> import keras, zerograd_tf as zg
+    >>> inputs = keras.Input((4,))
+    >>> model = zg.ZeroGradModel(inputs, keras.layers.Dense(2)(inputs), epsilon=0.1)
+    >>> isinstance(model, zg.models.masked_gradient.MaskedGradientModel)
+    True
+    """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
