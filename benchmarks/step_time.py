@@ -224,6 +224,9 @@ def main(argv=None):
     parser.add_argument("--fresh", action="store_true",
                         help="re-measure everything instead of keeping the entries already "
                              "in --output (same batch size, steps and methods)")
+    parser.add_argument("--replace", action="store_true",
+                        help="re-measure the requested --models and --jit modes, keeping the "
+                             "other entries of --output")
     args = parser.parse_args(argv)
 
     # Every entry records the machine it was measured on: entries of earlier
@@ -249,6 +252,8 @@ def main(argv=None):
         report["quantile"] = _previous_quantile(args)
     jits = {"off": [False], "on": [True], "both": [False, True]}[args.jit]
     requested = {(m, j) for m in args.models for j in jits}
+    if args.replace:
+        previous = {key: e for key, e in previous.items() if key not in requested}
     if args.memory_only:
         for (model_name, jit), entry in previous.items():
             if not jit and (model_name, jit) in requested:

@@ -112,7 +112,7 @@ def test_apgd_t_attacks_the_intended_classes():
     order = np.argsort(-logits, axis=1)
     rows = np.arange(len(x))
     functions = evaluation._StageFunctions(
-        model, 0.1, dict(apgd_steps=20), evaluation._report_objective(model, None), False)
+        model, 0.1, dict(apgd_steps=20), objectives.inference_objective(model), False)
     ranks = (2, 3, 4)
     gaps = {}  # gaps[(attacked rank, measured rank)]: mean z_t - z_y
     for attacked in ranks:
@@ -193,7 +193,7 @@ def test_invariants_and_seeded_reproducibility(member):
         model, 0.05, dict(apgd_steps=10, apgd_restarts=1, apgd_targets=3,
                           square_queries=50, steps=5, restarts=1, alpha=0.01,
                           early_stop=True),
-        evaluation._report_objective(model, None), False)
+        objectives.inference_objective(model), False)
     (function, extra), *_ = functions.stages(member, 4)
     seed = tf.constant([7, 0], tf.int64)
     a, fooled_a = function(x, y, seed, *extra)

@@ -119,6 +119,13 @@ def test_step_time_runs_and_merges_partial_runs(tmp_path):
     again = json.loads(output.read_text())
     assert [e["ms"] for e in again["steps"]] == [e["ms"] for e in report["steps"]]
     assert all(v and v > 0 for v in again["steps"][0]["peak_rss_mib"].values())
+    # --replace re-measures the requested mode and keeps the other.
+    _run("step_time.py", *common, "--jit", "off", "--replace", "--no-memory", "--no-quantile")
+    replaced = json.loads(output.read_text())
+    assert [(e["model"], e["jit"]) for e in replaced["steps"]] == [("small_cnn", False),
+                                                                   ("small_cnn", True)]
+    assert replaced["steps"][1] == again["steps"][1]
+    assert replaced["steps"][0]["ms"] != again["steps"][0]["ms"]
 
 
 def test_profile_step_attributes_ops_to_the_package_scopes():
