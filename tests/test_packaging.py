@@ -2,6 +2,7 @@
 programs run from a wheel install (and from the editable one the suite uses)."""
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,8 +14,15 @@ PROGRAMS = {"zerograd-train": "zerograd_tf.trainers.train",
 
 
 def test_the_wheel_installs_only_the_package_and_its_programs_run(tmp_path):
+    # From a copy without build/ (a stale build/lib would hide a package
+    # missing from setup.cfg).
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "runs", "benchmarks", "docs", "site",
+        "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "--quiet", "-w", str(tmp_path / "dist"), ROOT], check=True, timeout=300)
+                    "--quiet", "-w", str(tmp_path / "dist"), str(source)], check=True,
+                   timeout=300)
     (wheel,) = (tmp_path / "dist").iterdir()
     names = zipfile.ZipFile(wheel).namelist()
     tops = {name.split("/")[0] for name in names}
@@ -23,6 +31,12 @@ def test_the_wheel_installs_only_the_package_and_its_programs_run(tmp_path):
     assert "zerograd_tf/trainers/train.py" in names
     assert "zerograd_tf/tuning/search.py" in names
     assert "zerograd_tf/resources/mnist10k.npz" in names
+    # Every subpackage of the source tree is in the wheel.
+    source = os.path.join(ROOT, "zerograd_tf")
+    for folder, _, files in os.walk(source):
+        if "__init__.py" in files:
+            relative = os.path.relpath(folder, ROOT).replace(os.sep, "/")
+            assert f"{relative}/__init__.py" in names, relative
     entry_points = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith("entry_points.txt"))).decode()
     for program, module in PROGRAMS.items():
