@@ -31,7 +31,6 @@ import datetime
 import glob
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -53,6 +52,7 @@ from zerograd_tf import datasets, monitoring  # noqa: E402
 from zerograd_tf.trainers import options, pipeline  # noqa: E402
 from zerograd_tf.trainers import train as train_program  # noqa: E402
 from zerograd_tf.trainers.config import RunConfig  # noqa: E402
+from benchmarks import environment  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Many models per process: TensorFlow's retracing warnings are expected here.
@@ -124,6 +124,9 @@ METHODS = {
     "pgd10": dict(method="pgd", pgd_steps=10),
 }
 
+# Seeds per method and setting.
+SEEDS = 5
+
 EPOCH_COLUMNS = ["setting", "method", "seed", "epoch", "train_loss", "train_accuracy",
                  "clean_accuracy", "fgsm_accuracy", "pgd_accuracy", "epoch_seconds"]
 RUN_COLUMNS = ["setting", "method", "seed", "epochs", "final_clean_accuracy",
@@ -168,7 +171,7 @@ def build_parser():
     parser.add_argument("--settings", nargs="+", default=["mnist", "cifar10"],
                         choices=[*SETTINGS, "custom"])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (5)")
+    parser.add_argument("--seeds", type=int, default=SEEDS, help=f"seeds 0..N-1 ({SEEDS})")
     parser.add_argument("--data-dir", default=SHARED,
                         help="folder of mnist10k.npz and cifar10_5k.npz (../shared/data)")
     parser.add_argument("--results", default=os.path.join(HERE, "results", "co_study_v2"))
@@ -272,8 +275,7 @@ def run_one(setting, method, seed, data, fields, args, monitor, evaluation):
         "catastrophic_overfitting": monitoring.catastrophic_overfitting(pgd, fgsm),
         "mean_epoch_seconds": statistics.fmean(r["epoch_seconds"] for r in rows[1:] or rows),
         "date": datetime.date.today().isoformat(),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "tensorflow": tf.__version__, "keras": keras.__version__},
+        "machine": environment.machine(),
     }
     io_utils.write_json_atomic(path, record)
     return True

@@ -149,7 +149,7 @@ def co_study_v2():
     from benchmarks import co_study
 
     records = co_study.load_records(os.path.join(RESULTS, "co_study_v2"))
-    planned = 2 * len(co_study.METHODS) * 5
+    planned = len(co_study.SETTINGS) * len(co_study.METHODS) * co_study.SEEDS
     dates = sorted({r.get("date", "") for r in records} - {""})
     return (f"{len(records)} of {planned} runs finished"
             + (f" ({dates[0]}{' to ' + dates[-1] if dates[-1] != dates[0] else ''})"

@@ -20,10 +20,8 @@ without running anything).
 """
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import sys
 import time
 
@@ -39,7 +37,7 @@ import tensorflow as tf  # noqa: E402
 import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import datasets, io_utils  # noqa: E402
 from zerograd_tf.trainers import pipeline  # noqa: E402
-from benchmarks import co_study  # noqa: E402
+from benchmarks import co_study, environment  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 
@@ -59,20 +57,9 @@ OURS = {
     "square": {"attack": "square"},
     "autoattack": {"attack": "autoattack"},
 }
+# The versions each entry records.
+PACKAGES = ("tensorflow", "keras", "adversarial-robustness-toolbox")
 COLUMNS = ["pgd50_10", "apgd_ce", "apgd_dlr", "apgd_t", "square", "autoattack", "art_autoattack"]
-
-
-def machine():
-    import importlib.metadata as metadata
-
-    versions = {}
-    for name in ("tensorflow", "keras", "adversarial-robustness-toolbox"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return {"platform": platform.platform(), "processor": platform.processor(),
-            "cpus": os.cpu_count(), "date": datetime.date.today().isoformat(), **versions}
 
 
 def load_setting(setting, data_dir):
@@ -215,7 +202,7 @@ def main(argv=None):
                             "attacks": report["attacks"]}
             results["entries"].append({"model": name, "evaluation": evaluation,
                                        "epsilon": epsilon, "num_examples": len(x),
-                                       **measured, "machine": machine()})
+                                       **measured, "machine": environment.machine(PACKAGES)})
             io_utils.write_json_atomic(args.results, results)
             print(f"robust_eval: {name}: {evaluation}: robust accuracy "
                   f"{measured['robust_accuracy']:.4f} in {measured['seconds']:.1f} s", flush=True)

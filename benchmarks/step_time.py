@@ -18,10 +18,8 @@ Writes `benchmarks/results/step_time.json` and prints Markdown tables.
 """
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -37,6 +35,7 @@ import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import architectures, validation  # noqa: E402
+from benchmarks import environment  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Many models per process: TensorFlow's retracing warnings are expected here.
@@ -231,11 +230,8 @@ def main(argv=None):
 
     # Every entry records the machine it was measured on: entries of earlier
     # runs are kept, so one machine field for the file would misattribute them.
-    machine = {"platform": platform.platform(), "processor": platform.processor(),
-               "cpus": os.cpu_count(), "tensorflow": tf.__version__,
-               "keras": keras.__version__,
-               "devices": [d.name for d in tf.config.list_logical_devices()],
-               "date": datetime.date.today().isoformat()}
+    machine = {**environment.machine(),
+               "devices": [d.name for d in tf.config.list_logical_devices()]}
     report = {"batch_size": args.batch_size, "timed_steps": args.steps,
               "steps": [], "quantile": []}
     if args.input_check_only:

@@ -23,10 +23,8 @@ versions) and prints the Markdown table (`--table`: print it from the file).
 """
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -42,6 +40,7 @@ import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import architectures  # noqa: E402
+from benchmarks import environment  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 EPSILON = 8 / 255
@@ -209,19 +208,6 @@ def torch_runner(network, method, x, y):
 
 
 # ----------------------------------------------------------------------
-def machine():
-    import importlib.metadata as metadata
-
-    versions = {}
-    for name in ("tensorflow", "keras", "torch"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return {"platform": platform.platform(), "processor": platform.processor(),
-            "cpus": os.cpu_count(), "date": datetime.date.today().isoformat(), **versions}
-
-
 def measure(network, methods, rounds, steps, warmup, frameworks, progress=print):
     """Median over rounds of the mean step time (ms), per (framework, method)."""
     rng = np.random.default_rng(0)
@@ -305,7 +291,7 @@ def main(argv=None):
     for network in args.networks:
         methods = [m for m in args.methods if (network, m) not in SKIP]
         ms = measure(network, methods, args.rounds, args.steps, args.warmup, args.frameworks)
-        report["entries"].append({"network": network, "ms": ms, "machine": machine()})
+        report["entries"].append({"network": network, "ms": ms, "machine": environment.machine(("tensorflow", "keras", "torch"))})
     report["markdown"] = table(report)
     report["targets"] = [{"target": text, "met": met} for text, met in targets(report)]
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
