@@ -184,17 +184,17 @@ def monitor_callbacks(config, data, output, logdir):
     x, y = data.x_val, data.y_val
     if x is None or len(x) == 0:
         x, y, _ = data.evaluation_split()
-    x, y = x[:config.co_size], y[:config.co_size]
+    size = max(config.co_size, callbacks_lib.auto_quantile.CONFIRM_SIZE if auto else 0)
+    x, y = x[:size], y[:size]
     x = x.astype(np.float32) / 255 if x.dtype == np.uint8 else x
     found = []
     if auto:
-        # Its own held-out examples: the first of the validation split
-        # (`RunConfig.resolved` insists on one).
-        x_auto, y_auto = data.x_val, data.y_val
-        x_auto = x_auto.astype(np.float32) / 255 if x_auto.dtype == np.uint8 else x_auto
+        # Its own held-out examples (the first of the validation split,
+        # which `RunConfig.resolved` insists on).
         found.append(callbacks_lib.AutoQuantile(
-            x_auto, y_auto, config.epsilon, logdir=logdir,
+            x, y, config.epsilon, logdir=logdir,
             state_path=os.path.join(output, "auto_quantile.json")))
+    x, y = x[:config.co_size], y[:config.co_size]
     if config.co_monitor != "off":
         found.append(callbacks_lib.CatastrophicOverfittingMonitor(
             x, y, config.epsilon, action=config.co_monitor, frequency=config.co_frequency,

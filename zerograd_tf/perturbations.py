@@ -333,20 +333,20 @@ def zerograd(objective, x, y, epsilon, alpha=None, *, quantile=0.35,
     seed = as_seed(seed) if init == "random" else None
     delta = _start(x, epsilon, init, seed)
     zeroed = tf.zeros(tf.shape(x)[:1], tf.float32)
-    mask = _zerograd_mask_xla if (mask_jit and quantile_method == "bisect") else _zerograd_mask
-    if mask is _zerograd_mask_xla:
+    if mask_jit and quantile_method == "bisect":
+        mask = _zerograd_mask_xla
         # A Python number exactly (float64), as `per_example_quantile` uses
         # it; a variable read here (a function argument must be a tensor).
         quantile = (tf.constant(float(quantile), tf.float64)
                     if isinstance(quantile, (int, float)) else tf.convert_to_tensor(quantile))
+    else:
+        def mask(gradient, quantile):
+            return _zerograd_mask(gradient, quantile, quantile_method)
     for _ in range(iterations):
         _, gradient, _ = loss_and_gradient(objective, x + delta, y)
         with tf.name_scope("zerograd_mask"):
-            if mask is _zerograd_mask:
-                gradient, fraction = mask(gradient, quantile, quantile_method)
-            else:
-                gradient, fraction = mask(gradient, quantile)
-            zeroed += _zeroed_fraction(fraction, gradient)
+            gradient, count = mask(gradient, quantile)
+            zeroed += _zeroed_fraction(count, gradient)
         delta = project(x, delta + tf.cast(alpha, x.dtype) * tf.sign(gradient), epsilon)
     info = {"zeroed_fraction": zeroed / iterations}
     return _finish(delta, info, return_info)

@@ -235,13 +235,16 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
     def _judge(self, check):
         """Whether the checks so far, ending with `check`, show CO (or, with
         `max_gap`, an FGSM-PGD gap above it)."""
-        if self.max_gap is not None and (
-                check["fgsm_accuracy"] - check["pgd_accuracy"] > self.max_gap):
+        if self._gap_exceeded(check):
             return True
         judged = self.checks[self._judge_from():] + [check]
         return monitoring.catastrophic_overfitting(
             [c["pgd_accuracy"] for c in judged], [c["fgsm_accuracy"] for c in judged],
             self.drop, self.min_best)
+
+    def _gap_exceeded(self, check):
+        return self.max_gap is not None and (
+            check["fgsm_accuracy"] - check["pgd_accuracy"] > self.max_gap)
 
     def _judge_from(self):
         return self.checks[-1]["judge_from"] if self.checks else 0
@@ -301,9 +304,8 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
     def _act(self, check):
         best = max((c["pgd_accuracy"] for c in self.checks[check["judge_from"]:-1]),
                    default=0.0)
-        cause = ("an FGSM-PGD gap above the limit" if self.max_gap is not None and
-                 check["fgsm_accuracy"] - check["pgd_accuracy"] > self.max_gap else
-                 "catastrophic overfitting")
+        cause = ("an FGSM-PGD gap above the limit" if self._gap_exceeded(check)
+                 else "catastrophic overfitting")
         message = (f"{cause} at epoch {check['epoch'] + 1}, step "
                    f"{check['step']}: PGD-{self.pgd_steps} accuracy {check['pgd_accuracy']:.3f} "
                    f"(best {best:.3f}) while FGSM accuracy is {check['fgsm_accuracy']:.3f}")
@@ -365,9 +367,12 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
             json.dump({"checks": self.checks, "events": self.events}, f)
         os.replace(temporary, self.state_path)
 
-    def _load_state(self):
+    def _read_state(self):
         with open(self.state_path) as f:
-            state = json.load(f)
+            return json.load(f)
+
+    def _load_state(self):
+        state = self._read_state()
         self.checks, self.events = state["checks"], state["events"]
 
     def stopped_before(self, epoch):
@@ -375,8 +380,7 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         before `epoch`: a resumed run that must not train further."""
         if not self.state_path or not os.path.exists(self.state_path):
             return False
-        with open(self.state_path) as f:
-            events = json.load(f).get("events", [])
+        events = self._read_state().get("events", [])
         return any(e["action"] == "stop" and e["epoch"] < epoch for e in events)
 
     @property
