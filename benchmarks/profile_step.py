@@ -2,6 +2,8 @@
 
     python benchmarks/profile_step.py --method zerograd_bisect --model small_cnn
     python benchmarks/profile_step.py --method fgsm_rs --jit on --logdir /tmp/prof
+    python benchmarks/profile_step.py --method zerograd_bisect --mask-jit off --save
+
 
 Builds the model and step exactly as `benchmarks/step_time.py` does, runs a
 warm-up, then records `--steps` steps with `tf.profiler.experimental`. The
@@ -20,23 +22,38 @@ self-time per step grouped by the name scopes the package gives its ops:
 then the most expensive operation types. In graph mode every TensorFlow op is
 listed; under XLA the compiled cluster shows as one op, so profile graph mode
 to attribute time inside the step.
+
+Two switches reproduce what the step cost before the changes the README's
+performance section describes: `--mask-jit off` runs ZeroGrad's mask as
+separate graph-mode ops (`zerograd_tf.perturbations.zerograd(mask_jit=False)`)
+and `--keras-batchnorm` builds the residual networks with Keras'
+`BatchNormalization` instead of the package's fused layer. `--save` writes
+the summary with its machine record to `benchmarks/results/profile/`, from
+which `readme_tables.py` writes the README's profile table.
 """
 
 import argparse
 import collections
+import functools
 import glob
 import json
 import os
+import statistics
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from zerograd_tf import _env  # noqa: F401,E402  (before TensorFlow)
 
+import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks import step_time  # noqa: E402
+from benchmarks import environment, step_time  # noqa: E402
+from zerograd_tf import architectures, perturbations  # noqa: E402
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "profile")
 
 # Order matters: the first scope found in an op's name claims it.
 SCOPES = ("per_example_quantile", "zerograd_mask", "random_start", "input_gradient")
@@ -69,25 +86,49 @@ def op_stats(logdir):
             for row in table["rows"]]
 
 
-def summarise(rows, steps, top=12):
-    """Markdown tables: self time per step by scope, and by op type."""
+def aggregate(rows, steps, top=12):
+    """Milliseconds of self time per step: in total, by scope, by op type
+    (the `top` most expensive)."""
     rows = [r for r in rows if r["type"] != "IDLE"]
-    total = sum(r["total_self_time"] for r in rows) or 1.0
     by_scope = collections.Counter()
     by_type = collections.Counter()
     for r in rows:
         by_scope[category(r["operation"] or "")] += r["total_self_time"]
         by_type[r["type"]] += r["total_self_time"]
-    lines = ["| part of the step | ms / step | share |", "| --- | --- | --- |"]
-    for name in (*SCOPES, "weight_gradient", "other"):
-        if by_scope[name]:
-            lines.append(f"| {name} | {by_scope[name] / steps / 1e3:.2f} | "
-                         f"{100 * by_scope[name] / total:.0f} % |")
-    lines.append(f"| **total (device self time)** | {total / steps / 1e3:.2f} | 100 % |")
+    ms = lambda us: us / steps / 1e3  # noqa: E731  (xprof reports microseconds)
+    return {"total_ms": ms(sum(r["total_self_time"] for r in rows)),
+            "by_scope_ms": {name: ms(by_scope[name])
+                            for name in (*SCOPES, "weight_gradient", "other") if by_scope[name]},
+            "by_type_ms": {name: ms(value) for name, value in by_type.most_common(top)}}
+
+
+def summarise(summary):
+    """Markdown tables of an `aggregate` summary (with the median wall time
+    of a step, `step_ms`, when given)."""
+    total = summary["total_ms"] or 1.0
+    lines = []
+    if "step_ms" in summary:
+        # Op self times overlap (the ops of a step run in parallel on the
+        # cores) and leave out a nested XLA function: compare wall times.
+        lines += [f"median step (wall, without the profiler): {summary['step_ms']:.2f} ms", ""]
+    lines += ["| part of the step | ms / step | share |", "| --- | --- | --- |"]
+    for name, value in summary["by_scope_ms"].items():
+        lines.append(f"| {name} | {value:.2f} | {100 * value / total:.0f} % |")
+    lines.append(f"| **total (device self time)** | {total:.2f} | 100 % |")
     lines += ["", "| op type | ms / step | share |", "| --- | --- | --- |"]
-    for name, value in by_type.most_common(top):
-        lines.append(f"| {name} | {value / steps / 1e3:.2f} | {100 * value / total:.0f} % |")
+    for name, value in summary["by_type_ms"].items():
+        lines.append(f"| {name} | {value:.2f} | {100 * value / total:.0f} % |")
     return "\n".join(lines)
+
+
+def result_name(args):
+    """The file name of a saved profile, from its settings."""
+    parts = [args.method, args.model, f"jit-{args.jit}"]
+    if args.mask_jit == "off":
+        parts.append("mask-eager")
+    if args.keras_batchnorm:
+        parts.append("keras-bn")
+    return "_".join(parts) + ".json"
 
 
 def main(argv=None):
@@ -98,14 +139,34 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--mask-jit", choices=["off", "on"], default="on",
+                        help="ZeroGrad's mask as one XLA function (on, the default) or as "
+                             "separate ops")
+    parser.add_argument("--keras-batchnorm", action="store_true",
+                        help="Keras' BatchNormalization in the residual networks")
     parser.add_argument("--logdir", default=None,
                         help="where the trace goes (a temporary folder if not given)")
+    parser.add_argument("--save", action="store_true",
+                        help=f"write the summary to {os.path.relpath(RESULTS)}/")
     args = parser.parse_args(argv)
     logdir = args.logdir or tempfile.mkdtemp(prefix="zerograd_profile_")
+    # The two "before" switches replace a module attribute for this process
+    # only (a benchmark program, never the library).
+    if args.mask_jit == "off":
+        perturbations.zerograd = functools.partial(perturbations.zerograd, mask_jit=False)
+    if args.keras_batchnorm:
+        architectures.FusedBatchNormalization = keras.layers.BatchNormalization
     model = step_time.build(args.method, args.model, args.jit == "on")
     step = step_time.make_step(model, args.batch_size)
     for _ in range(args.warmup):
         step()
+    # The step's wall time without the profiler: op self times overlap
+    # (parallel ops) and leave out a nested XLA function (ZeroGrad's mask).
+    wall = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        step()
+        wall.append(1e3 * (time.perf_counter() - start))
     tf.profiler.experimental.start(logdir)
     for _ in range(args.steps):
         step()
@@ -115,9 +176,21 @@ def main(argv=None):
     if rows is None:
         print("install `xprof` to print the per-scope summary here")
         return 0
+    summary = {"step_ms": statistics.median(wall), **aggregate(rows, args.steps)}
     print(f"\n{args.method}, {args.model}, batch {args.batch_size}, jit_compile="
-          f"{args.jit == 'on'}, {args.steps} steps\n")
-    print(summarise(rows, args.steps))
+          f"{args.jit == 'on'}, mask_jit={args.mask_jit == 'on'}, keras_batchnorm="
+          f"{args.keras_batchnorm}, {args.steps} steps\n")
+    print(summarise(summary))
+    if args.save:
+        os.makedirs(RESULTS, exist_ok=True)
+        path = os.path.join(RESULTS, result_name(args))
+        record = {"method": args.method, "model": args.model, "jit": args.jit == "on",
+                  "mask_jit": args.mask_jit == "on", "keras_batchnorm": args.keras_batchnorm,
+                  "batch_size": args.batch_size, "steps": args.steps, **summary,
+                  "machine": environment.machine(("tensorflow", "keras", "xprof"))}
+        with open(path, "w") as f:
+            json.dump(record, f, indent=1)
+        print(f"\nwrote {path}")
     return 0
 
 

@@ -1,12 +1,13 @@
-"""Writes the README's generated tables from the committed result files.
+"""Writes the generated tables of the README and the docs from the committed result files.
 
-    python benchmarks/readme_tables.py            # rewrite the tables in README.md
-    python benchmarks/readme_tables.py --check    # exit 1 if README.md is out of date
+    python benchmarks/readme_tables.py            # rewrite the tables in every document
+    python benchmarks/readme_tables.py --check    # exit 1 if a document is out of date
 
 A generated table sits between `<!-- generated: NAME -->` and
-`<!-- end generated -->` lines; NAME picks the generator below, which reads
-only committed files under `benchmarks/results/`. `tests/test_readme.py`
-runs `--check`, so a number in such a table cannot drift from its data.
+`<!-- end generated -->` lines of README.md or a page under docs/ (the
+`DOCUMENTS`); NAME picks the generator below, which reads only committed
+files under `benchmarks/results/`. `tests/test_readme.py` checks every
+document, so a number in such a table cannot drift from its data.
 """
 
 import argparse
@@ -18,6 +19,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 README = os.path.join(ROOT, "README.md")
+DOCUMENTS = [README, os.path.join(ROOT, "docs", "cli.md"),
+             os.path.join(ROOT, "docs", "benchmarks.md")]
 RESULTS = os.path.join(HERE, "results")
 
 ROBUST_MODELS = [
@@ -157,8 +160,85 @@ def co_study_v2():
             + co_study.summary(records).rstrip())
 
 
+# The saved profiles (`profile_step.py --save`), before and after each change.
+PROFILES = [
+    ("fgsm_rs_small_cnn_jit-off.json", "FGSM-RS, small_cnn (reference)"),
+    ("zerograd_bisect_small_cnn_jit-off_mask-eager.json",
+     "ZeroGrad, small_cnn, mask as separate ops (before)"),
+    ("zerograd_bisect_small_cnn_jit-off.json", "ZeroGrad, small_cnn, mask as one XLA function"),
+    ("fgsm_rs_preact_resnet18_jit-off_keras-bn.json",
+     "FGSM-RS, PreAct ResNet-18, Keras' BatchNormalization (before)"),
+    ("fgsm_rs_preact_resnet18_jit-off.json", "FGSM-RS, PreAct ResNet-18, FusedBatchNormalization"),
+]
+
+
+def profile_table():
+    """Self time per step by part of the step, and the top op types, of
+    each saved profile."""
+    parts = [("input_gradient", "input gradient"),
+             ("per_example_quantile", "ZeroGrad quantile"), ("zerograd_mask", "ZeroGrad mask"),
+             ("random_start", "random start"), ("weight_gradient", "weight gradient"),
+             ("other", "other")]
+    header = ["step (graph mode, batch 128)", "wall", "op self time",
+              *[label for _, label in parts], "most expensive op types"]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    machines = set()
+    for name, label in PROFILES:
+        path = os.path.join(RESULTS, "profile", name)
+        if not os.path.exists(path):
+            continue
+        entry = _load(os.path.join("profile", name))
+        scopes = entry["by_scope_ms"]
+        top = ", ".join(f"{op} {ms:.1f}" for op, ms in list(entry["by_type_ms"].items())[:4])
+        lines.append("| " + " | ".join(
+            [label, f"{entry['step_ms']:.1f}", f"{entry['total_ms']:.1f}",
+             *[f"{scopes[key]:.1f}" if key in scopes else "–" for key, _ in parts], top]) + " |")
+        m = entry["machine"]
+        machines.add(f"{m['cpus']} CPUs, TensorFlow {m['tensorflow']}, Keras {m['keras']}, "
+                     f"{m['date']}")
+    return "\n".join(lines + [
+        "", "Milliseconds per step: the median wall time without the profiler, then the "
+        "self time of TensorFlow's ops under it (xprof), in total and by part of the step. "
+        "The ops of a step run in parallel on the cores, so their self times can add up to "
+        "more than the wall time, and a nested XLA function (ZeroGrad's compiled mask) is not "
+        "among them: its cost shows in the wall time. Measured on "
+        f"{'; '.join(sorted(machines))}."])
+
+
+def _co_study_v1(setting):
+    """The first CO study's table of one setting (PGD-50-10 only: the
+    AutoAttack column, empty there, is left out)."""
+    sys.path.insert(0, ROOT)
+    from benchmarks import co_study
+
+    records = [r for r in co_study.load_records(os.path.join(RESULTS, "co_study"))
+               if r["setting"] == setting]
+    rows = [line for line in co_study.summary(records).splitlines() if line.startswith("|")]
+    cells = [line.strip("|").split(" | ") for line in rows]
+    drop = next(i for i, c in enumerate(cells[0]) if "AutoAttack" in c)
+    if any(c[drop].strip() != "–" for c in cells[2:]):
+        raise ValueError("the first study has AutoAttack numbers: show them")
+    dates = sorted({r["date"] for r in records if r.get("date")})
+    return "\n".join("| " + " | ".join(c.strip() for j, c in enumerate(row) if j != drop) + " |"
+                     for row in cells) + (f"\n\nRuns of {dates[0]} to {dates[-1]}." if dates else "")
+
+
+def input_check_line():
+    """The measured cost of `fit`'s one-time input check."""
+    rows = _load("step_time.json")["input_check"]
+    ms = sorted(r["ms_per_fit"] for r in rows)
+    m = rows[0]["machine"]
+    shapes = " and ".join("×".join(map(str, r["shape"])) for r in rows)
+    return (f"{ms[0]:.1f}–{ms[-1]:.1f} ms per `fit` call for a first batch of {shapes} "
+            f"(`input_check` in `benchmarks/results/step_time.json`; {m['cpus']} CPUs, "
+            f"TensorFlow {m['tensorflow']}, Keras {m['keras']}, {m['date']}).")
+
+
 GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
-              "co_study_v2": co_study_v2,
+              "co_study_v2": co_study_v2, "profile": profile_table,
+              "co_study_v1_mnist": lambda: _co_study_v1("mnist"),
+              "co_study_v1_cifar10": lambda: _co_study_v1("cifar10"),
+              "input_check": input_check_line,
               "vs_pytorch": vs_pytorch_table, "step_cost_targets": step_cost_targets}
 _BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- end generated -->)", re.S)
 
@@ -176,19 +256,23 @@ def render(text):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true",
-                        help="exit 1 when README.md differs from its result files")
+                        help="exit 1 when a document differs from its result files")
     args = parser.parse_args(argv)
-    with open(README) as f:
-        text = f.read()
-    rendered = render(text)
-    if args.check:
-        if rendered != text:
-            print("README.md is out of date: run python benchmarks/readme_tables.py",
-                  file=sys.stderr)
-            return 1
-        return 0
-    with open(README, "w") as f:
-        f.write(rendered)
+    stale = []
+    for path in DOCUMENTS:
+        with open(path) as f:
+            text = f.read()
+        rendered = render(text)
+        if rendered == text:
+            continue
+        stale.append(os.path.relpath(path, ROOT))
+        if not args.check:
+            with open(path, "w") as f:
+                f.write(rendered)
+    if args.check and stale:
+        print(f"{', '.join(stale)} out of date: run python benchmarks/readme_tables.py",
+              file=sys.stderr)
+        return 1
     return 0
 
 

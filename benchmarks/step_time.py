@@ -246,6 +246,10 @@ def main(argv=None):
     previous = _previous_entries(args)
     if previous:  # kept unless re-measured below
         report["quantile"] = _previous_quantile(args)
+        with open(args.output) as f:
+            input_check = json.load(f).get("input_check")
+        if input_check:
+            report["input_check"] = input_check
     jits = {"off": [False], "on": [True], "both": [False, True]}[args.jit]
     requested = {(m, j) for m in args.models for j in jits}
     if args.replace:
@@ -289,7 +293,9 @@ def main(argv=None):
 
 
 def _previous_entries(args):
-    """Entries of an earlier run with the same settings, to keep (unless --fresh)."""
+    """Entries of an earlier run with the same settings, to keep (unless
+    --fresh): with --replace every entry not re-measured, else those of the
+    same methods."""
     if args.fresh or not os.path.exists(args.output):
         return {}
     with open(args.output) as f:
@@ -297,7 +303,7 @@ def _previous_entries(args):
     if old.get("batch_size") != args.batch_size or old.get("timed_steps") != args.steps:
         return {}
     return {(e["model"], e["jit"]): e for e in old.get("steps", [])
-            if set(e["ms"]) == set(args.methods)}
+            if args.replace or set(e["ms"]) == set(args.methods)}
 
 
 def _previous_quantile(args):

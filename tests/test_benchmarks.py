@@ -126,6 +126,17 @@ def test_step_time_runs_and_merges_partial_runs(tmp_path):
                                                                    ("small_cnn", True)]
     assert replaced["steps"][1] == again["steps"][1]
     assert replaced["steps"][0]["ms"] != again["steps"][0]["ms"]
+    # ... also when the other entries were measured with other methods, and
+    # it keeps the quantile and input-check sections.
+    replaced["input_check"] = [{"shape": [8, 32, 32, 3], "ms_per_fit": 1.0}]
+    output.write_text(json.dumps(replaced))
+    fewer = [a for a in common if a != "zerograd_bisect"]
+    _run("step_time.py", *fewer, "--jit", "on", "--replace", "--no-quantile")
+    last = json.loads(output.read_text())
+    assert last["steps"][0] == replaced["steps"][0]
+    assert set(last["steps"][1]["ms"]) == {"clean", "fgsm_rs"}
+    assert last["quantile"] == replaced["quantile"]
+    assert last["input_check"] == replaced["input_check"]
 
 
 def test_profile_step_attributes_ops_to_the_package_scopes():
@@ -161,7 +172,10 @@ def test_profile_step_attributes_ops_to_the_package_scopes():
             {"type": "Conv2D", "operation": "a/gradient_tape/conv/Conv2D",
              "total_self_time": 4000.0},
             {"type": "IDLE", "operation": "IDLE", "total_self_time": 9e9}]
-    table = profile_step.summarise(rows, steps=2)
+    summary = profile_step.aggregate(rows, steps=2)
+    assert summary["total_ms"] == 4.0 and summary["by_type_ms"]["Conv2D"] == 2.0
+    table = profile_step.summarise({"step_ms": 3.5, **summary})
+    assert "median step (wall, without the profiler): 3.50 ms" in table
     assert "| per_example_quantile | 1.50 | 38 % |" in table
     assert "| zerograd_mask | 0.50 | 12 % |" in table
     assert "| weight_gradient | 2.00 | 50 % |" in table
