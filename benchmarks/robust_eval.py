@@ -104,7 +104,7 @@ def art_autoattack(model, x, y, epsilon, batch_size):
     from art.attacks.evasion import AutoAttack
     from art.estimators.classification import TensorFlowV2Classifier
 
-    classifier = model.model
+    classifier = model.classifier
     estimator = TensorFlowV2Classifier(
         classifier, nb_classes=int(classifier.output_shape[-1]),
         input_shape=tuple(x.shape[1:]), clip_values=(0.0, 1.0),

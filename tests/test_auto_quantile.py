@@ -27,7 +27,7 @@ class CollapseAt:
 
     def __call__(self, model):
         step = int(model.optimizer.iterations.numpy())
-        self.weights[step] = [w.copy() for w in model.model.get_weights()]
+        self.weights[step] = [w.copy() for w in model.classifier.get_weights()]
         return COLLAPSED if step in self.steps else HEALTHY
 
 
@@ -40,7 +40,7 @@ class WeightsAfterBatch(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.model.optimizer.iterations.numpy())
-        self.weights[step] = [w.copy() for w in self.model.model.get_weights()]
+        self.weights[step] = [w.copy() for w in self.model.classifier.get_weights()]
 
 
 class StopAfter(keras.callbacks.Callback):

@@ -23,7 +23,7 @@ class Script:
 
     def __call__(self, model):
         i = len(self.weights)
-        self.weights.append([w.copy() for w in model.model.get_weights()])
+        self.weights.append([w.copy() for w in model.classifier.get_weights()])
         return {"clean_accuracy": 0.9, "fgsm_accuracy": self.fgsm[i],
                 "pgd_accuracy": self.pgd[i]}
 
@@ -41,7 +41,7 @@ class CaptureAfter(keras.callbacks.Callback):
         self.weights = []
 
     def on_epoch_end(self, epoch, logs=None):
-        self.weights.append([w.copy() for w in self.model.model.get_weights()])
+        self.weights.append([w.copy() for w in self.model.classifier.get_weights()])
 
 
 def _fit(monitor, epochs=5, cls=zg.ZeroGradModel, capture=None, **kwargs):
@@ -75,7 +75,7 @@ def test_stop_restores_the_last_healthy_weights_and_stops():
     monitor = zg.CatastrophicOverfittingMonitor(measure=script, action="stop", verbose=0)
     model, history = _fit(monitor)
     assert len(history["loss"]) == 3 and monitor.detected
-    for restored, healthy in zip(model.model.get_weights(), script.weights[1]):
+    for restored, healthy in zip(model.classifier.get_weights(), script.weights[1]):
         np.testing.assert_array_equal(restored, healthy)
     assert any((a != b).any() for a, b in zip(script.weights[2], script.weights[1]))
 
@@ -237,5 +237,5 @@ def test_stop_restores_the_optimizer_moments_of_the_healthy_check():
     assert any(np.abs(m).max() > 0 for m in momenta)
     for restored, healthy in zip(momenta, snapshot.states[1]):
         np.testing.assert_array_equal(restored, healthy)
-    for restored, healthy in zip(model.model.get_weights(), script.weights[1]):
+    for restored, healthy in zip(model.classifier.get_weights(), script.weights[1]):
         np.testing.assert_array_equal(restored, healthy)

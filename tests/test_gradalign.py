@@ -95,15 +95,15 @@ def test_batchnorm_statistics_move_only_with_the_training_pass():
     keras.utils.set_random_seed(0)
     inputs, outputs = small_cnn(batch_norm=True)
     model = zg.GradAlignModel(inputs, outputs, epsilon=EPS, seed=3)
-    reference = keras.models.clone_model(model.model)
-    reference.set_weights(model.model.get_weights())
+    reference = keras.models.clone_model(model.classifier)
+    reference.set_weights(model.classifier.get_weights())
     model.compile(keras.optimizers.SGD(0.1),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     delta = zg.fgsm(model.attack_objective(), x, y, EPS, EPS, init="zero")
     x_adv = np.clip(x + delta.numpy(), 0, 1)
     model.train_on_batch(x, y)
     reference(x_adv, training=True)  # one BatchNorm update on the adversarial batch
-    bn = [l for l in model.model.layers if isinstance(l, keras.layers.BatchNormalization)][0]
+    bn = [l for l in model.classifier.layers if isinstance(l, keras.layers.BatchNormalization)][0]
     ref = [l for l in reference.layers if isinstance(l, keras.layers.BatchNormalization)][0]
     np.testing.assert_allclose(bn.moving_mean.numpy(), ref.moving_mean.numpy(), rtol=1e-5,
                                atol=1e-7)

@@ -70,8 +70,8 @@ def test_attack_leaves_no_trace_in_batchnorm_statistics():
     y = rng.integers(0, 3, 32)
     inputs, outputs = small_cnn(batch_norm=True)
     model = zg.ZeroGradModel(inputs, outputs, epsilon=EPS, seed=3)
-    reference = keras.models.clone_model(model.model)
-    reference.set_weights(model.model.get_weights())
+    reference = keras.models.clone_model(model.classifier)
+    reference.set_weights(model.classifier.get_weights())
     model.compile(optimizer=keras.optimizers.SGD(0.1),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x_adv = _expected_adversarial_batch(model, x, y)
@@ -80,7 +80,7 @@ def test_attack_leaves_no_trace_in_batchnorm_statistics():
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     reference.train_on_batch(x_adv, y)
 
-    bn = [layer for layer in model.model.layers
+    bn = [layer for layer in model.classifier.layers
           if isinstance(layer, keras.layers.BatchNormalization)][0]
     bn_ref = [layer for layer in reference.layers
               if isinstance(layer, keras.layers.BatchNormalization)][0]
@@ -88,7 +88,7 @@ def test_attack_leaves_no_trace_in_batchnorm_statistics():
                                rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(bn.moving_variance.numpy(),
                                bn_ref.moving_variance.numpy(), rtol=1e-5, atol=1e-7)
-    for a, b in zip(model.model.get_weights(), reference.get_weights()):
+    for a, b in zip(model.classifier.get_weights(), reference.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
@@ -164,6 +164,40 @@ def test_keras_round_trip(tmp_path, cls, kwargs):
     # the attack).
     assert int(loaded.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy())
     loaded.fit(x, y, batch_size=32, epochs=1, verbose=0)
+
+
+def test_saved_layout_is_that_of_earlier_versions(tmp_path):
+    """Earlier versions named the wrapped classifier `model`; now it is
+    `classifier`. Files keep the layout they had (the classifier's weights
+    under "layers/functional"), so files of either version load in the
+    other, without warnings."""
+    import warnings
+    import zipfile
+
+    import h5py
+
+    x, y = robustness_problem(128)
+    inputs, outputs = small_cnn(input_shape=(4, 4, 1), classes=2, batch_norm=True)
+    model = zg.ZeroGradModel(inputs, outputs, epsilon=0.05, seed=7)
+    model.compile(**compile_kwargs())
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    assert model.model is model.classifier
+    path = tmp_path / "model.keras"
+    model.save(path)
+    weights = tmp_path / "model.weights.h5"
+    model.save_weights(weights)
+    with zipfile.ZipFile(path) as archive:
+        archive.extract("model.weights.h5", tmp_path / "unpacked")
+    for stored in (weights, tmp_path / "unpacked" / "model.weights.h5"):
+        with h5py.File(stored, "r") as h5:
+            assert sorted(h5) == ["layers", "optimizer", "vars"]
+            assert list(h5["layers"]) == ["functional"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = keras.models.load_model(path)
+    for a, b in zip(loaded.classifier.get_weights(), model.classifier.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
 def test_wrap_existing_sequential_model():

@@ -366,8 +366,8 @@ def test_mixed_precision_trains_and_does_not_leak(tmp_path):
         # The run set the policy for its model only.
         assert keras.mixed_precision.global_policy().name == "float32"
         model = keras.models.load_model(tmp_path / "mp" / "model.keras")
-        assert model.model.layers[2].compute_dtype == "float16"
-        assert model.model.get_layer("logits").compute_dtype == "float32"
+        assert model.classifier.layers[2].compute_dtype == "float16"
+        assert model.classifier.get_layer("logits").compute_dtype == "float32"
         assert train_program.main(["--dataset", data, "--output", str(tmp_path / "fp"),
                                    *FAST]) == 0
         assert keras.mixed_precision.global_policy().name == "float32"

@@ -105,7 +105,7 @@ def load_model(path):
 
 def check_compatible(model, x, y, source):
     """Checks image shape and label range against the model, where it knows them."""
-    inner = model.model if isinstance(model, zg.AdversarialModel) else model
+    inner = model.classifier if isinstance(model, zg.AdversarialModel) else model
     try:
         expected, num_classes = tuple(inner.input_shape[1:]), inner.output_shape[-1]
     except (AttributeError, ValueError):  # subclassed models know no shapes

@@ -167,7 +167,7 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
     # ------------------------------------------------------------------
     def _classifier(self):
         """The weights the monitor snapshots: the wrapped classifier's."""
-        return getattr(self.model, "model", self.model)
+        return getattr(self.model, "classifier", self.model)
 
     def on_train_begin(self, logs=None):
         self._reset()

@@ -63,7 +63,10 @@ class AdversarialModel(keras.Model):
     Build it like a functional model, `Cls(inputs, outputs, epsilon=...)`, or
     wrap an existing model, `Cls.from_model(model, epsilon=...)` (the
     existing model's layers and weights are shared, not copied). Inputs must
-    be floats in [0, 1]; put normalisation inside the model.
+    be floats in [0, 1]; put normalisation inside the model. The wrapped
+    network is `classifier` (the functional model built from `inputs` and
+    `outputs`, or the given `model`): its weights are the trained weights,
+    and `classifier.predict` runs it without the adversarial wrapper.
 
     Subclasses implement `perturb(x, y, seed)`.
 
@@ -158,7 +161,7 @@ class AdversarialModel(keras.Model):
         if seed is None:
             seed = random.randrange(2**31)
         self.seed = validation.check_int(seed, "seed", 0)
-        self.model = model
+        self.classifier = model
 
         self._epsilon = self._hyperparameter("epsilon", epsilon)
         self._alpha = self._hyperparameter("alpha", alpha)
@@ -193,15 +196,29 @@ class AdversarialModel(keras.Model):
             aggregation="only_first_replica",
         )
 
+    @property
+    def model(self):
+        """The wrapped classifier under the name earlier versions gave it:
+        the same object as `classifier`."""
+        return self.classifier
+
+    def __dir__(self):
+        # Keras' saver walks the attributes in dir() order and stores each
+        # layer under the first name it meets: without `classifier` there,
+        # the classifier's weights stay where earlier versions stored them
+        # (under the model's `layers`, "layers/functional"), so `.keras` and
+        # `.weights.h5` files load across versions in both directions.
+        return [name for name in super().__dir__() if name != "classifier"]
+
     def build(self, input_shape):
-        if not self.model.built:
+        if not self.classifier.built:
             # A symbolic call creates the variables of any model, including
             # subclassed ones whose `build()` cannot infer them.
-            self.model(keras.KerasTensor(input_shape))
+            self.classifier(keras.KerasTensor(input_shape))
         self.built = True
 
     def call(self, inputs, training=None):
-        return self.model(inputs, training=training)
+        return self.classifier(inputs, training=training)
 
     # ------------------------------------------------------------------
     # Hyperparameters.
@@ -239,7 +256,7 @@ class AdversarialModel(keras.Model):
         if loss is None:
             loss = getattr(self, "loss", None)
         return objectives_lib.model_objective(
-            self.model, loss=loss, training=training, stateless=True
+            self.classifier, loss=loss, training=training, stateless=True
         )
 
     def step_seed(self):
@@ -481,7 +498,7 @@ class AdversarialModel(keras.Model):
         return {
             "name": self.name,
             "trainable": self.trainable,
-            "model": keras.saving.serialize_keras_object(self.model),
+            "model": keras.saving.serialize_keras_object(self.classifier),
             "epsilon": self.epsilon,
             "alpha": self.alpha,
             "attack_training": self.attack_training,
