@@ -169,6 +169,9 @@ PROFILES = [
     ("fgsm_rs_preact_resnet18_jit-off_keras-bn.json",
      "FGSM-RS, PreAct ResNet-18, Keras' BatchNormalization (before)"),
     ("fgsm_rs_preact_resnet18_jit-off.json", "FGSM-RS, PreAct ResNet-18, FusedBatchNormalization"),
+    ("fgsm_rs_preact_resnet18_jit-on_keras-bn.json",
+     "the same under XLA, Keras' BatchNormalization (before)"),
+    ("fgsm_rs_preact_resnet18_jit-on.json", "the same under XLA, FusedBatchNormalization"),
 ]
 
 
@@ -179,7 +182,7 @@ def profile_table():
              ("per_example_quantile", "ZeroGrad quantile"), ("zerograd_mask", "ZeroGrad mask"),
              ("random_start", "random start"), ("weight_gradient", "weight gradient"),
              ("other", "other")]
-    header = ["step (graph mode, batch 128)", "wall", "op self time",
+    header = ["step (batch 128; graph mode unless XLA)", "wall", "op self time",
               *[label for _, label in parts], "most expensive op types"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     machines = set()
@@ -234,11 +237,30 @@ def input_check_line():
             f"TensorFlow {m['tensorflow']}, Keras {m['keras']}, {m['date']}).")
 
 
+def timings_lines():
+    """How long the quick start and the test suite took, with the machine."""
+    report = _load("timings.json")
+    lines = []
+    quick = report.get("quick_start")
+    if quick:
+        m = quick["machine"]
+        lines.append(f"- `zerograd-train`: {quick['seconds']:.0f} s in all, of which the final "
+                     f"evaluation {quick['evaluation_seconds']:.0f} s ({m['cpus']} CPUs, "
+                     f"TensorFlow {m['tensorflow']}, Keras {m['keras']}, {m['date']}).")
+    suite = report.get("test_suite")
+    if suite:
+        m = suite["machine"]
+        lines.append(f"- `python -m pytest -x -q`: {suite['seconds'] / 60:.0f} minutes "
+                     f"({suite['summary'] or ('passed' if suite['passed'] else 'failed')}; "
+                     f"{m['cpus']} CPUs, {m['date']}).")
+    return "\n".join(lines)
+
+
 GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
               "co_study_v2": co_study_v2, "profile": profile_table,
               "co_study_v1_mnist": lambda: _co_study_v1("mnist"),
               "co_study_v1_cifar10": lambda: _co_study_v1("cifar10"),
-              "input_check": input_check_line,
+              "input_check": input_check_line, "timings": timings_lines,
               "vs_pytorch": vs_pytorch_table, "step_cost_targets": step_cost_targets}
 _BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- end generated -->)", re.S)
 

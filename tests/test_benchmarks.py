@@ -218,3 +218,18 @@ def test_vs_pytorch_times_our_steps_and_reports_targets(tmp_path):
         assert any("zerograd" in t["target"] for t in report["targets"])
     assert _run("vs_pytorch.py", "--table", "--output", str(output)).strip() == \
         report["markdown"]
+
+
+def test_timings_writes_each_part_with_its_machine_and_keeps_the_others(tmp_path, monkeypatch):
+    sys.path.insert(0, ROOT)
+    from benchmarks import timings
+
+    output = tmp_path / "timings.json"
+    output.write_text(json.dumps({"test_suite": {"seconds": 900.0, "kept": True}}))
+    monkeypatch.setattr(timings, "quick_start", lambda: {"seconds": 5.0,
+                                                         "evaluation_seconds": 2.0})
+    assert timings.main(["--only", "quick_start", "--output", str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert report["test_suite"] == {"seconds": 900.0, "kept": True}
+    assert report["quick_start"]["seconds"] == 5.0
+    assert {"cpus", "date", "tensorflow", "keras"} <= set(report["quick_start"]["machine"])

@@ -1,0 +1,89 @@
+"""How long the README's quick start and the test suite take on this machine.
+
+    python benchmarks/timings.py                  # both (the suite takes minutes)
+    python benchmarks/timings.py --only quick_start
+
+`quick_start` runs `zerograd-train` with no options (what the README's quick
+start runs) in a fresh temporary folder and records its wall time and the
+final evaluation's seconds from the run's `report.json`. `test_suite` runs
+the README's test command, `python -m pytest -x -q`, from the repository root
+and records its wall time and outcome. Each entry is written to
+`benchmarks/results/timings.json` with the machine, date and versions as
+soon as it finishes (the other entries are kept), and `readme_tables.py`
+writes the README's numbers from that file. Measure on a quiet machine:
+other work on the same cores lengthens both.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+from benchmarks import environment  # noqa: E402
+
+RESULTS = os.path.join(HERE, "results", "timings.json")
+PARTS = ("quick_start", "test_suite")
+
+
+def _environment():
+    return {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def quick_start():
+    """Wall seconds of `zerograd-train` with no options, and its
+    evaluation's seconds."""
+    with tempfile.TemporaryDirectory(prefix="zerograd_quick_start_") as folder:
+        start = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "zerograd_tf.trainers.train"],
+                                cwd=folder, env=_environment(), capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        if result.returncode:
+            raise SystemExit(f"timings: zerograd-train failed:\n{result.stderr[-2000:]}")
+        reports = [os.path.join(path, "report.json") for path, _, files in os.walk(folder)
+                   if "report.json" in files]
+        with open(reports[0]) as f:
+            report = json.load(f)
+    return {"seconds": seconds, "evaluation_seconds": report["seconds"],
+            "robust_accuracy": report["robust_accuracy"]}
+
+
+def test_suite():
+    """Wall seconds and outcome of `python -m pytest -x -q` in the repository."""
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q"], cwd=ROOT,
+                            env=_environment(), capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    summary = [line for line in result.stdout.splitlines() if line.strip()][-1:]
+    return {"seconds": seconds, "passed": result.returncode == 0,
+            "summary": summary[0] if summary else ""}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--output", default=RESULTS)
+    args = parser.parse_args(argv)
+    report = {}
+    if os.path.exists(args.output):
+        with open(args.output) as f:
+            report = json.load(f)
+    for part in args.only:
+        print(f"timings: {part} ...", flush=True)
+        entry = {**globals()[part](), "machine": environment.machine()}
+        report[part] = entry
+        with open(args.output + ".tmp", "w") as f:
+            json.dump(report, f, indent=1)
+        os.replace(args.output + ".tmp", args.output)
+        print(f"timings: {part} took {entry['seconds']:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
