@@ -64,17 +64,18 @@ def test_the_wheel_installs_only_the_package_and_its_programs_run(tmp_path):
 
 def test_every_public_class_and_function_has_an_example_and_its_defaults():
     """Keras-style docstrings for the public API (`zg.`, `zg.callbacks`,
-    `zg.layers`): an `Example:` section (run as a doctest in CI) and
+    `zg.layers` and the `__all__` of the modules users import directly):
+    an `Example:` section (run as a doctest in CI) and
     "Defaults to ..." for arguments with defaults (or a pointer to the base
     class that documents them)."""
     import inspect
     import re
 
     import zerograd_tf as zg
-    from zerograd_tf import callbacks, layers
+    from zerograd_tf import architectures, callbacks, distribution, layers
 
     missing = []
-    for namespace in (zg, callbacks, layers):
+    for namespace in (zg, callbacks, layers, architectures, distribution):
         for name in namespace.__all__:
             obj = getattr(namespace, name)
             if not (inspect.isclass(obj) or inspect.isfunction(obj)):

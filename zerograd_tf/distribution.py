@@ -4,6 +4,8 @@ import tensorflow as tf
 
 from zerograd_tf import validation
 
+__all__ = ["make_strategy", "is_chief"]
+
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 
 
@@ -13,7 +15,8 @@ def make_strategy(name="default"):
     Args:
         name: `"default"` (one device), `"mirrored"` (all local GPUs, or the
             logical CPU devices), `"multiworker"` (hosts described by the
-            `TF_CONFIG` environment variable) or `"tpu"`.
+            `TF_CONFIG` environment variable) or `"tpu"`. Defaults to
+            `"default"`.
 
     Returns:
         A `tf.distribute.Strategy`. `"multiworker"` must be made before any
@@ -21,6 +24,13 @@ def make_strategy(name="default"):
 
     Raises:
         ValueError: for an unknown name, or `"tpu"` without a TPU.
+
+    Example:
+
+    >>> from zerograd_tf import distribution
+    >>> strategy = distribution.make_strategy()
+    >>> strategy.num_replicas_in_sync, distribution.is_chief(strategy)
+    (1, True)
     """
     validation.check_choice(name, "strategy", STRATEGIES)
     if name == "default":
@@ -34,12 +44,27 @@ def make_strategy(name="default"):
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, tf.errors.OpError) as error:
-        raise ValueError(f"--strategy tpu: no TPU found ({error}).") from None
+        raise ValueError(f"strategy 'tpu': no TPU found ({error}).") from None
     return tf.distribute.TPUStrategy(resolver)
 
 
 def is_chief(strategy):
-    """Whether this process writes the outputs: the chief (or worker 0 without one)."""
+    """Whether this process writes the outputs: the chief (or worker 0 without one).
+
+    Args:
+        strategy: the `tf.distribute.Strategy` in use.
+
+    Returns:
+        True for the chief, for worker 0 of a cluster without a chief, and
+        for a strategy without a cluster (one host).
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> from zerograd_tf import distribution
+    >>> distribution.is_chief(tf.distribute.get_strategy())
+    True
+    """
     resolver = getattr(strategy, "cluster_resolver", None)
     task_type = getattr(resolver, "task_type", None)
     if task_type is None or task_type == "chief":
