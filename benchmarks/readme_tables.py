@@ -35,6 +35,16 @@ ROBUST_COLUMNS = [("pgd50_10", "our PGD-50-10"), ("apgd_ce", "APGD-CE"),
                   ("autoattack", "**our AutoAttack**"), ("art_autoattack", "ART AutoAttack")]
 
 
+def machine_text(m, extra=()):
+    """"2 CPUs, TensorFlow x, Keras y, [extra package versions,] date" of a
+    result entry's machine record; `extra` is `(label, package)` pairs."""
+    if "cpus" not in m:
+        return f"an unrecorded machine ({m['unknown']})"
+    versions = [f"TensorFlow {m['tensorflow']}", f"Keras {m['keras']}",
+                *[f"{label} {m[package]}" for label, package in extra]]
+    return f"{m['cpus']} CPUs, {', '.join(versions)}, {m['date']}"
+
+
 def robust_eval_table():
     """Robust accuracy (seconds) per model and attack, and the two targets."""
     with open(os.path.join(RESULTS, "robust_eval.json")) as f:
@@ -62,9 +72,7 @@ def robust_eval_table():
                 cells.append(f"stopped unfinished after {entry['seconds']:.0f} s")
             if entry is not None:
                 m = entry["machine"]
-                machines.add(f"{m['cpus']} CPUs, TensorFlow {m['tensorflow']}, Keras "
-                             f"{m['keras']}, ART {m['adversarial-robustness-toolbox']}, "
-                             f"{m['date']}")
+                machines.add(machine_text(m, [("ART", "adversarial-robustness-toolbox")]))
         ours, art = row.get("autoattack"), row.get("art_autoattack")
         if ours and art and not art.get("completed", True):
             cells += ["–", f"> {art['seconds'] / ours['seconds']:.1f}×"]
@@ -92,9 +100,7 @@ def step_time_table():
     from benchmarks import step_time
 
     report = _load("step_time.json")
-    machines = sorted({f"{m['cpus']} CPUs, TensorFlow {m['tensorflow']}, Keras {m['keras']}, "
-                       f"{m['date']}" if "cpus" in m else f"an unrecorded machine ({m['unknown']})"
-                       for m in (e["machine"] for e in report["steps"])})
+    machines = sorted({machine_text(e["machine"]) for e in report["steps"]})
     return (step_time.markdown(report).rstrip() + "\n\nMeasured on " + "; ".join(machines)
             + ".")
 
@@ -105,9 +111,8 @@ def vs_pytorch_table():
     from benchmarks import vs_pytorch
 
     report = _load("vs_pytorch.json")
-    machines = sorted({f"{m['cpus']} CPUs, TensorFlow {m['tensorflow']}, Keras {m['keras']}, "
-                       f"PyTorch {m['torch']}, {m['date']}"
-                       for m in (e["machine"] for e in report["entries"])})
+    machines = sorted({machine_text(e["machine"], [("PyTorch", "torch")])
+                       for e in report["entries"]})
     return (vs_pytorch.table(report) + f"\n\nMedian over {report['rounds']} interleaved rounds "
             f"of {report['steps_per_round']} steps, batch {report['batch_size']}; measured on "
             + "; ".join(machines) + ".")
@@ -196,9 +201,7 @@ def profile_table():
         lines.append("| " + " | ".join(
             [label, f"{entry['step_ms']:.1f}", f"{entry['total_ms']:.1f}",
              *[f"{scopes[key]:.1f}" if key in scopes else "–" for key, _ in parts], top]) + " |")
-        m = entry["machine"]
-        machines.add(f"{m['cpus']} CPUs, TensorFlow {m['tensorflow']}, Keras {m['keras']}, "
-                     f"{m['date']}")
+        machines.add(machine_text(entry["machine"]))
     return "\n".join(lines + [
         "", "Milliseconds per step: the median wall time without the profiler, then the "
         "self time of TensorFlow's ops under it (xprof), in total and by part of the step. "
@@ -230,29 +233,25 @@ def input_check_line():
     """The measured cost of `fit`'s one-time input check."""
     rows = _load("step_time.json")["input_check"]
     ms = sorted(r["ms_per_fit"] for r in rows)
-    m = rows[0]["machine"]
     shapes = " and ".join("×".join(map(str, r["shape"])) for r in rows)
     return (f"{ms[0]:.1f}–{ms[-1]:.1f} ms per `fit` call for a first batch of {shapes} "
-            f"(`input_check` in `benchmarks/results/step_time.json`; {m['cpus']} CPUs, "
-            f"TensorFlow {m['tensorflow']}, Keras {m['keras']}, {m['date']}).")
+            f"(`input_check` in `benchmarks/results/step_time.json`; "
+            f"{machine_text(rows[0]['machine'])}).")
 
 
 def timings_lines():
     """How long the quick start and the test suite took, with the machine."""
     report = _load("timings.json")
     lines = []
-    quick = report.get("quick_start")
+    quick, suite = report.get("quick_start"), report.get("test_suite")
     if quick:
-        m = quick["machine"]
         lines.append(f"- `zerograd-train`: {quick['seconds']:.0f} s in all, of which the final "
-                     f"evaluation {quick['evaluation_seconds']:.0f} s ({m['cpus']} CPUs, "
-                     f"TensorFlow {m['tensorflow']}, Keras {m['keras']}, {m['date']}).")
-    suite = report.get("test_suite")
+                     f"evaluation {quick['evaluation_seconds']:.0f} s "
+                     f"({machine_text(quick['machine'])}).")
     if suite:
-        m = suite["machine"]
+        outcome = suite["summary"] or ("passed" if suite["passed"] else "failed")
         lines.append(f"- `python -m pytest -x -q`: {suite['seconds'] / 60:.0f} minutes "
-                     f"({suite['summary'] or ('passed' if suite['passed'] else 'failed')}; "
-                     f"{m['cpus']} CPUs, {m['date']}).")
+                     f"({outcome}; {machine_text(suite['machine'])}).")
     return "\n".join(lines)
 
 
