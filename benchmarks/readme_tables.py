@@ -162,7 +162,8 @@ def co_study_v2():
     return (f"{len(records)} of {planned} runs finished"
             + (f" ({dates[0]}{' to ' + dates[-1] if dates[-1] != dates[0] else ''})"
                if dates else "") + ".\n\n"
-            + co_study.summary(records).rstrip())
+            + co_study.summary(records, co_study.load_costs(
+                os.path.join(RESULTS, "co_study_v2"))).rstrip())
 
 
 # The saved profiles (`profile_step.py --save`), before and after each change.

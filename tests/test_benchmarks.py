@@ -56,6 +56,15 @@ def test_co_study_runs_and_resumes(tmp_path):
     stamp = record_path.stat().st_mtime_ns
     _run("co_study.py", *args)
     assert record_path.stat().st_mtime_ns == stamp
+    # --cost-only times the training of the same runs apart, and the
+    # zerograd_auto target's cost comes from those runs from then on.
+    cost_args = [a for a in args if a != "zerograd_q0.35"]
+    out = _run("co_study.py", "--cost-only", *cost_args)
+    cost = json.loads((results / "cost" / "custom" / "zerograd_auto_seed0.json").read_text())
+    assert len(cost["epoch_seconds"]) == 2 and cost["mean_epoch_seconds"] > 0
+    assert cost["co_monitor"][0]["checks"] == 2 and "cpus" in cost["machine"]
+    assert "timed apart with --cost-only, 1 and 1 runs" in out
+    assert record_path.stat().st_mtime_ns == stamp
 
 
 def test_auto_target_is_reported_met_or_missed():
@@ -80,6 +89,12 @@ def test_auto_target_is_reported_met_or_missed():
         record("zerograd_auto", i, 0.31, seconds=1.5) for i in (1, 2)]
     lines = co_study.auto_target(fixed + base + bad, 1.0)
     assert [line.rsplit(": ", 1)[-1] for line in lines[1:4]] == ["missed", "missed", "missed"]
+    # Quiet-machine timings (--cost-only) replace the study's epoch times.
+    machine = {"date": "2026-11-28"}
+    costs = [{"method": "fgsm_rs", "mean_epoch_seconds": 1.0, "machine": machine},
+             {"method": "zerograd_auto", "mean_epoch_seconds": 1.25, "machine": machine}]
+    lines = co_study.auto_target(fixed + base + bad, 1.0, costs)
+    assert "cost 1.25 x FGSM-RS" in lines[3] and lines[3].endswith(": met")
 
 
 def test_did_not_learn_is_clean_accuracy_below_one_and_a_half_times_chance():
