@@ -43,7 +43,10 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     """
 
     def _fused(self, inputs, mask):
-        return (mask is None and not self.renorm and not self.synchronized
+        # `renorm` arrived in Keras 3.11 and `synchronized` may not be there
+        # either: absent means off.
+        return (mask is None and not getattr(self, "renorm", False)
+                and not getattr(self, "synchronized", False)
                 and self.scale and self.center and len(inputs.shape) == 4
                 and self.axis in (-1, 3))
 
