@@ -200,10 +200,10 @@ def per_example_quantile(t, q, method=DEFAULT_QUANTILE_METHOD, non_negative=Fals
 
     >>> import numpy as np
     >>> t = np.array([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 1.0, 9.0]], "float32")
-    >>> per_example_quantile(t, 0.5).numpy()
-    array([2.5, 0.5], dtype=float32)
-    >>> np.quantile(t, 0.5, axis=1)
-    array([2.5, 0.5], dtype=float32)
+    >>> per_example_quantile(t, 0.5).numpy().tolist()
+    [2.5, 0.5]
+    >>> np.quantile(t, 0.5, axis=1).tolist()  # NumPy's "linear" method, the same
+    [2.5, 0.5]
     """
     validation.check_choice(method, "method", QUANTILE_METHODS)
     q = validation.check_probability(q, "q")
