@@ -256,11 +256,18 @@ def timings_lines():
     return "\n".join(lines)
 
 
+def quick_start_output():
+    """What `zerograd-train` printed in the timed quick-start run."""
+    printed = _load("timings.json")["quick_start"]["printed"]
+    return "```\n" + "\n".join(printed) + "\n```"
+
+
 GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
               "co_study_v2": co_study_v2, "profile": profile_table,
               "co_study_v1_mnist": lambda: _co_study_v1("mnist"),
               "co_study_v1_cifar10": lambda: _co_study_v1("cifar10"),
               "input_check": input_check_line, "timings": timings_lines,
+              "quick_start_output": quick_start_output,
               "vs_pytorch": vs_pytorch_table, "step_cost_targets": step_cost_targets}
 _BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- end generated -->)", re.S)
 

@@ -4,8 +4,9 @@
     python benchmarks/timings.py --only quick_start
 
 `quick_start` runs `zerograd-train` with no options (what the README's quick
-start runs) in a fresh temporary folder and records its wall time and the
-final evaluation's seconds from the run's `report.json`. `test_suite` runs
+start runs) in a fresh temporary folder and records its wall time, the
+final evaluation's seconds from the run's `report.json` and the evaluation
+table it printed (the README shows it). `test_suite` runs
 the README's test command, `python -m pytest -x -q`, from the repository root
 and records its wall time and outcome. Each entry is written to
 `benchmarks/results/timings.json` with the machine, date and versions as
@@ -50,8 +51,12 @@ def quick_start():
                    if "report.json" in files]
         with open(reports[0]) as f:
             report = json.load(f)
+    printed = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(printed) if line.startswith("APGD-CE-100"))
+    end = next((i for i in range(start + 1, len(printed)) if not printed[i].startswith(" ")),
+               len(printed))
     return {"seconds": seconds, "evaluation_seconds": report["seconds"],
-            "robust_accuracy": report["robust_accuracy"]}
+            "robust_accuracy": report["robust_accuracy"], "printed": printed[start:end]}
 
 
 def test_suite():

@@ -72,10 +72,10 @@ def test_every_public_class_and_function_has_an_example_and_its_defaults():
     import re
 
     import zerograd_tf as zg
-    from zerograd_tf import architectures, callbacks, distribution, layers
+    from zerograd_tf import architectures, callbacks, datasets, distribution, layers, monitoring
 
     missing = []
-    for namespace in (zg, callbacks, layers, architectures, distribution):
+    for namespace in (zg, callbacks, layers, architectures, distribution, datasets, monitoring):
         for name in namespace.__all__:
             obj = getattr(namespace, name)
             if not (inspect.isclass(obj) or inspect.isfunction(obj)):

@@ -3,7 +3,8 @@
 Every source is loaded into NumPy arrays (`ImageData`): images as uint8 or
 float32 in [0, 1] with shape (N, H, W, C), integer labels. `make_dataset`
 turns arrays into a `tf.data` pipeline that scales to [0, 1] and, for
-CIFAR/SVHN-like data, augments (pad-4 random crop, horizontal flip).
+CIFAR/SVHN-like data, augments (pad-4 random crop, horizontal flip), and
+`epochs_dataset` into the resumable per-epoch pipeline of the programs.
 """
 
 import dataclasses
@@ -16,6 +17,9 @@ import tensorflow as tf
 
 _LOG = logging.getLogger("zerograd_tf")
 
+__all__ = ["DataError", "ImageData", "load_image_data", "load_npz", "load_tfds",
+           "embedded_path", "epochs_dataset", "make_dataset"]
+
 DEFAULT_DATASET = "mnist10k"
 TFDS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "svhn_cropped")
 # The data sets whose images are natural scenes, augmented like the reference.
@@ -24,7 +28,20 @@ _NO_FLIP = ("svhn_cropped",)  # digits must not be mirrored
 
 
 class DataError(ValueError):
-    """A data set that cannot be used, with a message that says why."""
+    """A data set that cannot be used, with a message that says why.
+
+    A `ValueError`, raised by the loaders for missing files, malformed
+    arrays and labels, and unavailable TFDS data.
+
+    Example:
+
+    >>> from zerograd_tf import datasets
+    >>> try:
+    ...     datasets.load_npz("no_such_file.npz")
+    ... except datasets.DataError as error:
+    ...     print(error)
+    no such .npz file: no_such_file.npz
+    """
 
 
 @dataclasses.dataclass
@@ -33,11 +50,27 @@ class ImageData:
 
     Attributes:
         name: the data set's name or path.
-        x_train, y_train: training images and labels.
-        x_val, y_val: the validation split held out from the training data.
-        x_test, y_test: the test split, or None when the data has none.
-        num_classes: number of classes.
-        augment: whether standard augmentation suits this data.
+        x_train: training images, (N, H, W, C), uint8 or float32 in [0, 1].
+        y_train: training labels (integers).
+        x_val: the validation images held out from the training data.
+            Defaults to `None`.
+        y_val: their labels. Defaults to `None`.
+        x_test: the test images, or `None` when the data has none.
+            Defaults to `None`.
+        y_test: their labels. Defaults to `None`.
+        num_classes: number of classes. Defaults to 0.
+        augment: whether standard augmentation suits this data. Defaults to
+            False.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from zerograd_tf import datasets
+    >>> data = datasets.ImageData("toy", np.zeros((6, 4, 4, 1), np.uint8), np.arange(6) % 2,
+    ...                           x_val=np.zeros((2, 4, 4, 1), np.uint8), y_val=np.arange(2),
+    ...                           num_classes=2)
+    >>> data.input_shape, data.has_test, data.evaluation_split()[2]
+    ((4, 4, 1), False, 'validation')
     """
 
     name: str
@@ -80,7 +113,18 @@ class ImageData:
 
 
 def embedded_path():
-    """Path of the embedded MNIST subset shipped with the package."""
+    """Path of the embedded MNIST subset shipped with the package.
+
+    Returns:
+        The path of `mnist10k.npz` (8,000 train and 2,000 test digits).
+
+    Example:
+
+    >>> import os
+    >>> from zerograd_tf import datasets
+    >>> os.path.basename(datasets.embedded_path())
+    'mnist10k.npz'
+    """
     return str(importlib.resources.files("zerograd_tf") / "resources" / "mnist10k.npz")
 
 
@@ -175,14 +219,25 @@ def load_npz(path, require_train=True):
         path: the file.
         require_train: if False, a file with only `x_test`/`y_test` is
             accepted (its test split is then the whole file), as is a file with
-            only `x_train`/`y_train`.
+            only `x_train`/`y_train`. Defaults to True.
 
     Returns:
         `(x_train, y_train, x_test, y_test)`, any of them None when absent.
+        Images come back as (N, H, W, C): uint8, or float32 in [0, 1].
 
     Raises:
         DataError: for a missing file, missing keys, or bad shapes, dtypes or
             labels.
+
+    Example:
+
+    >>> import os, tempfile, numpy as np
+    >>> from zerograd_tf import datasets
+    >>> path = os.path.join(tempfile.mkdtemp(), "toy.npz")
+    >>> np.savez(path, x_train=np.zeros((4, 8, 8), np.uint8), y_train=[0, 1, 0, 1])
+    >>> x_train, y_train, x_test, y_test = datasets.load_npz(path)
+    >>> x_train.shape, y_train.tolist(), x_test
+    ((4, 8, 8, 1), [0, 1, 0, 1], None)
     """
     if not os.path.isfile(path):
         raise DataError(f"no such .npz file: {path}")
@@ -246,11 +301,27 @@ def _tfds_split(name, split, data_dir, download):
 def load_tfds(name, data_dir=None, download=True):
     """Loads a TFDS image classification data set into arrays.
 
+    Args:
+        name: the TFDS name (e.g. `"cifar10"`).
+        data_dir: the TFDS data directory. Defaults to `None` (TFDS's
+            default, `~/tensorflow_datasets`).
+        download: let TFDS download missing data. Defaults to True.
+
     Returns:
         `(x_train, y_train, x_test, y_test, num_classes)`.
 
     Raises:
-        DataError: when the data set is not available (with how to fix it).
+        DataError: when the data set is not available (with how to fix it:
+            build it elsewhere and pass `data_dir`, or use an `.npz`).
+
+    Example (TFDS's mock data, no download):
+
+    >>> import tensorflow_datasets as tfds
+    >>> from zerograd_tf import datasets
+    >>> with tfds.testing.mock_data(num_examples=6):
+    ...     x_train, y_train, x_test, y_test, classes = datasets.load_tfds("mnist")
+    >>> x_train.shape, classes
+    ((6, 28, 28, 1), 10)
     """
     x_train, y_train, num_classes = _tfds_split(name, "train", data_dir, download)
     x_test, y_test, _ = _tfds_split(name, "test", data_dir, download)
@@ -280,18 +351,26 @@ def load_image_data(dataset=DEFAULT_DATASET, *, val_size=1000, seed=0,
 
     Args:
         dataset: `"mnist10k"` (the embedded default), a TFDS name in
-            `TFDS_DATASETS`, or a path to an `.npz` file.
+            `TFDS_DATASETS`, or a path to an `.npz` file. Defaults to
+            `"mnist10k"`.
         val_size: examples held out from the training data for validation
-            (a count, or a fraction if < 1).
-        seed: seed of the validation split.
-        data_dir: TFDS data directory.
-        download: let TFDS download missing data.
+            (a count, or a fraction if < 1). Defaults to 1000.
+        seed: seed of the validation split. Defaults to 0.
+        data_dir: TFDS data directory. Defaults to `None` (TFDS's default).
+        download: let TFDS download missing data. Defaults to True.
 
     Returns:
         An `ImageData`.
 
     Raises:
         DataError: for an unknown name, missing or malformed data.
+
+    Example:
+
+    >>> from zerograd_tf import datasets
+    >>> data = datasets.load_image_data(val_size=500)
+    >>> data.x_train.shape, len(data.x_val), len(data.x_test), data.num_classes
+    ((7500, 28, 28, 1), 500, 2000, 10)
     """
     if dataset == DEFAULT_DATASET:
         path, name = embedded_path(), DEFAULT_DATASET
@@ -364,7 +443,8 @@ def epochs_dataset(x, y, batch_size, *, epochs, first_epoch=0, seed=0, augment=F
     cross epochs. Pass `steps_per_epoch=ceil(len(x) / batch_size)` to `fit`.
 
     Args:
-        x, y: arrays of images (uint8 or float in [0, 1]) and labels.
+        x: images (uint8 or float in [0, 1]).
+        y: integer labels.
         batch_size: batch size.
         epochs: the epoch to stop before (the `epochs` of `fit`).
         first_epoch: the first epoch (`fit`'s `initial_epoch`). Defaults to 0.
@@ -377,6 +457,8 @@ def epochs_dataset(x, y, batch_size, *, epochs, first_epoch=0, seed=0, augment=F
 
     Example:
 
+    >>> import numpy as np
+    >>> from zerograd_tf.datasets import epochs_dataset
     >>> x = np.zeros((10, 4, 4, 1), np.uint8); y = np.arange(10)
     >>> batches = list(epochs_dataset(x, y, 4, epochs=2, seed=1))
     >>> [len(b[1]) for b in batches]
@@ -412,17 +494,30 @@ def make_dataset(x, y, batch_size, *, shuffle=False, augment=False, flip=True,
                  seed=0, drop_remainder=False):
     """A batched `tf.data` pipeline of `(images in [0, 1], labels)`.
 
+    For evaluation and plain `fit` calls; the programs train on
+    `epochs_dataset`, whose order a resumed run reproduces.
+
     Args:
-        x, y: arrays of images (uint8 or float in [0, 1]) and labels.
+        x: images (uint8 or float in [0, 1]).
+        y: integer labels.
         batch_size: batch size.
-        shuffle: reshuffle every epoch (seeded).
-        augment: pad-4 random crop (+ flip if `flip`).
-        flip: allow horizontal flips when augmenting.
-        seed: shuffle seed.
-        drop_remainder: drop a last partial batch.
+        shuffle: reshuffle every epoch (seeded). Defaults to False.
+        augment: pad-4 random crop (+ flip if `flip`). Defaults to False.
+        flip: allow horizontal flips when augmenting. Defaults to True.
+        seed: shuffle seed. Defaults to 0.
+        drop_remainder: drop a last partial batch. Defaults to False.
 
     Returns:
         A `tf.data.Dataset`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from zerograd_tf import datasets
+    >>> x = np.full((5, 4, 4, 1), 255, np.uint8)
+    >>> images, labels = next(iter(datasets.make_dataset(x, np.arange(5), 4)))
+    >>> images.shape.as_list(), float(images.numpy().max()), labels.numpy().tolist()
+    ([4, 4, 4, 1], 1.0, [0, 1, 2, 3])
     """
     dataset = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
     if shuffle:

@@ -4,7 +4,8 @@ Catastrophic overfitting (CO) shows as PGD accuracy collapsing while FGSM
 accuracy stays high: the model has learnt to defeat the single-step attack
 it trains on, not to be robust. `AttackMeter` measures clean, FGSM and PGD
 accuracy on a fixed batch; `catastrophic_overfitting` applies the package's
-rule to a sequence of such measurements.
+rule to a sequence of such measurements; `input_gradients` and
+`gradient_alignment` are the diagnostics' measurements.
 """
 
 import numpy as np
@@ -13,6 +14,8 @@ import tensorflow as tf
 from zerograd_tf import objectives as objectives_lib
 from zerograd_tf import perturbations
 from zerograd_tf import validation
+
+__all__ = ["catastrophic_overfitting", "AttackMeter", "input_gradients", "gradient_alignment"]
 
 # The CO rule's defaults, documented in the README.
 DEFAULT_DROP = 0.5
@@ -150,7 +153,28 @@ class AttackMeter:
 
 
 def input_gradients(model, x, y):
-    """Per-example input gradients of the model's loss (inference mode)."""
+    """Per-example input gradients of the model's loss (inference mode).
+
+    Args:
+        model: a Keras classifier (or an `AdversarialModel`) producing
+            logits or probabilities.
+        x: a batch of inputs in [0, 1].
+        y: their integer labels.
+
+    Returns:
+        A float32 tensor shaped like `x`: the gradient of each example's
+        cross-entropy with respect to its input.
+
+    Example:
+
+    >>> import numpy as np, keras
+    >>> from zerograd_tf import monitoring
+    >>> inputs = keras.Input((4,))
+    >>> model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    >>> x = np.random.default_rng(0).random((3, 4), dtype="float32")
+    >>> tuple(monitoring.input_gradients(model, x, np.array([0, 1, 0])).shape)
+    (3, 4)
+    """
     x = tf.convert_to_tensor(x, tf.float32)
     objective = objectives_lib.inference_objective(model)
     _, gradient, _ = perturbations.loss_and_gradient(objective, x, tf.convert_to_tensor(y))
@@ -166,8 +190,26 @@ def gradient_alignment(model, x, y, epsilon, seed=0):
     loss surface becomes non-linear within the ball, which precedes
     catastrophic overfitting.
 
+    Args:
+        model: a Keras classifier (or an `AdversarialModel`).
+        x: a batch of inputs in [0, 1].
+        y: their integer labels.
+        epsilon: the radius of the ball, in pixel units.
+        seed: integer seed of `eta`. Defaults to 0.
+
     Returns:
         A Python float in [-1, 1] (examples with a zero gradient count as 0).
+
+    Example:
+
+    >>> import numpy as np, keras
+    >>> from zerograd_tf import monitoring
+    >>> inputs = keras.Input((4,))
+    >>> linear = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    >>> x = np.random.default_rng(0).random((8, 4), dtype="float32")
+    >>> y = np.arange(8) % 2
+    >>> monitoring.gradient_alignment(linear, x, y, epsilon=0.1) > 0.9
+    True
     """
     x = tf.convert_to_tensor(x, tf.float32)
     eta = perturbations.project(
