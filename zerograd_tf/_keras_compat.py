@@ -6,6 +6,12 @@ wraps one such use, says why no public API serves, and is the only place in
 the package that touches the private name, so that a Keras upgrade that
 moves one breaks exactly one function (and the tests that call it).
 
+One dependency on Keras' behaviour, not on a name, lives elsewhere:
+`AdversarialModel.__dir__` leaves `classifier` out because Keras' saver
+(`keras.src.saving.saving_lib`) stores each layer under the first
+attribute name it meets in `dir()` order; that keeps the saved layout of
+earlier versions, and `tests/test_models.py` checks the layout.
+
 The tested version range is recorded in the README's development section.
 """
 
