@@ -85,7 +85,18 @@ def robust_eval_table():
         lines.append("| " + " | ".join(cells) + " |")
     examples = sorted({e["num_examples"] for e in entries})
     lines += ["", f"Robust accuracy (seconds) on the first {', '.join(map(str, examples))} "
-                  f"examples; measured on {'; '.join(sorted(machines))}."]
+                  f"examples; measured on {'; '.join(sorted(machines))}.", "",
+              "| model | our AutoAttack − ART's (points) | our PGD-50-10 − our AutoAttack "
+              "(points) |", "| --- | --- | --- |"]
+    for name, label in ROBUST_MODELS:
+        row = by_model.get(name, {})
+        ours, art, pgd = (row.get(k) for k in ("autoattack", "art_autoattack", "pgd50_10"))
+        if not ours:
+            continue
+        points = lambda a, b: (f"{100 * (a['robust_accuracy'] - b['robust_accuracy']):+.1f}"  # noqa: E731
+                               if a and b and a.get("completed", True)
+                               and b.get("completed", True) else "–")
+        lines.append(f"| {label} | {points(ours, art)} | {points(pgd, ours)} |")
     return "\n".join(lines)
 
 
@@ -256,6 +267,26 @@ def timings_lines():
     return "\n".join(lines)
 
 
+def diagnostics_table():
+    """Per method of the diagnostics figure: the numbers its reading uses."""
+    report = _load("diagnostics_mnist.json")
+    labels = {"fgsm_rs": "FGSM-RS", "zerograd_q0.35": "ZeroGrad q = 0.35",
+              "zerograd_q0.7": "ZeroGrad q = 0.7"}
+    lines = ["| method | PGD-10: best (epoch), final | FGSM: final | alignment: best (epoch), "
+             "final | tiny-gradient fraction: final | mean \\|δ\\| |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for method, rows in report.items():
+        pgd = [r["pgd_accuracy"] for r in rows]
+        alignment = [r["alignment"] for r in rows]
+        best_pgd, best_alignment = max(pgd), max(alignment)
+        lines.append(
+            f"| {labels.get(method, method)} | {best_pgd:.3f} ({pgd.index(best_pgd) + 1}), "
+            f"{pgd[-1]:.3f} | {rows[-1]['fgsm_accuracy']:.3f} | {best_alignment:.2f} "
+            f"({alignment.index(best_alignment) + 1}), {alignment[-1]:.2f} | "
+            f"{rows[-1]['small_fraction']:.3f} | {rows[-1]['mean_abs_delta']:.3f} |")
+    return "\n".join(lines)
+
+
 def quick_start_output():
     """What `zerograd-train` printed in the timed quick-start run."""
     printed = _load("timings.json")["quick_start"]["printed"]
@@ -267,7 +298,7 @@ GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
               "co_study_v1_mnist": lambda: _co_study_v1("mnist"),
               "co_study_v1_cifar10": lambda: _co_study_v1("cifar10"),
               "input_check": input_check_line, "timings": timings_lines,
-              "quick_start_output": quick_start_output,
+              "quick_start_output": quick_start_output, "diagnostics": diagnostics_table,
               "vs_pytorch": vs_pytorch_table, "step_cost_targets": step_cost_targets}
 _BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- end generated -->)", re.S)
 

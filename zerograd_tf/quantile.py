@@ -164,10 +164,10 @@ def per_example_quantile(t, q, method=DEFAULT_QUANTILE_METHOD, non_negative=Fals
       count the elements below a candidate, then one pass for the next order
       statistic, then the interpolation. It costs O(32 n) element-wise
       compares and no data movement, so it fuses into a few loops under XLA
-      and vectorises well without it. It is the default because it is the
-      fastest in our measurements on CPU, both in graph mode and under XLA
-      (see `benchmarks/step_time.py` and the README), and it accepts a
-      tensor or variable `q`.
+      and vectorises well without it. It is the default because it is by
+      far the fastest under XLA, where the models compute ZeroGrad's mask
+      (close to the others in graph mode; `benchmarks/step_time.py`), and
+      it accepts a tensor or variable `q`.
     - `"sort"`: sorts each example and gathers the two order statistics.
       Simple and exact, but O(n log n) with data movement; XLA's sort on CPU
       is especially slow.

@@ -20,8 +20,8 @@ them does not retrace the compiled step; they are saved with the weights.
 XLA: `compile(jit_compile=True)` works for every model here. Keras' default
 `jit_compile="auto"` enables XLA only when a GPU/TPU is present; that is also
 our recommendation: XLA pays off on accelerators, while on a CPU our steps
-ran slower under XLA than in graph mode (the README's step-time table gives
-the measured ratio per method).
+ran slower under XLA than in graph mode (the step-time tables of
+docs/benchmarks.md give the measured ratio per method).
 
 XLA also works under a `tf.distribute` strategy with several replicas, where
 Keras' own `jit_compile=True` fails: Keras compiles the whole distributed step
