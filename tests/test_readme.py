@@ -71,3 +71,13 @@ def test_the_quick_start_prints_what_the_readme_shows(tmp_path):
     printed = result.stdout.splitlines()
     start = next(i for i, line in enumerate(printed) if line.startswith("APGD-CE-100"))
     assert _without_seconds(printed[start:start + len(expected)]) == expected
+
+
+def test_every_zerograd_train_option_is_in_the_command_line_reference():
+    from zerograd_tf.trainers import train
+
+    reference = (README.parent / "docs" / "cli.md").read_text()
+    options = {o for action in train.build_parser()._actions for o in action.option_strings
+               if o.startswith("--") and o != "--help"}
+    missing = [o for o in options if not re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", reference)]
+    assert options and not sorted(missing)
