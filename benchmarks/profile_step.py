@@ -4,7 +4,6 @@
     python benchmarks/profile_step.py --method fgsm_rs --jit on --logdir /tmp/prof
     python benchmarks/profile_step.py --method zerograd_bisect --mask-jit off --save
 
-
 Builds the model and step exactly as `benchmarks/step_time.py` does, runs a
 warm-up, then records `--steps` steps with `tf.profiler.experimental`. The
 trace lands in `--logdir` (open it in TensorBoard's Profile tab, from the
@@ -23,13 +22,13 @@ then the most expensive operation types. In graph mode every TensorFlow op is
 listed; under XLA the compiled cluster shows as one op, so profile graph mode
 to attribute time inside the step.
 
-Two switches reproduce what the step cost before the changes the README's
-performance section describes: `--mask-jit off` runs ZeroGrad's mask as
+Two switches reproduce what the step cost before the changes that
+docs/benchmarks.md describes: `--mask-jit off` runs ZeroGrad's mask as
 separate graph-mode ops (`zerograd_tf.perturbations.zerograd(mask_jit=False)`)
 and `--keras-batchnorm` builds the residual networks with Keras'
 `BatchNormalization` instead of the package's fused layer. `--save` writes
 the summary with its machine record to `benchmarks/results/profile/`, from
-which `readme_tables.py` writes the README's profile table.
+which `readme_tables.py` writes the profile table of docs/benchmarks.md.
 """
 
 import argparse
@@ -114,7 +113,7 @@ def summarise(summary):
     lines += ["| part of the step | ms / step | share |", "| --- | --- | --- |"]
     for name, value in summary["by_scope_ms"].items():
         lines.append(f"| {name} | {value:.2f} | {100 * value / total:.0f} % |")
-    lines.append(f"| **total (device self time)** | {total:.2f} | 100 % |")
+    lines.append(f"| **total (op self time)** | {total:.2f} | 100 % |")
     lines += ["", "| op type | ms / step | share |", "| --- | --- | --- |"]
     for name, value in summary["by_type_ms"].items():
         lines.append(f"| {name} | {value:.2f} | {100 * value / total:.0f} % |")
