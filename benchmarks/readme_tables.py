@@ -261,7 +261,9 @@ def timings_lines():
                      f"evaluation {quick['evaluation_seconds']:.0f} s "
                      f"({machine_text(quick['machine'])}).")
     if suite:
-        outcome = suite["summary"] or ("passed" if suite["passed"] else "failed")
+        # pytest's last line without its own timing: "338 passed, 2 warnings".
+        outcome = (suite["summary"].split(" in ")[0]
+                   or ("passed" if suite["passed"] else "failed"))
         lines.append(f"- `python -m pytest -x -q`: {suite['seconds'] / 60:.0f} minutes "
                      f"({outcome}; {machine_text(suite['machine'])}).")
     return "\n".join(lines)
