@@ -269,6 +269,28 @@ def timings_lines():
     return "\n".join(lines)
 
 
+def profile_before_after():
+    """The README's one-table summary of the profile: wall time per step
+    before and after each change (graph mode)."""
+    def wall(name):
+        path = os.path.join(RESULTS, "profile", name)
+        return _load(os.path.join("profile", name))["step_ms"] if os.path.exists(path) else None
+
+    rows = [("ZeroGrad's mask (small_cnn ZeroGrad step)",
+             wall("zerograd_bisect_small_cnn_jit-off_mask-eager.json"),
+             wall("zerograd_bisect_small_cnn_jit-off.json"),
+             wall("fgsm_rs_small_cnn_jit-off.json"), "FGSM-RS step"),
+            ("fused batch normalization (ResNet-18 FGSM-RS step)",
+             wall("fgsm_rs_preact_resnet18_jit-off_keras-bn.json"),
+             wall("fgsm_rs_preact_resnet18_jit-off.json"), None, "")]
+    lines = ["| change | before (ms) | after (ms) | for reference |", "| --- | --- | --- | --- |"]
+    for change, before, after, reference, label in rows:
+        if before and after:
+            lines.append(f"| {change} | {before:.1f} | {after:.1f} | "
+                         + (f"{label} {reference:.1f} ms |" if reference else "– |"))
+    return "\n".join(lines)
+
+
 def diagnostics_table():
     """Per method of the diagnostics figure: the numbers its reading uses."""
     report = _load("diagnostics_mnist.json")
@@ -301,6 +323,7 @@ GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
               "co_study_v1_cifar10": lambda: _co_study_v1("cifar10"),
               "input_check": input_check_line, "timings": timings_lines,
               "quick_start_output": quick_start_output, "diagnostics": diagnostics_table,
+              "profile_before_after": profile_before_after,
               "vs_pytorch": vs_pytorch_table, "step_cost_targets": step_cost_targets}
 _BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- end generated -->)", re.S)
 
