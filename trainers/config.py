@@ -129,15 +129,14 @@ class RunConfig:
     Raises:
         ConfigError: for an invalid setting.
 
-    Example:
-
-    >>> config = RunConfig(method="fgsm_rs", epsilon=0.3, epochs=2)
-    >>> config.method, config.quantile
-    ('fgsm_rs', 0.35)
-    >>> RunConfig(quantile=1.0)
-    Traceback (most recent call last):
-    ...
-    trainers.config.ConfigError: `quantile` must be a number in [0, 1) or 'auto', got 1.0
+    Examples:
+        >>> config = RunConfig(method="fgsm_rs", epsilon=0.3, epochs=2)
+        >>> config.method, config.quantile
+        ('fgsm_rs', 0.35)
+        >>> RunConfig(quantile=1.0)
+        Traceback (most recent call last):
+        ...
+        trainers.config.ConfigError: `quantile` must be a number in [0, 1) or 'auto', got 1.0
     """
 
     dataset: str = "mnist10k"

@@ -294,10 +294,9 @@ def flag_of(field):
 def with_flags(message):
     """A library message for a program's user: `field` names become --flags.
 
-    Example:
-
-    >>> with_flags("`val_size` must leave training data; `y_test` is wrong")
-    '--val-size must leave training data; `y_test` is wrong'
+    Examples:
+        >>> with_flags("`val_size` must leave training data; `y_test` is wrong")
+        '--val-size must leave training data; `y_test` is wrong'
     """
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     return re.sub(r"`(\w+)`", lambda m: flag_of(m.group(1)) if m.group(1) in fields

@@ -50,12 +50,11 @@ def small_cnn(input_shape, num_classes, mean=None, std=None, width=1):
     Returns:
         A functional `keras.Model` from images in [0, 1] to logits.
 
-    Example:
-
-    >>> from zerograd_tf import architectures
-    >>> model = architectures.small_cnn((28, 28, 1), 10)
-    >>> model.output_shape, model.count_params()
-    ((None, 10), 166406)
+    Examples:
+        >>> from zerograd_tf import architectures
+        >>> model = architectures.small_cnn((28, 28, 1), 10)
+        >>> model.output_shape, model.count_params()
+        ((None, 10), 166406)
     """
     inputs, x = _normalized_input(input_shape, mean, std)
     x = keras.layers.Conv2D(16 * width, 4, strides=2, padding="same", activation="relu")(x)
@@ -80,11 +79,10 @@ def conv3(input_shape, num_classes, mean=None, std=None, width=1):
     Returns:
         A functional `keras.Model` from images in [0, 1] to logits.
 
-    Example:
-
-    >>> from zerograd_tf import architectures
-    >>> architectures.conv3((32, 32, 3), 10).output_shape
-    (None, 10)
+    Examples:
+        >>> from zerograd_tf import architectures
+        >>> architectures.conv3((32, 32, 3), 10).output_shape
+        (None, 10)
     """
     inputs, x = _normalized_input(input_shape, mean, std)
     for filters in (64, 128, 256):
@@ -123,12 +121,11 @@ def preact_resnet18(input_shape, num_classes, mean=None, std=None, width=1):
     Returns:
         A functional `keras.Model` from images in [0, 1] to logits.
 
-    Example:
-
-    >>> from zerograd_tf import architectures
-    >>> model = architectures.preact_resnet18((32, 32, 3), 10)
-    >>> model.output_shape, round(model.count_params() / 1e6, 1)
-    ((None, 10), 11.2)
+    Examples:
+        >>> from zerograd_tf import architectures
+        >>> model = architectures.preact_resnet18((32, 32, 3), 10)
+        >>> model.output_shape, round(model.count_params() / 1e6, 1)
+        ((None, 10), 11.2)
     """
     inputs, x = _normalized_input(input_shape, mean, std)
     x = keras.layers.Conv2D(64 * width, 3, padding="same", use_bias=False)(x)
@@ -159,11 +156,10 @@ def wide_resnet(input_shape, num_classes, mean=None, std=None, depth=28, width=1
     Raises:
         ValueError: if `depth` is not of the form 6n + 4.
 
-    Example:
-
-    >>> from zerograd_tf import architectures
-    >>> architectures.wide_resnet((32, 32, 3), 10, depth=10, width=1).name
-    'wide_resnet10_1'
+    Examples:
+        >>> from zerograd_tf import architectures
+        >>> architectures.wide_resnet((32, 32, 3), 10, depth=10, width=1).name
+        'wide_resnet10_1'
     """
     if (depth - 4) % 6 or depth < 10:
         raise ValueError(f"`depth` of a wide_resnet must be 6n + 4 >= 10, got {depth}.")
@@ -200,11 +196,10 @@ def build_classifier(name, input_shape, num_classes, mean=None, std=None, **opti
     Raises:
         ValueError: for an unknown name (listing the valid ones).
 
-    Example:
-
-    >>> from zerograd_tf import architectures
-    >>> architectures.build_classifier("small_cnn", (28, 28, 1), 10, width=2).name
-    'small_cnn'
+    Examples:
+        >>> from zerograd_tf import architectures
+        >>> architectures.build_classifier("small_cnn", (28, 28, 1), 10, width=2).name
+        'small_cnn'
     """
     builders = {"small_cnn": small_cnn, "conv3": conv3,
                 "preact_resnet18": preact_resnet18, "wide_resnet": wide_resnet}

@@ -33,14 +33,13 @@ class DataError(ValueError):
     A `ValueError`, raised by the loaders for missing files, malformed
     arrays and labels, and unavailable TFDS data.
 
-    Example:
-
-    >>> from zerograd_tf import datasets
-    >>> try:
-    ...     datasets.load_npz("no_such_file.npz")
-    ... except datasets.DataError as error:
-    ...     print(error)
-    no such .npz file: no_such_file.npz
+    Examples:
+        >>> from zerograd_tf import datasets
+        >>> try:
+        ...     datasets.load_npz("no_such_file.npz")
+        ... except datasets.DataError as error:
+        ...     print(error)
+        no such .npz file: no_such_file.npz
     """
 
 
@@ -62,15 +61,14 @@ class ImageData:
         augment: whether standard augmentation suits this data. Defaults to
             False.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from zerograd_tf import datasets
-    >>> data = datasets.ImageData("toy", np.zeros((6, 4, 4, 1), np.uint8), np.arange(6) % 2,
-    ...                           x_val=np.zeros((2, 4, 4, 1), np.uint8), y_val=np.arange(2),
-    ...                           num_classes=2)
-    >>> data.input_shape, data.has_test, data.evaluation_split()[2]
-    ((4, 4, 1), False, 'validation')
+    Examples:
+        >>> import numpy as np
+        >>> from zerograd_tf import datasets
+        >>> data = datasets.ImageData("toy", np.zeros((6, 4, 4, 1), np.uint8), np.arange(6) % 2,
+        ...                           x_val=np.zeros((2, 4, 4, 1), np.uint8), y_val=np.arange(2),
+        ...                           num_classes=2)
+        >>> data.input_shape, data.has_test, data.evaluation_split()[2]
+        ((4, 4, 1), False, 'validation')
     """
 
     name: str
@@ -118,12 +116,11 @@ def embedded_path():
     Returns:
         The path of `mnist10k.npz` (8,000 train and 2,000 test digits).
 
-    Example:
-
-    >>> import os
-    >>> from zerograd_tf import datasets
-    >>> os.path.basename(datasets.embedded_path())
-    'mnist10k.npz'
+    Examples:
+        >>> import os
+        >>> from zerograd_tf import datasets
+        >>> os.path.basename(datasets.embedded_path())
+        'mnist10k.npz'
     """
     return str(importlib.resources.files("zerograd_tf") / "resources" / "mnist10k.npz")
 
@@ -229,15 +226,14 @@ def load_npz(path, require_train=True):
         DataError: for a missing file, missing keys, or bad shapes, dtypes or
             labels.
 
-    Example:
-
-    >>> import os, tempfile, numpy as np
-    >>> from zerograd_tf import datasets
-    >>> path = os.path.join(tempfile.mkdtemp(), "toy.npz")
-    >>> np.savez(path, x_train=np.zeros((4, 8, 8), np.uint8), y_train=[0, 1, 0, 1])
-    >>> x_train, y_train, x_test, y_test = datasets.load_npz(path)
-    >>> x_train.shape, y_train.tolist(), x_test
-    ((4, 8, 8, 1), [0, 1, 0, 1], None)
+    Examples:
+        >>> import os, tempfile, numpy as np
+        >>> from zerograd_tf import datasets
+        >>> path = os.path.join(tempfile.mkdtemp(), "toy.npz")
+        >>> np.savez(path, x_train=np.zeros((4, 8, 8), np.uint8), y_train=[0, 1, 0, 1])
+        >>> x_train, y_train, x_test, y_test = datasets.load_npz(path)
+        >>> x_train.shape, y_train.tolist(), x_test
+        ((4, 8, 8, 1), [0, 1, 0, 1], None)
     """
     if not os.path.isfile(path):
         raise DataError(f"no such .npz file: {path}")
@@ -365,12 +361,11 @@ def load_image_data(dataset=DEFAULT_DATASET, *, val_size=1000, seed=0,
     Raises:
         DataError: for an unknown name, missing or malformed data.
 
-    Example:
-
-    >>> from zerograd_tf import datasets
-    >>> data = datasets.load_image_data(val_size=500)
-    >>> data.x_train.shape, len(data.x_val), len(data.x_test), data.num_classes
-    ((7500, 28, 28, 1), 500, 2000, 10)
+    Examples:
+        >>> from zerograd_tf import datasets
+        >>> data = datasets.load_image_data(val_size=500)
+        >>> data.x_train.shape, len(data.x_val), len(data.x_test), data.num_classes
+        ((7500, 28, 28, 1), 500, 2000, 10)
     """
     if dataset == DEFAULT_DATASET:
         path, name = embedded_path(), DEFAULT_DATASET
@@ -455,17 +450,16 @@ def epochs_dataset(x, y, batch_size, *, epochs, first_epoch=0, seed=0, augment=F
     Returns:
         A `tf.data.Dataset` of `(images in [0, 1], int32 labels)` batches.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from zerograd_tf.datasets import epochs_dataset
-    >>> x = np.zeros((10, 4, 4, 1), np.uint8); y = np.arange(10)
-    >>> batches = list(epochs_dataset(x, y, 4, epochs=2, seed=1))
-    >>> [len(b[1]) for b in batches]
-    [4, 4, 2, 4, 4, 2]
-    >>> resumed = list(epochs_dataset(x, y, 4, epochs=2, first_epoch=1, seed=1))
-    >>> all((a[1].numpy() == b[1].numpy()).all() for a, b in zip(batches[3:], resumed))
-    True
+    Examples:
+        >>> import numpy as np
+        >>> from zerograd_tf.datasets import epochs_dataset
+        >>> x = np.zeros((10, 4, 4, 1), np.uint8); y = np.arange(10)
+        >>> batches = list(epochs_dataset(x, y, 4, epochs=2, seed=1))
+        >>> [len(b[1]) for b in batches]
+        [4, 4, 2, 4, 4, 2]
+        >>> resumed = list(epochs_dataset(x, y, 4, epochs=2, first_epoch=1, seed=1))
+        >>> all((a[1].numpy() == b[1].numpy()).all() for a, b in zip(batches[3:], resumed))
+        True
     """
     n = len(x)
     images = tf.constant(x)
@@ -510,14 +504,13 @@ def make_dataset(x, y, batch_size, *, shuffle=False, augment=False, flip=True,
     Returns:
         A `tf.data.Dataset`.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from zerograd_tf import datasets
-    >>> x = np.full((5, 4, 4, 1), 255, np.uint8)
-    >>> images, labels = next(iter(datasets.make_dataset(x, np.arange(5), 4)))
-    >>> images.shape.as_list(), float(images.numpy().max()), labels.numpy().tolist()
-    ([4, 4, 4, 1], 1.0, [0, 1, 2, 3])
+    Examples:
+        >>> import numpy as np
+        >>> from zerograd_tf import datasets
+        >>> x = np.full((5, 4, 4, 1), 255, np.uint8)
+        >>> images, labels = next(iter(datasets.make_dataset(x, np.arange(5), 4)))
+        >>> images.shape.as_list(), float(images.numpy().max()), labels.numpy().tolist()
+        ([4, 4, 4, 1], 1.0, [0, 1, 2, 3])
     """
     dataset = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
     if shuffle:

@@ -25,12 +25,11 @@ def make_strategy(name="default"):
     Raises:
         ValueError: for an unknown name, or `"tpu"` without a TPU.
 
-    Example:
-
-    >>> from zerograd_tf import distribution
-    >>> strategy = distribution.make_strategy()
-    >>> strategy.num_replicas_in_sync, distribution.is_chief(strategy)
-    (1, True)
+    Examples:
+        >>> from zerograd_tf import distribution
+        >>> strategy = distribution.make_strategy()
+        >>> strategy.num_replicas_in_sync, distribution.is_chief(strategy)
+        (1, True)
     """
     validation.check_choice(name, "strategy", STRATEGIES)
     if name == "default":
@@ -58,12 +57,11 @@ def is_chief(strategy):
         True for the chief, for worker 0 of a cluster without a chief, and
         for a strategy without a cluster (one host).
 
-    Example:
-
-    >>> import tensorflow as tf
-    >>> from zerograd_tf import distribution
-    >>> distribution.is_chief(tf.distribute.get_strategy())
-    True
+    Examples:
+        >>> import tensorflow as tf
+        >>> from zerograd_tf import distribution
+        >>> distribution.is_chief(tf.distribute.get_strategy())
+        True
     """
     resolver = getattr(strategy, "cluster_resolver", None)
     task_type = getattr(resolver, "task_type", None)

@@ -61,10 +61,9 @@ def attack_members(attack):
     Raises:
         ValueError: for an unknown name or an empty list.
 
-    Example:
-
-    >>> attack_members(["pgd", "autoattack"])
-    ('pgd', 'apgd-ce', 'apgd-t', 'square')
+    Examples:
+        >>> attack_members(["pgd", "autoattack"])
+        ('pgd', 'apgd-ce', 'apgd-t', 'square')
     """
     names = [attack] if isinstance(attack, str) else list(attack)
     if not names:
@@ -168,19 +167,18 @@ def evaluate_robustness(model, data, epsilon, steps=50, restarts=10,
         ValueError: for invalid attack settings or empty data.
         TypeError: for unsupported `data` or integer-valued images.
 
-    Example:
-
-    >>> import keras, numpy as np
-    >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
-    ...                           keras.layers.Dense(4)])
-    >>> x = np.random.default_rng(0).uniform(size=(8, 4, 4, 1)).astype("float32")
-    >>> y = np.arange(8) % 4
-    >>> report = evaluate_robustness(model, (x, y), 0.1, attack="autoattack",
-    ...                              apgd_steps=5, square_queries=10)
-    >>> print(", ".join(entry["name"] for entry in report["attacks"]))
-    apgd-ce, apgd-t, square
-    >>> bool(report["robust_accuracy"] <= report["clean_accuracy"])
-    True
+    Examples:
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+        ...                           keras.layers.Dense(4)])
+        >>> x = np.random.default_rng(0).uniform(size=(8, 4, 4, 1)).astype("float32")
+        >>> y = np.arange(8) % 4
+        >>> report = evaluate_robustness(model, (x, y), 0.1, attack="autoattack",
+        ...                              apgd_steps=5, square_queries=10)
+        >>> print(", ".join(entry["name"] for entry in report["attacks"]))
+        apgd-ce, apgd-t, square
+        >>> bool(report["robust_accuracy"] <= report["clean_accuracy"])
+        True
     """
     epsilon = validation.check_epsilon(epsilon)
     steps = validation.check_int(steps, "steps", 1)
@@ -226,10 +224,9 @@ def evaluate_robustness(model, data, epsilon, steps=50, restarts=10,
 def rising_pairs(radii, accuracies):
     """The consecutive radii `(a, b)` whose robust accuracy rises from a to b.
 
-    Example:
-
-    >>> rising_pairs([0.05, 0.1, 0.2], [0.5, 0.3, 0.4])
-    [(0.1, 0.2)]
+    Examples:
+        >>> rising_pairs([0.05, 0.1, 0.2], [0.5, 0.3, 0.4])
+        [(0.1, 0.2)]
     """
     return [(radii[i], radii[i + 1]) for i in range(len(radii) - 1)
             if accuracies[i + 1] > accuracies[i]]
@@ -256,15 +253,14 @@ def epsilon_sweep(model, data, epsilons, *, relative_alpha=None, **kwargs):
         `monotone` (bool), `violations` (pairs of radii whose accuracy rose)
         and `reports` (the full reports).
 
-    Example:
-
-    >>> import keras, numpy as np
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    >>> x = np.random.default_rng(0).uniform(size=(16, 4)).astype("float32")
-    >>> sweep = epsilon_sweep(model, (x, np.arange(16) % 3), [0.2, 0.05, 0.1], steps=5,
-    ...                       restarts=1)
-    >>> sweep["epsilons"], sweep["monotone"]
-    ([0.05, 0.1, 0.2], True)
+    Examples:
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        >>> x = np.random.default_rng(0).uniform(size=(16, 4)).astype("float32")
+        >>> sweep = epsilon_sweep(model, (x, np.arange(16) % 3), [0.2, 0.05, 0.1], steps=5,
+        ...                       restarts=1)
+        >>> sweep["epsilons"], sweep["monotone"]
+        ([0.05, 0.1, 0.2], True)
     """
     radii = sorted(validation.check_epsilon(e) for e in epsilons)
     if not radii:

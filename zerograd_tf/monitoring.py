@@ -48,12 +48,11 @@ def catastrophic_overfitting(pgd_accuracies, fgsm_accuracies, drop=DEFAULT_DROP,
     Raises:
         ValueError: for sequences of different lengths or `drop` outside (0, 1).
 
-    Example:
-
-    >>> catastrophic_overfitting([0.20, 0.30, 0.04], [0.35, 0.45, 0.90])
-    True
-    >>> catastrophic_overfitting([0.20, 0.30, 0.04], [0.25, 0.20, 0.10])  # divergence
-    False
+    Examples:
+        >>> catastrophic_overfitting([0.20, 0.30, 0.04], [0.35, 0.45, 0.90])
+        True
+        >>> catastrophic_overfitting([0.20, 0.30, 0.04], [0.25, 0.20, 0.10])  # divergence
+        False
     """
     if not 0 < drop < 1:
         raise ValueError(f"`drop` must be in (0, 1), got {drop!r}.")
@@ -84,17 +83,16 @@ class AttackMeter:
         fgsm_alpha: FGSM's step size. Defaults to `epsilon`.
         batch_size: examples per compiled call. Defaults to 512.
 
-    Example:
-
-    >>> import numpy as np, keras
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    >>> x = np.random.default_rng(0).random((64, 4), dtype="float32")
-    >>> meter = AttackMeter(model, 0.1, pgd_steps=3)
-    >>> accuracies = meter(x, np.arange(64) % 2)
-    >>> sorted(accuracies)
-    ['clean_accuracy', 'fgsm_accuracy', 'pgd_accuracy']
-    >>> bool(accuracies["pgd_accuracy"] <= accuracies["clean_accuracy"])
-    True
+    Examples:
+        >>> import numpy as np, keras
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        >>> x = np.random.default_rng(0).random((64, 4), dtype="float32")
+        >>> meter = AttackMeter(model, 0.1, pgd_steps=3)
+        >>> accuracies = meter(x, np.arange(64) % 2)
+        >>> sorted(accuracies)
+        ['clean_accuracy', 'fgsm_accuracy', 'pgd_accuracy']
+        >>> bool(accuracies["pgd_accuracy"] <= accuracies["clean_accuracy"])
+        True
     """
 
     def __init__(self, model, epsilon, *, pgd_steps=10, pgd_alpha=None,
@@ -130,7 +128,8 @@ class AttackMeter:
         """Accuracies on arrays `x` (float in [0, 1]) and `y` (labels).
 
         Args:
-            x, y: the examples.
+            x: the images, floats in [0, 1].
+            y: their integer labels.
             seed: the PGD start's seed. Defaults to 0.
             epsilon: the radius of this measurement; defaults to the
                 meter's `epsilon`.
@@ -165,15 +164,14 @@ def input_gradients(model, x, y):
         A float32 tensor shaped like `x`: the gradient of each example's
         cross-entropy with respect to its input.
 
-    Example:
-
-    >>> import numpy as np, keras
-    >>> from zerograd_tf import monitoring
-    >>> inputs = keras.Input((4,))
-    >>> model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
-    >>> x = np.random.default_rng(0).random((3, 4), dtype="float32")
-    >>> tuple(monitoring.input_gradients(model, x, np.array([0, 1, 0])).shape)
-    (3, 4)
+    Examples:
+        >>> import numpy as np, keras
+        >>> from zerograd_tf import monitoring
+        >>> inputs = keras.Input((4,))
+        >>> model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+        >>> x = np.random.default_rng(0).random((3, 4), dtype="float32")
+        >>> tuple(monitoring.input_gradients(model, x, np.array([0, 1, 0])).shape)
+        (3, 4)
     """
     x = tf.convert_to_tensor(x, tf.float32)
     objective = objectives_lib.inference_objective(model)
@@ -200,16 +198,15 @@ def gradient_alignment(model, x, y, epsilon, seed=0):
     Returns:
         A Python float in [-1, 1] (examples with a zero gradient count as 0).
 
-    Example:
-
-    >>> import numpy as np, keras
-    >>> from zerograd_tf import monitoring
-    >>> inputs = keras.Input((4,))
-    >>> linear = keras.Model(inputs, keras.layers.Dense(2)(inputs))
-    >>> x = np.random.default_rng(0).random((8, 4), dtype="float32")
-    >>> y = np.arange(8) % 2
-    >>> monitoring.gradient_alignment(linear, x, y, epsilon=0.1) > 0.9
-    True
+    Examples:
+        >>> import numpy as np, keras
+        >>> from zerograd_tf import monitoring
+        >>> inputs = keras.Input((4,))
+        >>> linear = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+        >>> x = np.random.default_rng(0).random((8, 4), dtype="float32")
+        >>> y = np.arange(8) % 2
+        >>> monitoring.gradient_alignment(linear, x, y, epsilon=0.1) > 0.9
+        True
     """
     x = tf.convert_to_tensor(x, tf.float32)
     eta = perturbations.project(

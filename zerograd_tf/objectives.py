@@ -27,14 +27,13 @@ def crossentropy(y_true, y_pred):
     Returns:
         A float32 tensor of shape `(batch,)`.
 
-    Example:
-
-    >>> import numpy as np, tensorflow as tf
-    >>> logits = tf.constant([[2.0, 0.0], [0.0, 2.0]])
-    >>> sparse = crossentropy(np.array([0, 1]), logits).numpy().round(4)
-    >>> one_hot = crossentropy(np.eye(2, dtype="float32"), logits).numpy().round(4)
-    >>> sparse, bool((sparse == one_hot).all())
-    (array([0.1269, 0.1269], dtype=float32), True)
+    Examples:
+        >>> import numpy as np, tensorflow as tf
+        >>> logits = tf.constant([[2.0, 0.0], [0.0, 2.0]])
+        >>> sparse = crossentropy(np.array([0, 1]), logits).numpy().round(4)
+        >>> one_hot = crossentropy(np.eye(2, dtype="float32"), logits).numpy().round(4)
+        >>> sparse, bool((sparse == one_hot).all())
+        (array([0.1269, 0.1269], dtype=float32), True)
     """
     from_logits = not _keras_compat.is_probability_output(y_pred)
     y_true = tf.convert_to_tensor(y_true)
@@ -109,15 +108,14 @@ def model_objective(model, loss=None, training=False, stateless=None):
     Returns:
         A callable `(x, y) -> (per_example_loss, y_pred)`.
 
-    Example:
-
-    >>> import numpy as np, keras
-    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization(),
-    ...                           keras.layers.Dense(2)])
-    >>> objective = model_objective(model, training=True)  # stateless: BN untouched
-    >>> losses, y_pred = objective(np.ones((4, 3), "float32"), np.zeros(4))
-    >>> tuple(losses.shape), float(model.layers[0].moving_mean.numpy().sum())
-    ((4,), 0.0)
+    Examples:
+        >>> import numpy as np, keras
+        >>> model = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization(),
+        ...                           keras.layers.Dense(2)])
+        >>> objective = model_objective(model, training=True)  # stateless: BN untouched
+        >>> losses, y_pred = objective(np.ones((4, 3), "float32"), np.zeros(4))
+        >>> tuple(losses.shape), float(model.layers[0].moving_mean.numpy().sum())
+        ((4,), 0.0)
     """
     losses = per_example_loss(loss)
     if stateless is None:
@@ -157,13 +155,12 @@ def inference_objective(model, loss=None):
     Returns:
         A callable `(x, y) -> (per_example_loss, y_pred)`.
 
-    Example:
-
-    >>> import keras, numpy as np
-    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    >>> losses, y_pred = inference_objective(model)(np.ones((4, 3), "float32"), np.zeros(4))
-    >>> tuple(losses.shape), tuple(y_pred.shape)
-    ((4,), (4, 2))
+    Examples:
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        >>> losses, y_pred = inference_objective(model)(np.ones((4, 3), "float32"), np.zeros(4))
+        >>> tuple(losses.shape), tuple(y_pred.shape)
+        ((4,), (4, 2))
     """
     if loss is None and hasattr(model, "attack_objective"):
         return model.attack_objective(training=False)

@@ -91,12 +91,11 @@ def uniform_noise(shape, radius, seed, dtype=tf.float32, batch_axis=0):
         batch_axis: the axis of `shape` that indexes examples. Defaults
             to 0.
 
-    Example:
-
-    >>> import tensorflow as tf
-    >>> noise = uniform_noise((2, 3), 0.1, tf.constant([0, 1], tf.int64))
-    >>> tuple(noise.shape), bool(tf.reduce_all(tf.abs(noise) <= 0.1))
-    ((2, 3), True)
+    Examples:
+        >>> import tensorflow as tf
+        >>> noise = uniform_noise((2, 3), 0.1, tf.constant([0, 1], tf.int64))
+        >>> tuple(noise.shape), bool(tf.reduce_all(tf.abs(noise) <= 0.1))
+        ((2, 3), True)
     """
     radius = tf.cast(radius, dtype)
     replica = _replica_slice()
@@ -126,12 +125,11 @@ def project(x, delta, epsilon=None):
         epsilon: the radius, or `None` for the box alone. Defaults to
             `None`.
 
-    Example:
-
-    >>> import numpy as np
-    >>> project(np.array([0.95, 0.5], "float32"), np.array([0.2, -0.2], "float32"),
-    ...         0.1).numpy().round(2)
-    array([ 0.05, -0.1 ], dtype=float32)
+    Examples:
+        >>> import numpy as np
+        >>> project(np.array([0.95, 0.5], "float32"), np.array([0.2, -0.2], "float32"),
+        ...         0.1).numpy().round(2)
+        array([ 0.05, -0.1 ], dtype=float32)
     """
     if epsilon is not None:
         epsilon = tf.cast(epsilon, delta.dtype)
@@ -220,16 +218,15 @@ def fgsm(objective, x, y, epsilon, alpha=None, *, init="zero", seed=None,
     Returns:
         `delta` with `x`'s shape (and the info dict if `return_info`).
 
-    Example:
-
-    >>> import numpy as np, keras, zerograd_tf as zg
-    >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
-    ...                           keras.layers.Dense(3)])
-    >>> x = np.random.default_rng(0).random((2, 4, 4, 1), dtype="float32")
-    >>> y = np.array([0, 2])
-    >>> delta = zg.fgsm(model, x, y, epsilon=0.1, init="random", seed=0)
-    >>> float(np.abs(delta).max()) <= 0.1 + 1e-7
-    True
+    Examples:
+        >>> import numpy as np, keras, zerograd_tf as zg
+        >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+        ...                           keras.layers.Dense(3)])
+        >>> x = np.random.default_rng(0).random((2, 4, 4, 1), dtype="float32")
+        >>> y = np.array([0, 2])
+        >>> delta = zg.fgsm(model, x, y, epsilon=0.1, init="random", seed=0)
+        >>> float(np.abs(delta).max()) <= 0.1 + 1e-7
+        True
 
     Raises:
         ValueError: for arguments outside their valid ranges.
@@ -311,16 +308,15 @@ def zerograd(objective, x, y, epsilon, alpha=None, *, quantile=0.35,
     Raises:
         ValueError: for arguments outside their valid ranges.
 
-    Example:
-
-    >>> import numpy as np, keras, zerograd_tf as zg
-    >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
-    ...                           keras.layers.Dense(3)])
-    >>> x = np.random.default_rng(0).random((2, 4, 4, 1), dtype="float32")
-    >>> delta, info = zg.zerograd(model, x, np.array([0, 2]), 0.1, quantile=0.5, seed=0,
-    ...                           return_info=True)
-    >>> info["zeroed_fraction"].numpy()  # half of the 16 gradient elements
-    array([0.5, 0.5], dtype=float32)
+    Examples:
+        >>> import numpy as np, keras, zerograd_tf as zg
+        >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+        ...                           keras.layers.Dense(3)])
+        >>> x = np.random.default_rng(0).random((2, 4, 4, 1), dtype="float32")
+        >>> delta, info = zg.zerograd(model, x, np.array([0, 2]), 0.1, quantile=0.5, seed=0,
+        ...                           return_info=True)
+        >>> info["zeroed_fraction"].numpy()  # half of the 16 gradient elements
+        array([0.5, 0.5], dtype=float32)
     """
     x = _check_common(x, epsilon, alpha, init)
     validation.check_quantile(quantile)
@@ -380,16 +376,15 @@ def multigrad(objective, x, y, epsilon, alpha=None, *, samples=3,
     Returns:
         `delta` (and the info dict if `return_info`).
 
-    Example:
-
-    >>> import numpy as np, keras, zerograd_tf as zg
-    >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
-    ...                           keras.layers.Dense(3)])
-    >>> x = np.random.default_rng(0).random((2, 4, 4, 1), dtype="float32")
-    >>> y = np.array([0, 2])
-    >>> delta, info = zg.multigrad(model, x, y, 0.1, seed=0, return_info=True)
-    >>> float(np.abs(delta).max()) <= 0.1 + 1e-7, tuple(info["zeroed_fraction"].shape)
-    (True, (2,))
+    Examples:
+        >>> import numpy as np, keras, zerograd_tf as zg
+        >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+        ...                           keras.layers.Dense(3)])
+        >>> x = np.random.default_rng(0).random((2, 4, 4, 1), dtype="float32")
+        >>> y = np.array([0, 2])
+        >>> delta, info = zg.multigrad(model, x, y, 0.1, seed=0, return_info=True)
+        >>> float(np.abs(delta).max()) <= 0.1 + 1e-7, tuple(info["zeroed_fraction"].shape)
+        (True, (2,))
 
     Raises:
         ValueError: for arguments outside their valid ranges.
@@ -444,16 +439,15 @@ def n_fgsm(objective, x, y, epsilon, alpha=None, *, noise_magnitude=2.0,
     Returns:
         `delta` (and the info dict if `return_info`).
 
-    Example:
-
-    >>> import numpy as np, keras, zerograd_tf as zg
-    >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
-    ...                           keras.layers.Dense(3)])
-    >>> x = np.random.default_rng(0).random((2, 4, 4, 1), dtype="float32")
-    >>> y = np.array([0, 2])
-    >>> delta = zg.n_fgsm(model, x, y, 0.1, seed=0)
-    >>> float(np.abs(delta).max()) <= 0.3 + 1e-7  # noise 2 eps, step eps
-    True
+    Examples:
+        >>> import numpy as np, keras, zerograd_tf as zg
+        >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+        ...                           keras.layers.Dense(3)])
+        >>> x = np.random.default_rng(0).random((2, 4, 4, 1), dtype="float32")
+        >>> y = np.array([0, 2])
+        >>> delta = zg.n_fgsm(model, x, y, 0.1, seed=0)
+        >>> float(np.abs(delta).max()) <= 0.3 + 1e-7  # noise 2 eps, step eps
+        True
 
     Raises:
         ValueError: for arguments outside their valid ranges.
@@ -520,14 +514,13 @@ def pgd(objective, x, y, epsilon, alpha=None, *, steps=10, restarts=1,
     Raises:
         ValueError: for arguments outside their valid ranges.
 
-    Example:
-
-    >>> import keras, numpy as np
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    >>> x = np.full((2, 4), 0.5, np.float32)
-    >>> delta = pgd(model, x, np.array([0, 1]), 0.1, steps=5, restarts=2, seed=0)
-    >>> bool(np.all(np.abs(delta) <= 0.1 + 1e-6))
-    True
+    Examples:
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        >>> x = np.full((2, 4), 0.5, np.float32)
+        >>> delta = pgd(model, x, np.array([0, 1]), 0.1, steps=5, restarts=2, seed=0)
+        >>> bool(np.all(np.abs(delta) <= 0.1 + 1e-6))
+        True
     """
     x = _check_common(x, epsilon, alpha)
     steps = validation.check_int(steps, "steps", 1)

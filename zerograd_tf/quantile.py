@@ -196,14 +196,13 @@ def per_example_quantile(t, q, method=DEFAULT_QUANTILE_METHOD, non_negative=Fals
         ValueError: for `q` outside [0, 1], an unknown `method`, a rank-0
             input, or a tensor `q` with `method="top_k"`.
 
-    Example:
-
-    >>> import numpy as np
-    >>> t = np.array([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 1.0, 9.0]], "float32")
-    >>> per_example_quantile(t, 0.5).numpy().tolist()
-    [2.5, 0.5]
-    >>> np.quantile(t, 0.5, axis=1).tolist()  # NumPy's "linear" method, the same
-    [2.5, 0.5]
+    Examples:
+        >>> import numpy as np
+        >>> t = np.array([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 1.0, 9.0]], "float32")
+        >>> per_example_quantile(t, 0.5).numpy().tolist()
+        [2.5, 0.5]
+        >>> np.quantile(t, 0.5, axis=1).tolist()  # NumPy's "linear" method, the same
+        [2.5, 0.5]
     """
     validation.check_choice(method, "method", QUANTILE_METHODS)
     q = validation.check_probability(q, "q")

@@ -19,11 +19,10 @@ class CyclicLR(keras.optimizers.schedules.LearningRateSchedule):
         peak: fraction of the run at which the peak is reached. Defaults
             to 0.5.
 
-    Example:
-
-    >>> schedule = CyclicLR(0.2, total_steps=100)
-    >>> [round(float(schedule(step)), 3) for step in (0, 25, 50, 75, 100)]
-    [0.0, 0.1, 0.2, 0.1, 0.0]
+    Examples:
+        >>> schedule = CyclicLR(0.2, total_steps=100)
+        >>> [round(float(schedule(step)), 3) for step in (0, 25, 50, 75, 100)]
+        [0.0, 0.1, 0.2, 0.1, 0.0]
     """
 
     def __init__(self, lr_max, total_steps, peak=0.5):
@@ -51,11 +50,10 @@ class PiecewiseLR(keras.optimizers.schedules.LearningRateSchedule):
         lr_max: the initial learning rate.
         total_steps: steps of the whole run.
 
-    Example:
-
-    >>> schedule = PiecewiseLR(0.1, total_steps=100)
-    >>> [round(float(schedule(step)), 4) for step in (0, 50, 75)]
-    [0.1, 0.01, 0.001]
+    Examples:
+        >>> schedule = PiecewiseLR(0.1, total_steps=100)
+        >>> [round(float(schedule(step)), 4) for step in (0, 50, 75)]
+        [0.1, 0.01, 0.001]
     """
 
     def __init__(self, lr_max, total_steps):

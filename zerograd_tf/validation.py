@@ -184,11 +184,10 @@ def warn_if_outside_unit_range(x, name="x"):
     Returns:
         True when the values are finite and in [0, 1].
 
-    Example:
-
-    >>> import numpy as np
-    >>> warn_if_outside_unit_range(np.zeros((2, 3), np.float32))
-    True
+    Examples:
+        >>> import numpy as np
+        >>> warn_if_outside_unit_range(np.zeros((2, 3), np.float32))
+        True
     """
     values = np.asarray(x)
     if values.size == 0 or not np.issubdtype(values.dtype, np.floating):
@@ -215,12 +214,11 @@ def warn_if_first_batch_outside_unit_range(data, name="x"):
     or an array of inputs (checked whole); anything else (a generator, a
     `PyDataset`) is not checked.
 
-    Example:
-
-    >>> import numpy as np
-    >>> dataset = tf.data.Dataset.from_tensor_slices(np.zeros((4, 2), np.float32)).batch(2)
-    >>> warn_if_first_batch_outside_unit_range(dataset)
-    True
+    Examples:
+        >>> import numpy as np
+        >>> dataset = tf.data.Dataset.from_tensor_slices(np.zeros((4, 2), np.float32)).batch(2)
+        >>> warn_if_first_batch_outside_unit_range(dataset)
+        True
     """
     if isinstance(data, tf.data.Dataset):
         for batch in data.take(1):

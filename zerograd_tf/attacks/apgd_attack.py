@@ -40,10 +40,9 @@ def checkpoint_schedule(steps):
         `max(int(0.06 steps), 1)` and the shrinkage per checkpoint
         `max(int(0.03 steps), 1)`.
 
-    Example:
-
-    >>> checkpoint_schedule(100)
-    (22, 6, 3)
+    Examples:
+        >>> checkpoint_schedule(100)
+        (22, 6, 3)
     """
     return (max(int(0.22 * steps), 1), max(int(0.06 * steps), 1),
             max(int(0.03 * steps), 1))
@@ -86,16 +85,15 @@ def apgd(objective, x, y, epsilon, *, steps=100, rho=0.75, seed=None,
     Raises:
         ValueError: for arguments outside their valid ranges.
 
-    Example:
-
-    >>> import keras, numpy as np
-    >>> from zerograd_tf import objectives
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    >>> x = np.full((2, 4), 0.5, np.float32)
-    >>> delta = apgd(objectives.model_objective(model), x, np.array([0, 1]),
-    ...              0.1, steps=10)
-    >>> bool(np.all(np.abs(delta) <= 0.1 + 1e-6))
-    True
+    Examples:
+        >>> import keras, numpy as np
+        >>> from zerograd_tf import objectives
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        >>> x = np.full((2, 4), 0.5, np.float32)
+        >>> delta = apgd(objectives.model_objective(model), x, np.array([0, 1]),
+        ...              0.1, steps=10)
+        >>> bool(np.all(np.abs(delta) <= 0.1 + 1e-6))
+        True
     """
     validation.check_image_batch(x)
     epsilon = validation.check_epsilon(epsilon)

@@ -24,14 +24,13 @@ def as_logits(y_pred):
     Returns:
         A float32 tensor of the same shape.
 
-    Example:
-
-    >>> import numpy as np
-    >>> import keras
-    >>> z = tf.constant([[1.0, 2.0, 4.0]])
-    >>> recovered = as_logits(keras.activations.softmax(z))
-    >>> bool(np.allclose(recovered - recovered[:, :1], z - z[:, :1], atol=1e-5))
-    True
+    Examples:
+        >>> import numpy as np
+        >>> import keras
+        >>> z = tf.constant([[1.0, 2.0, 4.0]])
+        >>> recovered = as_logits(keras.activations.softmax(z))
+        >>> bool(np.allclose(recovered - recovered[:, :1], z - z[:, :1], atol=1e-5))
+        True
     """
     y_pred = tf.convert_to_tensor(y_pred)
     if _keras_compat.is_probability_output(y_pred):
@@ -66,11 +65,10 @@ def dlr_loss(y_true, z):
         A float32 tensor `(batch,)`; positive once the example is
         misclassified.
 
-    Example:
-
-    >>> z = tf.constant([[3.0, 1.0, 0.0, -1.0]])
-    >>> round(float(dlr_loss(tf.constant([0]), z)[0]), 4)   # -(3 - 1) / (3 - 0)
-    -0.6667
+    Examples:
+        >>> z = tf.constant([[3.0, 1.0, 0.0, -1.0]])
+        >>> round(float(dlr_loss(tf.constant([0]), z)[0]), 4)   # -(3 - 1) / (3 - 0)
+        -0.6667
     """
     z = tf.cast(z, tf.float32)
     labels = objectives_lib.class_labels(y_true)
@@ -95,11 +93,10 @@ def targeted_dlr_loss(y_true, z, targets):
     Returns:
         A float32 tensor `(batch,)`.
 
-    Example:
-
-    >>> z = tf.constant([[3.0, 1.0, 0.0, -1.0]])
-    >>> round(float(targeted_dlr_loss(tf.constant([0]), z, tf.constant([1]))[0]), 4)
-    -0.5714
+    Examples:
+        >>> z = tf.constant([[3.0, 1.0, 0.0, -1.0]])
+        >>> round(float(targeted_dlr_loss(tf.constant([0]), z, tf.constant([1]))[0]), 4)
+        -0.5714
     """
     z = tf.cast(z, tf.float32)
     labels = objectives_lib.class_labels(y_true)
@@ -118,11 +115,10 @@ def margin_loss(y_true, z):
     Returns:
         A float32 tensor `(batch,)`; `<= 0` once the example is misclassified.
 
-    Example:
-
-    >>> z = tf.constant([[3.0, 1.0, 0.0]])
-    >>> float(margin_loss(tf.constant([0]), z)[0])
-    2.0
+    Examples:
+        >>> z = tf.constant([[3.0, 1.0, 0.0]])
+        >>> float(margin_loss(tf.constant([0]), z)[0])
+        2.0
     """
     z = tf.cast(z, tf.float32)
     labels = objectives_lib.class_labels(y_true)
@@ -134,11 +130,10 @@ def margin_loss(y_true, z):
 def cross_entropy_loss(y_true, z):
     """Per-example softmax cross-entropy on logits (APGD-CE's loss).
 
-    Example:
-
-    >>> z = tf.constant([[0.0, 0.0]])
-    >>> round(float(cross_entropy_loss(tf.constant([1]), z)[0]), 4)
-    0.6931
+    Examples:
+        >>> z = tf.constant([[0.0, 0.0]])
+        >>> round(float(cross_entropy_loss(tf.constant([1]), z)[0]), 4)
+        0.6931
     """
     labels = objectives_lib.class_labels(y_true)
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.cast(z, tf.float32))

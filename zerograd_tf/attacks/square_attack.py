@@ -40,10 +40,9 @@ _SCHEDULE = ((10, 2), (50, 4), (200, 8), (500, 16), (1000, 32), (2000, 64),
 def square_fraction(iteration, queries, p_init=0.8):
     """The fraction `p` of the image a square covers at `iteration` (Python).
 
-    Example:
-
-    >>> [square_fraction(i, 5000) for i in (0, 5, 6, 100, 4999)]
-    [0.8, 0.8, 0.4, 0.2, 0.0015625]
+    Examples:
+        >>> [square_fraction(i, 5000) for i in (0, 5, 6, 100, 4999)]
+        [0.8, 0.8, 0.4, 0.2, 0.0015625]
     """
     it = int(iteration / queries * 10000)
     p = p_init
@@ -91,18 +90,17 @@ def square(objective, x, y, epsilon, *, queries=5000, p_init=0.8, seed=None,
         ValueError: for arguments outside their valid ranges or inputs that
             are not image batches.
 
-    Example:
-
-    >>> import keras, numpy as np
-    >>> from zerograd_tf import objectives
-    >>> from zerograd_tf.attacks import losses
-    >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
-    ...                           keras.layers.Dense(3)])
-    >>> objective = objectives.model_objective(model, loss=losses.margin_loss)
-    >>> x = np.full((2, 4, 4, 1), 0.5, np.float32)
-    >>> delta = square(objective, x, np.array([0, 1]), 0.1, queries=20)
-    >>> bool(np.all(np.abs(delta) <= 0.1 + 1e-6))
-    True
+    Examples:
+        >>> import keras, numpy as np
+        >>> from zerograd_tf import objectives
+        >>> from zerograd_tf.attacks import losses
+        >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+        ...                           keras.layers.Dense(3)])
+        >>> objective = objectives.model_objective(model, loss=losses.margin_loss)
+        >>> x = np.full((2, 4, 4, 1), 0.5, np.float32)
+        >>> delta = square(objective, x, np.array([0, 1]), 0.1, queries=20)
+        >>> bool(np.all(np.abs(delta) <= 0.1 + 1e-6))
+        True
     """
     validation.check_image_batch(x)
     epsilon = validation.check_epsilon(epsilon)

@@ -81,20 +81,19 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
             measurement (tests). Defaults to `None`.
         verbose: 1 prints each adaptation. Defaults to 1.
 
-    Example:
-
-    >>> import numpy as np, keras, zerograd_tf as zg
-    >>> x = np.random.default_rng(0).random((64, 8, 8, 1), dtype="float32")
-    >>> y = np.arange(64) % 2
-    >>> inputs = keras.Input((8, 8, 1))
-    >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
-    >>> model = zg.ZeroGradModel(inputs, outputs, epsilon=0.1, quantile="auto")
-    >>> model.compile(optimizer="adam",
-    ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    >>> auto = zg.callbacks.AutoQuantile(x[:32], y[:32], verbose=0)
-    >>> _ = model.fit(x, y, epochs=1, batch_size=16, callbacks=[auto], verbose=0)
-    >>> round(model.quantile, 2), len(auto.checks)
-    (0.35, 1)
+    Examples:
+        >>> import numpy as np, keras, zerograd_tf as zg
+        >>> x = np.random.default_rng(0).random((64, 8, 8, 1), dtype="float32")
+        >>> y = np.arange(64) % 2
+        >>> inputs = keras.Input((8, 8, 1))
+        >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
+        >>> model = zg.ZeroGradModel(inputs, outputs, epsilon=0.1, quantile="auto")
+        >>> model.compile(optimizer="adam",
+        ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> auto = zg.callbacks.AutoQuantile(x[:32], y[:32], verbose=0)
+        >>> _ = model.fit(x, y, epochs=1, batch_size=16, callbacks=[auto], verbose=0)
+        >>> round(model.quantile, 2), len(auto.checks)
+        (0.35, 1)
     """
 
     def __init__(self, x=None, y=None, epsilon=None, *, frequency=CHECK_EVERY,

@@ -98,21 +98,20 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
             Defaults to `None`.
         verbose: 1 prints each detection. Defaults to 1.
 
-    Example:
-
-    >>> import numpy as np, keras, zerograd_tf as zg
-    >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
-    >>> y = np.arange(32) % 2
-    >>> inputs = keras.Input((8, 8, 1))
-    >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
-    >>> model = zg.FGSMModel(inputs, outputs, epsilon=0.1, random_init=True, seed=0)
-    >>> model.compile(optimizer="adam",
-    ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    >>> monitor = zg.CatastrophicOverfittingMonitor(x[:16], y[:16], action="stop",
-    ...                                            pgd_steps=2, verbose=0)
-    >>> history = model.fit(x, y, epochs=2, batch_size=16, callbacks=[monitor], verbose=0)
-    >>> len(monitor.checks), sorted(k for k in history.history if k.startswith("co_"))
-    (2, ['co_clean_accuracy', 'co_detected', 'co_epsilon', 'co_fgsm_accuracy', 'co_pgd_accuracy'])
+    Examples:
+        >>> import numpy as np, keras, zerograd_tf as zg
+        >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
+        >>> y = np.arange(32) % 2
+        >>> inputs = keras.Input((8, 8, 1))
+        >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
+        >>> model = zg.FGSMModel(inputs, outputs, epsilon=0.1, random_init=True, seed=0)
+        >>> model.compile(optimizer="adam",
+        ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> monitor = zg.CatastrophicOverfittingMonitor(x[:16], y[:16], action="stop",
+        ...                                            pgd_steps=2, verbose=0)
+        >>> history = model.fit(x, y, epochs=2, batch_size=16, callbacks=[monitor], verbose=0)
+        >>> len(monitor.checks), sorted(k for k in history.history if k.startswith("co_"))
+        (2, ['co_clean_accuracy', 'co_detected', 'co_epsilon', 'co_fgsm_accuracy', 'co_pgd_accuracy'])
     """
 
     def __init__(self, x=None, y=None, epsilon=None, *, action="warn", frequency="epoch",

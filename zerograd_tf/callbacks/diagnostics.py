@@ -51,23 +51,22 @@ class AdversarialDiagnostics(keras.callbacks.Callback):
         pgd_steps: steps of the PGD measurement. Defaults to 10.
         seed: seed of η and of the PGD start. Defaults to 0.
 
-    Example:
-
-    >>> import os, tempfile
-    >>> import numpy as np, keras, zerograd_tf as zg
-    >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
-    >>> y = np.arange(32) % 2
-    >>> inputs = keras.Input((8, 8, 1))
-    >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
-    >>> model = zg.FGSMModel(inputs, outputs, epsilon=0.1, random_init=True, seed=0)
-    >>> model.compile(optimizer="adam",
-    ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    >>> logdir = tempfile.mkdtemp()
-    >>> diagnostics = zg.AdversarialDiagnostics(x[:16], y[:16], logdir, pgd_steps=2)
-    >>> history = model.fit(x, y, epochs=1, batch_size=16, callbacks=[diagnostics],
-    ...                     verbose=0)
-    >>> os.listdir(logdir)
-    ['diagnostics']
+    Examples:
+        >>> import os, tempfile
+        >>> import numpy as np, keras, zerograd_tf as zg
+        >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
+        >>> y = np.arange(32) % 2
+        >>> inputs = keras.Input((8, 8, 1))
+        >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
+        >>> model = zg.FGSMModel(inputs, outputs, epsilon=0.1, random_init=True, seed=0)
+        >>> model.compile(optimizer="adam",
+        ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> logdir = tempfile.mkdtemp()
+        >>> diagnostics = zg.AdversarialDiagnostics(x[:16], y[:16], logdir, pgd_steps=2)
+        >>> history = model.fit(x, y, epochs=1, batch_size=16, callbacks=[diagnostics],
+        ...                     verbose=0)
+        >>> os.listdir(logdir)
+        ['diagnostics']
     """
 
     def __init__(self, x, y, logdir, epsilon=None, *, small_threshold=1e-6, pgd_steps=10,

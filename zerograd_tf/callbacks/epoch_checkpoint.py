@@ -27,33 +27,34 @@ class EpochCheckpoint(keras.callbacks.Callback):
     Args:
         directory: folder of the checkpoints (created on the first save).
 
-    Example: restore (0 epochs when there is no checkpoint), fit from there,
-    delete the checkpoint once the result is saved.
+    Examples:
+        Restore (0 epochs when there is no checkpoint), fit from there,
+        delete the checkpoint once the result is saved:
 
-    >>> import os, tempfile
-    >>> import numpy as np, keras, zerograd_tf as zg
-    >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
-    >>> y = np.arange(32) % 2
-    >>> def build():
-    ...     inputs = keras.Input((8, 8, 1))
-    ...     outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
-    ...     model = zg.FGSMModel(inputs, outputs, epsilon=0.1, seed=0)
-    ...     model.compile(optimizer="adam",
-    ...                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    ...     return model
-    >>> checkpoint = zg.callbacks.EpochCheckpoint(os.path.join(tempfile.mkdtemp(), "ckpt"))
-    >>> model = build()
-    >>> checkpoint.restore(model)
-    0
-    >>> history = model.fit(x, y, epochs=2, batch_size=16, callbacks=[checkpoint], verbose=0)
-    >>> resumed = build()  # as a new process would
-    >>> resumed.build((None, 8, 8, 1))
-    >>> checkpoint.restore(resumed)
-    2
-    >>> all(np.array_equal(a, b) for a, b in zip(resumed.get_weights(), model.get_weights()))
-    True
-    >>> checkpoint.delete(); checkpoint.exists()
-    False
+        >>> import os, tempfile
+        >>> import numpy as np, keras, zerograd_tf as zg
+        >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
+        >>> y = np.arange(32) % 2
+        >>> def build():
+        ...     inputs = keras.Input((8, 8, 1))
+        ...     outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
+        ...     model = zg.FGSMModel(inputs, outputs, epsilon=0.1, seed=0)
+        ...     model.compile(optimizer="adam",
+        ...                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        ...     return model
+        >>> checkpoint = zg.callbacks.EpochCheckpoint(os.path.join(tempfile.mkdtemp(), "ckpt"))
+        >>> model = build()
+        >>> checkpoint.restore(model)
+        0
+        >>> history = model.fit(x, y, epochs=2, batch_size=16, callbacks=[checkpoint], verbose=0)
+        >>> resumed = build()  # as a new process would
+        >>> resumed.build((None, 8, 8, 1))
+        >>> checkpoint.restore(resumed)
+        2
+        >>> all(np.array_equal(a, b) for a, b in zip(resumed.get_weights(), model.get_weights()))
+        True
+        >>> checkpoint.delete(); checkpoint.exists()
+        False
     """
 
     def __init__(self, directory):

@@ -16,20 +16,19 @@ class EpsilonWarmup(keras.callbacks.Callback):
         epsilon: the target epsilon in (0, 1].
         warmup_steps: steps over which epsilon grows (>= 1).
 
-    Example:
-
-    >>> import numpy as np, keras, zerograd_tf as zg
-    >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
-    >>> y = np.arange(32) % 2
-    >>> inputs = keras.Input((8, 8, 1))
-    >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
-    >>> model = zg.FGSMModel(inputs, outputs, epsilon=0.1, random_init=True, seed=0)
-    >>> model.compile(optimizer="adam",
-    ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    >>> warmup = zg.callbacks.EpsilonWarmup(0.1, warmup_steps=4)
-    >>> history = model.fit(x, y, epochs=1, batch_size=16, callbacks=[warmup], verbose=0)
-    >>> round(model.epsilon, 3)  # 2 of the 4 ramp steps taken
-    0.05
+    Examples:
+        >>> import numpy as np, keras, zerograd_tf as zg
+        >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
+        >>> y = np.arange(32) % 2
+        >>> inputs = keras.Input((8, 8, 1))
+        >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
+        >>> model = zg.FGSMModel(inputs, outputs, epsilon=0.1, random_init=True, seed=0)
+        >>> model.compile(optimizer="adam",
+        ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> warmup = zg.callbacks.EpsilonWarmup(0.1, warmup_steps=4)
+        >>> history = model.fit(x, y, epochs=1, batch_size=16, callbacks=[warmup], verbose=0)
+        >>> round(model.epsilon, 3)  # 2 of the 4 ramp steps taken
+        0.05
     """
 
     def __init__(self, epsilon, warmup_steps):

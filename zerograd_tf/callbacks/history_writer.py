@@ -18,23 +18,22 @@ class HistoryWriter(keras.callbacks.Callback):
     Args:
         path: the JSON file.
 
-    Example:
-
-    >>> import json, os, tempfile
-    >>> import numpy as np, keras, zerograd_tf as zg
-    >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
-    >>> y = np.arange(32) % 2
-    >>> inputs = keras.Input((8, 8, 1))
-    >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
-    >>> model = zg.FGSMModel(inputs, outputs, epsilon=0.1, random_init=True, seed=0)
-    >>> model.compile(optimizer="adam",
-    ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    >>> path = os.path.join(tempfile.mkdtemp(), "history.json")
-    >>> history = model.fit(x, y, epochs=2, batch_size=16, verbose=0,
-    ...                     callbacks=[zg.callbacks.HistoryWriter(path)])
-    >>> with open(path) as f:
-    ...     json.load(f)["epoch"]
-    [1, 2]
+    Examples:
+        >>> import json, os, tempfile
+        >>> import numpy as np, keras, zerograd_tf as zg
+        >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
+        >>> y = np.arange(32) % 2
+        >>> inputs = keras.Input((8, 8, 1))
+        >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
+        >>> model = zg.FGSMModel(inputs, outputs, epsilon=0.1, random_init=True, seed=0)
+        >>> model.compile(optimizer="adam",
+        ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> path = os.path.join(tempfile.mkdtemp(), "history.json")
+        >>> history = model.fit(x, y, epochs=2, batch_size=16, verbose=0,
+        ...                     callbacks=[zg.callbacks.HistoryWriter(path)])
+        >>> with open(path) as f:
+        ...     json.load(f)["epoch"]
+        [1, 2]
     """
 
     def __init__(self, path):

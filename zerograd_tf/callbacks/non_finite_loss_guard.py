@@ -14,11 +14,10 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
     last good checkpoint survives for inspection or a resumed run with other
     settings. After `fit`, `diverged` says where it happened.
 
-    Example:
-
-    >>> guard = NonFiniteLossGuard()
-    >>> guard.diverged is None
-    True
+    Examples:
+        >>> guard = NonFiniteLossGuard()
+        >>> guard.diverged is None
+        True
     """
 
     def __init__(self):

@@ -26,20 +26,18 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     are not 4-D, an axis other than the last, or a layer without both
     `center` and `scale`.
 
-    Args:
-        **kwargs: those of `keras.layers.BatchNormalization`. Defaults to
-            Keras' (`momentum=0.99`, `epsilon=1e-3`, `center` and `scale`
-            on).
+    It takes the arguments of `keras.layers.BatchNormalization`, with the
+    same defaults: Defaults to Keras' (`momentum=0.99`, `epsilon=1e-3`,
+    `center` and `scale` on).
 
-    Example:
-
-    >>> import numpy as np, keras
-    >>> from zerograd_tf.layers import FusedBatchNormalization
-    >>> x = np.random.default_rng(0).random((8, 4, 4, 3), dtype="float32")
-    >>> fused, plain = FusedBatchNormalization(), keras.layers.BatchNormalization()
-    >>> fused.build(x.shape); plain.build(x.shape)
-    >>> bool(np.allclose(fused(x, training=True), plain(x, training=True), atol=1e-5))
-    True
+    Examples:
+        >>> import numpy as np, keras
+        >>> from zerograd_tf.layers import FusedBatchNormalization
+        >>> x = np.random.default_rng(0).random((8, 4, 4, 3), dtype="float32")
+        >>> fused, plain = FusedBatchNormalization(), keras.layers.BatchNormalization()
+        >>> fused.build(x.shape); plain.build(x.shape)
+        >>> bool(np.allclose(fused(x, training=True), plain(x, training=True), atol=1e-5))
+        True
     """
 
     def _fused(self, inputs, mask):

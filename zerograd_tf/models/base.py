@@ -107,22 +107,23 @@ class AdversarialModel(keras.Model):
         ValueError: for invalid hyperparameters, or unless exactly one of
             (`inputs`, `outputs`) and `model` is given.
 
-    Example: a method is a subclass that implements `perturb`.
+    Examples:
+        A method is a subclass that implements `perturb`:
 
-    >>> import numpy as np, keras, tensorflow as tf, zerograd_tf as zg
-    >>> class SignNoise(zg.AdversarialModel):
-    ...     def perturb(self, x, y, seed):
-    ...         noise = tf.random.stateless_uniform(tf.shape(x), seed, -1.0, 1.0)
-    ...         return self.epsilon * tf.sign(noise), {}
-    >>> inputs = keras.Input((8, 8, 1))
-    >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
-    >>> model = SignNoise(inputs, outputs, epsilon=0.1, seed=0)
-    >>> model.compile(optimizer="adam",
-    ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
-    >>> history = model.fit(x, np.arange(32) % 2, epochs=1, batch_size=16, verbose=0)
-    >>> round(float(history.history["mean_abs_delta"][0]), 3)
-    0.1
+        >>> import numpy as np, keras, tensorflow as tf, zerograd_tf as zg
+        >>> class SignNoise(zg.AdversarialModel):
+        ...     def perturb(self, x, y, seed):
+        ...         noise = tf.random.stateless_uniform(tf.shape(x), seed, -1.0, 1.0)
+        ...         return self.epsilon * tf.sign(noise), {}
+        >>> inputs = keras.Input((8, 8, 1))
+        >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
+        >>> model = SignNoise(inputs, outputs, epsilon=0.1, seed=0)
+        >>> model.compile(optimizer="adam",
+        ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
+        >>> history = model.fit(x, np.arange(32) % 2, epochs=1, batch_size=16, verbose=0)
+        >>> round(float(history.history["mean_abs_delta"][0]), 3)
+        0.1
     """
 
     default_alpha_factor = 1.0

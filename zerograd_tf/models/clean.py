@@ -17,19 +17,18 @@ class CleanModel(AdversarialModel):
     Args:
         **kwargs: see `AdversarialModel` (`epsilon` is required).
 
-    Example:
-
-    >>> import numpy as np, keras, zerograd_tf as zg
-    >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
-    >>> y = np.arange(32) % 2
-    >>> inputs = keras.Input((8, 8, 1))
-    >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
-    >>> model = zg.CleanModel(inputs, outputs, epsilon=0.1, validation_pgd_steps=2)
-    >>> model.compile(optimizer="adam",
-    ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    >>> history = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
-    >>> sorted(model.evaluate(x, y, verbose=0, return_dict=True))
-    ['loss', 'pgd_accuracy']
+    Examples:
+        >>> import numpy as np, keras, zerograd_tf as zg
+        >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
+        >>> y = np.arange(32) % 2
+        >>> inputs = keras.Input((8, 8, 1))
+        >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
+        >>> model = zg.CleanModel(inputs, outputs, epsilon=0.1, validation_pgd_steps=2)
+        >>> model.compile(optimizer="adam",
+        ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> history = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+        >>> sorted(model.evaluate(x, y, verbose=0, return_dict=True))
+        ['loss', 'pgd_accuracy']
     """
 
     def perturb(self, x, y, seed):

@@ -17,19 +17,18 @@ class FGSMModel(AdversarialModel):
             `1.25 * epsilon` for FGSM-RS.
         **kwargs: see `AdversarialModel` (`epsilon` is required).
 
-    Example:
-
-    >>> import numpy as np, keras, zerograd_tf as zg
-    >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
-    >>> y = np.arange(32) % 2
-    >>> inputs = keras.Input((8, 8, 1))
-    >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
-    >>> model = zg.FGSMModel(inputs, outputs, epsilon=0.1, random_init=True)
-    >>> model.compile(optimizer="adam",
-    ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    >>> history = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
-    >>> round(model.alpha / model.epsilon, 2)
-    1.25
+    Examples:
+        >>> import numpy as np, keras, zerograd_tf as zg
+        >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
+        >>> y = np.arange(32) % 2
+        >>> inputs = keras.Input((8, 8, 1))
+        >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
+        >>> model = zg.FGSMModel(inputs, outputs, epsilon=0.1, random_init=True)
+        >>> model.compile(optimizer="adam",
+        ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> history = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+        >>> round(model.alpha / model.epsilon, 2)
+        1.25
     """
 
     def __init__(self, *args, random_init=False, alpha=None, **kwargs):

@@ -34,16 +34,15 @@ def gradient_alignment(objective, x, y, eta):
         marking the examples whose two gradients are both non-zero (the
         others have no direction; their cosine is 0 and they do not count).
 
-    Example:
-
-    >>> import keras, numpy as np
-    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    >>> from zerograd_tf import objectives
-    >>> x = np.full((2, 3), 0.5, np.float32)
-    >>> cos, valid = gradient_alignment(objectives.model_objective(model), x,
-    ...                                 np.array([0, 1]), np.full((2, 3), 0.1, np.float32))
-    >>> bool(np.allclose(cos, 1.0, atol=1e-5)), bool(valid.numpy().all())
-    (True, True)
+    Examples:
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        >>> from zerograd_tf import objectives
+        >>> x = np.full((2, 3), 0.5, np.float32)
+        >>> cos, valid = gradient_alignment(objectives.model_objective(model), x,
+        ...                                 np.array([0, 1]), np.full((2, 3), 0.1, np.float32))
+        >>> bool(np.allclose(cos, 1.0, atol=1e-5)), bool(valid.numpy().all())
+        (True, True)
     """
     x = tf.convert_to_tensor(x)
     first = _input_gradient(objective, x, y)
@@ -92,17 +91,16 @@ class GradAlignModel(FGSMModel):
             `random_init`).
         **kwargs: see `AdversarialModel` (`epsilon` is required).
 
-    Example:
-
-    >>> import keras, numpy as np
-    >>> inputs = keras.Input((8,))
-    >>> outputs = keras.layers.Dense(3)(keras.layers.Dense(16, activation="relu")(inputs))
-    >>> model = GradAlignModel(inputs, outputs, epsilon=0.1, gradalign_lambda=0.5, seed=0)
-    >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    >>> x = np.random.default_rng(0).uniform(size=(32, 8)).astype("float32")
-    >>> history = model.fit(x, np.arange(32) % 3, epochs=1, verbose=0)
-    >>> "gradient_alignment" in history.history
-    True
+    Examples:
+        >>> import keras, numpy as np
+        >>> inputs = keras.Input((8,))
+        >>> outputs = keras.layers.Dense(3)(keras.layers.Dense(16, activation="relu")(inputs))
+        >>> model = GradAlignModel(inputs, outputs, epsilon=0.1, gradalign_lambda=0.5, seed=0)
+        >>> model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> x = np.random.default_rng(0).uniform(size=(32, 8)).astype("float32")
+        >>> history = model.fit(x, np.arange(32) % 3, epochs=1, verbose=0)
+        >>> "gradient_alignment" in history.history
+        True
     """
 
     def __init__(self, *args, gradalign_lambda=0.2, random_init=False, alpha=None, **kwargs):

@@ -13,13 +13,12 @@ class MaskedGradientModel(AdversarialModel):
     Args:
         *args, **kwargs: see `AdversarialModel`.
 
-    Example:
-
-    >>> import keras, zerograd_tf as zg
-    >>> inputs = keras.Input((4,))
-    >>> model = zg.ZeroGradModel(inputs, keras.layers.Dense(2)(inputs), epsilon=0.1)
-    >>> isinstance(model, zg.models.masked_gradient.MaskedGradientModel)
-    True
+    Examples:
+        >>> import keras, zerograd_tf as zg
+        >>> inputs = keras.Input((4,))
+        >>> model = zg.ZeroGradModel(inputs, keras.layers.Dense(2)(inputs), epsilon=0.1)
+        >>> isinstance(model, zg.models.masked_gradient.MaskedGradientModel)
+        True
     """
 
     def __init__(self, *args, **kwargs):

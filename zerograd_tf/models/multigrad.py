@@ -23,19 +23,18 @@ class MultiGradModel(MaskedGradientModel):
             is a full step).
         **kwargs: see `AdversarialModel` (`epsilon` is required).
 
-    Example:
-
-    >>> import numpy as np, keras, zerograd_tf as zg
-    >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
-    >>> y = np.arange(32) % 2
-    >>> inputs = keras.Input((8, 8, 1))
-    >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
-    >>> model = zg.MultiGradModel(inputs, outputs, epsilon=0.1, samples=3)
-    >>> model.compile(optimizer="adam",
-    ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    >>> history = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
-    >>> "zeroed_fraction" in history.history
-    True
+    Examples:
+        >>> import numpy as np, keras, zerograd_tf as zg
+        >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
+        >>> y = np.arange(32) % 2
+        >>> inputs = keras.Input((8, 8, 1))
+        >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
+        >>> model = zg.MultiGradModel(inputs, outputs, epsilon=0.1, samples=3)
+        >>> model.compile(optimizer="adam",
+        ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> history = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+        >>> "zeroed_fraction" in history.history
+        True
     """
 
     default_alpha_factor = 2.0

@@ -18,19 +18,18 @@ class NFGSMModel(AdversarialModel):
         alpha: step size. Defaults to `epsilon`.
         **kwargs: see `AdversarialModel` (`epsilon` is required).
 
-    Example:
-
-    >>> import numpy as np, keras, zerograd_tf as zg
-    >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
-    >>> y = np.arange(32) % 2
-    >>> inputs = keras.Input((8, 8, 1))
-    >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
-    >>> model = zg.NFGSMModel(inputs, outputs, epsilon=0.1)
-    >>> model.compile(optimizer="adam",
-    ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    >>> history = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
-    >>> model.noise_magnitude, model.clip
-    (2.0, None)
+    Examples:
+        >>> import numpy as np, keras, zerograd_tf as zg
+        >>> x = np.random.default_rng(0).random((32, 8, 8, 1), dtype="float32")
+        >>> y = np.arange(32) % 2
+        >>> inputs = keras.Input((8, 8, 1))
+        >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
+        >>> model = zg.NFGSMModel(inputs, outputs, epsilon=0.1)
+        >>> model.compile(optimizer="adam",
+        ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> history = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+        >>> model.noise_magnitude, model.clip
+        (2.0, None)
     """
 
     def __init__(self, *args, noise_magnitude=2.0, clip=None, alpha=None, **kwargs):

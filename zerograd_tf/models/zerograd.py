@@ -46,20 +46,19 @@ class ZeroGradModel(MaskedGradientModel):
         alpha: step size. Defaults to `2 * epsilon` (the reference's).
         **kwargs: see `AdversarialModel` (`epsilon` is required).
 
-    Example:
-
-    >>> import numpy as np, keras, zerograd_tf as zg
-    >>> x = np.random.default_rng(0).random((96, 8, 8, 1), dtype="float32")
-    >>> y = np.arange(96) % 2
-    >>> inputs = keras.Input((8, 8, 1))
-    >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
-    >>> model = zg.ZeroGradModel(inputs, outputs, epsilon=0.1, quantile="auto")
-    >>> model.compile(optimizer="adam",
-    ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    >>> history = model.fit(x, y, epochs=2, batch_size=16, validation_split=0.25,
-    ...                     verbose=0)
-    >>> model.quantile_auto, round(model.quantile, 2)
-    (True, 0.35)
+    Examples:
+        >>> import numpy as np, keras, zerograd_tf as zg
+        >>> x = np.random.default_rng(0).random((96, 8, 8, 1), dtype="float32")
+        >>> y = np.arange(96) % 2
+        >>> inputs = keras.Input((8, 8, 1))
+        >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
+        >>> model = zg.ZeroGradModel(inputs, outputs, epsilon=0.1, quantile="auto")
+        >>> model.compile(optimizer="adam",
+        ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        >>> history = model.fit(x, y, epochs=2, batch_size=16, validation_split=0.25,
+        ...                     verbose=0)
+        >>> model.quantile_auto, round(model.quantile, 2)
+        (True, 0.35)
     """
 
     default_alpha_factor = 2.0
