@@ -3,6 +3,7 @@ programs run from a wheel install (and from the editable one the suite uses)."""
 
 import os
 import shutil
+import site
 import subprocess
 import sys
 import zipfile
@@ -41,11 +42,18 @@ def test_the_wheel_installs_only_the_package_and_its_programs_run(tmp_path):
         next(n for n in names if n.endswith("entry_points.txt"))).decode()
     for program, module in PROGRAMS.items():
         assert f"{program} = {module}:main" in entry_points
-    # Installed into a venv that sees this machine's TensorFlow: the programs
-    # and `python -m` run from the wheel's copy, away from the repository.
+    # Installed into a new venv that sees the packages of the interpreter
+    # running the tests (TensorFlow and the rest) through a .pth file, not
+    # through --system-site-packages: from inside a user's venv the "system"
+    # is the base interpreter, which need not have TensorFlow. A .pth line
+    # adds a folder to sys.path without running that folder's own .pth
+    # files, so the editable install of the checkout stays out of sight.
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
-                   check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    (venv_site,) = (venv / "lib").glob("python*/site-packages")
+    visible = dict.fromkeys(p for p in (*site.getsitepackages(), site.getusersitepackages())
+                            if os.path.isdir(p))
+    (venv_site / "running_interpreter.pth").write_text("\n".join(visible) + "\n")
     python = venv / "bin" / "python"
     # Without PYTHONPATH: a repository on it shows pip the editable install's
     # metadata ("already satisfied") and the programs the repository's code.
