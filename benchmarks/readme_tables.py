@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 README = os.path.join(ROOT, "README.md")
 DOCUMENTS = [README, os.path.join(ROOT, "docs", "cli.md"),
-             os.path.join(ROOT, "docs", "benchmarks.md")]
+             os.path.join(ROOT, "docs", "benchmarks.md"), os.path.join(ROOT, "docs", "study.md")]
 RESULTS = os.path.join(HERE, "results")
 
 ROBUST_MODELS = [

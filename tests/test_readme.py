@@ -32,7 +32,9 @@ def test_generated_tables_match_their_result_files():
 
     texts = {path: pathlib.Path(path).read_text() for path in readme_tables.DOCUMENTS}
     assert "<!-- generated: robust_eval -->" in texts[readme_tables.README]
+    assert "<!-- generated: quick_start_output -->" in texts[readme_tables.README]
     assert "<!-- generated: step_time -->" in "".join(texts.values())
+    assert "<!-- generated: co_study_v2 -->" in "".join(texts.values())
     for path, text in texts.items():
         assert readme_tables.render(text) == text, f"{path}: run python benchmarks/readme_tables.py"
 
@@ -47,6 +49,18 @@ def test_a_changed_number_is_caught(tmp_path):
     start = text.index("<!-- generated: robust_eval -->")
     tampered = text[:start] + text[start:].replace("0.", "9.", 1)
     assert readme_tables.render(tampered) != tampered
+
+
+def test_the_readme_is_short_and_links_every_guide():
+    """The README reads in five minutes; the rest is in the guides and docs."""
+    text = README.read_text()
+    assert len(text) <= 12_000, len(text)
+    guides = sorted(p.relative_to(README.parent).as_posix()
+                    for p in (README.parent / "docs" / "guides").glob("*.md"))
+    assert len(guides) == 5
+    assert all(f"]({guide})" in text for guide in guides)
+    for command in ('python -m pytest -x -q', 'python -m pytest -m "not slow"', "bash .ci/run"):
+        assert command in text
 
 
 def _without_seconds(lines):
