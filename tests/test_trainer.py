@@ -42,8 +42,8 @@ def test_end_to_end_train_then_eval(tmp_path, capsys):
     assert model.epsilon == pytest.approx(0.1) and model.quantile == pytest.approx(0.35)
     capsys.readouterr()
     json_path = tmp_path / "eval.json"
-    code = eval_program.main([str(out / "model.keras"), "--dataset", data, "--steps", "2",
-                              "--restarts", "1", "--json", str(json_path)])
+    code = eval_program.main([str(out / "model.keras"), "--dataset", data, "--attack", "pgd",
+                              "--steps", "2", "--restarts", "1", "--json", str(json_path)])
     assert code == 0
     printed = capsys.readouterr().out
     assert "clean accuracy" in printed and "robust accuracy" in printed
@@ -74,8 +74,9 @@ def test_autoattack_from_the_command_line(tmp_path, capsys):
         assert label in printed
     evaluated = json.loads(json_path.read_text())
     assert evaluated["robust_accuracy"] == evaluated["attacks"][-1]["robust_accuracy"]
-    assert eval_program.main([str(out / "model.keras"), "--dataset", data, "--steps", "2",
-                              "--restarts", "1", "--epsilon-sweep", "--json", str(json_path),
+    assert eval_program.main([str(out / "model.keras"), "--dataset", data, "--attack", "pgd",
+                              "--steps", "2", "--restarts", "1", "--epsilon-sweep",
+                              "--json", str(json_path),
                               "--verbose", "0"]) == 0
     assert "epsilon sweep" in capsys.readouterr().out
     sweep = json.loads(json_path.read_text())["epsilon_sweep"]
@@ -255,8 +256,8 @@ def test_errors_are_one_line_messages(tmp_path, capsys):
     assert "labels must be in [0, 2]" in error_of([model, "--dataset", many], eval_program)
     assert "no such model file" in error_of([str(tmp_path / "nope.keras")], eval_program)
     test_only = make_npz(tmp_path / "test_only.npz", x_train=None, y_train=None)
-    assert eval_program.main([model, "--dataset", test_only, "--steps", "1",
-                              "--restarts", "1"]) == 0
+    assert eval_program.main([model, "--dataset", test_only, "--attack", "pgd",
+                              "--steps", "1", "--restarts", "1"]) == 0
     assert "test split" in capsys.readouterr().out
 
 

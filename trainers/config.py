@@ -23,6 +23,8 @@ from zerograd_tf.evaluation import ATTACKS
 METHODS = ("zerograd", "multigrad", "fgsm", "fgsm_rs", "n_fgsm", "pgd", "gradalign", "clean")
 OPTIMIZERS = ("sgd", "adam")
 CO_MONITOR_ACTIONS = ("off", "warn", "stop", "adapt")
+# The final evaluation of `zerograd-train` and the default of `zerograd-eval`.
+DEFAULT_EVAL_ATTACK = "autoattack"
 
 
 class ConfigError(ValueError):
@@ -174,7 +176,7 @@ class RunConfig:
     eval_restarts: int = 10
     eval_alpha: float = 0.25
     eval_size: Optional[int] = 500
-    eval_attack: str = "autoattack"
+    eval_attack: str = DEFAULT_EVAL_ATTACK
     eval_apgd_steps: int = 100
     eval_square_queries: int = 5000
     co_monitor: str = "off"

@@ -1,7 +1,7 @@
-"""zerograd-eval: clean and PGD-k-r accuracy of a saved model.
+"""zerograd-eval: clean and robust accuracy (AutoAttack by default) of a saved model.
 
     zerograd-eval runs/mnist10k-zerograd/model.keras --dataset mnist10k
-    zerograd-eval model.keras --dataset cifar10 --epsilon 8/255 --steps 50 --restarts 10 --json r.json
+    zerograd-eval model.keras --dataset cifar10 --epsilon 8/255 --attack pgd --steps 50 --restarts 10
 
 Evaluates the test split of a data set, or the whole file for an .npz that
 holds only x_test/y_test (or only x_train/y_train).
@@ -21,6 +21,7 @@ import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import io_utils  # noqa: E402
 from zerograd_tf import datasets, evaluation  # noqa: E402
 from zerograd_tf.trainers import options  # noqa: E402
+from zerograd_tf.trainers.config import DEFAULT_EVAL_ATTACK  # noqa: E402
 
 PROG = "zerograd-eval"
 
@@ -39,7 +40,8 @@ def build_parser():
     parser.add_argument("--epsilon", default=None,
                         help="radius, as zerograd-train --epsilon: 8/255, 0.3, or 8 "
                              "(0-255 units) (default: the model's own)")
-    parser.add_argument("--attack", type=options.attack_list("--attack"), default="pgd",
+    parser.add_argument("--attack", type=options.attack_list("--attack"),
+                        default=DEFAULT_EVAL_ATTACK,
                         help="attacks, comma-separated, each on the examples still robust "
                              f"after the previous ones: {', '.join(zg.ATTACKS)} "
                              "(autoattack = apgd-ce,apgd-t,square)")

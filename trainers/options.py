@@ -15,7 +15,8 @@ import re
 from zerograd_tf import architectures, datasets, schedules, validation
 from zerograd_tf.distribution import STRATEGIES
 from zerograd_tf.evaluation import ATTACKS
-from zerograd_tf.trainers.config import METHODS, OPTIMIZERS, ConfigError, RunConfig
+from zerograd_tf.trainers.config import (
+    DEFAULT_EVAL_ATTACK, METHODS, OPTIMIZERS, ConfigError, RunConfig)
 
 
 
@@ -234,7 +235,8 @@ def add_validation_options(parser):
                        help="final PGD step size as a multiple of epsilon")
     group.add_argument("--eval-size", type=_eval_size, default=500,
                        help="evaluate the first N test examples (0 = all)")
-    group.add_argument("--eval-attack", type=attack_list("--eval-attack"), default="autoattack",
+    group.add_argument("--eval-attack", type=attack_list("--eval-attack"),
+                       default=DEFAULT_EVAL_ATTACK,
                        help="final attacks, comma-separated, each on the examples still "
                             f"robust after the previous ones: {', '.join(ATTACKS)} "
                             "(autoattack = apgd-ce,apgd-t,square)")

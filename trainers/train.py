@@ -1,5 +1,5 @@
 """zerograd-train: train a robust classifier, with TensorBoard logs,
-checkpoints that resume, and a final PGD-k-r report.
+checkpoints that resume, and a final robust-accuracy report (AutoAttack).
 
     zerograd-train                                   # ZeroGrad on the embedded MNIST subset
     zerograd-train --dataset cifar10 --epsilon 8/255 --method zerograd --quantile 0.35
@@ -152,7 +152,8 @@ def _write_text_summary(logdir, report, split):
 
 
 def final_evaluation(model, config, data, verbose=0):
-    """PGD-k-r on the test split (or the validation split, saying so)."""
+    """The `--eval-attack` attacks on the test split (or the validation split,
+    saying so)."""
     x, y, split = data.evaluation_split()
     if config.eval_size:
         x, y = x[:config.eval_size], y[:config.eval_size]
