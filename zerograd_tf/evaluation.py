@@ -338,10 +338,10 @@ def _evaluate_pgd(model, dataset, epsilon, steps, restarts, alpha, *, loss, seed
     if count == 0:
         raise ValueError("`data` holds no examples.")
     return {
-        "clean_accuracy": totals[1] / count,
-        "robust_accuracy": totals[2] / count,
-        "clean_loss": totals[3] / count,
-        "robust_loss": totals[4] / count,
+        "clean_accuracy": float(totals[1] / count),
+        "robust_accuracy": float(totals[2] / count),
+        "clean_loss": float(totals[3] / count),
+        "robust_loss": float(totals[4] / count),
         "num_examples": count,
         "num_clean_correct": int(totals[1]),
         "num_robust_correct": int(totals[2]),
@@ -540,7 +540,7 @@ def _evaluate_composed(model, dataset, epsilon, members, explicit, settings, *, 
                         finalize=True)
         broken = attacked - int(robust.sum())
         entries.append({"name": member, "label": _label(member, settings, num_classes),
-                        "robust_accuracy": robust.sum() / count,
+                        "robust_accuracy": float(robust.sum() / count),
                         "num_attacked": attacked, "num_broken": broken,
                         "seconds": time.perf_counter() - started})
         if member == "square" and gradient_members_ran:
@@ -552,8 +552,8 @@ def _evaluate_composed(model, dataset, epsilon, members, explicit, settings, *, 
         chunk_loss, _ = functions.clean(x_adv[chunk], y[chunk])
         robust_loss[chunk] = chunk_loss.numpy()
     report = {
-        "clean_accuracy": clean_correct.sum() / count,
-        "robust_accuracy": robust.sum() / count,
+        "clean_accuracy": float(clean_correct.sum() / count),
+        "robust_accuracy": float(robust.sum() / count),
         "clean_loss": float(clean_loss.mean()),
         "robust_loss": float(robust_loss.mean()),
         "num_examples": count,

@@ -147,8 +147,8 @@ class AttackMeter:
             batch_seed = tf.random.experimental.stateless_fold_in(base, i)
             totals += self._counts(xb, yb, batch_seed, epsilon).numpy()
         n = max(len(x), 1)
-        return {"clean_accuracy": totals[0] / n, "fgsm_accuracy": totals[1] / n,
-                "pgd_accuracy": totals[2] / n}
+        return {"clean_accuracy": float(totals[0] / n), "fgsm_accuracy": float(totals[1] / n),
+                "pgd_accuracy": float(totals[2] / n)}
 
 
 def input_gradients(model, x, y):
