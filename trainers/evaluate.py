@@ -2,11 +2,14 @@
 
     zerograd-eval runs/mnist10k-zerograd/model.keras --dataset mnist10k
     zerograd-eval model.keras --dataset cifar10 --epsilon 8/255 --attack pgd --steps 50 --restarts 10
+    zerograd-eval model.keras --json - > report.json      # the JSON report alone on stdout
 
 Evaluates the test split of a data set, or the whole file for an .npz that
-holds only x_test/y_test (or only x_train/y_train).
+holds only x_test/y_test (or only x_train/y_train). The report goes to
+standard output, progress to standard error.
 """
 
+import contextlib
 import json
 import os
 import sys
@@ -72,7 +75,9 @@ def build_parser():
     parser.add_argument("--seed", type=options.int_at_least("--seed", 0), default=0,
                         help="seed of the attacks' random starts")
     parser.add_argument("--json", default=None,
-                        help="also write the report to this file (default: only print it)")
+                        help="also write the report to this file; '-' prints only the JSON "
+                             "report on standard output, the table on standard error "
+                             "(default: print the table and the JSON)")
     return parser
 
 
@@ -138,14 +143,16 @@ def evaluate(argv=None):
                     apgd_steps=args.apgd_steps, apgd_restarts=args.apgd_restarts,
                     apgd_targets=args.apgd_targets, square_queries=args.square_queries,
                     seed=args.seed, verbose=args.verbose)
-    report = zg.evaluate_robustness(model, dataset, epsilon, alpha=args.alpha * epsilon,
-                                    **settings)
+    with contextlib.redirect_stdout(sys.stderr):  # progress bars: stdout is for results
+        report = zg.evaluate_robustness(model, dataset, epsilon, alpha=args.alpha * epsilon,
+                                        **settings)
     report = {"model": args.model, "dataset": args.dataset, "split": split,
               **{k: (float(v) if isinstance(v, np.floating) else v) for k, v in report.items()}}
     if args.epsilon_sweep:
         others = [epsilon / 2] + ([min(1.0, 2 * epsilon)] if epsilon < 1 else [])
-        sweep = evaluation.epsilon_sweep(model, dataset, others, relative_alpha=args.alpha,
-                                         **settings)
+        with contextlib.redirect_stdout(sys.stderr):
+            sweep = evaluation.epsilon_sweep(model, dataset, others,
+                                             relative_alpha=args.alpha, **settings)
         radii = sorted([epsilon, *sweep["epsilons"]])
         accuracy = dict(zip(sweep["epsilons"], sweep["robust_accuracy"]))
         accuracy[epsilon] = float(report["robust_accuracy"])
@@ -193,6 +200,10 @@ def main(argv=None):
     except (options.UsageError, datasets.DataError) as error:
         print(f"{PROG}: error: {options.with_flags(error)}", file=sys.stderr)
         return 2
+    if json_path == "-":  # standard output holds the JSON report alone
+        print(format_table(report), file=sys.stderr)
+        print(json.dumps(report))
+        return 0
     print(format_table(report))
     print(json.dumps(report))
     if json_path:

@@ -9,6 +9,7 @@ Outputs in --output: model.keras, history.json, config.json, report.json,
 logs/ (TensorBoard) and, until training has finished, checkpoint/ (resume state).
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -231,7 +232,8 @@ def train(config, data, output, logdir, verbose=2, extra_callbacks=(), strategy=
             model = fit_model(config, data, output, writes, logdir, verbose,
                               extra_callbacks, chief)
         if verbose and chief:
-            print(f"{PROG}: final evaluation ({config.eval_attack})", flush=True)
+            print(f"{PROG}: final evaluation ({config.eval_attack})", file=sys.stderr,
+                  flush=True)
         report = final_evaluation(model, config, data, verbose=1 if verbose and chief else 0)
     if chief:
         io_utils.write_json_atomic(os.path.join(output, "report.json"), report)
@@ -380,13 +382,17 @@ def run_prepared(run_setup):
     if run_setup["resumed"] and os.path.exists(report_path):
         with open(report_path) as f:
             report = json.load(f)
-        print(f"{PROG}: {output} already holds the finished run; its report:")
+        print(f"{PROG}: {output} already holds the finished run; its report:",
+              file=sys.stderr)
     else:
         if run_setup["resumed"] and chief:
-            print(f"{PROG}: resuming the run in {output}")
-        report = train(run_setup["config"], run_setup["data"], output, logdir,
-                       verbose=run_setup["verbose"], strategy=run_setup["strategy"],
-                       chief=chief)
+            print(f"{PROG}: resuming the run in {output}", file=sys.stderr)
+        # Keras prints fit's and the evaluation's progress on standard
+        # output; standard output is for the report.
+        with contextlib.redirect_stdout(sys.stderr):
+            report = train(run_setup["config"], run_setup["data"], output, logdir,
+                           verbose=run_setup["verbose"], strategy=run_setup["strategy"],
+                           chief=chief)
     print(format_report(report))
     if chief:
         print(f"outputs: {output}   TensorBoard: tensorboard --logdir {logdir}")

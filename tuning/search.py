@@ -11,6 +11,7 @@ resumes where it stopped (finished trials are not run again). In
 every trial).
 """
 
+import contextlib
 import dataclasses
 import fractions
 import json
@@ -257,13 +258,16 @@ def main(argv=None):
     try:
         if train_options["epsilon"] is not None:
             train_options["epsilon"] = options.parse_epsilon(train_options["epsilon"])
-        tuner, best = search(
-            args.dataset, tuner=args.tuner, max_trials=args.max_trials, epochs=args.epochs,
-            method=args.search_method, quantile_range=tuple(args.quantile_range),
-            alpha_range=tuple(args.alpha_range),
-            lr_range=None if args.lr_range is None else tuple(args.lr_range),
-            directory=args.directory, project_name=args.project_name, logdir=args.logdir,
-            overwrite=args.overwrite, verbose=args.verbose, **train_options)
+        # KerasTuner's and Keras' progress: on standard error, the results on
+        # standard output.
+        with contextlib.redirect_stdout(sys.stderr):
+            tuner, best = search(
+                args.dataset, tuner=args.tuner, max_trials=args.max_trials,
+                epochs=args.epochs, method=args.search_method,
+                quantile_range=tuple(args.quantile_range), alpha_range=tuple(args.alpha_range),
+                lr_range=None if args.lr_range is None else tuple(args.lr_range),
+                directory=args.directory, project_name=args.project_name, logdir=args.logdir,
+                overwrite=args.overwrite, verbose=args.verbose, **train_options)
     except RunConfigError as error:
         print(f"{PROG}: error: {options.usage_error(error)}", file=sys.stderr)
         return 2

@@ -319,10 +319,8 @@ def _evaluate_pgd(model, dataset, epsilon, steps, restarts, alpha, *, loss, seed
 
         validation.check_image_batch(tf.nest.flatten(dataset.element_spec)[0], "x")
     cardinality = int(dataset.cardinality())
-    progress = keras.utils.Progbar(
-        cardinality if cardinality > 0 else None, verbose=verbose,
-        stateful_metrics=["clean_acc", "robust_acc"],
-    )
+    progress = _progress_bar(f"PGD-{steps}-{restarts}", cardinality if cardinality > 0 else None,
+                             verbose, ["clean_acc", "robust_acc"])
     totals = np.zeros(5)
     base_seed = tf.constant([seed, 0], tf.int64)
     batches = strategy.experimental_distribute_dataset(dataset) if distributed else dataset
@@ -455,6 +453,14 @@ class _StageFunctions:
         return [(self.square, ())]
 
 
+def _progress_bar(label, target, verbose, stateful_metrics):
+    """A Keras progress bar under a line that names the attack (as `fit`
+    prints "Epoch 1/10" above each epoch's bar), on standard output."""
+    if verbose and keras.config.is_interactive_logging_enabled():
+        print(label, flush=True)
+    return keras.utils.Progbar(target, verbose=verbose, stateful_metrics=stateful_metrics)
+
+
 def _label(member, settings, num_classes):
     """A short description of one attack and its budget, e.g. `APGD-CE-100`."""
     restarts = settings["apgd_restarts"]
@@ -523,8 +529,8 @@ def _evaluate_composed(model, dataset, epsilon, members, explicit, settings, *, 
         started = time.perf_counter()
         attacked = int(robust.sum())
         stages = functions.stages(member, num_classes)
-        progress = keras.utils.Progbar(max(attacked * len(stages), 1), verbose=verbose,
-                                       stateful_metrics=["robust_acc"])
+        progress = _progress_bar(_label(member, settings, num_classes),
+                                 max(attacked * len(stages), 1), verbose, ["robust_acc"])
         done = 0
         member_seed = tf.random.experimental.stateless_fold_in(base_seed, member_index)
         for stage_index, (function, extra) in enumerate(stages):
