@@ -96,7 +96,7 @@ def test_a_finished_run_is_not_retrained_and_outputs_are_protected(tmp_path, cap
     assert train_program.main(args) == 0
     stamp = (out / "model.keras").stat().st_mtime_ns
     assert train_program.main(args) == 0
-    assert "already holds the finished run" in capsys.readouterr().out
+    assert "already holds the finished run" in capsys.readouterr().err
     assert (out / "model.keras").stat().st_mtime_ns == stamp
     # Another configuration in the same directory is refused ...
     assert train_program.main([*args, "--quantile", "0.5"]) == 2
@@ -141,7 +141,7 @@ def test_kill_and_resume_is_bit_identical_to_the_uninterrupted_run(tmp_path):
     result = subprocess.run([*args, "--resume"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "resuming the run" in result.stdout
+    assert "resuming the run" in result.stderr
     history = json.loads(history_path.read_text())
     assert history["epoch"] == [1, 2, 3, 4]
     assert all(v is not None for v in history["loss"])
