@@ -28,6 +28,16 @@ def write_json_atomic(path, payload):
     os.replace(temporary, path)
 
 
+def damaged(path, error):
+    """The one-line description of a file that cannot be read.
+
+    >>> damaged("run/history.json", ValueError("Expecting value: line 1\\nmore"))
+    'run/history.json is damaged (ValueError: Expecting value: line 1)'
+    """
+    cause = str(error).strip().splitlines()[0][:120] if str(error).strip() else ""
+    return f"{path} is damaged ({type(error).__name__}{': ' + cause if cause else ''})"
+
+
 def records_to_history(records):
     """`[{"epoch": 1, "loss": ...}, ...]` -> `{"epoch": [1, ...], "loss": [...]}`."""
     keys = []

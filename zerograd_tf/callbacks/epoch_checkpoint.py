@@ -17,6 +17,8 @@ import shutil
 
 import keras
 
+from zerograd_tf import io_utils
+
 _WEIGHTS = "model.weights.h5"
 _STATE = "state.json"
 
@@ -85,23 +87,45 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def restore(self, model):
         """Loads the newest complete checkpoint into a built, compiled model.
 
+        A damaged checkpoint is skipped for an older readable one.
+
         Returns:
             The number of finished epochs it holds (0 without a checkpoint),
             to pass to `fit` as `initial_epoch`.
+
+        Raises:
+            ValueError: when every checkpoint on disk is damaged (naming the
+                file).
         """
-        for name in ("latest", "previous"):
-            folder = self._path(name)
-            state_path = os.path.join(folder, _STATE)
-            weights_path = os.path.join(folder, _WEIGHTS)
-            if not (os.path.isfile(state_path) and os.path.isfile(weights_path)):
-                continue
-            with open(state_path) as f:
-                epoch = int(json.load(f)["epoch"])
-            if model.optimizer is not None and not model.optimizer.built:
-                model.optimizer.build(model.trainable_variables)
-            model.load_weights(weights_path)
-            return epoch
-        return 0
+        usable = self.usable()
+        if usable is None:
+            problems = self.problems()
+            if problems:
+                raise ValueError(problems[0])
+            return 0
+        folder, epoch = usable
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        model.load_weights(os.path.join(folder, _WEIGHTS))
+        return epoch
+
+    def _complete(self):
+        """The checkpoint folders holding both files, newest first."""
+        folders = [self._path(name) for name in ("latest", "previous")]
+        return [f for f in folders if os.path.isfile(os.path.join(f, _STATE))
+                and os.path.isfile(os.path.join(f, _WEIGHTS))]
+
+    def problems(self):
+        """One line per damaged checkpoint file (`"<path> is damaged (...)"`)."""
+        return [p for p in map(_problem, self._complete()) if isinstance(p, str)]
+
+    def usable(self):
+        """`(folder, epoch)` of the newest readable checkpoint, or None."""
+        for folder in self._complete():
+            epoch = _problem(folder)
+            if not isinstance(epoch, str):
+                return folder, epoch
+        return None
 
     def exists(self):
         return any(os.path.isfile(os.path.join(self._path(n), _STATE))
@@ -109,3 +133,34 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def delete(self):
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _problem(folder):
+    """The epoch a checkpoint folder holds, or a line saying which file is damaged.
+
+    Reads `state.json` and every array of `model.weights.h5` (h5py), without
+    building a model: a truncated or empty file is found before training.
+    """
+    import h5py
+
+    state_path = os.path.join(folder, _STATE)
+    try:
+        with open(state_path) as f:
+            epoch = json.load(f)["epoch"]
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"epoch {epoch!r} is not a count of epochs")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        return io_utils.damaged(state_path, error)
+    weights_path = os.path.join(folder, _WEIGHTS)
+    try:
+        with h5py.File(weights_path, "r") as f:
+            f.visititems(_read_arrays)
+    except Exception as error:  # h5py raises OSError, KeyError, RuntimeError...
+        return io_utils.damaged(weights_path, error)
+    return epoch
+
+
+def _read_arrays(name, item):
+    if hasattr(item, "dtype"):  # an h5py.Dataset
+        item[()]
+    # None: `visititems` goes on.
