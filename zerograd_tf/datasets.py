@@ -164,6 +164,12 @@ def _check_labels(y, key, source, n):
             f"{source}: `{key}` must be a vector of {n} integer labels, got shape "
             f"{y.shape}."
         )
+    if y.size and not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+        kind = {"U": "str", "S": "bytes", "O": "object"}.get(y.dtype.kind, str(y.dtype))
+        raise DataError(
+            f"{source}: `{key}` holds {kind} values (dtype {y.dtype}); labels must be "
+            "integers 0..K-1 (map class names to integers, e.g. with "
+            "np.unique(y, return_inverse=True)).")
     if y.size and not np.issubdtype(y.dtype, np.integer):
         if not np.all(np.mod(y, 1) == 0):
             raise DataError(f"{source}: `{key}` must hold integer class labels.")
@@ -209,6 +215,23 @@ def check_labels_in_range(y, num_classes, source):
         )
 
 
+def _read_array(archive, key, path):
+    try:
+        return archive[key]
+    except ValueError as error:
+        if "allow_pickle" not in str(error):
+            raise DataError(f"{path} is damaged: `{key}` cannot be read "
+                            f"({type(error).__name__}: {error}).") from None
+        # An intact array of Python objects, which np.load refuses to unpickle.
+        needed = ("labels must be integers 0..K-1" if key.startswith("y")
+                  else "images must be uint8 or float arrays")
+        raise DataError(f"{path}: `{key}` holds object values (dtype object); {needed}: "
+                        "save it with .astype(...) before np.savez.") from None
+    except Exception as error:  # corrupt bytes: BadZipFile, CRC, zlib
+        raise DataError(f"{path} is damaged: `{key}` cannot be read "
+                        f"({type(error).__name__}: {error}).") from None
+
+
 def load_npz(path, require_train=True):
     """Loads an `.npz` with `x_train`, `y_train` and optionally `x_test`, `y_test`.
 
@@ -249,11 +272,7 @@ def load_npz(path, require_train=True):
             raise DataError(f"{path}: has `{x_key if x_key in keys else y_key}` "
                             f"but not its partner; both are needed.")
         if x_key in keys:
-            try:
-                x, y = archive[x_key], archive[y_key]
-            except Exception as error:  # corrupt bytes: BadZipFile, CRC, zlib
-                raise DataError(f"{path} is damaged: `{x_key}`/`{y_key}` cannot be read "
-                                f"({type(error).__name__}: {error}).") from None
+            x, y = _read_array(archive, x_key, path), _read_array(archive, y_key, path)
             x = _check_images(x, x_key, path)
             arrays[split] = (x, _check_labels(y, y_key, path, len(x)))
     if "train" not in arrays and (require_train or "test" not in arrays):
