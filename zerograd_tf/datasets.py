@@ -15,6 +15,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from zerograd_tf import downloads
+
 _LOG = logging.getLogger("zerograd_tf")
 
 __all__ = ["DataError", "ImageData", "load_image_data", "load_npz", "load_tfds",
@@ -286,6 +288,40 @@ def load_npz(path, require_train=True):
     return train[0], train[1], test[0], test[1]
 
 
+def _unavailable(name, data_dir, why):
+    where = data_dir or "TFDS's default data directory (~/tensorflow_datasets)"
+    return DataError(
+        f"TFDS data set '{name}' is not in {where} {why}. Without internet, build it on a "
+        f"machine that has it (tfds build {name}) and point `data_dir` at its "
+        "folder, or save it as an .npz with x_train, y_train, x_test, y_test and "
+        "pass that file as the `dataset`.")
+
+
+def _check_downloadable(name, data_dir, reachable):
+    """Raises DataError when `name` must be downloaded and its host is unreachable.
+
+    Not asked when TFDS' downloads are replaced (`tfds.testing.mock_data`):
+    then nothing goes over the network.
+    """
+    import tensorflow_datasets as tfds
+
+    download = tfds.core.DatasetBuilder.download_and_prepare
+    if not getattr(download, "__module__", "").startswith("tensorflow_datasets.core"):
+        return
+    absl = logging.getLogger("absl")  # "Variant folder ... has no dataset_info.json"
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        prepared = tfds.builder(name, data_dir=data_dir).is_prepared()
+    except Exception:  # TFDS reports its own problems in `_tfds_split`
+        return
+    finally:
+        absl.setLevel(level)
+    if not prepared and not reachable(name):
+        raise _unavailable(name, data_dir, "and its download host "
+                           f"{downloads.HOSTS[name][0]} is not reachable (no network?)")
+
+
 def _tfds_split(name, split, data_dir, download):
     import tensorflow_datasets as tfds
 
@@ -294,17 +330,11 @@ def _tfds_split(name, split, data_dir, download):
                                   data_dir=data_dir, download=download)
         num_classes = info.features["label"].num_classes
     except Exception as error:
-        where = data_dir or "TFDS's default data directory (~/tensorflow_datasets)"
         cause = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
         fetched = ("and could not be downloaded" if download
                    else "and downloading is switched off")
-        raise DataError(
-            f"TFDS data set '{name}' is not in {where} {fetched} "
-            f"({type(error).__name__}: {cause}). Without internet, build it on a "
-            f"machine that has it (tfds build {name}) and point `data_dir` at its "
-            "folder, or save it as an .npz with x_train, y_train, x_test, y_test and "
-            "pass that file as the `dataset`."
-        ) from None
+        raise _unavailable(name, data_dir, f"{fetched} ({type(error).__name__}: {cause})"
+                           ) from None
     # Batches of 4096, not batch_size=-1: one huge batch needs the size up
     # front, which generator-backed datasets do not know.
     batches = list(tfds.as_numpy(dataset.batch(4096)))
@@ -313,7 +343,7 @@ def _tfds_split(name, split, data_dir, download):
     return images, labels, num_classes
 
 
-def load_tfds(name, data_dir=None, download=True):
+def load_tfds(name, data_dir=None, download=True, reachable=None):
     """Loads a TFDS image classification data set into arrays.
 
     Args:
@@ -321,6 +351,9 @@ def load_tfds(name, data_dir=None, download=True):
         data_dir: the TFDS data directory. Defaults to `None` (TFDS's
             default, `~/tensorflow_datasets`).
         download: let TFDS download missing data. Defaults to True.
+        reachable: a function `name -> bool`, whether the data set's
+            download host answers, asked before a download. Defaults to
+            `None` (`zerograd_tf.downloads.reachable`).
 
     Returns:
         `(x_train, y_train, x_test, y_test, num_classes)`.
@@ -338,6 +371,8 @@ def load_tfds(name, data_dir=None, download=True):
     >>> x_train.shape, classes
     ((6, 28, 28, 1), 10)
     """
+    if download:
+        _check_downloadable(name, data_dir, reachable or downloads.reachable)
     x_train, y_train, num_classes = _tfds_split(name, "train", data_dir, download)
     x_test, y_test, _ = _tfds_split(name, "test", data_dir, download)
     return x_train, y_train, x_test, y_test, num_classes
