@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import io_utils  # noqa: E402
 from zerograd_tf import datasets, evaluation  # noqa: E402
-from zerograd_tf.trainers import options  # noqa: E402
+from zerograd_tf.trainers import options, run_dir  # noqa: E402
 from zerograd_tf.trainers.config import DEFAULT_EVAL_ATTACK  # noqa: E402
 
 PROG = "zerograd-eval"
@@ -98,6 +98,14 @@ def load_split(dataset, data_dir=None, download=True):
 
 
 def load_model(path):
+    if os.path.isdir(path):
+        # A zerograd-train run directory: its model.
+        inner = os.path.join(path, "model.keras")
+        if not os.path.isfile(inner):
+            raise options.UsageError(
+                f"{path} is a directory and holds no model.keras (an unfinished run?); "
+                "give a saved .keras model file.")
+        path = inner
     if not os.path.isfile(path):
         raise options.UsageError(f"no such model file: {path}")
     if path.endswith(".keras") and not zipfile.is_zipfile(path):
@@ -126,6 +134,8 @@ def check_compatible(model, x, y, source):
 
 def evaluate(argv=None):
     args = build_parser().parse_args(argv)
+    if args.json and args.json != "-":  # before the work, not after it
+        run_dir.check_file(args.json, "--json")
     model = load_model(args.model)
     if args.epsilon is not None:
         epsilon = options.parse_epsilon(args.epsilon)

@@ -26,7 +26,7 @@ import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import callbacks as callbacks_lib  # noqa: E402
 from zerograd_tf import _keras_compat, io_utils  # noqa: E402
 from zerograd_tf import datasets, distribution  # noqa: E402
-from zerograd_tf.trainers import options, pipeline  # noqa: E402
+from zerograd_tf.trainers import options, pipeline, run_dir  # noqa: E402
 
 PROG = "zerograd-train"
 
@@ -111,9 +111,9 @@ def prepare_output(output, config, resume, overwrite):
     if os.path.exists(output) and not os.path.isdir(output):
         raise options.UsageError(f"--output {output} is a file, not a directory; choose "
                                  "another --output.")
-    if os.path.isdir(output) and os.listdir(output):
+    if os.path.isdir(output) and run_dir.entries(output):
         if overwrite:
-            shutil.rmtree(output)
+            run_dir.clear(output)
         elif os.path.exists(config_path):
             saved = _read_saved_config(config_path)
             different = _differences(saved, config)
@@ -122,6 +122,9 @@ def prepare_output(output, config, resume, overwrite):
                     f"{output} holds a run with a different configuration (differs in: "
                     f"{', '.join(different)}); pass --overwrite to replace it, or choose "
                     "another --output.")
+            warning = run_dir.check_run_files(output, PROG)
+            if warning:
+                print(warning, file=sys.stderr)
             if not _same_evaluation(saved, config):
                 # The final evaluation changes: record it (a finished run is
                 # then evaluated again, its training kept).
@@ -326,7 +329,8 @@ def prepare(config, *, output=None, logdir=None, resume=False, overwrite=False, 
 
     Returns:
         A dict with `config` (resolved), `data`, `output`, `logdir`,
-        `resumed`, `verbose`, `strategy` and `chief`.
+        `resumed`, `verbose`, `strategy`, `chief` and `lock` (the chief's
+        `run_dir.RunLock` on `output`, released by `run_prepared`).
 
     Raises:
         options.UsageError, datasets.DataError: with a message for the user.
@@ -337,6 +341,11 @@ def prepare(config, *, output=None, logdir=None, resume=False, overwrite=False, 
     except ValueError as error:
         raise options.UsageError(str(error)) from None
     chief = distribution.is_chief(strategy)
+    output = output or options.default_output(config.dataset, config.method)
+    logdir = logdir or os.path.join(output, "logs")
+    if chief:  # before any work: paths that cannot be written
+        run_dir.check_directory(output, "--output")
+        run_dir.check_directory(logdir, "--logdir")
     data = datasets.load_image_data(config.dataset, val_size=config.val_size,
                                     seed=config.seed, data_dir=config.data_dir,
                                     download=config.download)
@@ -344,15 +353,25 @@ def prepare(config, *, output=None, logdir=None, resume=False, overwrite=False, 
         config = config.resolved(data)
     except options.ConfigError as error:
         raise options.usage_error(error) from None
-    output = output or options.default_output(config.dataset, config.method)
-    logdir = logdir or os.path.join(output, "logs")
+    if config.batch_size > len(data.x_train):
+        print(f"{PROG}: warning: --batch-size {config.batch_size} is more than the "
+              f"{len(data.x_train)} training examples; capped to {len(data.x_train)}.",
+              file=sys.stderr)
+        config = config.replace(batch_size=len(data.x_train))
+    lock = None
     if chief:
-        resumed = prepare_output(output, config, resume, overwrite)
+        # Held until `run_prepared` ends: one run at a time in `output`.
+        lock = run_dir.RunLock(os.path.join(output, run_dir.LOCK_NAME), "--output", PROG)
+        try:
+            resumed = prepare_output(output, config, resume, overwrite)
+        except BaseException:
+            lock.release()
+            raise
     else:
         resumed = os.path.exists(os.path.join(output, "config.json"))
     return {"config": config, "data": data, "output": output, "logdir": logdir,
             "resumed": resumed, "verbose": verbose, "strategy": strategy,
-            "chief": chief}
+            "chief": chief, "lock": lock}
 
 
 def run(argv=None):
@@ -376,7 +395,16 @@ def run_config(config, *, output=None, logdir=None, resume=False, overwrite=Fals
 
 
 def run_prepared(run_setup):
-    """Trains a `prepare`d run (unless finished) and prints its report."""
+    """Trains a `prepare`d run (unless finished), prints its report and
+    releases the run directory's lock."""
+    try:
+        return _run_prepared(run_setup)
+    finally:
+        if run_setup.get("lock") is not None:
+            run_setup["lock"].release()
+
+
+def _run_prepared(run_setup):
     output, logdir, chief = run_setup["output"], run_setup["logdir"], run_setup["chief"]
     report_path = os.path.join(output, "report.json")
     if run_setup["resumed"] and os.path.exists(report_path):

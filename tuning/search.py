@@ -25,7 +25,7 @@ import keras_tuner  # noqa: E402
 
 from zerograd_tf import io_utils  # noqa: E402
 from zerograd_tf import datasets, validation  # noqa: E402
-from zerograd_tf.trainers import options, pipeline  # noqa: E402
+from zerograd_tf.trainers import options, pipeline, run_dir  # noqa: E402
 from zerograd_tf.trainers.config import ConfigError as RunConfigError, RunConfig  # noqa: E402
 from zerograd_tf.trainers import train as train_program  # noqa: E402
 from zerograd_tf.tuning.hypermodel import OBJECTIVE, ZeroGradHyperModel  # noqa: E402
@@ -182,22 +182,26 @@ def search(dataset=datasets.DEFAULT_DATASET, *, tuner="random", max_trials=10, e
                 "lr_range": None if lr_range is None else list(hypermodel.lr_range),
                 "max_trials": max_trials, "config": config.to_dict()}
     identity = json.loads(json.dumps(identity))
-    identity_path = os.path.join(folder, "search_config.json")
-    _check_same_search(identity_path, identity, overwrite)
-    the_tuner = make_tuner(tuner, hypermodel, max_trials=max_trials, epochs=config.epochs,
-                           directory=directory, project_name=project_name,
-                           seed=config.seed, overwrite=overwrite)
-    io_utils.write_json_atomic(identity_path, identity)
-    callbacks = [keras.callbacks.TensorBoard(logdir, write_graph=False)] if logdir else []
-    the_tuner.search(pipeline.train_dataset(config, data), epochs=config.epochs,
-                     steps_per_epoch=pipeline.steps_per_epoch(config, len(data.x_train)),
-                     validation_data=pipeline.validation_dataset(config, data),
-                     callbacks=callbacks, shuffle=False, verbose=verbose)
-    best = the_tuner.get_best_hyperparameters(1)[0]
-    io_utils.write_json_atomic(os.path.join(folder, "best_hyperparameters.json"),
-                                    best.values)
-    write_summary(the_tuner, folder)
-    return the_tuner, best
+    # One search at a time in `folder` (the lock file is beside it: KerasTuner's
+    # overwrite deletes the folder).
+    with run_dir.RunLock(os.path.join(directory, f".{project_name}.lock"), "--directory",
+                         PROG, what=folder):
+        identity_path = os.path.join(folder, "search_config.json")
+        _check_same_search(identity_path, identity, overwrite)
+        the_tuner = make_tuner(tuner, hypermodel, max_trials=max_trials, epochs=config.epochs,
+                               directory=directory, project_name=project_name,
+                               seed=config.seed, overwrite=overwrite)
+        io_utils.write_json_atomic(identity_path, identity)
+        callbacks = [keras.callbacks.TensorBoard(logdir, write_graph=False)] if logdir else []
+        the_tuner.search(pipeline.train_dataset(config, data), epochs=config.epochs,
+                         steps_per_epoch=pipeline.steps_per_epoch(config, len(data.x_train)),
+                         validation_data=pipeline.validation_dataset(config, data),
+                         callbacks=callbacks, shuffle=False, verbose=verbose)
+        best = the_tuner.get_best_hyperparameters(1)[0]
+        io_utils.write_json_atomic(os.path.join(folder, "best_hyperparameters.json"),
+                                        best.values)
+        write_summary(the_tuner, folder)
+        return the_tuner, best
 
 
 def build_parser():
@@ -256,6 +260,11 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     train_options = {k: getattr(args, k) for k in TRAIN_KEYS}
     try:
+        # Before any work: folders that cannot be written.
+        for flag, path in (("--directory", args.directory), ("--logdir", args.logdir),
+                           ("--output", args.output)):
+            if path:
+                run_dir.check_directory(path, flag)
         if train_options["epsilon"] is not None:
             train_options["epsilon"] = options.parse_epsilon(train_options["epsilon"])
         # KerasTuner's and Keras' progress: on standard error, the results on

@@ -1,0 +1,229 @@
+"""Checks of the programs' output paths and run directories, and their lock.
+
+- `check_directory` / `check_file`: a path the program will write, checked
+  before any work (a file where a folder must be, a folder that cannot be
+  written).
+- `RunLock`: an exclusive OS lock (`fcntl.flock`) on a lock file in a run
+  directory, so that two runs never write into the same one. A killed
+  process releases it (the OS drops the lock with the process).
+- `check_run_files`: the files a resumed run reads, checked before anything
+  is written, so that a damaged one is reported (naming it) instead of
+  crashing half-way.
+
+Every problem is an `options.UsageError`: one line naming the flag, exit
+status 2.
+"""
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+import zipfile
+
+from zerograd_tf import io_utils
+from zerograd_tf.trainers import options
+
+LOCK_NAME = ".lock"
+# The JSON files a resumed run reads.
+RUN_JSON_FILES = ("history.json", "report.json", "co_monitor.json", "auto_quantile.json")
+
+
+def _first_existing(path):
+    """The nearest existing path at or above `path`."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def check_directory(path, flag):
+    """Raises UsageError unless `path` is (or can be made) a writable folder.
+
+    Args:
+        path: the folder a program will create or write into.
+        flag: the option that names it (`"--output"`), for the message.
+    """
+    existing = _first_existing(path)
+    if not os.path.isdir(existing):
+        where = "" if existing == os.path.abspath(path) else f": {existing}"
+        raise options.UsageError(f"{flag} {path}{where} is a file, not a directory; choose "
+                                 f"another {flag}.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise options.UsageError(f"{flag} {path}: {existing} is not writable; choose "
+                                 f"another {flag}.")
+
+
+def check_file(path, flag):
+    """Raises UsageError unless the file `path` can be written (its folder made)."""
+    if os.path.isdir(path):
+        raise options.UsageError(f"{flag} {path} is a directory; give a file name.")
+    check_directory(os.path.dirname(os.path.abspath(path)), flag)
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise options.UsageError(f"{flag} {path} is not writable; choose another {flag}.")
+
+
+def _makedirs(path, flag):
+    """Makes `path`; returns the folders it created (deepest first)."""
+    created = []
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        created.append(path)
+        path = os.path.dirname(path)
+    try:
+        for folder in reversed(created):
+            os.mkdir(folder)
+    except OSError as error:
+        raise options.UsageError(f"{flag} {folder}: cannot create it ({error.strerror}); "
+                                 f"choose another {flag}.") from None
+    return created
+
+
+class RunLock:
+    """An exclusive lock on the lock file `path` (made with its folders).
+
+    Holds while the object lives (or until `release`); a second lock on
+    the same file, from this process or another, is refused with a
+    UsageError naming `flag`. `release` removes the lock file and the
+    folders this lock made, when they are empty.
+
+    Args:
+        path: the lock file.
+        flag: the option naming the locked folder, for the message.
+        prog: the program's name, for the message.
+        what: what the message calls locked. Defaults to the lock file's
+            folder.
+
+    Raises:
+        options.UsageError: when another process holds the lock.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> from zerograd_tf.trainers.run_dir import RunLock
+    >>> folder = os.path.join(tempfile.mkdtemp(), "run")
+    >>> lock = RunLock(os.path.join(folder, ".lock"), "--output", "zerograd-train")
+    >>> try:
+    ...     RunLock(os.path.join(folder, ".lock"), "--output", "zerograd-train")
+    ... except ValueError as error:  # doctest: +ELLIPSIS
+    ...     print(str(error).split(";")[0].replace(folder, "run"))
+    --output run is in use by another zerograd-train run (process ...)
+    >>> lock.release(); os.path.exists(folder)
+    False
+    """
+
+    def __init__(self, path, flag, prog, what=None):
+        self.path = path
+        folder = os.path.dirname(os.path.abspath(path))
+        what = what or os.path.dirname(path)
+        self._created = _makedirs(folder, flag)
+        while True:
+            handle = open(path, "a+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                handle.seek(0)
+                owner = handle.read().strip() or "unknown"
+                handle.close()
+                if error.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                raise options.UsageError(
+                    f"{flag} {what} is in use by another {prog} run (process {owner}); "
+                    f"wait for it to finish, or choose another {flag}.") from None
+            # A holder that released it may have removed the file after we
+            # opened it: the lock must be on the file the path names now.
+            try:
+                same = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            handle.close()
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+
+    def release(self):
+        """Removes the lock file (and the folders made for it), then unlocks."""
+        if self._handle is None:
+            return
+        try:
+            os.remove(self.path)
+        except OSError:
+            pass
+        for folder in self._created:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+        self._handle.close()
+        self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.release()
+
+
+def entries(output):
+    """The names in a run directory, without its lock file."""
+    return [name for name in os.listdir(output) if name != LOCK_NAME]
+
+
+def _json_problem(path):
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            value = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        return io_utils.damaged(path, error)
+    if not isinstance(value, (dict, list)):
+        return f"{path} is damaged (it holds a JSON {type(value).__name__})"
+    return None
+
+
+def clear(output):
+    """Deletes what a run directory holds, except its (held) lock file."""
+    for name in entries(output):
+        path = os.path.join(output, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+
+
+def check_run_files(output, prog):
+    """Checks the files a resumed run in `output` reads, before it writes any.
+
+    Returns:
+        None, or a warning line: a damaged latest checkpoint with a readable
+        previous one is allowed (the run resumes from that).
+
+    Raises:
+        options.UsageError: naming the damaged file, offering --overwrite.
+    """
+    from zerograd_tf.callbacks import epoch_checkpoint
+
+    advice = "pass --overwrite to start the run afresh, or choose another --output."
+    for name in RUN_JSON_FILES:
+        problem = _json_problem(os.path.join(output, name))
+        if problem:
+            raise options.UsageError(f"{problem}; {advice}")
+    model_path = os.path.join(output, "model.keras")
+    if os.path.isfile(model_path) and not zipfile.is_zipfile(model_path):
+        raise options.UsageError(f"{model_path} is damaged (not a zip archive); {advice}")
+    checkpoint = epoch_checkpoint.EpochCheckpoint(os.path.join(output, "checkpoint"))
+    problems = checkpoint.problems()
+    if not problems:
+        return None
+    good = checkpoint.usable()
+    if good is None:
+        raise options.UsageError(f"{problems[0]}; {advice}")
+    return (f"{prog}: warning: {problems[0]}; resuming from the previous checkpoint "
+            f"(epoch {good[1]}).")
