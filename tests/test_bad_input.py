@@ -1,0 +1,420 @@
+"""Bad paths, damaged run files, busy run directories, unusable labels and
+offline data sets: each is one line on standard error naming the flag or the
+file, exit status 2, no traceback, and nothing written or lost.
+
+Every row runs the real program in a subprocess. The damaged-run rows copy
+one real interrupted run (a 2-epoch run stopped after its first epoch, so it
+holds a checkpoint), made once per module.
+"""
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import make_npz
+
+TRAIN = "zerograd_tf.trainers.train"
+EVAL = "zerograd_tf.trainers.evaluate"
+TUNE = "zerograd_tf.tuning.search"
+TINY = ["--epochs", "1", "--batch-size", "32", "--val-size", "32", "--val-pgd-steps", "1",
+        "--val-pgd-size", "32", "--eval-steps", "1", "--eval-restarts", "1",
+        "--eval-attack", "pgd", "--eval-size", "16", "--verbose", "0"]
+# The run directory's lock file (zerograd-train), and a search's (zerograd-tune:
+# beside its project folder, which KerasTuner's --overwrite deletes).
+RUN_LOCK = ".lock"
+# Runs zerograd-train with the download probe saying "unreachable", as it
+# says on a machine without internet (this one has none; a test must not
+# depend on that).
+OFFLINE_TRAIN = ("import sys; from zerograd_tf import downloads; "
+                 "downloads.reachable = lambda name, timeout=2.0: False; "
+                 "from zerograd_tf.trainers import train; sys.exit(train.main(sys.argv[1:]))")
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class _InterruptAfterFirstEpoch(keras.callbacks.Callback):
+    """Saves the model beside the run, then stops the run as a kill would."""
+
+    def __init__(self, model_path):
+        super().__init__()
+        self.model_path = model_path
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.save(self.model_path)
+        raise _Interrupted()
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """A tiny data set, an interrupted run (with a checkpoint) and a saved model."""
+    from zerograd_tf import datasets, io_utils
+    from zerograd_tf.trainers import train
+    from zerograd_tf.trainers.config import RunConfig
+
+    base = tmp_path_factory.mktemp("made")
+    path = make_npz(base / "data.npz", n_train=96, n_test=16)
+    data = datasets.load_image_data(path, val_size=32)
+    config = RunConfig(dataset=path, epochs=2, batch_size=32, val_size=32, val_pgd_steps=1,
+                       val_pgd_size=32, eval_steps=1, eval_restarts=1, eval_attack="pgd",
+                       eval_size=16).resolved(data)
+    run = base / "run"
+    os.makedirs(run)
+    io_utils.write_json_atomic(str(run / "config.json"), config.to_dict())
+    with pytest.raises(_Interrupted):
+        train.train(config, data, str(run), str(run / "logs"), verbose=0,
+                    extra_callbacks=[_InterruptAfterFirstEpoch(str(base / "model.keras"))])
+    assert (run / "checkpoint" / "latest" / "model.weights.h5").is_file()
+    assert (base / "model.keras").is_file()
+    return base
+
+
+# -- setups: each makes the bad situation in `tmp` and returns the argv (and
+# anything that must stay alive while the program runs, like a held lock) --
+
+def _a_file(tmp):
+    path = tmp / "afile"
+    path.write_text("not a directory")
+    return str(path)
+
+
+def _data(tmp, made):
+    return shutil.copy(made / "data.npz", tmp / "data.npz")
+
+
+def _run_copy(tmp, made):
+    """A copy of the interrupted run (and the argv that resumes it)."""
+    run = tmp / "run"
+    shutil.copytree(made / "run", run)
+    config = json.loads((run / "config.json").read_text())
+    argv = [TRAIN, "--dataset", config["dataset"], "--output", str(run), *TINY,
+            "--epochs", str(config["epochs"])]
+    return run, argv
+
+
+def output_under_a_file(tmp, made):
+    return [TRAIN, "--dataset", _data(tmp, made), "--output", _a_file(tmp) + "/sub", *TINY]
+
+
+def logdir_under_a_file(tmp, made):
+    return [TRAIN, "--dataset", _data(tmp, made), "--output", str(tmp / "out"),
+            "--logdir", _a_file(tmp) + "/logs", *TINY]
+
+
+def eval_json_under_a_file(tmp, made):
+    model = shutil.copy(made / "model.keras", tmp / "model.keras")
+    return [EVAL, model, "--dataset", _data(tmp, made), "--steps", "1", "--restarts", "1",
+            "--verbose", "0", "--json", _a_file(tmp) + "/r.json"]
+
+
+def tune_directory_under_a_file(tmp, made):
+    return [TUNE, "--dataset", _data(tmp, made), "--directory", _a_file(tmp) + "/t",
+            "--max-trials", "1", *TINY]
+
+
+def _damaged_run(damage):
+    def setup(tmp, made):
+        run, argv = _run_copy(tmp, made)
+        damage(run)
+        return argv
+    setup.__name__ = damage.__name__
+    return setup
+
+
+def _truncate(path, keep=None):
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2 if keep is None else keep])
+
+
+@_damaged_run
+def truncated_checkpoint_weights(run):
+    _truncate(run / "checkpoint" / "latest" / "model.weights.h5")
+
+
+@_damaged_run
+def empty_checkpoint_weights(run):
+    _truncate(run / "checkpoint" / "latest" / "model.weights.h5", keep=0)
+
+
+@_damaged_run
+def broken_checkpoint_state(run):
+    (run / "checkpoint" / "latest" / "state.json").write_text('{"epo')
+
+
+@_damaged_run
+def truncated_history(run):
+    _truncate(run / "history.json")
+
+
+def _hold_lock(path):
+    handle = open(path, "a")
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle
+
+
+def run_in_use(tmp, made):
+    run, argv = _run_copy(tmp, made)
+    return argv, _hold_lock(run / RUN_LOCK)
+
+
+def new_run_in_use(tmp, made):
+    """Two runs started together into a new --output: the second is refused."""
+    out = tmp / "out"
+    out.mkdir()
+    return ([TRAIN, "--dataset", _data(tmp, made), "--output", str(out), *TINY],
+            _hold_lock(out / RUN_LOCK))
+
+
+def search_in_use(tmp, made):
+    directory = tmp / "t"
+    directory.mkdir()
+    return ([TUNE, "--dataset", _data(tmp, made), "--directory", str(directory),
+             "--project-name", "p", "--max-trials", "1", *TINY],
+            _hold_lock(directory / ".p.lock"))
+
+
+def _string_labels(tmp, keys=("y_train", "y_test")):
+    path = tmp / "strings.npz"
+    make_npz(path, n_train=96, n_test=16)
+    arrays = dict(np.load(path))
+    for key in keys:
+        arrays[key] = arrays[key].astype(str)
+    np.savez(path, **arrays)
+    return str(path)
+
+
+def train_on_string_labels(tmp, made):
+    return [TRAIN, "--dataset", _string_labels(tmp), "--output", str(tmp / "out"), *TINY]
+
+
+def eval_on_string_labels(tmp, made):
+    model = shutil.copy(made / "model.keras", tmp / "model.keras")
+    return [EVAL, model, "--dataset", _string_labels(tmp, keys=("y_test",)), "--steps", "1", "--restarts", "1",
+            "--verbose", "0", "--json", str(tmp / "r.json")]
+
+
+def train_on_object_labels(tmp, made):
+    path = tmp / "objects.npz"
+    make_npz(path, n_train=96, n_test=16)
+    arrays = dict(np.load(path))
+    arrays["y_train"] = arrays["y_train"].astype(object)
+    np.savez(path, **arrays)
+    return [TRAIN, "--dataset", str(path), "--output", str(tmp / "out"), *TINY]
+
+
+def eval_on_a_directory(tmp, made):
+    folder = tmp / "run"
+    folder.mkdir()
+    (folder / "history.json").write_text("{}")
+    return [EVAL, str(folder), "--dataset", _data(tmp, made), "--json", str(tmp / "r.json")]
+
+
+def cifar10_offline(tmp, made):
+    (tmp / "tfds").mkdir()
+    return ["-c", OFFLINE_TRAIN, "--dataset", "cifar10", "--data-dir", str(tmp / "tfds"),
+            "--output", str(tmp / "out"), *TINY]
+
+
+# (setup, words the one line must contain). Every row starts a program (a
+# TensorFlow import, ~5-10 s on 2 CPU cores): the fast tier keeps one row of
+# each kind, the others are marked slow.
+SLOW = pytest.mark.slow
+ROWS = [
+    pytest.param(output_under_a_file, ["--output", "afile", "is a file"]),
+    pytest.param(logdir_under_a_file, ["--logdir", "afile", "is a file"], marks=SLOW),
+    pytest.param(eval_json_under_a_file, ["--json", "afile", "is a file"], marks=SLOW),
+    pytest.param(tune_directory_under_a_file, ["--directory", "afile", "is a file"],
+                 marks=SLOW),
+    pytest.param(truncated_checkpoint_weights, ["model.weights.h5", "damaged", "--overwrite"]),
+    pytest.param(empty_checkpoint_weights, ["model.weights.h5", "damaged", "--overwrite"],
+                 marks=SLOW),
+    pytest.param(broken_checkpoint_state, ["state.json", "damaged", "--overwrite"],
+                 marks=SLOW),
+    pytest.param(truncated_history, ["history.json", "damaged", "--overwrite"], marks=SLOW),
+    pytest.param(run_in_use, ["--output", "in use"]),
+    pytest.param(new_run_in_use, ["--output", "in use"], marks=SLOW),
+    pytest.param(search_in_use, ["--directory", "in use"], marks=SLOW),
+    pytest.param(train_on_string_labels, ["y_train", "str", "integers"]),
+    pytest.param(eval_on_string_labels, ["y_test", "str", "integers"], marks=SLOW),
+    pytest.param(train_on_object_labels, ["y_train", "object", "integers"], marks=SLOW),
+    pytest.param(eval_on_a_directory, ["is a directory", "model.keras"]),
+    pytest.param(cifar10_offline, ["cifar10", ".npz", "--dataset"]),
+]
+
+
+def _snapshot(folder):
+    """Every file and folder under `folder` with its content's hash."""
+    found = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            found[os.path.relpath(os.path.join(root, name), folder)] = "dir"
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, folder)] = hashlib.sha1(f.read()).hexdigest()
+    return found
+
+
+def _run(argv, cwd):
+    """Runs a program as its console script does (`python -m` of the tuner
+    warns that `zerograd_tf.tuning` imported it first)."""
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if argv[0] != "-c":
+        argv = ["-c", f"import sys; from {argv[0]} import main; sys.exit(main())", *argv[1:]]
+    return subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize("setup, words", ROWS, ids=[row.values[0].__name__ for row in ROWS])
+def test_bad_input_is_one_line_with_exit_status_2(setup, words, made, tmp_path):
+    made_argv = setup(tmp_path, made)
+    argv, held = made_argv if isinstance(made_argv, tuple) else (made_argv, None)
+    before = _snapshot(tmp_path)
+    started = time.monotonic()
+    try:
+        result = _run(argv, cwd=tmp_path)
+    finally:
+        if held is not None:
+            held.close()
+    seconds = time.monotonic() - started
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
+    assert len(lines) == 1, lines
+    assert ": error: " in lines[0], lines
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    assert not result.stdout.strip(), result.stdout  # refused before any work
+    assert _snapshot(tmp_path) == before
+    assert seconds < 120
+
+
+@pytest.mark.slow
+def test_a_batch_larger_than_the_data_is_capped_and_said(made, tmp_path):
+    out = tmp_path / "out"
+    result = _run([TRAIN, "--dataset", _data(tmp_path, made), "--output", str(out), *TINY,
+                   "--batch-size", "100000"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    said = [line for line in result.stderr.splitlines() if "--batch-size" in line]
+    assert len(said) == 1 and "capped" in said[0] and "64" in said[0], result.stderr
+    assert json.loads((out / "config.json").read_text())["batch_size"] == 64
+    assert json.loads((out / "history.json").read_text())["epoch"] == [1]
+
+
+@pytest.mark.slow
+def test_two_runs_started_together_into_one_output(made, tmp_path):
+    out = tmp_path / "out"
+    argv = [TRAIN, "--dataset", _data(tmp_path, made), "--output", str(out), *TINY]
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    code = f"import sys; from {TRAIN} import main; sys.exit(main())"
+    runs = [subprocess.Popen([sys.executable, "-c", code, *argv[1:]], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    results = sorted((run.wait(timeout=300), run.stderr.read()) for run in runs)
+    assert [code for code, _ in results] == [0, 2], results
+    refused = [line for line in results[1][1].splitlines() if line.strip()]
+    assert len(refused) == 1 and "--output" in refused[0] and "in use" in refused[0], refused
+    assert json.loads((out / "history.json").read_text())["epoch"] == [1]
+    assert not (out / RUN_LOCK).exists()
+
+
+def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one(made, tmp_path):
+    from zerograd_tf import callbacks, datasets
+    from zerograd_tf.trainers import pipeline, run_dir
+    from zerograd_tf.trainers.config import RunConfig
+
+    run, _ = _run_copy(tmp_path, made)
+    checkpoint = run / "checkpoint"
+    shutil.copytree(checkpoint / "latest", checkpoint / "previous")
+    _truncate(checkpoint / "latest" / "model.weights.h5")
+    warning = run_dir.check_run_files(str(run), "zerograd-train")
+    assert "latest/model.weights.h5 is damaged" in warning
+    assert "resuming from the previous checkpoint (epoch 1)" in warning
+    config = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
+    data = datasets.load_image_data(config.dataset, val_size=config.val_size)
+    model = pipeline.build_model(config, data)
+    model.build((None, *data.input_shape))
+    assert callbacks.EpochCheckpoint(str(checkpoint)).restore(model) == 1
+    shutil.rmtree(checkpoint / "previous")
+    with pytest.raises(ValueError, match="model.weights.h5 is damaged"):
+        callbacks.EpochCheckpoint(str(checkpoint)).restore(model)
+
+
+def test_eval_accepts_a_run_directory_for_its_model(made, tmp_path):
+    from zerograd_tf.trainers import evaluate
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(made / "model.keras", run / "model.keras")
+    assert evaluate.load_model(str(run)).epsilon == pytest.approx(0.1)
+
+
+def test_offline_a_tfds_download_fails_in_seconds_and_leaves_nothing(tmp_path):
+    from zerograd_tf import datasets
+
+    asked = []
+    started = time.monotonic()
+    with pytest.raises(datasets.DataError, match=r"'cifar10'.*not reachable.*\.npz"):
+        datasets.load_tfds("cifar10", data_dir=str(tmp_path),
+                           reachable=lambda name: asked.append(name) or False)
+    assert time.monotonic() - started < 10 and asked == ["cifar10"]
+    assert os.listdir(tmp_path) == []
+
+
+def test_online_a_tfds_download_proceeds(tmp_path, monkeypatch):
+    import types
+
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+    from zerograd_tf import datasets
+
+    loads = []
+
+    def load(name, split, download, **kwargs):
+        loads.append((name, split, download))
+        images = np.zeros((6, 32, 32, 3), np.uint8)
+        info = types.SimpleNamespace(features={"label": types.SimpleNamespace(num_classes=10)})
+        return tf.data.Dataset.from_tensor_slices((images, np.arange(6) % 10)), info
+
+    monkeypatch.setattr(tfds, "load", load)
+    x_train, _, x_test, _, classes = datasets.load_tfds(
+        "cifar10", data_dir=str(tmp_path), reachable=lambda name: True)
+    assert loads == [("cifar10", "train", True), ("cifar10", "test", True)]
+    assert x_train.shape == (6, 32, 32, 3) and classes == 10
+    # With TFDS' mock data nothing is downloaded: the host is not asked.
+    monkeypatch.undo()
+    with tfds.testing.mock_data(num_examples=6):
+        x_train, _, _, _, _ = datasets.load_tfds("cifar10", data_dir=str(tmp_path),
+                                                 reachable=lambda name: False)
+    assert len(x_train) == 6
+
+
+def test_the_download_probe_is_one_bounded_connection(monkeypatch):
+    import socket
+
+    from zerograd_tf import downloads
+
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy",
+                 "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        monkeypatch.setitem(downloads.HOSTS, "cifar10", server.getsockname())
+        assert downloads.reachable("cifar10", timeout=2.0)
+    started = time.monotonic()
+    assert not downloads.reachable("cifar10", timeout=2.0)  # closed now
+    monkeypatch.setitem(downloads.HOSTS, "cifar10", ("no-such-host.invalid", 443))
+    assert not downloads.reachable("cifar10", timeout=2.0)
+    assert time.monotonic() - started < 5
