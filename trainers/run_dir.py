@@ -61,7 +61,12 @@ def check_file(path, flag):
     """Raises UsageError unless the file `path` can be written (its folder made)."""
     if os.path.isdir(path):
         raise options.UsageError(f"{flag} {path} is a directory; give a file name.")
-    check_directory(os.path.dirname(os.path.abspath(path)), flag)
+    folder = os.path.dirname(os.path.abspath(path))
+    existing = _first_existing(folder)
+    if not os.path.isdir(existing):
+        raise options.UsageError(f"{flag} {path}: {existing} is a file, not a directory; "
+                                 f"choose another {flag}.")
+    check_directory(folder, flag)
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise options.UsageError(f"{flag} {path} is not writable; choose another {flag}.")
 
