@@ -418,3 +418,21 @@ def test_the_download_probe_is_one_bounded_connection(monkeypatch):
     monkeypatch.setitem(downloads.HOSTS, "cifar10", ("no-such-host.invalid", 443))
     assert not downloads.reachable("cifar10", timeout=2.0)
     assert time.monotonic() - started < 5
+
+
+def test_a_data_set_without_a_known_host_is_probed_at_tfds_own_bucket(monkeypatch):
+    """Any TFDS name is probed (no KeyError): at TFDS' bucket when its host is unknown."""
+    from zerograd_tf import downloads
+
+    asked = []
+
+    def offline(address, timeout):
+        asked.append(address)
+        raise OSError("offline")
+
+    monkeypatch.setattr(downloads.socket, "create_connection", offline)
+    for variable in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+    assert downloads.download_host("some_new_dataset") == downloads.DEFAULT_HOST
+    assert not downloads.reachable("some_new_dataset", timeout=1.0)
+    assert asked == [downloads.DEFAULT_HOST]

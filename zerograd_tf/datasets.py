@@ -319,7 +319,7 @@ def _check_downloadable(name, data_dir, reachable):
         absl.setLevel(level)
     if not prepared and not reachable(name):
         raise _unavailable(name, data_dir, "and its download host "
-                           f"{downloads.HOSTS[name][0]} is not reachable (no network?)")
+                           f"{downloads.download_host(name)[0]} is not reachable (no network?)")
 
 
 def _tfds_split(name, split, data_dir, download):

@@ -14,6 +14,13 @@ HOSTS = {"mnist": ("storage.googleapis.com", 443),
          "fashion_mnist": ("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80),
          "cifar10": ("www.cs.toronto.edu", 443), "cifar100": ("www.cs.toronto.edu", 443),
          "svhn_cropped": ("ufldl.stanford.edu", 80)}
+# Any other data set: TFDS' own bucket, where it first looks for prepared data.
+DEFAULT_HOST = ("storage.googleapis.com", 443)
+
+
+def download_host(name):
+    """The `(host, port)` TFDS downloads data set `name` from (best known)."""
+    return HOSTS.get(name, DEFAULT_HOST)
 
 
 def reachable(name, timeout=2.0):
@@ -23,7 +30,7 @@ def reachable(name, timeout=2.0):
     resolution included, so an offline machine is told in seconds rather
     than after TFDS' minutes of retries.
     """
-    host, port = HOSTS[name]
+    host, port = download_host(name)
     proxy = urllib.request.getproxies().get("https" if port == 443 else "http")
     if proxy and not urllib.request.proxy_bypass(host):
         parsed = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
