@@ -252,20 +252,24 @@ def input_check_line():
 
 
 def timings_lines():
-    """How long the quick start and the test suite took, with the machine."""
+    """How long the quick start and the two test tiers took, with the machine."""
     report = _load("timings.json")
     lines = []
-    quick, suite = report.get("quick_start"), report.get("test_suite")
+    quick = report.get("quick_start")
     if quick:
         lines.append(f"- `zerograd-train`: {quick['seconds']:.0f} s in all, of which the final "
                      f"evaluation {quick['evaluation_seconds']:.0f} s "
                      f"({machine_text(quick['machine'])}).")
-    if suite:
-        # pytest's last line without its own timing: "338 passed, 2 warnings".
-        outcome = (suite["summary"].split(" in ")[0]
-                   or ("passed" if suite["passed"] else "failed"))
-        lines.append(f"- `python -m pytest -x -q`: {suite['seconds'] / 60:.0f} minutes "
-                     f"({outcome}; {machine_text(suite['machine'])}).")
+    for part, command in (("test_suite", "python -m pytest -x -q"),
+                          ("fast_tests", 'python -m pytest -m "not slow"')):
+        suite = report.get(part)
+        if suite:
+            # pytest's last line without its own timing: "338 passed, 2 warnings".
+            outcome = (suite["summary"].split(" in ")[0]
+                       or ("passed" if suite["passed"] else "failed"))
+            minutes = suite["seconds"] / 60
+            took = f"{minutes:.0f} minutes" if minutes >= 10 else f"{minutes:.1f} minutes"
+            lines.append(f"- `{command}`: {took} ({outcome}; {machine_text(suite['machine'])}).")
     return "\n".join(lines)
 
 

@@ -1,14 +1,15 @@
 """How long the README's quick start and the test suite take on this machine.
 
-    python benchmarks/timings.py                  # both (the suite takes minutes)
-    python benchmarks/timings.py --only quick_start
+    python benchmarks/timings.py                  # all three (the suite takes minutes)
+    python benchmarks/timings.py --only quick_start fast_tests
 
 `quick_start` runs `zerograd-train` with no options (what the README's quick
 start runs) in a fresh temporary folder and records its wall time, the
 final evaluation's seconds from the run's `report.json` and the evaluation
 table it printed (the README shows it). `test_suite` runs
 the README's test command, `python -m pytest -x -q`, from the repository root
-and records its wall time and outcome (with the failed tests' lines). Each entry is written to
+and records its wall time and outcome (with the failed tests' lines);
+`fast_tests` does the same for the fast tier, `python -m pytest -m "not slow"`. Each entry is written to
 `benchmarks/results/timings.json` with the machine, date and versions as
 soon as it finishes (the other entries are kept), and `readme_tables.py`
 writes the README's numbers from that file. Measure on a quiet machine:
@@ -30,7 +31,7 @@ sys.path.insert(0, ROOT)
 from benchmarks import environment  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results", "timings.json")
-PARTS = ("quick_start", "test_suite")
+PARTS = ("quick_start", "test_suite", "fast_tests")
 
 
 def quick_start():
@@ -56,16 +57,26 @@ def quick_start():
             "robust_accuracy": report["robust_accuracy"], "printed": printed[start:end]}
 
 
-def test_suite():
-    """Wall seconds and outcome of `python -m pytest -x -q` in the repository."""
+def _pytest(*args):
+    """Wall seconds and outcome of `python -m pytest -q *args` in the repository."""
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", *args], cwd=ROOT,
                             capture_output=True, text=True)
     seconds = time.perf_counter() - start
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     return {"seconds": seconds, "passed": result.returncode == 0,
             "summary": lines[-1] if lines else "",
             "failed": [line for line in lines if line.startswith("FAILED")]}
+
+
+def test_suite():
+    """The README's test command, `python -m pytest -x -q`."""
+    return _pytest("-x")
+
+
+def fast_tests():
+    """The fast tier, `python -m pytest -m "not slow"`."""
+    return _pytest("-m", "not slow")
 
 
 def main(argv=None):

@@ -248,3 +248,24 @@ def test_timings_writes_each_part_with_its_machine_and_keeps_the_others(tmp_path
     assert report["test_suite"] == {"seconds": 900.0, "kept": True}
     assert report["quick_start"]["seconds"] == 5.0
     assert {"cpus", "date", "tensorflow", "keras"} <= set(report["quick_start"]["machine"])
+
+
+def test_timings_runs_both_test_tiers_and_the_readme_names_both(monkeypatch, tmp_path):
+    sys.path.insert(0, ROOT)
+    from benchmarks import readme_tables, timings
+
+    commands = []
+
+    def run(command, **kwargs):
+        commands.append(command[1:])
+        return subprocess.CompletedProcess(command, 0, stdout="12 passed in 3.0s\n", stderr="")
+
+    monkeypatch.setattr(timings.subprocess, "run", run)
+    output = tmp_path / "timings.json"
+    assert timings.main(["--only", "test_suite", "fast_tests", "--output", str(output)]) == 0
+    assert commands == [["-m", "pytest", "-q", "-x"], ["-m", "pytest", "-q", "-m", "not slow"]]
+    monkeypatch.setattr(readme_tables, "RESULTS", str(tmp_path))
+    lines = readme_tables.timings_lines().splitlines()
+    assert [line.split("`")[1] for line in lines] == [
+        "python -m pytest -x -q", 'python -m pytest -m "not slow"']
+    assert all("12 passed" in line for line in lines)
