@@ -16,9 +16,7 @@ import math
 import numbers
 from typing import Optional, Union
 
-from zerograd_tf import architectures, schedules
-from zerograd_tf.distribution import STRATEGIES
-from zerograd_tf.evaluation import ATTACKS
+from zerograd_tf._names import ARCHITECTURES, ATTACKS, LR_SCHEDULES, STRATEGIES
 
 METHODS = ("zerograd", "multigrad", "fgsm", "fgsm_rs", "n_fgsm", "pgd", "gradalign", "clean")
 OPTIMIZERS = ("sgd", "adam")
@@ -91,13 +89,13 @@ class RunConfig:
         epochs: `None` means 10 for 28x28 data, 30 otherwise.
         batch_size: the global batch size. Defaults to 128.
         optimizer: `"sgd"` or `"adam"`; `None` means adam for 28x28 data.
-        lr_schedule: one of `schedules.LR_SCHEDULES`. Defaults to `"cyclic"`.
+        lr_schedule: one of `zerograd_tf.schedules.LR_SCHEDULES`. Defaults to `"cyclic"`.
         lr_max: peak learning rate; `None` means 0.2 (sgd) or 5e-3 (adam).
         weight_decay: >= 0. Defaults to 5e-4.
         seed: >= 0. Defaults to 0.
         jit: XLA; `None` means Keras' `"auto"`.
         mixed_precision: mixed_float16 compute. Defaults to False.
-        strategy: one of `distribution.STRATEGIES`. Defaults to `"default"`.
+        strategy: one of `zerograd_tf.distribution.STRATEGIES`. Defaults to `"default"`.
         val_pgd_steps: PGD steps of the per-epoch validation (0 = off).
             Defaults to 10.
         val_pgd_size: size of the fixed validation subset. Defaults to 500.
@@ -192,11 +190,11 @@ class RunConfig:
     # ------------------------------------------------------------------
     def __post_init__(self):
         self._choice("method", METHODS)
-        self._choice("lr_schedule", schedules.LR_SCHEDULES)
+        self._choice("lr_schedule", LR_SCHEDULES)
         self._choice("strategy", STRATEGIES)
         self._choice("co_monitor", CO_MONITOR_ACTIONS)
         self._choice("optimizer", OPTIMIZERS, optional=True)
-        self._choice("model", architectures.ARCHITECTURES, optional=True)
+        self._choice("model", ARCHITECTURES, optional=True)
         for name, minimum in (("zero_iters", 1), ("samples", 1), ("pgd_steps", 1),
                               ("depth", 10), ("batch_size", 1), ("seed", 0),
                               ("val_pgd_steps", 0), ("val_pgd_size", 1), ("val_freq", 1),

@@ -12,12 +12,10 @@ import fractions
 import os
 import re
 
-from zerograd_tf import architectures, datasets, schedules, validation
-from zerograd_tf.distribution import STRATEGIES
-from zerograd_tf.evaluation import ATTACKS
+from zerograd_tf._names import (
+    ARCHITECTURES, ATTACKS, DEFAULT_DATASET, LR_SCHEDULES, STRATEGIES, TFDS_DATASETS)
 from zerograd_tf.trainers.config import (
     DEFAULT_EVAL_ATTACK, METHODS, OPTIMIZERS, ConfigError, RunConfig)
-
 
 
 class UsageError(ValueError):
@@ -120,21 +118,25 @@ def attack_list(name):
 
 
 def _quantile(text):
+    """`--quantile`: a number in [0, 1), or `"auto"`."""
     if text == "auto":
         return text
     try:
-        return validation.check_quantile(float(text))
+        value = float(text)
     except ValueError:
+        value = None
+    if value is None or not 0 <= value < 1:  # NaN fails too
         raise argparse.ArgumentTypeError(
             f"--quantile must be a number in [0, 1) or 'auto', got {text!r}")
+    return value
 
 
 def add_data_options(parser):
     group = parser.add_argument_group("data")
     group.add_argument(
-        "--dataset", default=datasets.DEFAULT_DATASET,
-        help=f"'{datasets.DEFAULT_DATASET}' (embedded MNIST subset, default), a TFDS name "
-             f"({', '.join(datasets.TFDS_DATASETS)}), or a path to an .npz file with "
+        "--dataset", default=DEFAULT_DATASET,
+        help=f"'{DEFAULT_DATASET}' (embedded MNIST subset, default), a TFDS name "
+             f"({', '.join(TFDS_DATASETS)}), or a path to an .npz file with "
              "x_train, y_train [, x_test, y_test]")
     group.add_argument("--data-dir", default=None,
                        help="TFDS data directory (default: TFDS's, ~/tensorflow_datasets)")
@@ -182,7 +184,7 @@ def add_method_options(parser):
 def add_model_options(parser):
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=None,
-                       help=f"one of {', '.join(architectures.ARCHITECTURES)} (default: "
+                       help=f"one of {', '.join(ARCHITECTURES)} (default: "
                             "small_cnn for 28x28 data, preact_resnet18 otherwise)")
     group.add_argument("--width", type=int_at_least("--width", 1), default=None,
                        help="width multiplier (wide_resnet: widening factor, default 10)")
@@ -199,7 +201,7 @@ def add_training_options(parser):
     group.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
                        help="sgd (momentum 0.9, weight decay 5e-4, as the reference; default "
                             "for colour data) or adam (default for 28x28 data)")
-    group.add_argument("--lr-schedule", choices=schedules.LR_SCHEDULES, default="cyclic",
+    group.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="cyclic",
                        help="cyclic (triangular, peak at mid-training), piecewise (/10 at 50%% "
                             "and 75%%) or constant")
     group.add_argument("--lr-max", type=positive_float("--lr-max"), default=None,

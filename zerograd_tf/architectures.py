@@ -12,11 +12,12 @@ and `build_classifier` (by name).
 
 import keras
 
+from zerograd_tf import _names
 from zerograd_tf.layers import FusedBatchNormalization
 
 __all__ = ["small_cnn", "conv3", "preact_resnet18", "wide_resnet", "build_classifier"]
 
-ARCHITECTURES = ("small_cnn", "conv3", "preact_resnet18", "wide_resnet")
+ARCHITECTURES = _names.ARCHITECTURES
 
 
 def _normalized_input(input_shape, mean, std):

@@ -15,34 +15,19 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from zerograd_tf import downloads
+from zerograd_tf import _names, downloads
+from zerograd_tf._names import DataError
 
 _LOG = logging.getLogger("zerograd_tf")
 
 __all__ = ["DataError", "ImageData", "load_image_data", "load_npz", "load_tfds",
            "embedded_path", "epochs_dataset", "make_dataset"]
 
-DEFAULT_DATASET = "mnist10k"
-TFDS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "svhn_cropped")
+DEFAULT_DATASET = _names.DEFAULT_DATASET
+TFDS_DATASETS = _names.TFDS_DATASETS
 # The data sets whose images are natural scenes, augmented like the reference.
 _AUGMENTED = ("cifar10", "cifar100", "svhn_cropped")
 _NO_FLIP = ("svhn_cropped",)  # digits must not be mirrored
-
-
-class DataError(ValueError):
-    """A data set that cannot be used, with a message that says why.
-
-    A `ValueError`, raised by the loaders for missing files, malformed
-    arrays and labels, and unavailable TFDS data.
-
-    Examples:
-        >>> from zerograd_tf import datasets
-        >>> try:
-        ...     datasets.load_npz("no_such_file.npz")
-        ... except datasets.DataError as error:
-        ...     print(error)
-        no such .npz file: no_such_file.npz
-    """
 
 
 @dataclasses.dataclass

@@ -2,11 +2,11 @@
 
 import tensorflow as tf
 
-from zerograd_tf import validation
+from zerograd_tf import _names, validation
 
 __all__ = ["make_strategy", "is_chief"]
 
-STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
+STRATEGIES = _names.STRATEGIES
 
 
 def make_strategy(name="default"):

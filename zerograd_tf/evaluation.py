@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zerograd_tf import _names
 from zerograd_tf import objectives as objectives_lib
 from zerograd_tf import perturbations
 from zerograd_tf import validation
@@ -17,7 +18,7 @@ from zerograd_tf.attacks.square_attack import square
 _LOG = logging.getLogger("zerograd_tf")
 
 #: The attacks `evaluate_robustness` runs, by name.
-ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "square", "autoattack")
+ATTACKS = _names.ATTACKS
 #: The members of `"autoattack"`, in order: AutoAttack's standard version
 #: without FAB-T (see the README).
 AUTOATTACK = ("apgd-ce", "apgd-t", "square")

@@ -3,7 +3,9 @@
 import keras
 import tensorflow as tf
 
-LR_SCHEDULES = ("cyclic", "piecewise", "constant")
+from zerograd_tf import _names
+
+LR_SCHEDULES = _names.LR_SCHEDULES
 
 
 @keras.saving.register_keras_serializable(package="zerograd_tf")
