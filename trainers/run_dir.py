@@ -9,6 +9,9 @@
 - `check_run_files`: the files a resumed run reads, checked before anything
   is written, so that a damaged one is reported (naming it) instead of
   crashing half-way.
+- `prepare_output`: `zerograd-train --output`: a new run, the same run
+  resumed (its configuration compared with the saved `config.json`), or
+  a refusal.
 
 Every problem is an `options.UsageError`: one line naming the flag, exit
 status 2.
@@ -19,6 +22,7 @@ import fcntl
 import json
 import os
 import shutil
+import sys
 import zipfile
 
 from zerograd_tf import io_utils
@@ -27,6 +31,16 @@ from zerograd_tf.trainers import options
 LOCK_NAME = ".lock"
 # The JSON files a resumed run reads.
 RUN_JSON_FILES = ("history.json", "report.json", "co_monitor.json", "auto_quantile.json")
+# Options that do not change what is trained: they may differ on resume.
+RUNTIME_KEYS = ("verbose",)
+# Options of the final evaluation: they do not change what is trained, so a
+# run may be resumed (or a finished run re-evaluated) with other values.
+EVALUATION_KEYS = ("eval_steps", "eval_restarts", "eval_alpha", "eval_size", "eval_attack",
+                   "eval_apgd_steps", "eval_square_queries")
+# Options added after runs were saved: a saved config without them means
+# their default.
+ADDED_DEFAULTS = {"eval_attack": "pgd", "eval_apgd_steps": 100, "eval_square_queries": 5000,
+                  "gradalign_lambda": 0.2, "co_check_size": None, "co_pgd_steps": 10}
 
 
 def _first_existing(path):
@@ -232,3 +246,85 @@ def check_run_files(output, prog):
         raise options.UsageError(f"{problems[0]}; {advice}")
     return (f"{prog}: warning: {problems[0]}; resuming from the previous checkpoint "
             f"(epoch {good[1]}).")
+
+
+def _differences(saved, config):
+    config = config.to_dict()
+    keys = sorted(set(saved) | set(config))
+    return [k for k in keys if k not in RUNTIME_KEYS + EVALUATION_KEYS
+            and saved.get(k, ADDED_DEFAULTS.get(k)) != config.get(k, ADDED_DEFAULTS.get(k))]
+
+
+def _same_evaluation(saved, config):
+    config = config.to_dict()
+    return all(saved.get(k, ADDED_DEFAULTS.get(k)) == config.get(k) for k in EVALUATION_KEYS)
+
+
+def _read_saved_config(path):
+    """The JSON object of a run's `config.json`, or a one-line UsageError."""
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise options.UsageError(
+            f"{path} is not a readable run configuration ({type(error).__name__}); pass "
+            "--overwrite to replace the run, or choose another --output.") from None
+    if not isinstance(saved, dict):
+        raise options.UsageError(
+            f"{path} holds a JSON {type(saved).__name__}, not a run configuration; pass "
+            "--overwrite to replace the run, or choose another --output.")
+    return saved
+
+
+def prepare_output(output, config, resume, overwrite, prog="zerograd-train"):
+    """Checks --output, and records `config` there; returns True when a
+    previous run is resumed.
+
+    Args:
+        output: the run directory (`--output`).
+        config: the run's resolved `RunConfig`.
+        resume: insist on resuming a run in `output` (`--resume`).
+        overwrite: delete what `output` holds first (`--overwrite`).
+        prog: the program's name, for messages. Defaults to
+            `"zerograd-train"`.
+
+    Raises:
+        options.UsageError: for a non-empty directory that is not a run of
+            the same configuration (unless `overwrite`), or `resume` with
+            nothing to resume.
+    """
+    config_path = os.path.join(output, "config.json")
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise options.UsageError(f"--output {output} is a file, not a directory; choose "
+                                 "another --output.")
+    if os.path.isdir(output) and entries(output):
+        if overwrite:
+            clear(output)
+        elif os.path.exists(config_path):
+            saved = _read_saved_config(config_path)
+            different = _differences(saved, config)
+            if different:
+                raise options.UsageError(
+                    f"{output} holds a run with a different configuration (differs in: "
+                    f"{', '.join(different)}); pass --overwrite to replace it, or choose "
+                    "another --output.")
+            warning = check_run_files(output, prog)
+            if warning:
+                print(warning, file=sys.stderr)
+            if not _same_evaluation(saved, config):
+                # The final evaluation changes: record it (a finished run is
+                # then evaluated again, its training kept).
+                io_utils.write_json_atomic(config_path, config.to_dict())
+                report_path = os.path.join(output, "report.json")
+                if os.path.exists(report_path):
+                    os.replace(report_path, report_path + ".previous")
+            return True
+        else:
+            raise options.UsageError(
+                f"{output} is not empty and holds no {prog} run; pass --overwrite to "
+                "replace its contents, or choose another --output.")
+    elif resume:
+        raise options.UsageError(f"--resume: there is no run to resume in {output}.")
+    os.makedirs(output, exist_ok=True)
+    io_utils.write_json_atomic(config_path, config.to_dict())
+    return False

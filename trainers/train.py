@@ -33,12 +33,6 @@ PROG = "zerograd-train"
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; reported in one line, exit status 1."""
-# Options that do not change what is trained: they may differ on resume.
-RUNTIME_KEYS = ("verbose",)
-# Options of the final evaluation: they do not change what is trained, so a
-# run may be resumed (or a finished run re-evaluated) with other values.
-EVALUATION_KEYS = ("eval_steps", "eval_restarts", "eval_alpha", "eval_size", "eval_attack",
-                   "eval_apgd_steps", "eval_square_queries")
 
 
 def build_parser():
@@ -63,85 +57,6 @@ def build_parser():
     group.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2,
                        help="Keras fit verbosity (2: one line per epoch)")
     return parser
-
-
-# Options added after runs were saved: a saved config without them means
-# their default.
-ADDED_DEFAULTS = {"eval_attack": "pgd", "eval_apgd_steps": 100, "eval_square_queries": 5000,
-                  "gradalign_lambda": 0.2, "co_check_size": None, "co_pgd_steps": 10}
-
-
-def _differences(saved, config):
-    config = config.to_dict()
-    keys = sorted(set(saved) | set(config))
-    return [k for k in keys if k not in RUNTIME_KEYS + EVALUATION_KEYS
-            and saved.get(k, ADDED_DEFAULTS.get(k)) != config.get(k, ADDED_DEFAULTS.get(k))]
-
-
-def _same_evaluation(saved, config):
-    config = config.to_dict()
-    return all(saved.get(k, ADDED_DEFAULTS.get(k)) == config.get(k) for k in EVALUATION_KEYS)
-
-
-def _read_saved_config(path):
-    """The JSON object of a run's `config.json`, or a one-line UsageError."""
-    try:
-        with open(path) as f:
-            saved = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise options.UsageError(
-            f"{path} is not a readable run configuration ({type(error).__name__}); pass "
-            "--overwrite to replace the run, or choose another --output.") from None
-    if not isinstance(saved, dict):
-        raise options.UsageError(
-            f"{path} holds a JSON {type(saved).__name__}, not a run configuration; pass "
-            "--overwrite to replace the run, or choose another --output.")
-    return saved
-
-
-def prepare_output(output, config, resume, overwrite):
-    """Checks --output; returns True when a previous run is resumed.
-
-    Raises:
-        options.UsageError: for a non-empty directory that is not a run of
-            the same configuration (unless `overwrite`), or `resume` with
-            nothing to resume.
-    """
-    config_path = os.path.join(output, "config.json")
-    if os.path.exists(output) and not os.path.isdir(output):
-        raise options.UsageError(f"--output {output} is a file, not a directory; choose "
-                                 "another --output.")
-    if os.path.isdir(output) and run_dir.entries(output):
-        if overwrite:
-            run_dir.clear(output)
-        elif os.path.exists(config_path):
-            saved = _read_saved_config(config_path)
-            different = _differences(saved, config)
-            if different:
-                raise options.UsageError(
-                    f"{output} holds a run with a different configuration (differs in: "
-                    f"{', '.join(different)}); pass --overwrite to replace it, or choose "
-                    "another --output.")
-            warning = run_dir.check_run_files(output, PROG)
-            if warning:
-                print(warning, file=sys.stderr)
-            if not _same_evaluation(saved, config):
-                # The final evaluation changes: record it (a finished run is
-                # then evaluated again, its training kept).
-                io_utils.write_json_atomic(config_path, config.to_dict())
-                report_path = os.path.join(output, "report.json")
-                if os.path.exists(report_path):
-                    os.replace(report_path, report_path + ".previous")
-            return True
-        else:
-            raise options.UsageError(
-                f"{output} is not empty and holds no {PROG} run; pass --overwrite to "
-                "replace its contents, or choose another --output.")
-    elif resume:
-        raise options.UsageError(f"--resume: there is no run to resume in {output}.")
-    os.makedirs(output, exist_ok=True)
-    io_utils.write_json_atomic(config_path, config.to_dict())
-    return False
 
 
 def _write_text_summary(logdir, report, split):
@@ -363,7 +278,7 @@ def prepare(config, *, output=None, logdir=None, resume=False, overwrite=False, 
         # Held until `run_prepared` ends: one run at a time in `output`.
         lock = run_dir.RunLock(os.path.join(output, run_dir.LOCK_NAME), "--output", PROG)
         try:
-            resumed = prepare_output(output, config, resume, overwrite)
+            resumed = run_dir.prepare_output(output, config, resume, overwrite, PROG)
         except BaseException:
             lock.release()
             raise
