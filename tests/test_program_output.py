@@ -34,8 +34,6 @@ def _imported(stderr):
     return names
 
 
-@pytest.mark.xfail(strict=True, reason="not done: `import zerograd_tf` imports TensorFlow "
-                   "and registers the Keras classes, which keras.models.load_model needs")
 @pytest.mark.parametrize("program", sorted(PROGRAMS))
 def test_help_and_option_errors_answer_without_tensorflow(program):
     module = PROGRAMS[program]

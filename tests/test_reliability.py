@@ -13,6 +13,7 @@ import pytest
 
 from conftest import make_npz
 from zerograd_tf.trainers import evaluate as eval_program
+from zerograd_tf.trainers import pipeline
 from zerograd_tf.trainers import train as train_program
 from zerograd_tf.trainers.config import RunConfig
 from zerograd_tf import datasets
@@ -173,7 +174,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     state = json.loads((out / "checkpoint" / "latest" / "state.json").read_text())
     assert state == {"epoch": 1}
     # The kept checkpoint holds finite weights and resumes.
-    model = train_program.pipeline.build_model(config, data)
+    model = pipeline.build_model(config, data)
     model.build((None, *data.input_shape))
     epoch = zg.callbacks.EpochCheckpoint(str(out / "checkpoint")).restore(model)
     assert epoch == 1

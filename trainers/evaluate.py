@@ -9,22 +9,18 @@ holds only x_test/y_test (or only x_train/y_train). The report goes to
 standard output, progress to standard error.
 """
 
+# TensorFlow, Keras and the library: imported after parsing (`evaluate`),
+# where used, so that --help and option errors answer without them.
 import contextlib
 import json
 import os
 import sys
 import zipfile
 
-from zerograd_tf import _env  # noqa: F401  (before TensorFlow)
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-import zerograd_tf as zg  # noqa: E402
-from zerograd_tf import io_utils  # noqa: E402
-from zerograd_tf import datasets, evaluation  # noqa: E402
-from zerograd_tf.trainers import options, run_dir  # noqa: E402
-from zerograd_tf.trainers.config import DEFAULT_EVAL_ATTACK  # noqa: E402
+from zerograd_tf import _programs, io_utils
+from zerograd_tf._names import ATTACKS, DEFAULT_DATASET, DataError
+from zerograd_tf.trainers import options, run_dir
+from zerograd_tf.trainers.config import DEFAULT_EVAL_ATTACK
 
 PROG = "zerograd-eval"
 
@@ -33,7 +29,7 @@ def build_parser():
     parser = options.ArgumentParser(
         prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="a saved .keras model")
-    parser.add_argument("--dataset", default=datasets.DEFAULT_DATASET,
+    parser.add_argument("--dataset", default=DEFAULT_DATASET,
                         help="embedded 'mnist10k', a TFDS name, or an .npz path")
     parser.add_argument("--data-dir", default=None,
                         help="TFDS data directory (default: TFDS's, ~/tensorflow_datasets)")
@@ -46,7 +42,7 @@ def build_parser():
     parser.add_argument("--attack", type=options.attack_list("--attack"),
                         default=DEFAULT_EVAL_ATTACK,
                         help="attacks, comma-separated, each on the examples still robust "
-                             f"after the previous ones: {', '.join(zg.ATTACKS)} "
+                             f"after the previous ones: {', '.join(ATTACKS)} "
                              "(autoattack = apgd-ce,apgd-t,square)")
     parser.add_argument("--steps", type=options.int_at_least("--steps", 1), default=50,
                         help="PGD steps")
@@ -83,6 +79,8 @@ def build_parser():
 
 def load_split(dataset, data_dir=None, download=True):
     """`(x, y, description)` of the split to evaluate."""
+    from zerograd_tf import datasets
+
     if dataset.endswith(".npz") or os.path.sep in dataset or dataset == datasets.DEFAULT_DATASET:
         path = datasets.embedded_path() if dataset == datasets.DEFAULT_DATASET else dataset
         x_train, y_train, x_test, y_test = datasets.load_npz(path, require_train=False)
@@ -90,7 +88,7 @@ def load_split(dataset, data_dir=None, download=True):
             return x_test, y_test, "test split"
         return x_train, y_train, "whole file (it has no test split)"
     if dataset not in datasets.TFDS_DATASETS:
-        raise datasets.DataError(
+        raise DataError(
             f"unknown dataset {dataset!r}: use {datasets.DEFAULT_DATASET!r}, one of "
             f"{', '.join(datasets.TFDS_DATASETS)}, or an .npz path.")
     _, _, x_test, y_test, _ = datasets.load_tfds(dataset, data_dir, download)
@@ -112,6 +110,8 @@ def load_model(path):
         raise options.UsageError(
             f"{path} is not a Keras model: a .keras file is a zip archive, and this one "
             "is not (a damaged or renamed file?).")
+    import keras
+
     try:
         return keras.models.load_model(path)
     except Exception as error:
@@ -120,13 +120,16 @@ def load_model(path):
 
 def check_compatible(model, x, y, source):
     """Checks image shape and label range against the model, where it knows them."""
+    import zerograd_tf as zg
+    from zerograd_tf import datasets
+
     inner = model.classifier if isinstance(model, zg.AdversarialModel) else model
     try:
         expected, num_classes = tuple(inner.input_shape[1:]), inner.output_shape[-1]
     except (AttributeError, ValueError):  # subclassed models know no shapes
         return
     if tuple(x.shape[1:]) != expected:
-        raise datasets.DataError(
+        raise DataError(
             f"{source}: images have shape {tuple(x.shape[1:])} but the model expects "
             f"{expected}.")
     datasets.check_labels_in_range(y, num_classes, source)
@@ -134,14 +137,19 @@ def check_compatible(model, x, y, source):
 
 def evaluate(argv=None):
     args = build_parser().parse_args(argv)
-    if args.json and args.json != "-":  # before the work, not after it
+    # Option errors before the work (and before TensorFlow is imported).
+    epsilon = None if args.epsilon is None else options.parse_epsilon(args.epsilon)
+    if args.json and args.json != "-":
         run_dir.check_file(args.json, "--json")
+    # TensorFlow, and the library's Keras classes registered (for load_model).
+    zg = _programs.load_library()
+    import numpy as np
+    from zerograd_tf import datasets, evaluation
+
     model = load_model(args.model)
-    if args.epsilon is not None:
-        epsilon = options.parse_epsilon(args.epsilon)
-    elif hasattr(model, "epsilon"):
+    if epsilon is None and hasattr(model, "epsilon"):
         epsilon = model.epsilon
-    else:
+    elif epsilon is None:
         raise options.UsageError(
             "the model has no saved epsilon (not a zerograd_tf model): pass --epsilon.")
     x, y, split = load_split(args.dataset, args.data_dir, args.download)
@@ -207,7 +215,7 @@ def format_table(report):
 def main(argv=None):
     try:
         report, json_path = evaluate(argv)
-    except (options.UsageError, datasets.DataError) as error:
+    except (options.UsageError, DataError) as error:
         print(f"{PROG}: error: {options.with_flags(error)}", file=sys.stderr)
         return 2
     if json_path == "-":  # standard output holds the JSON report alone

@@ -9,6 +9,8 @@ Outputs in --output: model.keras, history.json, config.json, report.json,
 logs/ (TensorBoard) and, until training has finished, checkpoint/ (resume state).
 """
 
+# TensorFlow, Keras and the library: imported after parsing (`prepare`), where
+# used, so that --help and option errors answer without them.
 import contextlib
 import json
 import os
@@ -16,17 +18,9 @@ import shutil
 import sys
 import tempfile
 
-from zerograd_tf import _env  # noqa: F401  (before TensorFlow)
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-import zerograd_tf as zg  # noqa: E402
-from zerograd_tf import callbacks as callbacks_lib  # noqa: E402
-from zerograd_tf import _keras_compat, io_utils  # noqa: E402
-from zerograd_tf import datasets, distribution  # noqa: E402
-from zerograd_tf.trainers import options, pipeline, run_dir  # noqa: E402
+from zerograd_tf import _programs, io_utils
+from zerograd_tf._names import DataError
+from zerograd_tf.trainers import options, run_dir
 
 PROG = "zerograd-train"
 
@@ -60,6 +54,8 @@ def build_parser():
 
 
 def _write_text_summary(logdir, report, split):
+    import tensorflow as tf
+
     writer = tf.summary.create_file_writer(os.path.join(logdir, "evaluation"))
     rows = ["| metric | value |", "| --- | --- |"]
     rows += [f"| {k} | {v} |" for k, v in report.items()]
@@ -73,6 +69,10 @@ def _write_text_summary(logdir, report, split):
 def final_evaluation(model, config, data, verbose=0):
     """The `--eval-attack` attacks on the test split (or the validation split,
     saying so)."""
+    import numpy as np
+    import zerograd_tf as zg
+    from zerograd_tf import datasets
+
     x, y, split = data.evaluation_split()
     if config.eval_size:
         x, y = x[:config.eval_size], y[:config.eval_size]
@@ -98,6 +98,8 @@ def monitor_callbacks(config, data, output, logdir):
     They come before the history writer and TensorBoard, so that their
     values are in the epoch logs those write.
     """
+    from zerograd_tf import callbacks as callbacks_lib
+
     auto = config.method == "zerograd" and config.quantile == "auto"
     if config.co_monitor == "off" and not config.diagnostics and not auto:
         return []
@@ -106,7 +108,7 @@ def monitor_callbacks(config, data, output, logdir):
         x, y, _ = data.evaluation_split()
     size = max(config.co_size, callbacks_lib.auto_quantile.CONFIRM_SIZE if auto else 0)
     x, y = x[:size], y[:size]
-    x = x.astype(np.float32) / 255 if x.dtype == np.uint8 else x
+    x = x.astype("float32") / 255 if x.dtype == "uint8" else x
     found = []
     if auto:
         # Its own held-out examples (the first of the validation split,
@@ -135,6 +137,10 @@ def train(config, data, output, logdir, verbose=2, extra_callbacks=(), strategy=
     write to a scratch folder that is removed at the end. All workers resume
     from the chief's checkpoint (a file system shared by the hosts).
     """
+    import keras
+    import tensorflow as tf
+    from zerograd_tf import callbacks as callbacks_lib
+
     strategy = strategy or tf.distribute.get_strategy()
     writes = output if chief else tempfile.mkdtemp(prefix="zerograd-worker-")
     logdir = logdir if chief else os.path.join(writes, "logs")
@@ -163,6 +169,11 @@ def train(config, data, output, logdir, verbose=2, extra_callbacks=(), strategy=
 
 def fit_model(config, data, output, writes, logdir, verbose, extra_callbacks, chief):
     """Builds, restores the last checkpoint, fits and saves the model."""
+    import keras
+    import tensorflow as tf
+    from zerograd_tf import _keras_compat, callbacks as callbacks_lib
+    from zerograd_tf.trainers import pipeline
+
     model = pipeline.build_model(config, data)
     model.build((None, *data.input_shape))
     if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
@@ -250,6 +261,9 @@ def prepare(config, *, output=None, logdir=None, resume=False, overwrite=False, 
     Raises:
         options.UsageError, datasets.DataError: with a message for the user.
     """
+    _programs.load_library()  # TensorFlow, and the library's Keras classes registered
+    from zerograd_tf import datasets, distribution
+
     try:
         # First: a multi-worker strategy must exist before any TensorFlow op.
         strategy = distribution.make_strategy(config.strategy)
@@ -367,7 +381,7 @@ def format_report(report):
 def main(argv=None):
     try:
         run(argv)
-    except (options.UsageError, datasets.DataError) as error:
+    except (options.UsageError, DataError) as error:
         print(f"{PROG}: error: {options.with_flags(error)}", file=sys.stderr)
         return 2
     except TrainingDiverged as error:

@@ -11,6 +11,8 @@ resumes where it stopped (finished trials are not run again). In
 every trial).
 """
 
+# TensorFlow, Keras, KerasTuner and the library: imported after parsing
+# (`search`), where used, so that --help and option errors answer without them.
 import contextlib
 import dataclasses
 import fractions
@@ -18,17 +20,11 @@ import json
 import os
 import sys
 
-from zerograd_tf import _env  # noqa: F401  (before TensorFlow)
-
-import keras  # noqa: E402
-import keras_tuner  # noqa: E402
-
-from zerograd_tf import io_utils  # noqa: E402
-from zerograd_tf import datasets, validation  # noqa: E402
-from zerograd_tf.trainers import options, pipeline, run_dir  # noqa: E402
-from zerograd_tf.trainers.config import ConfigError as RunConfigError, RunConfig  # noqa: E402
-from zerograd_tf.trainers import train as train_program  # noqa: E402
-from zerograd_tf.tuning.hypermodel import OBJECTIVE, ZeroGradHyperModel  # noqa: E402
+from zerograd_tf import _programs, io_utils
+from zerograd_tf._names import DEFAULT_DATASET, DataError
+from zerograd_tf.trainers import options, run_dir
+from zerograd_tf.trainers.config import ConfigError as RunConfigError, RunConfig
+from zerograd_tf.trainers import train as train_program
 
 PROG = "zerograd-tune"
 TUNERS = ("random", "bayesian", "hyperband")
@@ -39,6 +35,11 @@ RESUMABLE_KEYS = ("max_trials",)
 def make_tuner(name, hypermodel, *, max_trials, epochs, directory, project_name, seed,
                overwrite):
     """The KerasTuner tuner by name, maximising `val_pgd_accuracy`."""
+    _programs.load_library()
+    import keras_tuner
+    from zerograd_tf import validation
+    from zerograd_tf.tuning.hypermodel import OBJECTIVE
+
     validation.check_choice(name, "tuner", TUNERS)
     objective = keras_tuner.Objective(OBJECTIVE, direction="max")
     common = dict(objective=objective, directory=directory, project_name=project_name,
@@ -74,6 +75,8 @@ def _check_same_search(path, identity, overwrite):
 
 def trial_rows(tuner):
     """One row per finished trial: its hyperparameters, accuracies and time."""
+    from zerograd_tf.tuning.hypermodel import OBJECTIVE
+
     rows = []
     for trial in tuner.oracle.trials.values():
         if trial.status != "COMPLETED":
@@ -128,7 +131,7 @@ def _run_config(dataset, method, epochs, train_options):
     return RunConfig(dataset=dataset, method=method, epochs=epochs, **values)
 
 
-def search(dataset=datasets.DEFAULT_DATASET, *, tuner="random", max_trials=10, epochs=None,
+def search(dataset=DEFAULT_DATASET, *, tuner="random", max_trials=10, epochs=None,
            method="zerograd", quantile_range=(0.0, 0.9), alpha_range=(0.5, 2.5),
            lr_range=None, directory="tuning_runs", project_name=None, logdir=None,
            overwrite=False, verbose=1, evaluate=None, **train_options):
@@ -162,6 +165,12 @@ def search(dataset=datasets.DEFAULT_DATASET, *, tuner="random", max_trials=10, e
             different search (`trainers.config.ConfigError`, a ValueError,
             for invalid training options).
     """
+    _programs.load_library()  # TensorFlow, and the library's Keras classes registered
+    import keras
+    from zerograd_tf import datasets, validation
+    from zerograd_tf.trainers import pipeline
+    from zerograd_tf.tuning.hypermodel import ZeroGradHyperModel
+
     validation.check_choice(tuner, "tuner", TUNERS)
     validation.check_int(max_trials, "max_trials", 1)
     config = _run_config(dataset, "zerograd" if method == "search" else method, epochs,
@@ -280,7 +289,7 @@ def main(argv=None):
     except RunConfigError as error:
         print(f"{PROG}: error: {options.usage_error(error)}", file=sys.stderr)
         return 2
-    except (options.UsageError, datasets.DataError, ValueError) as error:
+    except (options.UsageError, DataError, ValueError) as error:
         print(f"{PROG}: error: {options.with_flags(error)}", file=sys.stderr)
         return 2
     folder = os.path.join(tuner.directory, tuner.project_name)
@@ -300,7 +309,7 @@ def main(argv=None):
         except RunConfigError as error:
             print(f"{PROG}: error: {options.usage_error(error)}", file=sys.stderr)
             return 2
-        except (options.UsageError, datasets.DataError) as error:
+        except (options.UsageError, DataError) as error:
             print(f"{PROG}: error: {options.with_flags(error)}", file=sys.stderr)
             return 2
     return 0
