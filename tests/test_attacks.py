@@ -68,6 +68,7 @@ def test_schedules_follow_the_references():
     assert square_fraction(5000 * 0.9, 5000) == pytest.approx(0.8 / 512)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("member", ["apgd-ce", "apgd-dlr", "apgd-t", "square"])
 def test_each_attack_reaches_the_analytic_worst_case_of_a_linear_model(member):
     w, bias, x, y = binary_like()
@@ -89,6 +90,7 @@ def test_apgd_returns_the_vertex_epsilon_sign_w():
     np.testing.assert_allclose(delta[robust], worst_delta[robust], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_square_moves_robust_points_to_the_vertex():
     w, bias, x, y = binary_like(seed=2)
     model = linear_model(w, bias)
@@ -141,6 +143,7 @@ def small_trained_model():
     return model, x[:200], y[:200]
 
 
+@pytest.mark.slow
 def test_composition_is_the_worst_case_and_attacks_only_robust_points():
     model, x, y = small_trained_model()
     eps = 0.05
@@ -172,6 +175,7 @@ def masked_model(w, bias):
     return model
 
 
+@pytest.mark.slow
 def test_square_breaks_a_gradient_masked_model_that_pgd_cannot(caplog):
     w, bias, x, y = binary_like(seed=5)
     model = masked_model(w, bias)
@@ -186,6 +190,7 @@ def test_square_breaks_a_gradient_masked_model_that_pgd_cannot(caplog):
     assert "gradient masking" in caplog.text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("member", ["apgd-ce", "apgd-dlr", "apgd-t", "square"])
 def test_invariants_and_seeded_reproducibility(member):
     model, x, y = small_trained_model()
@@ -240,6 +245,7 @@ def test_epsilon_sweep_flags_accuracy_that_rises_with_epsilon(monkeypatch, caplo
     assert "rises with epsilon" in caplog.text
 
 
+@pytest.mark.slow
 def test_epsilon_sweep_of_a_real_model_is_monotone():
     model, x, y = small_trained_model()
     sweep = evaluation.epsilon_sweep(model, (x, y), [0.02, 0.05, 0.1], attack="apgd-ce",

@@ -62,6 +62,7 @@ def _model(**kwargs):
     return model
 
 
+@pytest.mark.slow
 def test_auto_starts_at_the_papers_quantile_and_saves_as_auto(tmp_path):
     model = _model()
     assert model.quantile_auto and model.quantile == pytest.approx(auto_quantile.START_QUANTILE)
@@ -75,6 +76,7 @@ def test_auto_starts_at_the_papers_quantile_and_saves_as_auto(tmp_path):
     assert loaded.quantile_auto and loaded.quantile == pytest.approx(0.55)
 
 
+@pytest.mark.slow
 def test_collapse_restores_the_healthy_weights_raises_q_and_continues():
     x, y = robustness_problem(128)
     script = CollapseAt(5)
@@ -108,6 +110,7 @@ def test_quantile_is_capped():
     assert len(history.history["loss"]) == 3 and monitor.stopped
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_after", [4, 5])
 def test_the_rule_survives_a_kill_and_resume(tmp_path, kill_after):
     """A run killed after step 4 (an epoch end) or 5 (the adaptation was
@@ -170,6 +173,7 @@ def test_real_checks_measure_the_first_examples_only():
     assert monitor.checks[0]["epsilon"] == pytest.approx(0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("held_out", ["split", "arrays", "dataset"])
 def test_fit_adds_the_monitor_on_fit_s_held_out_examples(held_out):
     x, y = robustness_problem(96)

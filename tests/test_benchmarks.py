@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import make_npz
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -16,6 +18,7 @@ def _run(script, *args):
     return result.stdout
 
 
+@pytest.mark.slow
 def test_co_study_runs_and_resumes(tmp_path):
     data = make_npz(tmp_path / "tiny.npz", n_train=120, n_test=32)
     results = tmp_path / "results"
@@ -109,6 +112,7 @@ def test_did_not_learn_is_clean_accuracy_below_one_and_a_half_times_chance():
     assert not co_study.did_not_learn(record(0.8, 2))
 
 
+@pytest.mark.slow
 def test_step_time_runs_and_merges_partial_runs(tmp_path):
     output = tmp_path / "step_time.json"
     common = ["--models", "small_cnn", "--methods", "clean", "fgsm_rs", "zerograd_bisect",
@@ -197,6 +201,7 @@ def test_profile_step_attributes_ops_to_the_package_scopes():
     assert "IDLE" not in table
 
 
+@pytest.mark.slow
 def test_diagnostics_figure_runs(tmp_path):
     output = tmp_path / "diagnostics"
     _run("diagnostics_figure.py", "--data-dir", str(tmp_path / "absent"), "--size", "16",
@@ -214,6 +219,7 @@ def test_diagnostics_figure_runs(tmp_path):
     assert (tmp_path / "diagnostics.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_vs_pytorch_times_our_steps_and_reports_targets(tmp_path):
     import importlib.util
 

@@ -82,6 +82,7 @@ MIRRORED = textwrap.dedent("""
                                       ("PGDModel", "graph"), ("FGSMModel", "graph"),
                                       ("GradAlignModel", "graph"),
                                       ("ZeroGradModel", "jit"), ("MultiGradModel", "jit")])
+@pytest.mark.slow
 def test_mirrored_matches_single_device(tmp_path, cls, jit):
     script = tmp_path / "mirrored.py"
     script.write_text(MIRRORED)
@@ -148,6 +149,7 @@ BATCHNORM_XLA = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_batchnorm_model_under_xla_per_replica_matches_graph_mode(tmp_path):
     script = tmp_path / "batchnorm.py"
     script.write_text(BATCHNORM_XLA)
@@ -183,6 +185,7 @@ def _start_workers(argv, outputs):
     return processes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jit", ["--no-jit", "--jit"])
 def test_two_local_workers(tmp_path, jit):
     rng = np.random.default_rng(0)
@@ -216,6 +219,7 @@ def test_two_local_workers(tmp_path, jit):
     assert "robust accuracy" in outputs[0][0] and "robust accuracy" in outputs[1][0]
 
 
+@pytest.mark.slow
 def test_two_workers_killed_mid_run_resume_from_the_chief_checkpoint(tmp_path):
     data = make_npz(tmp_path / "tiny.npz", n_train=1600, shape=(8, 8, 1))
     output = tmp_path / "shared"  # one folder, as on a file system the hosts share

@@ -51,6 +51,7 @@ def test_softmax_and_logit_outputs_give_the_same_report():
     np.testing.assert_allclose(a["robust_loss"], b["robust_loss"], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_dataset_and_arrays_agree_and_are_reproducible():
     model = keras.Sequential([keras.Input((12,)), keras.layers.Dense(8, activation="relu"),
                               keras.layers.Dense(2)])

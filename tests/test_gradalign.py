@@ -123,6 +123,7 @@ def test_sample_weights_and_bad_arguments():
         zg.GradAlignModel(inputs, outputs, epsilon=EPS, gradalign_lambda=-1)
 
 
+@pytest.mark.slow
 def test_gradalign_from_the_command_line(tmp_path):
     import json
 

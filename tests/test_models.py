@@ -22,6 +22,7 @@ IDS = ["zerograd", "zerograd_topk", "multigrad", "fgsm", "fgsm_rs", "n_fgsm", "p
        "gradalign"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls, kwargs", MODELS, ids=IDS)
 def test_fit_under_xla_decreases_loss(cls, kwargs):
     x, y = robustness_problem(512)
@@ -38,6 +39,7 @@ def test_fit_under_xla_decreases_loss(cls, kwargs):
     assert "pgd_accuracy" not in history
 
 
+@pytest.mark.slow
 def test_adversarial_training_is_more_robust_than_clean_training():
     x, y = robustness_problem(2048, seed=0)
     x_test, y_test = robustness_problem(512, seed=1)
@@ -142,6 +144,7 @@ def test_validation_pgd_accuracy_is_reported_only_when_asked():
     assert abs(history["val_pgd_accuracy"][-1] - report["robust_accuracy"]) < 0.1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls, kwargs", MODELS, ids=IDS)
 def test_keras_round_trip(tmp_path, cls, kwargs):
     x, y = robustness_problem(128)

@@ -8,12 +8,15 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRAMS = {"zerograd-train": "zerograd_tf.trainers.train",
             "zerograd-eval": "zerograd_tf.trainers.evaluate",
             "zerograd-tune": "zerograd_tf.tuning.search"}
 
 
+@pytest.mark.slow
 def test_the_wheel_installs_only_the_package_and_its_programs_run(tmp_path):
     # From a copy without build/ (a stale build/lib would hide a package
     # missing from setup.cfg).

@@ -49,6 +49,7 @@ def test_zerograd_zeroes_exactly_the_elements_below_the_quantile():
                                    (EPS * np.sign(c))[~below], rtol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
 def test_the_compiled_mask_is_bit_identical_to_the_graph_mask(mode):
     inputs, outputs = small_cnn()

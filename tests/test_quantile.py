@@ -40,6 +40,7 @@ def test_matches_numpy(method, kind):
                                        err_msg=f"{shape} q={q}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", zg.QUANTILE_METHODS)
 def test_matches_numpy_under_xla(method):
     rng = np.random.default_rng(7)

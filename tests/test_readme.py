@@ -3,6 +3,8 @@
 import pathlib
 import re
 
+import pytest
+
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -12,6 +14,7 @@ def _python_blocks(marker):
     return [b for b in blocks if marker in b]
 
 
+@pytest.mark.slow
 def test_quickstart_snippet_runs():
     (block,) = _python_blocks("zg.ZeroGradModel(inputs, outputs")
     namespace = {}
@@ -67,6 +70,7 @@ def _without_seconds(lines):
     return [re.sub(r", [0-9.]+ s\)", ")", line.rstrip()) for line in lines]
 
 
+@pytest.mark.slow
 def test_the_quick_start_prints_what_the_readme_shows(tmp_path):
     """`zerograd-train` with no options, as the quick start runs it: the
     same report (seconds aside) as the README's block."""

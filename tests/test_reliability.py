@@ -105,6 +105,7 @@ def test_every_bad_input_is_one_line_with_exit_status_2(tmp_path, capsys):
         assert not os.path.exists(tmp_path / "out"), label
 
 
+@pytest.mark.slow
 def test_eval_on_a_damaged_npz(tmp_path, capsys):
     data = make_npz(tmp_path / "d.npz")
     out = tmp_path / "run"
@@ -159,6 +160,7 @@ class Poison(keras.callbacks.Callback):
             self.model.set_weights([np.full_like(w, np.nan) for w in self.model.get_weights()])
 
 
+@pytest.mark.slow
 def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     path = make_npz(tmp_path / "d.npz")
     data = datasets.load_image_data(path, val_size=32)
@@ -209,6 +211,7 @@ def test_every_option_has_help_and_one_real_default():
             assert not ("(default " in entry and "(default: " in entry), entry
 
 
+@pytest.mark.slow
 def test_a_changed_search_names_the_option(tmp_path, capsys):
     stub = lambda model, x, y: {"clean_accuracy": 0.5, "pgd_accuracy": 0.2}  # noqa: E731
     data = make_npz(tmp_path / "d.npz", n_train=96, n_test=16)

@@ -23,6 +23,7 @@ FAST = ["--epochs", "1", "--batch-size", "32", "--val-size", "32", "--val-pgd-st
         "--val-pgd-size", "32", "--eval-steps", "2", "--eval-restarts", "1", "--eval-attack", "pgd", "--verbose", "0"]
 
 
+@pytest.mark.slow
 def test_end_to_end_train_then_eval(tmp_path, capsys):
     data = make_npz(tmp_path / "tiny.npz")
     out = tmp_path / "run"
@@ -52,6 +53,7 @@ def test_end_to_end_train_then_eval(tmp_path, capsys):
     assert evaluated["epsilon"] == pytest.approx(0.1)
 
 
+@pytest.mark.slow
 def test_autoattack_from_the_command_line(tmp_path, capsys):
     data = make_npz(tmp_path / "tiny.npz", classes=4)
     out = tmp_path / "run"
@@ -89,6 +91,7 @@ def test_autoattack_from_the_command_line(tmp_path, capsys):
     assert "--attack must be one or more of" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_not_retrained_and_outputs_are_protected(tmp_path, capsys):
     data = make_npz(tmp_path / "tiny.npz")
     out = tmp_path / "run"
@@ -116,6 +119,7 @@ def test_a_finished_run_is_not_retrained_and_outputs_are_protected(tmp_path, cap
     assert json.loads((out / "config.json").read_text())["quantile"] == 0.5
 
 
+@pytest.mark.slow
 def test_kill_and_resume_is_bit_identical_to_the_uninterrupted_run(tmp_path):
     data = make_npz(tmp_path / "tiny.npz", n_train=1600)
     out = tmp_path / "run"
@@ -173,6 +177,7 @@ def _event_tags(directory):
     return tags
 
 
+@pytest.mark.slow
 def test_tensorboard_scalars(tmp_path):
     data = make_npz(tmp_path / "tiny.npz")
     logdir = tmp_path / "tb"
@@ -188,6 +193,7 @@ def test_tensorboard_scalars(tmp_path):
     assert ("evaluation", "final/robust_accuracy") in tags
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["multigrad", "fgsm", "fgsm_rs", "n_fgsm", "pgd", "clean"])
 def test_every_method_trains(tmp_path, method):
     data = make_npz(tmp_path / "tiny.npz", n_train=96)
@@ -215,6 +221,7 @@ def test_tfds_loading_with_mock_data():
     assert len(data.x_train) == 20 and len(data.x_test) == 24 and data.augment
 
 
+@pytest.mark.slow
 def test_errors_are_one_line_messages(tmp_path, capsys):
     def error_of(argv, program=train_program):
         assert program.main(argv) == 2
@@ -271,6 +278,7 @@ def test_parse_epsilon():
             options.parse_epsilon(bad)
 
 
+@pytest.mark.slow
 def test_co_monitor_and_diagnostics_flags(tmp_path):
     data = make_npz(tmp_path / "tiny.npz")
     out, logdir = tmp_path / "run", tmp_path / "tb"
@@ -286,6 +294,7 @@ def test_co_monitor_and_diagnostics_flags(tmp_path):
     assert ("train", "epoch_co_pgd_accuracy") in tags
 
 
+@pytest.mark.slow
 def test_quantile_auto_from_the_command_line(tmp_path, capsys):
     data = make_npz(tmp_path / "tiny.npz")
     out = tmp_path / "run"
@@ -314,6 +323,7 @@ def test_quantile_auto_from_the_command_line(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_a_run_stopped_early_is_finished_not_trained_again(tmp_path):
     data = make_npz(tmp_path / "tiny.npz")
     out = tmp_path / "run"
@@ -347,6 +357,7 @@ def test_co_monitor_adapt_needs_zerograd(tmp_path, capsys):
     assert "needs method 'zerograd'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_saved_model_loads_in_a_fresh_process_with_only_the_package(tmp_path):
     data = make_npz(tmp_path / "tiny.npz")
     out = tmp_path / "run"
@@ -359,6 +370,7 @@ def test_saved_model_loads_in_a_fresh_process_with_only_the_package(tmp_path):
     assert result.stdout.split() == ["ZeroGradModel", "CyclicLR"]
 
 
+@pytest.mark.slow
 def test_mixed_precision_trains_and_does_not_leak(tmp_path):
     data = make_npz(tmp_path / "tiny.npz")
     try:
@@ -388,6 +400,7 @@ def test_augmentation_keeps_shapes_and_range():
     np.testing.assert_array_equal(batch_y.numpy(), y)
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_evaluated_again_when_the_evaluation_changes(tmp_path, capsys):
     data = make_npz(tmp_path / "tiny.npz", classes=4)
     out = tmp_path / "run"

@@ -31,6 +31,7 @@ class ScriptedEvaluation:
         return self.results[(self.calls - 1) % len(self.results)]
 
 
+@pytest.mark.slow
 def test_tiny_search_writes_results_and_picks_the_most_robust(tmp_path):
     data = _data(tmp_path)
     tuner, best = tuning.search(data, max_trials=3, directory=str(tmp_path / "s"),
@@ -48,6 +49,7 @@ def test_tiny_search_writes_results_and_picks_the_most_robust(tmp_path):
     assert len([p for p in (tmp_path / "tb").iterdir() if p.is_dir()]) == 3
 
 
+@pytest.mark.slow
 def test_objective_is_robust_not_clean_accuracy(tmp_path):
     stub = ScriptedEvaluation([{"clean_accuracy": 0.95, "pgd_accuracy": 0.05},
                                {"clean_accuracy": 0.60, "pgd_accuracy": 0.40}])
@@ -58,6 +60,7 @@ def test_objective_is_robust_not_clean_accuracy(tmp_path):
     assert best.values["quantile"] == pytest.approx(rows["1"]["quantile"])
 
 
+@pytest.mark.slow
 def test_interrupted_search_resumes_without_redoing_finished_trials(tmp_path):
     data = _data(tmp_path)
     kw = dict(max_trials=3, directory=str(tmp_path / "s"), project_name="p", **TINY)
@@ -118,6 +121,7 @@ def test_multigrad_search_space(tmp_path):
     assert type(hypermodel.build(hp)).__name__ == "MultiGradModel"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["random", "bayesian", "hyperband"])
 def test_every_tuner_runs(tmp_path, name):
     stub = ScriptedEvaluation([{"clean_accuracy": 0.9, "pgd_accuracy": 0.3},
