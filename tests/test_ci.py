@@ -52,3 +52,24 @@ def test_the_pins_satisfy_the_declared_ranges():
             requirement = Requirement(line.strip())
             version = pins[_name(requirement.name)]
             assert requirement.specifier.contains(version, prereleases=True), (line, version)
+
+
+def test_the_constraints_name_their_python_and_ci_refuses_another(tmp_path):
+    """Pins made on one Python may not install on another (numpy, scipy):
+    .ci/run says so in one line, before it creates or installs anything."""
+    import os
+    import subprocess
+
+    header = (ROOT / ".ci" / "constraints.txt").read_text()
+    (wanted,) = re.findall(r"^# python: (\d+\.\d+)$", header, flags=re.M)
+    other = "2.7" if wanted != "2.7" else "2.6"
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\necho {other}\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(fake), "ZEROGRAD_CI_VENV": str(tmp_path / "venv")}
+    result = subprocess.run(["bash", str(ROOT / ".ci" / "run")], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"Python {wanted}" in result.stderr and f"Python {other}" in result.stderr
+    assert not (tmp_path / "venv").exists()

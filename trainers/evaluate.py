@@ -67,7 +67,9 @@ def build_parser():
     parser.add_argument("--batch-size", type=options.int_at_least("--batch-size", 1),
                         default=256, help="examples per attacked batch")
     parser.add_argument("--limit", type=options.int_at_least("--limit", 1), default=None,
-                        help="evaluate the first N examples only (default: all)")
+                        help="evaluate the first N examples only (default: all; AutoAttack on "
+                             "a whole test split takes hours on a CPU, zerograd-train's final "
+                             "evaluation uses 500)")
     parser.add_argument("--seed", type=options.int_at_least("--seed", 0), default=0,
                         help="seed of the attacks' random starts")
     parser.add_argument("--json", default=None,
