@@ -26,9 +26,9 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     are not 4-D, an axis other than the last, or a layer without both
     `center` and `scale`.
 
-    It takes the arguments of `keras.layers.BatchNormalization`, with the
-    same defaults: Defaults to Keras' (`momentum=0.99`, `epsilon=1e-3`,
-    `center` and `scale` on).
+    Its arguments are those of `keras.layers.BatchNormalization`. Defaults
+    to Keras' own (`momentum=0.99`, `epsilon=1e-3`, `center` and `scale`
+    on).
 
     Examples:
         >>> import numpy as np, keras
