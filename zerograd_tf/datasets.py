@@ -282,31 +282,6 @@ def _unavailable(name, data_dir, why):
         "pass that file as the `dataset`.")
 
 
-def _check_downloadable(name, data_dir, reachable):
-    """Raises DataError when `name` must be downloaded and its host is unreachable.
-
-    Not asked when TFDS' downloads are replaced (`tfds.testing.mock_data`):
-    then nothing goes over the network.
-    """
-    import tensorflow_datasets as tfds
-
-    download = tfds.core.DatasetBuilder.download_and_prepare
-    if not getattr(download, "__module__", "").startswith("tensorflow_datasets.core"):
-        return
-    absl = logging.getLogger("absl")  # "Variant folder ... has no dataset_info.json"
-    level = absl.level
-    absl.setLevel(logging.ERROR)
-    try:
-        prepared = tfds.builder(name, data_dir=data_dir).is_prepared()
-    except Exception:  # TFDS reports its own problems in `_tfds_split`
-        return
-    finally:
-        absl.setLevel(level)
-    if not prepared and not reachable(name):
-        raise _unavailable(name, data_dir, "and its download host "
-                           f"{downloads.download_host(name)[0]} is not reachable (no network?)")
-
-
 def _tfds_split(name, split, data_dir, download):
     import tensorflow_datasets as tfds
 
@@ -357,7 +332,11 @@ def load_tfds(name, data_dir=None, download=True, reachable=None):
     ((6, 28, 28, 1), 10)
     """
     if download:
-        _check_downloadable(name, data_dir, reachable or downloads.reachable)
+        reachable = reachable or downloads.reachable
+        if downloads.needs_download(name, data_dir) and not reachable(name):
+            raise _unavailable(name, data_dir, "and its download host "
+                               f"{downloads.download_host(name)[0]} is not reachable "
+                               "(no network?)")
     x_train, y_train, num_classes = _tfds_split(name, "train", data_dir, download)
     x_test, y_test, _ = _tfds_split(name, "test", data_dir, download)
     return x_train, y_train, x_test, y_test, num_classes
