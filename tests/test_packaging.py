@@ -1,6 +1,7 @@
 """`pip install` puts no generic top-level names into site-packages, and the
 programs run from a wheel install (and from the editable one the suite uses)."""
 
+import json
 import os
 import shutil
 import site
@@ -10,10 +11,9 @@ import zipfile
 
 import pytest
 
+from zerograd_tf._programs import PROGRAMS
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROGRAMS = {"zerograd-train": "zerograd_tf.trainers.train",
-            "zerograd-eval": "zerograd_tf.trainers.evaluate",
-            "zerograd-tune": "zerograd_tf.tuning.search"}
 
 
 @pytest.mark.slow
@@ -73,6 +73,23 @@ def test_the_wheel_installs_only_the_package_and_its_programs_run(tmp_path):
                                     text=True, timeout=120)
             assert result.returncode == 0, result.stderr[-2000:]
             assert f"usage: {program}" in result.stdout
+    # --help needs no TensorFlow; a real evaluation loads the library (and
+    # registers its Keras classes) from the wheel's copy, with TensorFlow
+    # from the running interpreter.
+    import keras
+
+    import zerograd_tf as zg
+
+    inputs = keras.Input((28, 28, 1))
+    outputs = keras.layers.Dense(10)(keras.layers.Flatten()(inputs))
+    zg.FGSMModel(inputs, outputs, epsilon=0.1, seed=0).save(tmp_path / "model.keras")
+    result = subprocess.run(
+        [str(venv / "bin" / "zerograd-eval"), "model.keras", "--attack", "pgd", "--steps", "1",
+         "--restarts", "1", "--limit", "16", "--json", "-"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["num_examples"] == 16 and 0 <= report["robust_accuracy"] <= 1
 
 
 def test_every_public_class_and_function_has_an_example_and_its_defaults():

@@ -13,15 +13,13 @@ import numpy as np
 import pytest
 
 import zerograd_tf as zg
+from zerograd_tf._programs import PROGRAMS
 from zerograd_tf.trainers import evaluate as eval_program
 from zerograd_tf.trainers import train as train_program
 from zerograd_tf.trainers.config import RunConfig
 from conftest import make_npz, small_cnn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROGRAMS = {"zerograd-train": "zerograd_tf.trainers.train",
-            "zerograd-eval": "zerograd_tf.trainers.evaluate",
-            "zerograd-tune": "zerograd_tf.tuning.search"}
 HEAVY = ("tensorflow", "keras", "keras_tuner")
 
 
