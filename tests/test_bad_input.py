@@ -34,7 +34,11 @@ RUN_LOCK = ".lock"
 # Runs zerograd-train with the download probe saying "unreachable", as it
 # says on a machine without internet (this one has none; a test must not
 # depend on that).
-OFFLINE_TRAIN = ("import sys; from zerograd_tf import downloads; "
+# `sys.argv[0]` is set to the program's name before the package is imported:
+# `python -c` alone is not a program, and the package would import eagerly.
+OFFLINE_TRAIN = ("import sys; sys.argv[0] = 'zerograd-train'; "
+                 "from zerograd_tf import _programs; assert _programs.started_as_program(); "
+                 "from zerograd_tf import downloads; "
                  "downloads.reachable = lambda name, timeout=2.0: False; "
                  "from zerograd_tf.trainers import train; sys.exit(train.main(sys.argv[1:]))")
 
@@ -266,11 +270,17 @@ def _snapshot(folder):
 
 
 def _run(argv, cwd):
-    """Runs a program as its console script does (`python -m` of the tuner
-    warns that `zerograd_tf.tuning` imported it first)."""
+    """Runs a program as its console script does: `python -m <module> ...`.
+
+    `argv[0]` is the program's module (`TRAIN`, `EVAL`, `TUNE`), run with
+    `-m` so that `_programs.started_as_program()` is true and the package
+    imports lazily, as `zerograd-train` does. A row that must patch something
+    first passes `["-c", code, ...]`; its code sets `sys.argv[0]` to the
+    program's name before importing the package (see `OFFLINE_TRAIN`).
+    """
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
     if argv[0] != "-c":
-        argv = ["-c", f"import sys; from {argv[0]} import main; sys.exit(main())", *argv[1:]]
+        argv = ["-m", *argv]
     return subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)
 
@@ -317,8 +327,7 @@ def test_two_runs_started_together_into_one_output(made, tmp_path):
     out = tmp_path / "out"
     argv = [TRAIN, "--dataset", _data(tmp_path, made), "--output", str(out), *TINY]
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    code = f"import sys; from {TRAIN} import main; sys.exit(main())"
-    runs = [subprocess.Popen([sys.executable, "-c", code, *argv[1:]], cwd=tmp_path, env=env,
+    runs = [subprocess.Popen([sys.executable, "-m", *argv], cwd=tmp_path, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(2)]
     results = sorted((run.wait(timeout=300), run.stderr.read()) for run in runs)
