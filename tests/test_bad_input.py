@@ -7,6 +7,7 @@ one real interrupted run (a 2-epoch run stopped after its first epoch, so it
 holds a checkpoint), made once per module.
 """
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -358,6 +359,50 @@ def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one(made, tmp_pat
     shutil.rmtree(checkpoint / "previous")
     with pytest.raises(ValueError, match="model.weights.h5 is damaged"):
         callbacks.EpochCheckpoint(str(checkpoint)).restore(model)
+
+
+def _fake_fcntl(errno_):
+    import types
+
+    def flock(handle, operation):
+        raise OSError(errno_, os.strerror(errno_))
+
+    return types.SimpleNamespace(LOCK_EX=2, LOCK_NB=4, flock=flock)
+
+
+@pytest.mark.parametrize("fcntl_module, reason", [
+    (None, "no file locks on this system"),
+    (_fake_fcntl(errno.ENOLCK), os.strerror(errno.ENOLCK)),
+    (_fake_fcntl(errno.EOPNOTSUPP), os.strerror(errno.EOPNOTSUPP)),
+    (_fake_fcntl(errno.ENOSYS), os.strerror(errno.ENOSYS)),
+], ids=["no-fcntl", "ENOLCK", "EOPNOTSUPP", "ENOSYS"])
+def test_without_file_locks_a_run_warns_and_goes_on(fcntl_module, reason, tmp_path,
+                                                    monkeypatch, capsys):
+    from zerograd_tf.trainers import run_dir
+
+    monkeypatch.setitem(sys.modules, "fcntl", fcntl_module)  # None: `import fcntl` fails
+    folder = tmp_path / "new" / "run"
+    lock = run_dir.RunLock(str(folder / RUN_LOCK), "--output", "zerograd-train")
+    again = run_dir.RunLock(str(folder / RUN_LOCK), "--output", "zerograd-train")
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"zerograd-train: warning: cannot lock --output {tmp_path}/new/run "
+                   f"({reason}); make sure no other run writes there."] * 2
+    assert os.listdir(folder) == []
+    again.release()
+    lock.release()
+    assert not (tmp_path / "new").exists()
+
+
+def test_the_programs_start_without_fcntl():
+    """As on Windows: no `fcntl` module."""
+    code = ("import sys; sys.modules['fcntl'] = None; sys.argv[0] = 'zerograd-train'; "
+            "from zerograd_tf.trainers import train, evaluate; "
+            "from zerograd_tf.tuning import search; "
+            "sys.exit(train.main(['--help']))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "usage: zerograd-train" in result.stdout
 
 
 def test_eval_accepts_a_run_directory_for_its_model(made, tmp_path):

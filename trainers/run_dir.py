@@ -3,9 +3,8 @@
 - `check_directory` / `check_file`: a path the program will write, checked
   before any work (a file where a folder must be, a folder that cannot be
   written).
-- `RunLock`: an exclusive OS lock (`fcntl.flock`) on a lock file in a run
-  directory, so that two runs never write into the same one. A killed
-  process releases it (the OS drops the lock with the process).
+- `RunLock` (from `run_lock`): an exclusive OS lock on a lock file in a run
+  directory, so that two runs never write into the same one.
 - `check_run_files`: the files a resumed run reads, checked before anything
   is written, so that a damaged one is reported (naming it) instead of
   crashing half-way.
@@ -17,8 +16,6 @@ Every problem is an `options.UsageError`: one line naming the flag, exit
 status 2.
 """
 
-import errno
-import fcntl
 import json
 import os
 import shutil
@@ -27,6 +24,7 @@ import zipfile
 
 from zerograd_tf import io_utils
 from zerograd_tf.trainers import options
+from zerograd_tf.trainers.run_lock import RunLock  # noqa: F401 - part of this module's API
 
 LOCK_NAME = ".lock"
 # The JSON files a resumed run reads.
@@ -83,110 +81,6 @@ def check_file(path, flag):
     check_directory(folder, flag)
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise options.UsageError(f"{flag} {path} is not writable; choose another {flag}.")
-
-
-def _makedirs(path, flag):
-    """Makes `path`; returns the folders it created (deepest first)."""
-    created = []
-    path = os.path.abspath(path)
-    while not os.path.exists(path):
-        created.append(path)
-        path = os.path.dirname(path)
-    try:
-        for folder in reversed(created):
-            os.mkdir(folder)
-    except OSError as error:
-        raise options.UsageError(f"{flag} {folder}: cannot create it ({error.strerror}); "
-                                 f"choose another {flag}.") from None
-    return created
-
-
-class RunLock:
-    """An exclusive lock on the lock file `path` (made with its folders).
-
-    Holds while the object lives (or until `release`); a second lock on
-    the same file, from this process or another, is refused with a
-    UsageError naming `flag`. `release` removes the lock file and the
-    folders this lock made, when they are empty.
-
-    Args:
-        path: the lock file.
-        flag: the option naming the locked folder, for the message.
-        prog: the program's name, for the message.
-        what: what the message calls locked. Defaults to the lock file's
-            folder.
-
-    Raises:
-        options.UsageError: when another process holds the lock.
-
-    Example:
-
-    >>> import os, tempfile
-    >>> from zerograd_tf.trainers.run_dir import RunLock
-    >>> folder = os.path.join(tempfile.mkdtemp(), "run")
-    >>> lock = RunLock(os.path.join(folder, ".lock"), "--output", "zerograd-train")
-    >>> try:
-    ...     RunLock(os.path.join(folder, ".lock"), "--output", "zerograd-train")
-    ... except ValueError as error:  # doctest: +ELLIPSIS
-    ...     print(str(error).split(";")[0].replace(folder, "run"))
-    --output run is in use by another zerograd-train run (process ...)
-    >>> lock.release(); os.path.exists(folder)
-    False
-    """
-
-    def __init__(self, path, flag, prog, what=None):
-        self.path = path
-        folder = os.path.dirname(os.path.abspath(path))
-        what = what or os.path.dirname(path)
-        self._created = _makedirs(folder, flag)
-        while True:
-            handle = open(path, "a+")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as error:
-                handle.seek(0)
-                owner = handle.read().strip() or "unknown"
-                handle.close()
-                if error.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                raise options.UsageError(
-                    f"{flag} {what} is in use by another {prog} run (process {owner}); "
-                    f"wait for it to finish, or choose another {flag}.") from None
-            # A holder that released it may have removed the file after we
-            # opened it: the lock must be on the file the path names now.
-            try:
-                same = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            handle.close()
-        handle.truncate(0)
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._handle = handle
-
-    def release(self):
-        """Removes the lock file (and the folders made for it), then unlocks."""
-        if self._handle is None:
-            return
-        try:
-            os.remove(self.path)
-        except OSError:
-            pass
-        for folder in self._created:
-            try:
-                os.rmdir(folder)
-            except OSError:
-                break
-        self._handle.close()
-        self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.release()
 
 
 def entries(output):
