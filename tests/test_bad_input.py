@@ -348,7 +348,7 @@ def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one(made, tmp_pat
     checkpoint = run / "checkpoint"
     shutil.copytree(checkpoint / "latest", checkpoint / "previous")
     _truncate(checkpoint / "latest" / "model.weights.h5")
-    warning = run_dir.check_run_files(str(run), "zerograd-train")
+    warning, = run_dir.check_run_files(str(run), "zerograd-train")
     assert "latest/model.weights.h5 is damaged" in warning
     assert "resuming from the previous checkpoint (epoch 1)" in warning
     config = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
@@ -359,6 +359,78 @@ def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one(made, tmp_pat
     shutil.rmtree(checkpoint / "previous")
     with pytest.raises(ValueError, match="model.weights.h5 is damaged"):
         callbacks.EpochCheckpoint(str(checkpoint)).restore(model)
+
+
+def _continue(run):
+    """Continues the run in `run` in this process, as zerograd-train would."""
+    from zerograd_tf import datasets
+    from zerograd_tf.trainers import train
+    from zerograd_tf.trainers.config import RunConfig
+
+    config = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
+    data = datasets.load_image_data(config.dataset, val_size=config.val_size)
+    return train.train(config, data, str(run), str(run / "logs"), verbose=0)
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_saving_its_model_resumes(made, tmp_path, monkeypatch):
+    """The model is saved under a temporary name, then moved in place; and a
+    truncated model.keras (as a kill during an in-place save left it) beside
+    an intact checkpoint resumes: nothing more to train, saved again."""
+    reference = tmp_path / "reference"
+    shutil.copytree(made / "run", reference)
+    _continue(reference)
+    run, argv = _run_copy(tmp_path, made)
+    saved_to = []
+
+    def killed_while_saving(model, filepath, *args, **kwargs):
+        saved_to.append(os.fspath(filepath))
+        with open(filepath, "wb") as f:
+            f.write(b"PK\x03\x04 the first bytes of a zip archive")
+        raise _Interrupted()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(keras.Model, "save", killed_while_saving)
+        with pytest.raises(_Interrupted):
+            _continue(run)
+    assert saved_to[0].endswith(".keras") and os.path.basename(saved_to[0]) != "model.keras"
+    assert sorted(os.listdir(run)) == sorted(os.listdir(made / "run"))  # nothing left over
+    assert json.loads((run / "checkpoint" / "latest" / "state.json").read_text()) == {"epoch": 2}
+    # As the kill left it before saves were atomic.
+    shutil.copy(made / "model.keras", run / "model.keras")
+    _truncate(run / "model.keras")
+    result = _run(argv, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    warnings_ = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warnings_) == 1 and "model.keras is damaged" in warnings_[0], result.stderr
+    assert "checkpoint (epoch 2)" in warnings_[0], warnings_
+    assert not (run / "checkpoint").exists() and (run / "report.json").is_file()
+    resumed = keras.models.load_model(run / "model.keras")
+    uninterrupted = keras.models.load_model(reference / "model.keras")
+    for a, b in zip(resumed.get_weights(), uninterrupted.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_a_damaged_report_of_a_finished_run_is_set_aside_and_evaluated_again(
+        made, tmp_path, capsys):
+    from zerograd_tf.trainers import train
+
+    run, argv = _run_copy(tmp_path, made)
+    _continue(run)
+    stamp = (run / "model.keras").stat().st_mtime_ns
+    _truncate(run / "report.json")
+    damaged = (run / "report.json").read_bytes()
+    capsys.readouterr()
+    assert train.main(argv[1:]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(err) == 1, err
+    assert "warning" in err[0] and "report.json is damaged" in err[0], err
+    assert "report.json.damaged" in err[0] and "evaluated again" in err[0], err
+    assert (run / "report.json.damaged").read_bytes() == damaged
+    assert json.loads((run / "report.json").read_text())["num_examples"] == 16
+    assert (run / "model.keras").stat().st_mtime_ns == stamp  # not trained again
 
 
 def _fake_fcntl(errno_):

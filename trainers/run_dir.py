@@ -27,8 +27,9 @@ from zerograd_tf.trainers import options
 from zerograd_tf.trainers.run_lock import RunLock  # noqa: F401 - part of this module's API
 
 LOCK_NAME = ".lock"
-# The JSON files a resumed run reads.
-RUN_JSON_FILES = ("history.json", "report.json", "co_monitor.json", "auto_quantile.json")
+# The JSON files a resumed run reads (and `report.json`, of a finished run:
+# see `set_aside_damaged_report`).
+RUN_JSON_FILES = ("history.json", "co_monitor.json", "auto_quantile.json")
 # Options that do not change what is trained: they may differ on resume.
 RUNTIME_KEYS = ("verbose",)
 # Options of the final evaluation: they do not change what is trained, so a
@@ -114,9 +115,20 @@ def clear(output):
 def check_run_files(output, prog):
     """Checks the files a resumed run in `output` reads, before it writes any.
 
+    A damaged file that the run would not read is no refusal: a damaged
+    latest checkpoint with a readable previous one (the run resumes from
+    that), or a damaged `model.keras` beside a readable checkpoint (a run
+    killed while it saved its model: the run resumes from the checkpoint
+    and saves the model again). `report.json` is not checked here (see
+    `set_aside_damaged_report`).
+
+    Args:
+        output: the run directory.
+        prog: the program's name, for the warnings.
+
     Returns:
-        None, or a warning line: a damaged latest checkpoint with a readable
-        previous one is allowed (the run resumes from that).
+        A list of warning lines, one per damaged file that is not read;
+        empty when every file is sound.
 
     Raises:
         options.UsageError: naming the damaged file, offering --overwrite.
@@ -128,18 +140,57 @@ def check_run_files(output, prog):
         problem = _json_problem(os.path.join(output, name))
         if problem:
             raise options.UsageError(f"{problem}; {advice}")
-    model_path = os.path.join(output, "model.keras")
-    if os.path.isfile(model_path) and not zipfile.is_zipfile(model_path):
-        raise options.UsageError(f"{model_path} is damaged (not a zip archive); {advice}")
+    warnings = []
     checkpoint = epoch_checkpoint.EpochCheckpoint(os.path.join(output, "checkpoint"))
     problems = checkpoint.problems()
-    if not problems:
-        return None
     good = checkpoint.usable()
-    if good is None:
-        raise options.UsageError(f"{problems[0]}; {advice}")
-    return (f"{prog}: warning: {problems[0]}; resuming from the previous checkpoint "
-            f"(epoch {good[1]}).")
+    if problems:
+        if good is None:
+            raise options.UsageError(f"{problems[0]}; {advice}")
+        warnings.append(f"{prog}: warning: {problems[0]}; resuming from the previous "
+                        f"checkpoint (epoch {good[1]}).")
+    model_path = os.path.join(output, "model.keras")
+    if os.path.isfile(model_path) and not zipfile.is_zipfile(model_path):
+        problem = f"{model_path} is damaged (not a zip archive)"
+        if good is None:  # the run is finished: this is the model it would load
+            raise options.UsageError(f"{problem}; {advice}")
+        warnings.append(f"{prog}: warning: {problem}; resuming from the checkpoint (epoch "
+                        f"{good[1]}), which saves it again.")
+    return warnings
+
+
+def set_aside_damaged_report(output, prog):
+    """Moves a damaged `report.json` of `output` to `report.json.damaged`.
+
+    The report is only the final evaluation's result: without it, a
+    finished run is evaluated again (its training kept). Prints one warning
+    line when it moves the file.
+
+    Args:
+        output: the run directory.
+        prog: the program's name, for the warning.
+
+    Returns:
+        True when the report was damaged (and moved), else False.
+
+    Examples:
+        >>> import os, tempfile
+        >>> run = tempfile.mkdtemp()
+        >>> with open(os.path.join(run, "report.json"), "w") as f:
+        ...     _ = f.write('{"clean_acc')
+        >>> set_aside_damaged_report(run, "zerograd-train")
+        True
+        >>> sorted(os.listdir(run))
+        ['report.json.damaged']
+    """
+    path = os.path.join(output, "report.json")
+    problem = _json_problem(path)
+    if not problem:
+        return False
+    os.replace(path, path + ".damaged")
+    print(f"{prog}: warning: {problem}; moved to {path}.damaged, and the run is evaluated "
+          "again.", file=sys.stderr)
+    return True
 
 
 def _differences(saved, config):
@@ -202,9 +253,9 @@ def prepare_output(output, config, resume, overwrite, prog="zerograd-train"):
                     f"{output} holds a run with a different configuration (differs in: "
                     f"{', '.join(different)}); pass --overwrite to replace it, or choose "
                     "another --output.")
-            warning = check_run_files(output, prog)
-            if warning:
+            for warning in check_run_files(output, prog):
                 print(warning, file=sys.stderr)
+            set_aside_damaged_report(output, prog)
             if not _same_evaluation(saved, config):
                 # The final evaluation changes: record it (a finished run is
                 # then evaluated again, its training kept).

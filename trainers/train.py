@@ -222,7 +222,11 @@ def fit_model(config, data, output, writes, logdir, verbose, extra_callbacks, ch
             + (f"The checkpoint of the last good epoch is kept in {kept.directory}. "
                if kept.exists() else "")
             + "Lower --lr-max or --epsilon, or check the data.")
-    model.save(os.path.join(writes, "model.keras"))
+    # Saved under a temporary name, then moved in place: a kill during the
+    # save leaves no half-written model.keras (only the checkpoint, which a
+    # rerun resumes from), and the checkpoint goes only once the model is in.
+    with io_utils.replacing(os.path.join(writes, "model.keras")) as temporary:
+        model.save(temporary)
     checkpoint.delete()
     return model
 

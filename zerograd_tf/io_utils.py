@@ -1,9 +1,10 @@
-"""Small JSON file helpers shared by the callbacks, programs and benchmarks.
+"""Small file helpers shared by the callbacks, programs and benchmarks.
 
 Writes are atomic (a temporary file, then `os.replace`), so a process killed
 at any instant leaves either the old file or the new one, never half of one.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -18,14 +19,70 @@ def to_builtin(value):
     return value if math.isfinite(value) else None
 
 
+def temporary_path(path):
+    """The temporary name `replacing` writes `path` under: same folder, same
+    extension (writers such as `keras.Model.save` insist on `.keras`).
+
+    Examples:
+        >>> temporary_path("run/model.keras")
+        'run/model.tmp.keras'
+        >>> temporary_path("history.json")
+        'history.tmp.json'
+    """
+    root, extension = os.path.splitext(path)
+    return f"{root}.tmp{extension}"
+
+
+@contextlib.contextmanager
+def replacing(path):
+    """Gives a temporary path to write; puts it in `path`'s place at the end.
+
+    Whatever is written there replaces `path` with `os.replace` once the
+    `with` block finishes, so a process killed at any instant leaves the old
+    `path` (or none) or the complete new one, never half of one. When the
+    block raises, the temporary file is removed and `path` is left alone.
+    The folder is made when missing.
+
+    Args:
+        path: the file to write.
+
+    Yields:
+        The temporary path (`temporary_path(path)`), in `path`'s folder.
+
+    Examples:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "notes.txt")
+        >>> with replacing(path) as temporary:
+        ...     with open(temporary, "w") as f:
+        ...         _ = f.write("complete")
+        >>> open(path).read()
+        'complete'
+        >>> try:
+        ...     with replacing(path) as temporary:
+        ...         with open(temporary, "w") as f:
+        ...             _ = f.write("half of")
+        ...         raise KeyboardInterrupt
+        ... except KeyboardInterrupt:
+        ...     pass
+        >>> open(path).read(), os.listdir(os.path.dirname(path))
+        ('complete', ['notes.txt'])
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    temporary = temporary_path(path)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise
+
+
 def write_json_atomic(path, payload):
     """Writes JSON to `path` through a temporary file and `os.replace`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    temporary = path + ".tmp"
-    with open(temporary, "w") as f:
-        json.dump(payload, f, indent=1)
-    os.replace(temporary, path)
+    with replacing(path) as temporary:
+        with open(temporary, "w") as f:
+            json.dump(payload, f, indent=1)
 
 
 def damaged(path, error):
