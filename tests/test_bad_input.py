@@ -433,6 +433,54 @@ def test_a_damaged_report_of_a_finished_run_is_set_aside_and_evaluated_again(
     assert (run / "model.keras").stat().st_mtime_ns == stamp  # not trained again
 
 
+def test_a_checkpoint_is_checked_without_reading_its_arrays(made, tmp_path, monkeypatch):
+    """Checking a checkpoint reads no array data (a big model's is gigabytes);
+    only `load_weights` does, once."""
+    import h5py
+
+    from zerograd_tf import callbacks
+    from zerograd_tf.trainers import run_dir
+
+    run, _ = _run_copy(tmp_path, made)
+    reads = []
+    original = h5py.Dataset.__getitem__
+
+    def counted(dataset, *args, **kwargs):
+        reads.append(dataset.name)
+        return original(dataset, *args, **kwargs)
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", counted)
+    checkpoint = callbacks.EpochCheckpoint(str(run / "checkpoint"))
+    assert run_dir.check_run_files(str(run), "zerograd-train") == []
+    assert checkpoint.problems() == [] and checkpoint.usable()[1] == 1
+    assert reads == []
+
+
+def test_a_checkpoint_that_fails_to_load_falls_back_to_the_previous_one(made, tmp_path):
+    """A weights file that is sound but does not fit the model (here: another
+    model's) is only found by `load_weights`: restore goes on to the previous
+    checkpoint."""
+    from zerograd_tf import callbacks, datasets
+    from zerograd_tf.trainers import pipeline
+    from zerograd_tf.trainers.config import RunConfig
+
+    run, _ = _run_copy(tmp_path, made)
+    checkpoint = run / "checkpoint"
+    shutil.copytree(checkpoint / "latest", checkpoint / "previous")
+    other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    os.remove(checkpoint / "latest" / "model.weights.h5")
+    other.save_weights(str(checkpoint / "latest" / "model.weights.h5"))
+    (checkpoint / "latest" / "state.json").write_text('{"epoch": 2}')
+    config = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
+    data = datasets.load_image_data(config.dataset, val_size=config.val_size)
+    model = pipeline.build_model(config, data)
+    model.build((None, *data.input_shape))
+    assert callbacks.EpochCheckpoint(str(checkpoint)).restore(model) == 1
+    shutil.rmtree(checkpoint / "previous")
+    with pytest.raises(ValueError, match="latest/model.weights.h5 cannot be loaded"):
+        callbacks.EpochCheckpoint(str(checkpoint)).restore(model)
+
+
 def _fake_fcntl(errno_):
     import types
 

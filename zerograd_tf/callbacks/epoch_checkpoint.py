@@ -11,6 +11,7 @@ in place: a kill during the first write leaves nothing to resume from.)
 """
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -87,7 +88,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def restore(self, model):
         """Loads the newest complete checkpoint into a built, compiled model.
 
-        A damaged checkpoint is skipped for an older readable one.
+        A damaged checkpoint is skipped for an older readable one, also when
+        only `load_weights` finds the damage.
 
         Returns:
             The number of finished epochs it holds (0 without a checkpoint),
@@ -97,17 +99,27 @@ class EpochCheckpoint(keras.callbacks.Callback):
             ValueError: when every checkpoint on disk is damaged (naming the
                 file).
         """
-        usable = self.usable()
-        if usable is None:
-            problems = self.problems()
-            if problems:
-                raise ValueError(problems[0])
-            return 0
-        folder, epoch = usable
+        checked = self._checked()
+        failures = [result for _, result in checked if isinstance(result, str)]
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        model.load_weights(os.path.join(folder, _WEIGHTS))
-        return epoch
+        for folder, epoch in checked:
+            if isinstance(epoch, str):
+                continue
+            weights_path = os.path.join(folder, _WEIGHTS)
+            try:
+                model.load_weights(weights_path)
+            except Exception as error:  # noqa: BLE001 - Keras raises many kinds
+                failure = io_utils.damaged(weights_path, error).replace(
+                    " is damaged (", " cannot be loaded (", 1)
+                logging.getLogger("zerograd_tf").warning("%s; trying an older checkpoint.",
+                                                         failure)
+                failures.append(failure)
+                continue
+            return epoch
+        if failures:
+            raise ValueError(failures[0])
+        return 0
 
     def _complete(self):
         """The checkpoint folders holding both files, newest first."""
@@ -115,31 +127,85 @@ class EpochCheckpoint(keras.callbacks.Callback):
         return [f for f in folders if os.path.isfile(os.path.join(f, _STATE))
                 and os.path.isfile(os.path.join(f, _WEIGHTS))]
 
+    def _checked(self):
+        """`(folder, epoch or problem line)` of each complete checkpoint, newest first."""
+        return [(folder, _problem(folder)) for folder in self._complete()]
+
     def problems(self):
-        """One line per damaged checkpoint file (`"<path> is damaged (...)"`)."""
-        return [p for p in map(_problem, self._complete()) if isinstance(p, str)]
+        """The damaged checkpoints, one line each, newest first.
+
+        Checks `state.json` and the structure of `model.weights.h5` (every
+        array's header, and that its data lies inside the file) without
+        reading the arrays or building a model, so it is cheap also for a
+        big model: a truncated or empty file is found before training.
+
+        Returns:
+            A list of lines, `"<path> is damaged (<reason>)"`; empty when
+            every checkpoint is sound (or there is none).
+
+        Examples:
+            >>> import os, tempfile
+            >>> folder = os.path.join(tempfile.mkdtemp(), "ckpt")
+            >>> os.makedirs(os.path.join(folder, "latest"))
+            >>> for name in ("state.json", "model.weights.h5"):
+            ...     open(os.path.join(folder, "latest", name), "w").close()
+            >>> problems = EpochCheckpoint(folder).problems()
+            >>> print(problems[0].replace(folder, "ckpt"))  # doctest: +ELLIPSIS
+            ckpt/latest/state.json is damaged (JSONDecodeError: Expecting value: ...)
+            >>> len(problems)
+            1
+        """
+        return [p for _, p in self._checked() if isinstance(p, str)]
 
     def usable(self):
-        """`(folder, epoch)` of the newest readable checkpoint, or None."""
-        for folder in self._complete():
-            epoch = _problem(folder)
+        """The newest checkpoint that `problems` finds sound.
+
+        `restore` loads it (and goes on to an older one should `load_weights`
+        still fail).
+
+        Returns:
+            `(folder, epoch)`: its folder and the number of finished epochs
+            it holds; None when there is no sound checkpoint.
+
+        Examples:
+            >>> import os, tempfile
+            >>> EpochCheckpoint(os.path.join(tempfile.mkdtemp(), "ckpt")).usable() is None
+            True
+        """
+        for folder, epoch in self._checked():
             if not isinstance(epoch, str):
                 return folder, epoch
         return None
 
     def exists(self):
+        """Whether a checkpoint is on disk (sound or not).
+
+        A run whose checkpoint exists has not finished: the checkpoint is
+        deleted once the trained model is saved.
+
+        Returns:
+            A bool.
+
+        Examples:
+            >>> import os, tempfile
+            >>> EpochCheckpoint(os.path.join(tempfile.mkdtemp(), "ckpt")).exists()
+            False
+        """
         return any(os.path.isfile(os.path.join(self._path(n), _STATE))
                    for n in ("latest", "previous"))
 
     def delete(self):
+        """Deletes the checkpoint folder and everything in it (if any)."""
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def _problem(folder):
     """The epoch a checkpoint folder holds, or a line saying which file is damaged.
 
-    Reads `state.json` and every array of `model.weights.h5` (h5py), without
-    building a model: a truncated or empty file is found before training.
+    Reads `state.json`, and the structure of `model.weights.h5` (h5py):
+    every dataset's header (shape, type) and that its stored data lies
+    inside the file; the arrays themselves are not read (but for the
+    rare dataset not stored contiguously, which is read).
     """
     import h5py
 
@@ -153,14 +219,24 @@ def _problem(folder):
         return io_utils.damaged(state_path, error)
     weights_path = os.path.join(folder, _WEIGHTS)
     try:
+        size = os.path.getsize(weights_path)
         with h5py.File(weights_path, "r") as f:
-            f.visititems(_read_arrays)
+            f.visititems(lambda name, item: _check_dataset(name, item, size))
     except Exception as error:  # h5py raises OSError, KeyError, RuntimeError...
         return io_utils.damaged(weights_path, error)
     return epoch
 
 
-def _read_arrays(name, item):
-    if hasattr(item, "dtype"):  # an h5py.Dataset
+def _check_dataset(name, item, file_size):
+    """Raises unless the dataset `item`'s header reads and its data fits the file."""
+    import h5py
+
+    if not isinstance(item, h5py.Dataset):
+        return None  # a group: `visititems` goes on
+    item.shape, item.dtype  # noqa: B018 - reads the header
+    offset = item.id.get_offset()
+    if offset is None:  # compact, chunked or unwritten storage: read it
         item[()]
-    # None: `visititems` goes on.
+    elif offset + item.id.get_storage_size() > file_size:
+        raise OSError(f"dataset {name} ends past the end of the file ({file_size} bytes)")
+    return None
