@@ -145,7 +145,6 @@ def evaluate(argv=None):
         run_dir.check_file(args.json, "--json")
     # TensorFlow, and the library's Keras classes registered (for load_model).
     zg = _programs.load_library()
-    import numpy as np
     from zerograd_tf import datasets, evaluation
 
     model = load_model(args.model)
@@ -167,7 +166,7 @@ def evaluate(argv=None):
         report = zg.evaluate_robustness(model, dataset, epsilon, alpha=args.alpha * epsilon,
                                         **settings)
     report = {"model": args.model, "dataset": args.dataset, "split": split,
-              **{k: (float(v) if isinstance(v, np.floating) else v) for k, v in report.items()}}
+              **report}
     if args.epsilon_sweep:
         others = [epsilon / 2] + ([min(1.0, 2 * epsilon)] if epsilon < 1 else [])
         with contextlib.redirect_stdout(sys.stderr):

@@ -53,33 +53,47 @@ def _first_existing(path):
     return path
 
 
-def check_directory(path, flag):
+def check_directory(path, flag, named=None):
     """Raises UsageError unless `path` is (or can be made) a writable folder.
 
     Args:
         path: the folder a program will create or write into.
         flag: the option that names it (`"--output"`), for the message.
+        named: the path the message names as the option's value. Defaults
+            to `path`.
+
+    Examples:
+        >>> import os, tempfile
+        >>> afile = os.path.join(tempfile.mkdtemp(), "afile")
+        >>> open(afile, "w").close()
+        >>> check_directory(os.path.join(tempfile.mkdtemp(), "new", "run"), "--output")
+        >>> try:
+        ...     check_directory(os.path.join(afile, "run"), "--output")
+        ... except ValueError as error:
+        ...     print(str(error).replace(os.path.dirname(afile), "tmp"))
+        --output tmp/afile/run: tmp/afile is a file, not a directory; choose another --output.
     """
+    named = path if named is None else named
     existing = _first_existing(path)
     if not os.path.isdir(existing):
-        where = "" if existing == os.path.abspath(path) else f": {existing}"
-        raise options.UsageError(f"{flag} {path}{where} is a file, not a directory; choose "
+        where = "" if existing == os.path.abspath(named) else f": {existing}"
+        raise options.UsageError(f"{flag} {named}{where} is a file, not a directory; choose "
                                  f"another {flag}.")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise options.UsageError(f"{flag} {path}: {existing} is not writable; choose "
+        raise options.UsageError(f"{flag} {named}: {existing} is not writable; choose "
                                  f"another {flag}.")
 
 
 def check_file(path, flag):
-    """Raises UsageError unless the file `path` can be written (its folder made)."""
+    """Raises UsageError unless the file `path` can be written (its folder made).
+
+    Args:
+        path: the file a program will write.
+        flag: the option that names it (`"--json"`), for the message.
+    """
     if os.path.isdir(path):
         raise options.UsageError(f"{flag} {path} is a directory; give a file name.")
-    folder = os.path.dirname(os.path.abspath(path))
-    existing = _first_existing(folder)
-    if not os.path.isdir(existing):
-        raise options.UsageError(f"{flag} {path}: {existing} is a file, not a directory; "
-                                 f"choose another {flag}.")
-    check_directory(folder, flag)
+    check_directory(os.path.dirname(os.path.abspath(path)), flag, named=path)
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise options.UsageError(f"{flag} {path} is not writable; choose another {flag}.")
 
@@ -239,9 +253,7 @@ def prepare_output(output, config, resume, overwrite, prog="zerograd-train"):
             nothing to resume.
     """
     config_path = os.path.join(output, "config.json")
-    if os.path.exists(output) and not os.path.isdir(output):
-        raise options.UsageError(f"--output {output} is a file, not a directory; choose "
-                                 "another --output.")
+    check_directory(output, "--output")
     if os.path.isdir(output) and entries(output):
         if overwrite:
             clear(output)

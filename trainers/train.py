@@ -69,7 +69,6 @@ def _write_text_summary(logdir, report, split):
 def final_evaluation(model, config, data, verbose=0):
     """The `--eval-attack` attacks on the test split (or the validation split,
     saying so)."""
-    import numpy as np
     import zerograd_tf as zg
     from zerograd_tf import datasets
 
@@ -85,8 +84,7 @@ def final_evaluation(model, config, data, verbose=0):
         apgd_steps=config.eval_apgd_steps,
         square_queries=config.eval_square_queries,
         seed=config.seed, verbose=verbose)
-    report = {"split": split, **{k: (float(v) if isinstance(v, np.floating) else v)
-                                 for k, v in report.items()}}
+    report = {"split": split, **report}
     if split != "test":
         report["note"] = "the data has no test split: evaluated on the validation split"
     return report
