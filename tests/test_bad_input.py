@@ -525,6 +525,30 @@ def test_the_programs_start_without_fcntl():
     assert "usage: zerograd-train" in result.stdout
 
 
+def test_a_worker_refuses_what_the_chief_refuses(made, tmp_path, monkeypatch):
+    """Multi-worker runs: a non-chief worker makes the chief's checks too, so
+    that it does not wait forever for a chief that refused."""
+    from zerograd_tf import distribution
+    from zerograd_tf.trainers import options, train
+    from zerograd_tf.trainers.config import RunConfig
+
+    monkeypatch.setattr(distribution, "is_chief", lambda strategy: False)
+    run, _ = _run_copy(tmp_path, made)
+    config = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
+    before = _snapshot(tmp_path)
+    with pytest.raises(options.UsageError, match="differs in: epochs"):
+        train.prepare(config.replace(epochs=3), output=str(run))
+    _truncate(run / "history.json")
+    with pytest.raises(options.UsageError, match="history.json is damaged"):
+        train.prepare(config, output=str(run))
+    with pytest.raises(options.UsageError, match="--output .*afile.* is a file"):
+        train.prepare(config, output=_a_file(tmp_path) + "/run")
+    (run / "history.json").unlink()
+    assert train.prepare(config, output=str(run))["lock"] is None  # only the chief locks
+    assert not (run / RUN_LOCK).exists()
+    assert set(_snapshot(tmp_path)) == set(before) - {"run/history.json"} | {"afile"}
+
+
 def test_eval_accepts_a_run_directory_for_its_model(made, tmp_path):
     from zerograd_tf.trainers import evaluate
 

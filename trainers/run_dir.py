@@ -10,7 +10,7 @@
   crashing half-way.
 - `prepare_output`: `zerograd-train --output`: a new run, the same run
   resumed (its configuration compared with the saved `config.json`), or
-  a refusal.
+  a refusal; `check_output` makes its checks without writing.
 
 Every problem is an `options.UsageError`: one line naming the flag, exit
 status 2.
@@ -235,6 +235,50 @@ def _read_saved_config(path):
     return saved
 
 
+def check_output(output, config, resume, overwrite, prog="zerograd-train"):
+    """The checks of `prepare_output`, reading only: what it would refuse.
+
+    Every worker of a multi-worker run makes them (they see the same shared
+    --output), so that none goes on to wait for a chief that refused.
+
+    Args:
+        output: the run directory (`--output`).
+        config: the run's resolved `RunConfig`.
+        resume: insist on resuming a run in `output` (`--resume`).
+        overwrite: what `output` holds is to be deleted (`--overwrite`).
+        prog: the program's name, for messages. Defaults to
+            `"zerograd-train"`.
+
+    Returns:
+        `(saved, warnings)`: the saved configuration (a dict) of the run of
+        the same configuration that `output` holds, or None for a new run;
+        and `check_run_files`' warnings for it.
+
+    Raises:
+        options.UsageError: as `prepare_output`.
+    """
+    check_directory(output, "--output")
+    if os.path.isdir(output) and entries(output):
+        if overwrite:
+            return None, []
+        config_path = os.path.join(output, "config.json")
+        if not os.path.exists(config_path):
+            raise options.UsageError(
+                f"{output} is not empty and holds no {prog} run; pass --overwrite to "
+                "replace its contents, or choose another --output.")
+        saved = _read_saved_config(config_path)
+        different = _differences(saved, config)
+        if different:
+            raise options.UsageError(
+                f"{output} holds a run with a different configuration (differs in: "
+                f"{', '.join(different)}); pass --overwrite to replace it, or choose "
+                "another --output.")
+        return saved, check_run_files(output, prog)
+    if resume:
+        raise options.UsageError(f"--resume: there is no run to resume in {output}.")
+    return None, []
+
+
 def prepare_output(output, config, resume, overwrite, prog="zerograd-train"):
     """Checks --output, and records `config` there; returns True when a
     previous run is resumed.
@@ -253,35 +297,21 @@ def prepare_output(output, config, resume, overwrite, prog="zerograd-train"):
             nothing to resume.
     """
     config_path = os.path.join(output, "config.json")
-    check_directory(output, "--output")
-    if os.path.isdir(output) and entries(output):
-        if overwrite:
-            clear(output)
-        elif os.path.exists(config_path):
-            saved = _read_saved_config(config_path)
-            different = _differences(saved, config)
-            if different:
-                raise options.UsageError(
-                    f"{output} holds a run with a different configuration (differs in: "
-                    f"{', '.join(different)}); pass --overwrite to replace it, or choose "
-                    "another --output.")
-            for warning in check_run_files(output, prog):
-                print(warning, file=sys.stderr)
-            set_aside_damaged_report(output, prog)
-            if not _same_evaluation(saved, config):
-                # The final evaluation changes: record it (a finished run is
-                # then evaluated again, its training kept).
-                io_utils.write_json_atomic(config_path, config.to_dict())
-                report_path = os.path.join(output, "report.json")
-                if os.path.exists(report_path):
-                    os.replace(report_path, report_path + ".previous")
-            return True
-        else:
-            raise options.UsageError(
-                f"{output} is not empty and holds no {prog} run; pass --overwrite to "
-                "replace its contents, or choose another --output.")
-    elif resume:
-        raise options.UsageError(f"--resume: there is no run to resume in {output}.")
+    saved, warnings = check_output(output, config, resume, overwrite, prog)
+    if saved is not None:
+        for warning in warnings:
+            print(warning, file=sys.stderr)
+        set_aside_damaged_report(output, prog)
+        if not _same_evaluation(saved, config):
+            # The final evaluation changes: record it (a finished run is
+            # then evaluated again, its training kept).
+            io_utils.write_json_atomic(config_path, config.to_dict())
+            report_path = os.path.join(output, "report.json")
+            if os.path.exists(report_path):
+                os.replace(report_path, report_path + ".previous")
+        return True
+    if overwrite and os.path.isdir(output):
+        clear(output)
     os.makedirs(output, exist_ok=True)
     io_utils.write_json_atomic(config_path, config.to_dict())
     return False

@@ -247,6 +247,12 @@ def setup(argv=None):
 def prepare(config, *, output=None, logdir=None, resume=False, overwrite=False, verbose=2):
     """Makes the strategy, loads the data, resolves `config`, checks the output.
 
+    Under a multi-worker strategy every worker makes the checks, reading
+    only (`run_dir.check_output`: all see the same shared `output`), so all
+    refuse together; but only the chief locks `output`, so when it is in use
+    by another run the chief alone refuses, and the other workers must be
+    stopped by hand.
+
     Args:
         config: a `RunConfig` (data-dependent fields may be unset).
         output: the run's folder; defaults to `runs/<dataset>-<method>`.
@@ -274,9 +280,10 @@ def prepare(config, *, output=None, logdir=None, resume=False, overwrite=False, 
     chief = distribution.is_chief(strategy)
     output = output or options.default_output(config.dataset, config.method)
     logdir = logdir or os.path.join(output, "logs")
-    if chief:  # before any work: paths that cannot be written
-        run_dir.check_directory(output, "--output")
-        run_dir.check_directory(logdir, "--logdir")
+    # Before any work: paths that cannot be written. Every worker checks
+    # (the same shared paths), so that none waits for a chief that quit.
+    run_dir.check_directory(output, "--output")
+    run_dir.check_directory(logdir, "--logdir")
     data = datasets.load_image_data(config.dataset, val_size=config.val_size,
                                     seed=config.seed, data_dir=config.data_dir,
                                     download=config.download)
@@ -299,6 +306,8 @@ def prepare(config, *, output=None, logdir=None, resume=False, overwrite=False, 
             lock.release()
             raise
     else:
+        # The chief's refusals (but "in use": only the chief locks), read-only.
+        run_dir.check_output(output, config, resume, overwrite, PROG)
         resumed = os.path.exists(os.path.join(output, "config.json"))
     return {"config": config, "data": data, "output": output, "logdir": logdir,
             "resumed": resumed, "verbose": verbose, "strategy": strategy,
