@@ -102,6 +102,7 @@ def test_square_moves_robust_points_to_the_vertex():
     assert (info["queries"].numpy()[robust] == 2001).all()
 
 
+@pytest.mark.slow
 def test_apgd_t_attacks_the_intended_classes():
     """The attack for rank r raises z_t - z_y of the rank-r class t of the
     clean prediction more than the attacks aimed at the other ranks do."""

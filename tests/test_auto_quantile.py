@@ -97,6 +97,7 @@ def test_collapse_restores_the_healthy_weights_raises_q_and_continues():
     assert [c["co"] for c in monitor.checks] == [False] * 4 + [True] + [False] * 3
 
 
+@pytest.mark.slow
 def test_quantile_is_capped():
     x, y = robustness_problem(128)
     monitor = zg.AutoQuantile(measure=CollapseAt(2, 4, 6), frequency=1, quantile_step=0.3,
@@ -163,6 +164,7 @@ def test_a_routine_signal_is_confirmed_on_all_held_out_examples():
     assert calls == [1, 2, 3, 3, 4, 4]
 
 
+@pytest.mark.slow
 def test_real_checks_measure_the_first_examples_only():
     x, y = robustness_problem(256)
     monitor = zg.AutoQuantile(x[128:], y[128:], frequency=1, check_size=32, verbose=0)
@@ -194,6 +196,7 @@ def test_fit_without_held_out_examples_says_how_to_give_them():
         _model().fit(x, y, epochs=1, verbose=0)
 
 
+@pytest.mark.slow
 def test_a_given_monitor_is_used_as_it_is():
     x, y = robustness_problem(64)
     monitor = zg.AutoQuantile(measure=CollapseAt(), verbose=0)
@@ -206,6 +209,7 @@ def test_invalid_quantile_text_is_refused():
         zg.ZeroGradModel(*mlp(), epsilon=0.1, quantile="autp")
 
 
+@pytest.mark.slow
 def test_a_large_fgsm_pgd_gap_adapts_even_without_a_collapse():
     """MNIST's failure mode: PGD accuracy never rises, FGSM accuracy soars."""
     def measure(model):

@@ -231,8 +231,9 @@ def cifar10_offline(tmp, made):
 
 
 # (setup, words the one line must contain). Every row starts a program (a
-# TensorFlow import, ~5-10 s on 2 CPU cores): the fast tier keeps one row of
-# each kind, the others are marked slow.
+# TensorFlow import, ~5-10 s on 2 CPU cores): the fast tier keeps two rows (a
+# path under a file, labels that are not integers), the others are marked
+# slow.
 SLOW = pytest.mark.slow
 ROWS = [
     pytest.param(output_under_a_file, ["--output", "afile", "is a file"]),
@@ -240,20 +241,21 @@ ROWS = [
     pytest.param(eval_json_under_a_file, ["--json", "afile", "is a file"], marks=SLOW),
     pytest.param(tune_directory_under_a_file, ["--directory", "afile", "is a file"],
                  marks=SLOW),
-    pytest.param(truncated_checkpoint_weights, ["model.weights.h5", "damaged", "--overwrite"]),
+    pytest.param(truncated_checkpoint_weights, ["model.weights.h5", "damaged", "--overwrite"],
+                 marks=SLOW),
     pytest.param(empty_checkpoint_weights, ["model.weights.h5", "damaged", "--overwrite"],
                  marks=SLOW),
     pytest.param(broken_checkpoint_state, ["state.json", "damaged", "--overwrite"],
                  marks=SLOW),
     pytest.param(truncated_history, ["history.json", "damaged", "--overwrite"], marks=SLOW),
-    pytest.param(run_in_use, ["--output", "in use"]),
+    pytest.param(run_in_use, ["--output", "in use"], marks=SLOW),
     pytest.param(new_run_in_use, ["--output", "in use"], marks=SLOW),
     pytest.param(search_in_use, ["--directory", "in use"], marks=SLOW),
     pytest.param(train_on_string_labels, ["y_train", "str", "integers"]),
     pytest.param(eval_on_string_labels, ["y_test", "str", "integers"], marks=SLOW),
     pytest.param(train_on_object_labels, ["y_train", "object", "integers"], marks=SLOW),
-    pytest.param(eval_on_a_directory, ["is a directory", "model.keras"]),
-    pytest.param(cifar10_offline, ["cifar10", ".npz", "--dataset"]),
+    pytest.param(eval_on_a_directory, ["is a directory", "model.keras"], marks=SLOW),
+    pytest.param(cifar10_offline, ["cifar10", ".npz", "--dataset"], marks=SLOW),
 ]
 
 

@@ -105,6 +105,7 @@ def test_adapt_needs_a_zerograd_model():
         _fit(monitor, cls=zg.FGSMModel)
 
 
+@pytest.mark.slow
 def test_state_survives_resume(tmp_path):
     state = str(tmp_path / "co.json")
     first = zg.CatastrophicOverfittingMonitor(measure=Script(PGD, FGSM), action="warn",
@@ -202,6 +203,7 @@ def test_steps_are_counted_since_the_last_check_and_every_epoch_ends_with_one():
         (0, 3, 3), (0, 4, 4), (1, 3, 7), (1, 4, 8)]
 
 
+@pytest.mark.slow
 def test_a_second_fit_starts_from_a_clean_state():
     script = Script(PGD + PGD, FGSM + FGSM)
     monitor = zg.CatastrophicOverfittingMonitor(measure=script, action="warn", verbose=0)

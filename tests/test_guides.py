@@ -65,6 +65,7 @@ def test_choosing_a_method_guide(tmp_path):
     assert any((tmp_path / "logs" / "diagnostics").iterdir())
 
 
+@pytest.mark.slow
 def test_evaluating_robustness_guide(tmp_path):
     values = run_guide("evaluating_robustness.md", tmp_path, "report")
     report = values["report"]

@@ -80,6 +80,7 @@ def test_other_configurations_fall_back_to_keras(kwargs):
     np.testing.assert_allclose(fused(x, training=True), plain(x, training=True), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_residual_networks_use_it_and_save(tmp_path):
     from zerograd_tf import architectures
 

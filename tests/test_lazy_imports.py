@@ -86,6 +86,7 @@ def test_this_process_is_not_a_program_and_imported_everything():
     assert _programs.load_library() is zg
 
 
+@pytest.mark.slow
 def test_lazy_mode_gives_what_the_eager_import_gives():
     eager = _describe()
     # A program: nothing imported until used; then every name of `__all__`

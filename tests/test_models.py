@@ -66,6 +66,7 @@ def _expected_adversarial_batch(model, x, y):
     return np.clip(x + delta.numpy(), 0, 1)
 
 
+@pytest.mark.slow
 def test_attack_leaves_no_trace_in_batchnorm_statistics():
     rng = np.random.default_rng(0)
     x = rng.random((32, 8, 8, 1)).astype(np.float32)
@@ -94,6 +95,7 @@ def test_attack_leaves_no_trace_in_batchnorm_statistics():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_reported_loss_is_the_weighted_loss_on_the_adversarial_batch():
     rng = np.random.default_rng(1)
     x = rng.random((16, 8, 8, 1)).astype(np.float32)
@@ -110,6 +112,7 @@ def test_reported_loss_is_the_weighted_loss_on_the_adversarial_batch():
     np.testing.assert_allclose(logs["loss"], expected, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_seeded_runs_are_identical_and_seed_dependent():
     x, y = robustness_problem(256)
 
@@ -169,6 +172,7 @@ def test_keras_round_trip(tmp_path, cls, kwargs):
     loaded.fit(x, y, batch_size=32, epochs=1, verbose=0)
 
 
+@pytest.mark.slow
 def test_saved_layout_is_that_of_earlier_versions(tmp_path):
     """Earlier versions named the wrapped classifier `model`; now it is
     `classifier`. Files keep the layout they had (the classifier's weights

@@ -106,6 +106,7 @@ def test_attack_meter_reports_plain_python_numbers(tmp_path):
     assert "np." not in repr(accuracies)
 
 
+@pytest.mark.slow
 def test_eval_json_to_standard_output_and_progress_to_standard_error(tmp_path, capsys,
                                                                     monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -123,6 +124,7 @@ def test_eval_json_to_standard_output_and_progress_to_standard_error(tmp_path, c
     assert not (tmp_path / "-").exists()
 
 
+@pytest.mark.slow
 def test_train_prints_only_its_report_on_standard_output(tmp_path, capsys):
     data = make_npz(tmp_path / "tiny.npz")
     out = tmp_path / "run"

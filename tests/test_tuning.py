@@ -77,6 +77,7 @@ def test_interrupted_search_resumes_without_redoing_finished_trials(tmp_path):
     assert rows[0]["pgd_accuracy"] == 0.1
 
 
+@pytest.mark.slow
 def test_errors(tmp_path):
     data = _data(tmp_path)
     with pytest.raises(ValueError, match="`tuner` must be one of"):
