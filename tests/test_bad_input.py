@@ -341,10 +341,28 @@ def test_two_runs_started_together_into_one_output(made, tmp_path):
     assert not (out / RUN_LOCK).exists()
 
 
-def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one(made, tmp_path):
-    from zerograd_tf import callbacks, datasets
-    from zerograd_tf.trainers import pipeline, run_dir
+def _saved_config_and_data(run):
+    """The configuration saved in `run` and its data, as a rerun loads them."""
+    from zerograd_tf import datasets
     from zerograd_tf.trainers.config import RunConfig
+
+    config = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
+    return config, datasets.load_image_data(config.dataset, val_size=config.val_size)
+
+
+def _built_model(run):
+    """A new model of the run's configuration, built as zerograd-train builds it."""
+    from zerograd_tf.trainers import pipeline
+
+    config, data = _saved_config_and_data(run)
+    model = pipeline.build_model(config, data)
+    model.build((None, *data.input_shape))
+    return model
+
+
+def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one(made, tmp_path):
+    from zerograd_tf import callbacks
+    from zerograd_tf.trainers import run_dir
 
     run, _ = _run_copy(tmp_path, made)
     checkpoint = run / "checkpoint"
@@ -353,10 +371,7 @@ def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one(made, tmp_pat
     warning, = run_dir.check_run_files(str(run), "zerograd-train")
     assert "latest/model.weights.h5 is damaged" in warning
     assert "resuming from the previous checkpoint (epoch 1)" in warning
-    config = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
-    data = datasets.load_image_data(config.dataset, val_size=config.val_size)
-    model = pipeline.build_model(config, data)
-    model.build((None, *data.input_shape))
+    model = _built_model(run)
     assert callbacks.EpochCheckpoint(str(checkpoint)).restore(model) == 1
     shutil.rmtree(checkpoint / "previous")
     with pytest.raises(ValueError, match="model.weights.h5 is damaged"):
@@ -365,12 +380,9 @@ def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one(made, tmp_pat
 
 def _continue(run):
     """Continues the run in `run` in this process, as zerograd-train would."""
-    from zerograd_tf import datasets
     from zerograd_tf.trainers import train
-    from zerograd_tf.trainers.config import RunConfig
 
-    config = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
-    data = datasets.load_image_data(config.dataset, val_size=config.val_size)
+    config, data = _saved_config_and_data(run)
     return train.train(config, data, str(run), str(run / "logs"), verbose=0)
 
 
@@ -462,9 +474,7 @@ def test_a_checkpoint_that_fails_to_load_falls_back_to_the_previous_one(made, tm
     """A weights file that is sound but does not fit the model (here: another
     model's) is only found by `load_weights`: restore goes on to the previous
     checkpoint."""
-    from zerograd_tf import callbacks, datasets
-    from zerograd_tf.trainers import pipeline
-    from zerograd_tf.trainers.config import RunConfig
+    from zerograd_tf import callbacks
 
     run, _ = _run_copy(tmp_path, made)
     checkpoint = run / "checkpoint"
@@ -473,10 +483,7 @@ def test_a_checkpoint_that_fails_to_load_falls_back_to_the_previous_one(made, tm
     os.remove(checkpoint / "latest" / "model.weights.h5")
     other.save_weights(str(checkpoint / "latest" / "model.weights.h5"))
     (checkpoint / "latest" / "state.json").write_text('{"epoch": 2}')
-    config = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
-    data = datasets.load_image_data(config.dataset, val_size=config.val_size)
-    model = pipeline.build_model(config, data)
-    model.build((None, *data.input_shape))
+    model = _built_model(run)
     assert callbacks.EpochCheckpoint(str(checkpoint)).restore(model) == 1
     shutil.rmtree(checkpoint / "previous")
     with pytest.raises(ValueError, match="latest/model.weights.h5 cannot be loaded"):
