@@ -30,6 +30,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 from benchmarks import environment, readme_tables  # noqa: E402
+from zerograd_tf import io_utils  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results", "timings.json")
 PARTS = ("quick_start", "test_suite", "fast_tests")
@@ -93,9 +94,7 @@ def main(argv=None):
         print(f"timings: {part} ...", flush=True)
         entry = {**globals()[part](), "machine": environment.machine()}
         report[part] = entry
-        with open(args.output + ".tmp", "w") as f:
-            json.dump(report, f, indent=1)
-        os.replace(args.output + ".tmp", args.output)
+        io_utils.write_json_atomic(args.output, report)
         print(f"timings: {part} took {entry['seconds']:.0f} s", flush=True)
         if os.path.abspath(args.output) == RESULTS:
             # The README's tables follow at once: the next part's test run
