@@ -24,7 +24,7 @@ to attribute time inside the step.
 
 Two switches reproduce what the step cost before the changes that
 docs/benchmarks.md describes: `--mask-jit off` runs ZeroGrad's mask as
-separate graph-mode ops (`zerograd_tf.perturbations.zerograd(mask_jit=False)`)
+separate graph-mode ops (`zerograd_tf.attacks.zerograd(mask_jit=False)`)
 and `--keras-batchnorm` builds the residual networks with Keras'
 `BatchNormalization` instead of the package's fused layer. `--save` writes
 the summary with its machine record to `benchmarks/results/profile/`, from
@@ -50,7 +50,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import environment, step_time  # noqa: E402
-from zerograd_tf import architectures, perturbations  # noqa: E402
+from zerograd_tf import architectures, attacks  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "profile")
 
@@ -152,7 +152,7 @@ def main(argv=None):
     # The two "before" switches replace a module attribute for this process
     # only (a benchmark program, never the library).
     if args.mask_jit == "off":
-        perturbations.zerograd = functools.partial(perturbations.zerograd, mask_jit=False)
+        attacks.zerograd = functools.partial(attacks.zerograd, mask_jit=False)
     if args.keras_batchnorm:
         architectures.FusedBatchNormalization = keras.layers.BatchNormalization
     model = step_time.build(args.method, args.model, args.jit == "on")

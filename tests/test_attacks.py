@@ -63,9 +63,11 @@ def test_losses_equal_their_formulas():
 def test_schedules_follow_the_references():
     assert checkpoint_schedule(100) == (22, 6, 3)
     assert checkpoint_schedule(10) == (2, 1, 1)
-    assert square_fraction(0, 5000) == 0.8
-    assert square_fraction(10, 5000) == 0.4   # it = 20 > 10
-    assert square_fraction(5000 * 0.9, 5000) == pytest.approx(0.8 / 512)
+    assert float(square_fraction(0, 5000)) == 0.8
+    assert float(square_fraction(10, 5000)) == 0.4   # it = 20 > 10
+    assert float(square_fraction(5000 * 0.9, 5000)) == pytest.approx(0.8 / 512)
+    assert float(square_fraction(4999, 5000)) == pytest.approx(0.8 / 512)
+    assert float(square_fraction(tf.constant(6), 5000)) == 0.4  # the tensor the loop runs
 
 
 @pytest.mark.slow
@@ -86,7 +88,7 @@ def test_apgd_returns_the_vertex_epsilon_sign_w():
     model = linear_model(w, bias)
     _, robust, worst_delta = analytic(w, bias, x, y)
     objective = objectives.model_objective(model, loss=lambda t, p: losses.cross_entropy_loss(t, p))
-    delta = apgd(objective, x, y, EPS, steps=20, seed=3).numpy()
+    delta = apgd(objective, x, y, EPS, steps=20, seed=3)[0].numpy()
     np.testing.assert_allclose(delta[robust], worst_delta[robust], atol=1e-6)
 
 
@@ -96,7 +98,7 @@ def test_square_moves_robust_points_to_the_vertex():
     model = linear_model(w, bias)
     _, robust, worst_delta = analytic(w, bias, x, y)
     objective = objectives.model_objective(model, loss=lambda t, p: losses.margin_loss(t, p))
-    delta, info = square(objective, x, y, EPS, queries=2000, seed=0, return_info=True)
+    delta, info = square(objective, x, y, EPS, queries=2000, seed=0)
     np.testing.assert_allclose(delta.numpy()[robust], worst_delta[robust], atol=1e-6)
     assert not info["fooled"].numpy()[robust].any()
     assert (info["queries"].numpy()[robust] == 2001).all()

@@ -173,7 +173,7 @@ def test_profile_step_attributes_ops_to_the_package_scopes():
     def scopes(mask_jit):
         @tf.function
         def attack(x, y):
-            return zg.perturbations.zerograd(model, x, y, 0.1, seed=(0, 1), mask_jit=mask_jit)
+            return zg.attacks.zerograd(model, x, y, 0.1, seed=(0, 1), mask_jit=mask_jit)
 
         graph = attack.get_concrete_function(tf.TensorSpec((2, 4, 4, 1)),
                                              tf.TensorSpec((2,), tf.int32)).graph

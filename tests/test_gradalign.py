@@ -99,7 +99,7 @@ def test_batchnorm_statistics_move_only_with_the_training_pass():
     reference.set_weights(model.classifier.get_weights())
     model.compile(keras.optimizers.SGD(0.1),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    delta = zg.fgsm(model.attack_objective(), x, y, EPS, EPS, init="zero")
+    delta, _ = zg.fgsm(model.attack_objective(), x, y, EPS, EPS, init="zero")
     x_adv = np.clip(x + delta.numpy(), 0, 1)
     model.train_on_batch(x, y)
     reference(x_adv, training=True)  # one BatchNorm update on the adversarial batch

@@ -48,7 +48,7 @@ def test_attack_meter_matches_the_attacks():
     result = meter(x, y, seed=3)
     assert result == meter(x, y, seed=3)
     clean = (np.argmax(model.predict(x, verbose=0), 1) == y).mean()
-    fgsm_x = np.clip(x + zg.fgsm(model, x, y, 0.1).numpy(), 0, 1)
+    fgsm_x = np.clip(x + zg.fgsm(model, x, y, 0.1)[0].numpy(), 0, 1)
     fgsm = (np.argmax(model.predict(fgsm_x, verbose=0), 1) == y).mean()
     assert result["clean_accuracy"] == pytest.approx(clean)
     assert result["fgsm_accuracy"] == pytest.approx(fgsm)

@@ -5,7 +5,8 @@ Public API:
 
 - Models: `AdversarialModel`, `CleanModel`, `FGSMModel`, `ZeroGradModel`, `MultiGradModel`,
   `NFGSMModel`, `PGDModel`, `GradAlignModel` (`keras.Model` subclasses).
-- Perturbations: `fgsm`, `zerograd`, `multigrad`, `n_fgsm`, `pgd`.
+- Attacks (`zerograd_tf.attacks`, each returning `(delta, info)`): `fgsm`,
+  `zerograd`, `multigrad`, `n_fgsm`, `pgd`.
 - `per_example_quantile`; `evaluate_robustness` with PGD, APGD-CE, APGD-T,
   Square and AutoAttack (`zerograd_tf.attacks` for the attacks themselves).
 - Learning-rate schedules: `CyclicLR`, `PiecewiseLR`.
@@ -65,11 +66,11 @@ _OWNERS = {
     "ZeroGradModel": "models",
     "crossentropy": "objectives",
     "model_objective": "objectives",
-    "fgsm": "perturbations",
-    "multigrad": "perturbations",
-    "n_fgsm": "perturbations",
-    "pgd": "perturbations",
-    "zerograd": "perturbations",
+    "fgsm": "attacks",
+    "multigrad": "attacks",
+    "n_fgsm": "attacks",
+    "pgd": "attacks",
+    "zerograd": "attacks",
     "QUANTILE_METHODS": "quantile",
     "per_example_quantile": "quantile",
     "CyclicLR": "schedules",
@@ -80,7 +81,7 @@ _OWNERS = {
 # light ones (no TensorFlow) without importing TensorFlow first.
 _SUBMODULES = ("architectures", "attacks", "callbacks", "datasets", "distribution",
                "evaluation", "layers", "models", "monitoring", "objectives",
-               "perturbations", "quantile", "schedules", "validation")
+               "quantile", "schedules", "validation")
 _LIGHT_SUBMODULES = ("downloads", "io_utils")
 
 
@@ -93,7 +94,7 @@ if _programs.started_as_program():
     def __getattr__(name):
         """Imports a public name or submodule on first access (lazy mode only).
 
-        TensorFlow comes first, through `zerograd_tf._env`, as in the eager
+        Keras (and its backend check) comes first, through `zerograd_tf._env`, as in the eager
         import. The value is then kept in the package, so this runs once per
         name.
         """
@@ -118,7 +119,7 @@ else:
     # A library user: everything at once, which also registers the Keras
     # classes that `keras.models.load_model` needs ("import zerograd_tf,
     # keras; keras.models.load_model(path)" works).
-    from zerograd_tf import _env  # noqa: F401  (sets KERAS_BACKEND first)
+    from zerograd_tf import _env  # noqa: F401  (checks the Keras backend first)
     from zerograd_tf.callbacks import (
         AdversarialDiagnostics,
         AutoQuantile,
@@ -136,6 +137,6 @@ else:
         ZeroGradModel,
     )
     from zerograd_tf.objectives import crossentropy, model_objective
-    from zerograd_tf.perturbations import fgsm, multigrad, n_fgsm, pgd, zerograd
+    from zerograd_tf.attacks import fgsm, multigrad, n_fgsm, pgd, zerograd
     from zerograd_tf.quantile import QUANTILE_METHODS, per_example_quantile
     from zerograd_tf.schedules import CyclicLR, PiecewiseLR

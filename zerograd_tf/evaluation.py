@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from zerograd_tf import _names
 from zerograd_tf import objectives as objectives_lib
-from zerograd_tf import perturbations
+from zerograd_tf import attacks
 from zerograd_tf import validation
 from zerograd_tf.attacks import losses as attack_losses
 from zerograd_tf.attacks.apgd_attack import apgd
@@ -291,7 +291,7 @@ def _evaluate_pgd(model, dataset, epsilon, steps, restarts, alpha, *, loss, seed
     def batch_sums(x, y, batch_seed):
         x = tf.cast(x, tf.float32)
         clean_loss, clean_pred = objective(x, y)
-        delta = perturbations.pgd(
+        delta, _ = attacks.pgd(
             objective, x, y, epsilon, alpha, steps=steps, restarts=restarts,
             early_stop=early_stop, compact=not jit_compile, seed=batch_seed,
         )
@@ -404,7 +404,7 @@ class _StageFunctions:
 
     def _pgd(self, x, y, seed):
         s = self.settings
-        delta = perturbations.pgd(
+        delta, _ = attacks.pgd(
             self.report_objective, x, y, self.epsilon, s["alpha"], steps=s["steps"],
             restarts=s["restarts"], early_stop=s["early_stop"], compact=not self.jit_compile,
             seed=seed)
@@ -415,7 +415,7 @@ class _StageFunctions:
                    else attack_losses.dlr_loss)
 
         def run(x, y, seed):
-            delta = apgd(self._objective(loss_fn), x, y, self.epsilon,
+            delta, _ = apgd(self._objective(loss_fn), x, y, self.epsilon,
                          steps=self.settings["apgd_steps"], seed=seed)
             return self._verdict(x, delta, y)
 
@@ -429,12 +429,12 @@ class _StageFunctions:
         targets = tf.gather(order, rank - 1, axis=1)
         objective = self._objective(
             lambda y_true, z: attack_losses.targeted_dlr_loss(y_true, z, targets))
-        delta = apgd(objective, x, y, self.epsilon, steps=self.settings["apgd_steps"],
+        delta, _ = apgd(objective, x, y, self.epsilon, steps=self.settings["apgd_steps"],
                      seed=seed)
         return self._verdict(x, delta, y)
 
     def _square(self, x, y, seed):
-        delta = square(self._objective(attack_losses.margin_loss), x, y, self.epsilon,
+        delta, _ = square(self._objective(attack_losses.margin_loss), x, y, self.epsilon,
                        queries=self.settings["square_queries"], seed=seed)
         return self._verdict(x, delta, y)
 

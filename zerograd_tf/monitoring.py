@@ -12,7 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from zerograd_tf import objectives as objectives_lib
-from zerograd_tf import perturbations
+from zerograd_tf import attacks
+from zerograd_tf.attacks import ops
 from zerograd_tf import validation
 
 __all__ = ["catastrophic_overfitting", "AttackMeter", "input_gradients", "gradient_alignment"]
@@ -116,9 +117,9 @@ class AttackMeter:
                 return tf.reduce_sum(tf.cast(
                     objectives_lib.predicted_labels(y_pred) == labels, tf.float64))
 
-            fgsm = perturbations.fgsm(objective, x, y, epsilon, self.fgsm_factor * epsilon)
-            pgd = perturbations.pgd(objective, x, y, epsilon, self.pgd_factor * epsilon,
-                                    steps=self.pgd_steps, seed=seed)
+            fgsm, _ = attacks.fgsm(objective, x, y, epsilon, self.fgsm_factor * epsilon)
+            pgd, _ = attacks.pgd(objective, x, y, epsilon, self.pgd_factor * epsilon,
+                                 steps=self.pgd_steps, seed=seed)
             return tf.stack([correct(x), correct(tf.clip_by_value(x + fgsm, 0.0, 1.0)),
                              correct(tf.clip_by_value(x + pgd, 0.0, 1.0))])
 
@@ -175,7 +176,7 @@ def input_gradients(model, x, y):
     """
     x = tf.convert_to_tensor(x, tf.float32)
     objective = objectives_lib.inference_objective(model)
-    _, gradient, _ = perturbations.loss_and_gradient(objective, x, tf.convert_to_tensor(y))
+    _, gradient, _ = ops.loss_and_gradient(objective, x, tf.convert_to_tensor(y))
     return gradient
 
 
@@ -209,8 +210,7 @@ def gradient_alignment(model, x, y, epsilon, seed=0):
         True
     """
     x = tf.convert_to_tensor(x, tf.float32)
-    eta = perturbations.project(
-        x, perturbations.uniform_noise(tf.shape(x), epsilon, perturbations.as_seed(seed)))
+    eta = ops.project(x, ops.uniform_noise(tf.shape(x), epsilon, ops.as_seed(seed)))
     g1 = tf.reshape(input_gradients(model, x, y), (tf.shape(x)[0], -1))
     g2 = tf.reshape(input_gradients(model, x + eta, y), (tf.shape(x)[0], -1))
     dot = tf.reduce_sum(g1 * g2, axis=1)

@@ -1,7 +1,7 @@
 """Attack objectives: per-example losses of a model, as the attacks need them.
 
 An *objective* is a callable `(x, y) -> (per_example_loss, y_pred)`. Every
-perturbation in `zerograd_tf.perturbations` maximises the objective's loss
+attack in `zerograd_tf.attacks` maximises the objective's loss
 within the epsilon-ball; `y_pred` serves PGD's early stop and restarts.
 """
 

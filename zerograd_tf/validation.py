@@ -1,4 +1,4 @@
-"""Argument checks shared by the perturbations, models and programs.
+"""Argument checks shared by the attacks, models and programs.
 
 Every check raises a ``ValueError`` (or ``TypeError``) whose message names the
 argument, the valid range and the value received, so that a bad setting fails

@@ -25,8 +25,8 @@ stateless `seed`.
 import tensorflow as tf
 
 from zerograd_tf import objectives as objectives_lib
-from zerograd_tf import perturbations
 from zerograd_tf import validation
+from zerograd_tf.attacks import ops
 
 MOMENTUM = 0.75
 
@@ -48,16 +48,7 @@ def checkpoint_schedule(steps):
             max(int(0.03 * steps), 1))
 
 
-def _project(x, point, epsilon):
-    return tf.clip_by_value(tf.clip_by_value(point, x - epsilon, x + epsilon), 0.0, 1.0)
-
-
-def _per_example(values, like):
-    return tf.reshape(values, [-1] + [1] * (like.shape.rank - 1))
-
-
-def apgd(objective, x, y, epsilon, *, steps=100, rho=0.75, seed=None,
-         return_info=False):
+def apgd(objective, x, y, epsilon, *, steps=100, rho=0.75, seed=None):
     """APGD: a step-size-free PGD that maximises `objective`'s loss.
 
     Args:
@@ -73,14 +64,12 @@ def apgd(objective, x, y, epsilon, *, steps=100, rho=0.75, seed=None,
             halved, in (0, 1). Defaults to 0.75.
         seed: stateless seed (int or shape-(2,) tensor) of the random start.
             Defaults to `None`, i.e. 0.
-        return_info: also return a dict with `fooled` (bool, `(batch,)`:
-            some iterate was misclassified) and `loss` (the best loss).
-            Defaults to False.
 
     Returns:
-        `delta` with `x`'s shape: for a fooled example the last
-        misclassified iterate, otherwise the highest-loss iterate, minus
-        `x`. With `return_info`, `(delta, info)`.
+        `(delta, info)`: `delta` with `x`'s shape, for a fooled example the
+        last misclassified iterate, otherwise the highest-loss iterate,
+        minus `x`; `info` holds `fooled` (bool, `(batch,)`: some iterate was
+        misclassified) and `loss` (the best loss).
 
     Raises:
         ValueError: for arguments outside their valid ranges.
@@ -90,8 +79,8 @@ def apgd(objective, x, y, epsilon, *, steps=100, rho=0.75, seed=None,
         >>> from zerograd_tf import objectives
         >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
         >>> x = np.full((2, 4), 0.5, np.float32)
-        >>> delta = apgd(objectives.model_objective(model), x, np.array([0, 1]),
-        ...              0.1, steps=10)
+        >>> delta, info = apgd(objectives.model_objective(model), x, np.array([0, 1]),
+        ...                    0.1, steps=10)
         >>> bool(np.all(np.abs(delta) <= 0.1 + 1e-6))
         True
     """
@@ -104,7 +93,7 @@ def apgd(objective, x, y, epsilon, *, steps=100, rho=0.75, seed=None,
     x = tf.convert_to_tensor(x)
     if x.shape.rank is None:
         raise ValueError("`x` needs a static rank.")
-    seed = perturbations.as_seed(0 if seed is None else seed)
+    seed = ops.as_seed(0 if seed is None else seed)
     labels = objectives_lib.class_labels(y)
     eps = tf.cast(epsilon, x.dtype)
     first, minimum, decrement = checkpoint_schedule(steps)
@@ -113,8 +102,8 @@ def apgd(objective, x, y, epsilon, *, steps=100, rho=0.75, seed=None,
     with tf.name_scope("apgd_start"):
         t = tf.random.stateless_uniform(tf.shape(x), seed, -1.0, 1.0, dtype=x.dtype)
         t_max = tf.reduce_max(tf.abs(tf.reshape(t, [batch, -1])), axis=1)
-        x_adv = tf.clip_by_value(x + eps * t / _per_example(t_max + 1e-12, x), 0.0, 1.0)
-    loss, gradient, y_pred = perturbations.loss_and_gradient(objective, x_adv, y)
+        x_adv = tf.clip_by_value(x + eps * t / ops.per_example(t_max + 1e-12, x), 0.0, 1.0)
+    loss, gradient, y_pred = ops.loss_and_gradient(objective, x_adv, y)
     robust = objectives_lib.predicted_labels(y_pred) == labels
 
     state = dict(
@@ -139,18 +128,18 @@ def apgd(objective, x, y, epsilon, *, steps=100, rho=0.75, seed=None,
         i = s["i"]
         x_adv = s["x_adv"]
         momentum = tf.where(i > 0, MOMENTUM, 1.0)
-        step = _per_example(tf.cast(s["step_size"], x.dtype), x)
-        z = _project(x, x_adv + step * tf.sign(s["gradient"]), eps)
-        moved = _project(
+        step = ops.per_example(tf.cast(s["step_size"], x.dtype), x)
+        z = ops.project_point(x, x_adv + step * tf.sign(s["gradient"]), eps)
+        moved = ops.project_point(
             x, x_adv + (z - x_adv) * momentum + (x_adv - s["x_old"]) * (1 - momentum), eps)
-        loss, gradient, y_pred = perturbations.loss_and_gradient(objective, moved, y)
+        loss, gradient, y_pred = ops.loss_and_gradient(objective, moved, y)
         correct = objectives_lib.predicted_labels(y_pred) == labels
         robust = s["robust"] & correct
-        x_fooled = tf.where(_per_example(~correct, x), moved, s["x_fooled"])
+        x_fooled = tf.where(ops.per_example(~correct, x), moved, s["x_fooled"])
         loss_steps = tf.tensor_scatter_nd_update(s["loss_steps"], [[i]], loss[None])
         improved = loss > s["loss_best"]
-        x_best = tf.where(_per_example(improved, x), moved, s["x_best"])
-        gradient_best = tf.where(_per_example(improved, x), gradient, s["gradient_best"])
+        x_best = tf.where(ops.per_example(improved, x), moved, s["x_best"])
+        gradient_best = tf.where(ops.per_example(improved, x), gradient, s["gradient_best"])
         loss_best = tf.where(improved, loss, s["loss_best"])
         since_check = s["since_check"] + 1
         interval = s["interval"]
@@ -170,8 +159,8 @@ def apgd(objective, x, y, epsilon, *, steps=100, rho=0.75, seed=None,
             reduce = oscillating | stalled
             return (
                 tf.where(reduce, s["step_size"] / 2, s["step_size"]),
-                tf.where(_per_example(reduce, x), x_best, moved),
-                tf.where(_per_example(reduce, x), gradient_best, gradient),
+                tf.where(ops.per_example(reduce, x), x_best, moved),
+                tf.where(ops.per_example(reduce, x), gradient_best, gradient),
                 reduce,
                 loss_best,
                 tf.constant(0),
@@ -197,8 +186,5 @@ def apgd(objective, x, y, epsilon, *, steps=100, rho=0.75, seed=None,
         lambda s: (s["i"] < steps) & tf.reduce_any(s["robust"]), body, [state],
         maximum_iterations=steps)
     fooled = ~state["robust"]
-    adversarial = tf.where(_per_example(fooled, x), state["x_fooled"], state["x_best"])
-    delta = tf.stop_gradient(adversarial - x)
-    if return_info:
-        return delta, {"fooled": fooled, "loss": state["loss_best"]}
-    return delta
+    adversarial = tf.where(ops.per_example(fooled, x), state["x_fooled"], state["x_best"])
+    return ops.finish(adversarial - x, {"fooled": fooled, "loss": state["loss_best"]})

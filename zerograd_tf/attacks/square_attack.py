@@ -28,8 +28,8 @@ their starting stripe for the last part of the search).
 import tensorflow as tf
 
 from zerograd_tf import objectives as objectives_lib
-from zerograd_tf import perturbations
 from zerograd_tf import validation
+from zerograd_tf.attacks import ops
 
 # The reference's schedule: above each bound (of 10,000 rescaled
 # iterations) p is p_init divided by the factor.
@@ -38,22 +38,22 @@ _SCHEDULE = ((10, 2), (50, 4), (200, 8), (500, 16), (1000, 32), (2000, 64),
 
 
 def square_fraction(iteration, queries, p_init=0.8):
-    """The fraction `p` of the image a square covers at `iteration` (Python).
+    """The fraction `p` of the image a square covers at `iteration`.
+
+    The function the attack runs (on a tensor iteration counter).
+
+    Args:
+        iteration: the iteration, an int or an integer tensor.
+        queries: the query budget.
+        p_init: the fraction at the start. Defaults to 0.8.
+
+    Returns:
+        A float64 scalar tensor.
 
     Examples:
-        >>> [square_fraction(i, 5000) for i in (0, 5, 6, 100, 4999)]
+        >>> [float(square_fraction(i, 5000)) for i in (0, 5, 6, 100, 4999)]
         [0.8, 0.8, 0.4, 0.2, 0.0015625]
     """
-    it = int(iteration / queries * 10000)
-    p = p_init
-    for bound, factor in _SCHEDULE:
-        if it > bound:
-            p = p_init / factor
-    return p
-
-
-def _square_fraction(iteration, queries, p_init):
-    """`square_fraction` as a tensor function of a tensor iteration."""
     it = tf.cast(tf.cast(iteration, tf.float64) / queries * 10000, tf.int32)
     factor = tf.constant(1.0, tf.float64)
     for bound, value in _SCHEDULE:
@@ -61,8 +61,7 @@ def _square_fraction(iteration, queries, p_init):
     return p_init / factor
 
 
-def square(objective, x, y, epsilon, *, queries=5000, p_init=0.8, seed=None,
-           return_info=False):
+def square(objective, x, y, epsilon, *, queries=5000, p_init=0.8, seed=None):
     """Square attack: random search for a point that lowers the margin.
 
     Args:
@@ -79,12 +78,11 @@ def square(objective, x, y, epsilon, *, queries=5000, p_init=0.8, seed=None,
             (0, 1]. Defaults to 0.8 (the reference).
         seed: stateless seed (int or shape-(2,) tensor). Defaults to `None`,
             i.e. 0.
-        return_info: also return `fooled` (bool `(batch,)`) and `queries`
-            (int `(batch,)`, the model calls spent on each example).
-            Defaults to False.
 
     Returns:
-        `delta` with `x`'s shape (and the info dict if `return_info`).
+        `(delta, info)`: `delta` with `x`'s shape; `info` holds `fooled`
+        (bool `(batch,)`) and `queries` (int `(batch,)`, the model calls
+        spent on each example).
 
     Raises:
         ValueError: for arguments outside their valid ranges or inputs that
@@ -98,7 +96,7 @@ def square(objective, x, y, epsilon, *, queries=5000, p_init=0.8, seed=None,
         ...                           keras.layers.Dense(3)])
         >>> objective = objectives.model_objective(model, loss=losses.margin_loss)
         >>> x = np.full((2, 4, 4, 1), 0.5, np.float32)
-        >>> delta = square(objective, x, np.array([0, 1]), 0.1, queries=20)
+        >>> delta, info = square(objective, x, np.array([0, 1]), 0.1, queries=20)
         >>> bool(np.all(np.abs(delta) <= 0.1 + 1e-6))
         True
     """
@@ -113,7 +111,7 @@ def square(objective, x, y, epsilon, *, queries=5000, p_init=0.8, seed=None,
             "The Square attack needs image batches (batch, height, width, channels); "
             f"got inputs of shape {x.shape}.")
     objective = objectives_lib.as_objective(objective)
-    seed = perturbations.as_seed(0 if seed is None else seed)
+    seed = ops.as_seed(0 if seed is None else seed)
     labels = objectives_lib.class_labels(y)
     eps = tf.cast(epsilon, x.dtype)
     shape = tf.shape(x)
@@ -140,7 +138,7 @@ def square(objective, x, y, epsilon, *, queries=5000, p_init=0.8, seed=None,
 
     def body(i, x_best, margin_best, spent):
         active = margin_best > 0
-        p = _square_fraction(i, queries, p_init)
+        p = square_fraction(i, queries, p_init)
         side = tf.cast(tf.maximum(tf.round(tf.sqrt(p * area)), 1.0), tf.int32)
         side = tf.minimum(side, tf.minimum(height, width))
         step_seed = tf.random.experimental.stateless_fold_in(seed, i)
@@ -158,8 +156,7 @@ def square(objective, x, y, epsilon, *, queries=5000, p_init=0.8, seed=None,
         window = in_rows[:, :, None, None] & in_cols[:, None, :, None]
         colour = signs(tf.stack([batch, 1, 1, channels]), seeds[2])
         candidate = tf.where(window, x_best + 2.0 * eps * colour, x_best)
-        candidate = tf.clip_by_value(
-            tf.clip_by_value(candidate, x - eps, x + eps), 0.0, 1.0)
+        candidate = ops.project_point(x, candidate, eps)
         candidate.set_shape(x.shape)
         margin = margin_at(candidate)
         accept = active & ((margin < margin_best) | (margin <= 0))
@@ -172,7 +169,4 @@ def square(objective, x, y, epsilon, *, queries=5000, p_init=0.8, seed=None,
         lambda i, _, margin_best, __: (i < queries) & tf.reduce_any(margin_best > 0),
         body, (tf.constant(0), x_best, margin_best, spent),
         maximum_iterations=queries)
-    delta = tf.stop_gradient(x_best - x)
-    if return_info:
-        return delta, {"fooled": margin_best <= 0, "queries": spent}
-    return delta
+    return ops.finish(x_best - x, {"fooled": margin_best <= 0, "queries": spent})

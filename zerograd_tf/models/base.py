@@ -40,7 +40,7 @@ import tensorflow as tf
 
 from zerograd_tf import _keras_compat
 from zerograd_tf import objectives as objectives_lib
-from zerograd_tf import perturbations
+from zerograd_tf import attacks
 from zerograd_tf import validation
 
 PACKAGE = "zerograd_tf"
@@ -269,7 +269,7 @@ class AdversarialModel(keras.Model):
         The step reads the counter and never writes it, which keeps it valid
         under XLA and `tf.distribute`. Every replica gets the same seed: the
         random ops draw the noise of the global batch and keep their
-        replica's slice (see `perturbations.uniform_noise`), so a distributed
+        replica's slice (see `attacks.ops.uniform_noise`), so a distributed
         step perturbs each example exactly as a single-device step would.
         """
         step = tf.cast(self.optimizer.iterations, tf.int64)
@@ -480,7 +480,7 @@ class AdversarialModel(keras.Model):
         alpha = self.validation_pgd_alpha
         if alpha is None:
             alpha = self._epsilon / 4
-        delta = perturbations.pgd(
+        delta, _ = attacks.pgd(
             self.attack_objective(training=False), x, y, self._epsilon, alpha,
             steps=self.validation_pgd_steps, restarts=self.validation_pgd_restarts,
             seed=seed,

@@ -2,7 +2,7 @@
 
 import keras
 
-from zerograd_tf import perturbations
+from zerograd_tf import attacks
 from zerograd_tf import validation
 from zerograd_tf.models.base import PACKAGE, AdversarialModel
 
@@ -39,10 +39,9 @@ class FGSMModel(AdversarialModel):
         super().__init__(*args, alpha=alpha, **kwargs)
 
     def perturb(self, x, y, seed):
-        return perturbations.fgsm(
+        return attacks.fgsm(
             self.attack_objective(), x, y, self._epsilon, self._alpha,
             init="random" if self.random_init else "zero", seed=seed,
-            return_info=True,
         )
 
     def get_config(self):

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from zerograd_tf import perturbations
+from zerograd_tf.attacks import ops
 from zerograd_tf.models.base import PACKAGE
 from zerograd_tf.models.fgsm import FGSMModel
 
@@ -113,8 +113,8 @@ class GradAlignModel(FGSMModel):
 
     def regularization(self, x, y, seed):
         eta_seed = tf.random.experimental.stateless_fold_in(
-            perturbations.as_seed(seed), 0x6A11)
-        eta = perturbations.uniform_noise(tf.shape(x), self._epsilon, eta_seed, x.dtype)
+            ops.as_seed(seed), 0x6A11)
+        eta = ops.uniform_noise(tf.shape(x), self._epsilon, eta_seed, x.dtype)
         cosine, valid = gradient_alignment(self.attack_objective(), x, y, eta)
         count = tf.reduce_sum(tf.cast(valid, tf.float32))
         mean = tf.math.divide_no_nan(tf.reduce_sum(cosine), count)

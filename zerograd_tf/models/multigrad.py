@@ -2,7 +2,7 @@
 
 import keras
 
-from zerograd_tf import perturbations
+from zerograd_tf import attacks
 from zerograd_tf import validation
 from zerograd_tf.models.base import PACKAGE
 from zerograd_tf.models.masked_gradient import MaskedGradientModel
@@ -46,10 +46,9 @@ class MultiGradModel(MaskedGradientModel):
         super().__init__(*args, alpha=alpha, **kwargs)
 
     def perturb(self, x, y, seed):
-        return perturbations.multigrad(
+        return attacks.multigrad(
             self.attack_objective(), x, y, self._epsilon, self._alpha,
             samples=self.samples, threshold=self.threshold, seed=seed,
-            return_info=True,
         )
 
     def get_config(self):

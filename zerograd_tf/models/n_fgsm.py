@@ -2,7 +2,7 @@
 
 import keras
 
-from zerograd_tf import perturbations
+from zerograd_tf import attacks
 from zerograd_tf import validation
 from zerograd_tf.models.base import PACKAGE, AdversarialModel
 
@@ -38,10 +38,9 @@ class NFGSMModel(AdversarialModel):
         super().__init__(*args, alpha=alpha, **kwargs)
 
     def perturb(self, x, y, seed):
-        return perturbations.n_fgsm(
+        return attacks.n_fgsm(
             self.attack_objective(), x, y, self._epsilon, self._alpha,
             noise_magnitude=self.noise_magnitude, clip=self.clip, seed=seed,
-            return_info=True,
         )
 
     def get_config(self):

@@ -2,7 +2,7 @@
 
 import keras
 
-from zerograd_tf import perturbations
+from zerograd_tf import attacks
 from zerograd_tf import validation
 from zerograd_tf.models.base import PACKAGE, AdversarialModel
 
@@ -40,7 +40,7 @@ class PGDModel(AdversarialModel):
         super().__init__(*args, alpha=alpha, **kwargs)
 
     def perturb(self, x, y, seed):
-        delta = perturbations.pgd(
+        delta, _ = attacks.pgd(
             self.attack_objective(), x, y, self._epsilon, self._alpha,
             steps=self.steps, restarts=self.restarts, seed=seed,
         )

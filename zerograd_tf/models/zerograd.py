@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zerograd_tf import perturbations
+from zerograd_tf import attacks
 from zerograd_tf import quantile as quantile_lib
 from zerograd_tf import validation
 from zerograd_tf.models.base import PACKAGE, read_variable
@@ -117,10 +117,10 @@ class ZeroGradModel(MaskedGradientModel):
 
     def perturb(self, x, y, seed):
         q = self.quantile if self.quantile_method == "top_k" else self._quantile
-        return perturbations.zerograd(
+        return attacks.zerograd(
             self.attack_objective(), x, y, self._epsilon, self._alpha,
             quantile=q, iterations=self.zero_iters, init=self.init, seed=seed,
-            quantile_method=self.quantile_method, return_info=True,
+            quantile_method=self.quantile_method,
         )
 
     def get_config(self):

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 import zerograd_tf as zg
-from zerograd_tf import perturbations
+from zerograd_tf.attacks import ops
 from conftest import small_cnn
 
 EPS = 0.1
@@ -22,8 +22,8 @@ def linear_objective(coefficients):
 
 
 def random_start(x, epsilon, seed):
-    return perturbations.project(
-        x, perturbations.uniform_noise(tf.shape(x), epsilon, perturbations.as_seed(seed)))
+    return ops.project(
+        x, ops.uniform_noise(tf.shape(x), epsilon, ops.as_seed(seed)))
 
 
 def test_zerograd_zeroes_exactly_the_elements_below_the_quantile():
@@ -33,7 +33,7 @@ def test_zerograd_zeroes_exactly_the_elements_below_the_quantile():
     c = rng.standard_normal(shape).astype(np.float32)  # distinct magnitudes
     for q in [0.1, 0.35, 0.5, 0.9]:
         delta, info = zg.zerograd(linear_objective(c), x, None, EPS, 2 * EPS,
-                                  quantile=q, seed=11, return_info=True)
+                                  quantile=q, seed=11)
         delta0 = random_start(tf.constant(x), EPS, 11).numpy()
         flat = np.abs(c).reshape(5, -1)
         threshold = np.quantile(flat, q, axis=1)
@@ -61,7 +61,7 @@ def test_the_compiled_mask_is_bit_identical_to_the_graph_mask(mode):
 
     def attack(mask_jit, quantile):
         return zg.zerograd(model, x, y, EPS, 2 * EPS, quantile=quantile, seed=3,
-                           mask_jit=mask_jit, return_info=True)
+                           mask_jit=mask_jit)
 
     for quantile in (0.35, 0.9, q):
         if mode == "eager":
@@ -82,8 +82,8 @@ def test_zerograd_at_q0_is_fgsm_rs_and_keeps_init():
     x = np.random.default_rng(1).random((6, 8, 8, 1)).astype(np.float32)
     y = np.arange(6) % 3
     for init in ["random", "zero"]:
-        zero = zg.zerograd(model, x, y, EPS, 1.5 * EPS, quantile=0.0, init=init, seed=5)
-        fgsm = zg.fgsm(model, x, y, EPS, 1.5 * EPS, init=init, seed=5)
+        zero, _ = zg.zerograd(model, x, y, EPS, 1.5 * EPS, quantile=0.0, init=init, seed=5)
+        fgsm, _ = zg.fgsm(model, x, y, EPS, 1.5 * EPS, init=init, seed=5)
         np.testing.assert_array_equal(zero.numpy(), fgsm.numpy())
 
 
@@ -92,7 +92,7 @@ def test_zerograd_multiple_iterations_stay_in_ball():
     model = keras.Model(inputs, outputs)
     x = np.random.default_rng(2).random((4, 8, 8, 1)).astype(np.float32)
     delta, info = zg.zerograd(model, x, np.zeros(4), EPS, 0.5 * EPS, iterations=3,
-                              seed=1, return_info=True)
+                              seed=1)
     assert np.abs(delta.numpy()).max() <= np.float32(EPS)
     assert 0.3 < float(tf.reduce_mean(info["zeroed_fraction"])) < 0.4
 
@@ -102,11 +102,11 @@ def test_multigrad_with_one_sample_is_the_fgsm_rs_sign_step_from_zero():
     model = keras.Model(inputs, outputs)
     x = tf.constant(np.random.default_rng(3).random((6, 8, 8, 1)).astype(np.float32))
     y = np.arange(6) % 3
-    delta = zg.multigrad(model, x, y, EPS, 2 * EPS, samples=1, seed=9)
+    delta, _ = zg.multigrad(model, x, y, EPS, 2 * EPS, samples=1, seed=9)
     start = random_start(x, EPS, 9)
-    _, gradient, _ = perturbations.loss_and_gradient(
+    _, gradient, _ = ops.loss_and_gradient(
         zg.model_objective(model), x + start, tf.constant(y))
-    expected = perturbations.project(x, 2 * EPS * tf.sign(gradient), EPS)
+    expected = ops.project(x, 2 * EPS * tf.sign(gradient), EPS)
     np.testing.assert_array_equal(delta.numpy(), expected.numpy())
 
 
@@ -120,14 +120,13 @@ def test_multigrad_unanimity_on_a_hand_built_case():
     ], np.float32)
     c = (signs * np.array([1, 2, 3, 4, 0.5], np.float32)).reshape(3, 5)
     x = np.full((1, 5), 0.5, np.float32)
-    unanimous = zg.multigrad(linear_objective(c), x, None, EPS, samples=3, seed=0)
+    unanimous, _ = zg.multigrad(linear_objective(c), x, None, EPS, samples=3, seed=0)
     np.testing.assert_allclose(unanimous.numpy(), [[EPS, -EPS, 0, 0, EPS]], rtol=1e-6)
-    majority = zg.multigrad(linear_objective(c), x, None, EPS, samples=3,
+    majority, _ = zg.multigrad(linear_objective(c), x, None, EPS, samples=3,
                             threshold=2, seed=0)
     # s = [3, -3, 1, 0, 3]: |s| >= 1 keeps all but the tie, which has sign 0.
     np.testing.assert_allclose(majority.numpy(), [[EPS, -EPS, EPS, 0, EPS]], rtol=1e-6)
-    _, info = zg.multigrad(linear_objective(c), x, None, EPS, samples=3, seed=0,
-                           return_info=True)
+    _, info = zg.multigrad(linear_objective(c), x, None, EPS, samples=3, seed=0)
     np.testing.assert_allclose(info["zeroed_fraction"].numpy(), [0.4])
 
 
@@ -148,11 +147,11 @@ def test_fgsm_and_pgd_reach_the_analytic_worst_case_of_a_linear_model():
     y = rng.integers(0, 2, 8)
     # Loss grows along W[:, other] - W[:, y]: the worst case is eps * sign of it.
     worst = EPS * np.sign(w[:, 1 - y] - w[:, y]).T
-    fgsm = zg.fgsm(model, x, y, EPS, alpha=EPS)
+    fgsm, _ = zg.fgsm(model, x, y, EPS, alpha=EPS)
     np.testing.assert_allclose(fgsm.numpy(), worst, rtol=1e-6)
-    fgsm_large = zg.fgsm(model, x, y, EPS, alpha=3 * EPS)
+    fgsm_large, _ = zg.fgsm(model, x, y, EPS, alpha=3 * EPS)
     np.testing.assert_allclose(fgsm_large.numpy(), worst, rtol=1e-6)
-    pgd = zg.pgd(model, x, y, EPS, alpha=EPS / 4, steps=10, restarts=2, seed=3)
+    pgd, _ = zg.pgd(model, x, y, EPS, alpha=EPS / 4, steps=10, restarts=2, seed=3)
     np.testing.assert_allclose(pgd.numpy(), worst, rtol=1e-6)
 
 
@@ -162,26 +161,26 @@ def test_pgd_keeps_the_worst_restart_and_early_stop_freezes():
     x = rng.uniform(0.0, 1.0, (16, 12)).astype(np.float32)
     y = rng.integers(0, 2, 16)
     objective = zg.model_objective(model)
-    one, info1 = zg.pgd(model, x, y, EPS, steps=1, restarts=1, seed=2, return_info=True)
-    many, info = zg.pgd(model, x, y, EPS, steps=1, restarts=4, seed=2, return_info=True)
+    one, info1 = zg.pgd(model, x, y, EPS, steps=1, restarts=1, seed=2)
+    many, info = zg.pgd(model, x, y, EPS, steps=1, restarts=4, seed=2)
     loss_many, _ = objective(x + many, y)
     np.testing.assert_allclose(info["loss"].numpy(), loss_many.numpy(), rtol=1e-6)
     assert (info["loss"].numpy() >= info1["loss"].numpy() - 1e-6).all()
     # Early stop: a misclassified example does not move from its start.
     wrong = np.argmax(model(x).numpy(), axis=1) != y
     assert wrong.any()
-    stopped = zg.pgd(model, x, y, EPS, steps=5, random_start=False, early_stop=True)
+    stopped, _ = zg.pgd(model, x, y, EPS, steps=5, random_start=False, early_stop=True)
     np.testing.assert_array_equal(stopped.numpy()[wrong], 0.0)
 
 
 METHODS = {
-    "fgsm": lambda m, x, y, s: zg.fgsm(m, x, y, EPS),
-    "fgsm_rs": lambda m, x, y, s: zg.fgsm(m, x, y, EPS, init="random", seed=s),
-    "zerograd": lambda m, x, y, s: zg.zerograd(m, x, y, EPS, seed=s),
-    "zerograd_2iters": lambda m, x, y, s: zg.zerograd(m, x, y, EPS, iterations=2, seed=s),
-    "multigrad": lambda m, x, y, s: zg.multigrad(m, x, y, EPS, seed=s),
-    "pgd": lambda m, x, y, s: zg.pgd(m, x, y, EPS, steps=3, restarts=2, seed=s),
-    "n_fgsm": lambda m, x, y, s: zg.n_fgsm(m, x, y, EPS, seed=s),
+    "fgsm": lambda m, x, y, s: zg.fgsm(m, x, y, EPS)[0],
+    "fgsm_rs": lambda m, x, y, s: zg.fgsm(m, x, y, EPS, init="random", seed=s)[0],
+    "zerograd": lambda m, x, y, s: zg.zerograd(m, x, y, EPS, seed=s)[0],
+    "zerograd_2iters": lambda m, x, y, s: zg.zerograd(m, x, y, EPS, iterations=2, seed=s)[0],
+    "multigrad": lambda m, x, y, s: zg.multigrad(m, x, y, EPS, seed=s)[0],
+    "pgd": lambda m, x, y, s: zg.pgd(m, x, y, EPS, steps=3, restarts=2, seed=s)[0],
+    "n_fgsm": lambda m, x, y, s: zg.n_fgsm(m, x, y, EPS, seed=s)[0],
 }
 
 
@@ -211,9 +210,9 @@ def test_random_methods_are_reproducible_and_seed_dependent():
     model = keras.Model(inputs, outputs)
     x = np.random.default_rng(7).random((4, 8, 8, 1)).astype(np.float32)
     y = np.zeros(4, np.int64)
-    a = zg.zerograd(model, x, y, EPS, seed=1).numpy()
-    b = zg.zerograd(model, x, y, EPS, seed=1).numpy()
-    c = zg.zerograd(model, x, y, EPS, seed=2).numpy()
+    a = zg.zerograd(model, x, y, EPS, seed=1)[0].numpy()
+    b = zg.zerograd(model, x, y, EPS, seed=1)[0].numpy()
+    c = zg.zerograd(model, x, y, EPS, seed=2)[0].numpy()
     np.testing.assert_array_equal(a, b)
     assert (a != c).any()
 
@@ -222,7 +221,7 @@ def test_n_fgsm_optional_clip():
     inputs, outputs = small_cnn()
     model = keras.Model(inputs, outputs)
     x = np.random.default_rng(8).random((4, 8, 8, 1)).astype(np.float32)
-    delta = zg.n_fgsm(model, x, np.zeros(4), EPS, seed=1, clip=EPS)
+    delta, _ = zg.n_fgsm(model, x, np.zeros(4), EPS, seed=1, clip=EPS)
     assert np.abs(delta.numpy()).max() <= np.float32(EPS)
 
 
@@ -266,7 +265,7 @@ def test_pgd_compaction_changes_nothing_but_the_work():
     x = rng.uniform(0.1, 0.9, (64, 6)).astype(np.float32)
     y = model(x).numpy().argmax(1)
     # One short step from each random start: the restarts matter.
-    kw = dict(alpha=0.1, steps=1, early_stop=True, seed=3, return_info=True)
+    kw = dict(alpha=0.1, steps=1, early_stop=True, seed=3)
     masked, info_masked = zg.pgd(model, x, y, 0.3, restarts=8, **kw)
     compacted, info_compacted = zg.pgd(model, x, y, 0.3, restarts=8, compact=True, **kw)
     np.testing.assert_allclose(compacted.numpy(), masked.numpy(), atol=1e-6)
@@ -283,6 +282,27 @@ def test_pgd_compaction_changes_nothing_but_the_work():
                              keras.layers.Dense(3)])
     images = rng.uniform(0, 1, (16, 6, 6, 1)).astype(np.float32)
     labels = (conv(images).numpy().argmax(1) + 1) % 3  # all misclassified already
-    delta = zg.pgd(conv, images, labels, 0.1, steps=2, restarts=3, early_stop=True,
+    delta, _ = zg.pgd(conv, images, labels, 0.1, steps=2, restarts=3, early_stop=True,
                    compact=True, seed=0)
     assert delta.shape == images.shape
+
+
+def test_the_old_perturbations_module_warns_and_keeps_its_signatures():
+    import importlib
+    import sys
+    import warnings
+
+    sys.modules.pop("zerograd_tf.perturbations", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        perturbations = importlib.import_module("zerograd_tf.perturbations")
+    assert any(issubclass(w.category, DeprecationWarning) and "zerograd_tf.attacks" in
+               str(w.message) for w in caught)
+    objective = linear_objective(np.ones((2, 3), np.float32))
+    x = np.full((2, 3), 0.5, np.float32)
+    delta = perturbations.fgsm(objective, x, None, EPS)
+    new_delta, info = zg.attacks.fgsm(objective, x, None, EPS)
+    np.testing.assert_array_equal(delta.numpy(), new_delta.numpy())
+    old_delta, old_info = perturbations.zerograd(objective, x, None, EPS, seed=1,
+                                                 return_info=True)
+    assert set(old_info) == {"zeroed_fraction"}

@@ -1,0 +1,232 @@
+"""Operations every attack shares: seeds, noise, projection, input gradients.
+
+The attacks of `zerograd_tf.attacks` are pure TensorFlow functions built
+from these pieces, so that each piece exists once: a stateless seed
+(`as_seed`), uniform noise that is the same on one device and under
+`tf.distribute` (`uniform_noise`), the projection onto the epsilon-ball and
+the [0, 1] box (`project`, `project_point`), the input gradient of the
+summed per-example loss (`loss_and_gradient`) and per-example reductions
+(`per_example_mean`, `per_example`).
+
+Hyperparameters (`epsilon`, `alpha`, ...) may be Python numbers or tensors
+(a model's variables, read when the traced step runs), never frozen into a
+trace.
+"""
+
+import tensorflow as tf
+
+from zerograd_tf import validation
+
+
+def as_seed(seed):
+    """Normalises a seed for the stateless random ops.
+
+    Args:
+        seed: an int, or an integer tensor of shape `(2,)`.
+
+    Returns:
+        An int64 tensor of shape `(2,)`.
+
+    Raises:
+        ValueError: if `seed` is None (attacks with random starts need one).
+
+    Examples:
+        >>> as_seed(3).numpy()
+        array([3, 0])
+    """
+    if seed is None:
+        raise ValueError(
+            "This attack draws random numbers and needs a `seed`: an int "
+            "or a shape-(2,) integer tensor (e.g. derived from a step counter)."
+        )
+    if isinstance(seed, int):
+        return tf.constant([seed, 0], tf.int64)
+    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
+    if seed.shape.rank == 0:
+        return tf.stack([seed, tf.zeros_like(seed)])
+    return tf.reshape(seed, (2,))
+
+
+def _replica_slice():
+    """`(replica_id, num_replicas)` inside a `tf.distribute` replica context."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context.replica_id_in_sync_group, context.num_replicas_in_sync
+
+
+def uniform_noise(shape, radius, seed, dtype=tf.float32, batch_axis=0):
+    """`U(-radius, radius)` noise from the stateless Philox generator.
+
+    Under a `tf.distribute` strategy with several replicas, each replica
+    holds a contiguous slice of the global batch; it draws the noise of the
+    whole global batch (same seed everywhere) and keeps its own slice, so
+    every example gets the noise it would get on a single device, and a
+    distributed run reproduces a single-device run. (An uneven last batch,
+    split unequally, still gets valid but split-dependent noise.)
+
+    Args:
+        shape: shape of the local noise tensor.
+        radius: half-width of the uniform distribution (a number or a
+            scalar tensor).
+        seed: stateless seed, shape (2,).
+        dtype: float dtype. Defaults to `tf.float32`.
+        batch_axis: the axis of `shape` that indexes examples. Defaults
+            to 0.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> noise = uniform_noise((2, 3), 0.1, tf.constant([0, 1], tf.int64))
+        >>> tuple(noise.shape), bool(tf.reduce_all(tf.abs(noise) <= 0.1))
+        ((2, 3), True)
+    """
+    radius = tf.cast(radius, dtype)
+    replica = _replica_slice()
+    if replica is None:
+        return tf.random.stateless_uniform(
+            shape, seed=seed, minval=-radius, maxval=radius, dtype=dtype, alg="philox")
+    replica_id, replicas = replica
+    shape = tf.convert_to_tensor(shape, tf.int32)
+    local = shape[batch_axis]
+    global_shape = tf.tensor_scatter_nd_update(shape, [[batch_axis]], [local * replicas])
+    noise = tf.random.stateless_uniform(
+        global_shape, seed=seed, minval=-radius, maxval=radius, dtype=dtype, alg="philox")
+    begin = tf.tensor_scatter_nd_update(tf.zeros_like(shape), [[batch_axis]],
+                                        [local * tf.cast(replica_id, tf.int32)])
+    return tf.slice(noise, begin, shape)
+
+
+def project(x, delta, epsilon=None):
+    """Clips a perturbation `delta` into the epsilon-ball (if given), then
+    into the box.
+
+    The box step clips `delta` into `[-x, 1 - x]`, which only moves it towards
+    zero, so `|delta| <= epsilon` holds exactly after both steps.
+
+    Args:
+        x: the inputs in [0, 1].
+        delta: the perturbation.
+        epsilon: the radius, or `None` for the box alone. Defaults to
+            `None`.
+
+    Examples:
+        >>> import numpy as np
+        >>> project(np.array([0.95, 0.5], "float32"), np.array([0.2, -0.2], "float32"),
+        ...         0.1).numpy().round(2)
+        array([ 0.05, -0.1 ], dtype=float32)
+    """
+    if epsilon is not None:
+        epsilon = tf.cast(epsilon, delta.dtype)
+        delta = tf.clip_by_value(delta, -epsilon, epsilon)
+    return tf.clip_by_value(delta, -x, 1.0 - x)
+
+
+def project_point(x, point, epsilon):
+    """Clips a point into `[x - epsilon, x + epsilon]`, then into [0, 1].
+
+    The point-space form of `project` that APGD and Square use (as their
+    reference code does; it rounds differently from `x + project(...)`).
+
+    Args:
+        x: the clean inputs in [0, 1].
+        point: the candidate adversarial inputs.
+        epsilon: the radius (a number or a scalar tensor of `x`'s dtype).
+
+    Examples:
+        >>> import numpy as np
+        >>> project_point(np.array([0.95], "float32"), np.array([1.2], "float32"),
+        ...               0.1).numpy()
+        array([1.], dtype=float32)
+    """
+    return tf.clip_by_value(tf.clip_by_value(point, x - epsilon, x + epsilon), 0.0, 1.0)
+
+
+def loss_and_gradient(objective, x, y):
+    """Per-example losses, input gradient and predictions at `x`.
+
+    The gradient is that of the *sum* of per-example losses, so each example's
+    gradient is its own loss gradient, independent of the batch size.
+
+    Args:
+        objective: a callable `(x, y) -> (per_example_loss, y_pred)`.
+        x: the inputs.
+        y: the targets.
+
+    Returns:
+        `(losses, gradient, y_pred)`, the gradient without a gradient of its
+        own (`tf.stop_gradient`).
+
+    Raises:
+        ValueError: if the loss does not depend on `x`.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> objective = lambda x, y: (tf.reduce_sum(x * x, axis=1), x)
+        >>> loss_and_gradient(objective, tf.constant([[1.0, 2.0]]), None)[1].numpy()
+        array([[2., 4.]], dtype=float32)
+    """
+    with tf.name_scope("input_gradient"):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            losses, y_pred = objective(x, y)
+            total = tf.reduce_sum(losses)
+        gradient = tape.gradient(total, x)
+    if gradient is None:
+        raise ValueError(
+            "The objective's loss does not depend on its input `x`, so there is "
+            "no input gradient to attack with."
+        )
+    return losses, tf.stop_gradient(gradient), y_pred
+
+
+def random_start(x, epsilon, init, seed):
+    """The start `delta0` of a single-step attack: zero, or uniform in the
+    ball and clipped into the box (`init="random"`)."""
+    if init == "zero":
+        return tf.zeros_like(x)
+    with tf.name_scope("random_start"):
+        return project(x, uniform_noise(tf.shape(x), epsilon, seed, x.dtype))
+
+
+def per_example_mean(t):
+    """The mean of each example's elements: shape `(batch,)`.
+
+    Examples:
+        >>> per_example_mean(tf.ones((2, 3, 3))).numpy()
+        array([1., 1.], dtype=float32)
+    """
+    return tf.reduce_mean(tf.reshape(t, (tf.shape(t)[0], -1)), axis=1)
+
+
+def per_example(values, like):
+    """Reshapes per-example values `(batch,)` to broadcast against `like`.
+
+    Examples:
+        >>> tuple(per_example(tf.ones(2), tf.ones((2, 4, 4, 1))).shape)
+        (2, 1, 1, 1)
+    """
+    rank = like.shape.rank
+    if rank is not None:  # one reshape with a constant shape
+        return tf.reshape(values, [-1] + [1] * (rank - 1))
+    shape = tf.concat([tf.shape(values), tf.ones([tf.rank(like) - 1], tf.int32)], 0)
+    return tf.reshape(values, shape)
+
+
+def check_common(x, epsilon, alpha, init=None):
+    """Validates the arguments every attack shares; returns `x` as a tensor.
+
+    Numbers are checked against their ranges; tensors pass unchecked (their
+    values are known only when the step runs).
+    """
+    validation.check_image_batch(x)
+    validation.check_epsilon(epsilon)
+    if alpha is not None:
+        validation.check_positive(alpha, "alpha")
+    if init is not None:
+        validation.check_choice(init, "init", validation.PERTURBATION_INITS)
+    return tf.convert_to_tensor(x)
+
+
+def finish(delta, info):
+    """`(delta, info)` with `delta` held constant (no gradient through it)."""
+    return tf.stop_gradient(delta), info
