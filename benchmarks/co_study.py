@@ -56,9 +56,8 @@ import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import callbacks as callbacks_lib  # noqa: E402
 from zerograd_tf import io_utils  # noqa: E402
 from zerograd_tf import datasets, monitoring  # noqa: E402
-from zerograd_tf.trainers import options, pipeline  # noqa: E402
-from zerograd_tf.trainers import train as train_program  # noqa: E402
-from zerograd_tf.trainers.config import RunConfig  # noqa: E402
+from zerograd_tf.runs import options, pipeline, training  # noqa: E402
+from zerograd_tf.runs.config import RunConfig  # noqa: E402
 from benchmarks import environment  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -239,7 +238,7 @@ def setting_fields(name, args, settings=None):
 
 def overrides(args):
     """The RunConfig fields that the zerograd-train flags after '--' set."""
-    return options.explicit_fields(train_program.build_parser(),
+    return options.explicit_fields(options.config_parser("zerograd-train"),
                                    [f for f in args.flags if f != "--"])
 
 
@@ -264,7 +263,7 @@ def train_run(config, data, timer):
     # The CO monitor of zerograd_auto / early stopping (on the validation
     # split) comes first: its checks are timed as part of the epoch.
     scratch = tempfile.mkdtemp(prefix="co_study-")
-    acting = train_program.monitor_callbacks(config, data, scratch, logdir=None)
+    acting = training.monitor_callbacks(config, data, scratch, logdir=None)
     callbacks = [*acting, timer]
     steps = pipeline.steps_per_epoch(config, len(data.x_train))
     if config.epsilon_warmup > 0 and config.method != "clean":

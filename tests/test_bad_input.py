@@ -64,8 +64,8 @@ class _InterruptAfterFirstEpoch(keras.callbacks.Callback):
 def made(tmp_path_factory):
     """A tiny data set, an interrupted run (with a checkpoint) and a saved model."""
     from zerograd_tf import datasets, io_utils
-    from zerograd_tf.trainers import train
-    from zerograd_tf.trainers.config import RunConfig
+    from zerograd_tf.runs import training as train
+    from zerograd_tf.runs.config import RunConfig
 
     base = tmp_path_factory.mktemp("made")
     path = make_npz(base / "data.npz", n_train=96, n_test=16)
@@ -344,7 +344,7 @@ def test_two_runs_started_together_into_one_output(made, tmp_path):
 def _saved_config_and_data(run):
     """The configuration saved in `run` and its data, as a rerun loads them."""
     from zerograd_tf import datasets
-    from zerograd_tf.trainers.config import RunConfig
+    from zerograd_tf.runs.config import RunConfig
 
     config = RunConfig.from_dict(json.loads((run / "config.json").read_text()))
     return config, datasets.load_image_data(config.dataset, val_size=config.val_size)
@@ -352,7 +352,7 @@ def _saved_config_and_data(run):
 
 def _built_model(run):
     """A new model of the run's configuration, built as zerograd-train builds it."""
-    from zerograd_tf.trainers import pipeline
+    from zerograd_tf.runs import pipeline
 
     config, data = _saved_config_and_data(run)
     model = pipeline.build_model(config, data)
@@ -362,7 +362,7 @@ def _built_model(run):
 
 def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one(made, tmp_path):
     from zerograd_tf import callbacks
-    from zerograd_tf.trainers import run_dir
+    from zerograd_tf.runs import run_dir
 
     run, _ = _run_copy(tmp_path, made)
     checkpoint = run / "checkpoint"
@@ -380,7 +380,7 @@ def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one(made, tmp_pat
 
 def _continue(run):
     """Continues the run in `run` in this process, as zerograd-train would."""
-    from zerograd_tf.trainers import train
+    from zerograd_tf.runs import training as train
 
     config, data = _saved_config_and_data(run)
     return train.train(config, data, str(run), str(run / "logs"), verbose=0)
@@ -453,7 +453,7 @@ def test_a_checkpoint_is_checked_without_reading_its_arrays(made, tmp_path, monk
     import h5py
 
     from zerograd_tf import callbacks
-    from zerograd_tf.trainers import run_dir
+    from zerograd_tf.runs import run_dir
 
     run, _ = _run_copy(tmp_path, made)
     reads = []
@@ -507,7 +507,7 @@ def _fake_fcntl(errno_):
 ], ids=["no-fcntl", "ENOLCK", "EOPNOTSUPP", "ENOSYS"])
 def test_without_file_locks_a_run_warns_and_goes_on(fcntl_module, reason, tmp_path,
                                                     monkeypatch, capsys):
-    from zerograd_tf.trainers import run_dir
+    from zerograd_tf.runs import run_dir
 
     monkeypatch.setitem(sys.modules, "fcntl", fcntl_module)  # None: `import fcntl` fails
     folder = tmp_path / "new" / "run"
@@ -538,8 +538,8 @@ def test_a_worker_refuses_what_the_chief_refuses(made, tmp_path, monkeypatch):
     """Multi-worker runs: a non-chief worker makes the chief's checks too, so
     that it does not wait forever for a chief that refused."""
     from zerograd_tf import distribution
-    from zerograd_tf.trainers import options, train
-    from zerograd_tf.trainers.config import RunConfig
+    from zerograd_tf.runs import options, training as train
+    from zerograd_tf.runs.config import RunConfig
 
     monkeypatch.setattr(distribution, "is_chief", lambda strategy: False)
     run, _ = _run_copy(tmp_path, made)

@@ -6,9 +6,9 @@ import json
 import pytest
 
 from conftest import make_npz
-from zerograd_tf.trainers import options
+from zerograd_tf.runs import options
 from zerograd_tf.trainers import train as train_program
-from zerograd_tf.trainers.config import ConfigError, RunConfig
+from zerograd_tf.runs.config import ConfigError, RunConfig
 from zerograd_tf import datasets
 
 
@@ -63,7 +63,7 @@ def test_dict_round_trip_and_the_command_line_build_the_same_object(tmp_path):
     args = train_program.build_parser().parse_args(
         ["--dataset", data_path, "--epsilon", "8/255", "--method", "multigrad", "--samples",
          "4", "--eval-attack", "pgd,autoattack"])
-    from_cli = options.resolve_config(args, data)
+    from_cli = options.config_from_args(args).resolved(data)
     by_hand = RunConfig(dataset=data_path, epsilon=8 / 255, method="multigrad",
                         samples=4, eval_attack="pgd,autoattack").resolved(data)
     assert from_cli == by_hand

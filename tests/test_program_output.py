@@ -16,7 +16,7 @@ import zerograd_tf as zg
 from zerograd_tf._programs import PROGRAMS
 from zerograd_tf.trainers import evaluate as eval_program
 from zerograd_tf.trainers import train as train_program
-from zerograd_tf.trainers.config import RunConfig
+from zerograd_tf.runs.config import RunConfig
 from conftest import make_npz, small_cnn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,8 +36,8 @@ def _imported(stderr):
 def test_help_and_option_errors_answer_without_tensorflow(program):
     module = PROGRAMS[program]
     error_args = ["model.keras"] if program == "zerograd-eval" else []
-    # TF_CPP_MIN_LOG_LEVEL=0: `zerograd_tf._env` would otherwise mute standard
-    # error, and -X importtime's lines with it, while TensorFlow is imported.
+    # TF_CPP_MIN_LOG_LEVEL=0: a program would otherwise mute standard error,
+    # and -X importtime's lines with it, while TensorFlow is imported.
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "0"}
     for args, status in ((["--help"], 0), ([*error_args, "--epsilon", "-1"], 2),
                          ([*error_args, "--batch-size", "0"], 2)):
@@ -45,7 +45,7 @@ def test_help_and_option_errors_answer_without_tensorflow(program):
                                 capture_output=True, text=True, timeout=120, env=env)
         assert result.returncode == status, (args, result.stderr[-2000:])
         imported = _imported(result.stderr)
-        assert "zerograd_tf.trainers.options" in imported, result.stderr[-2000:]
+        assert "zerograd_tf.runs.options" in imported, result.stderr[-2000:]
         assert not [m for m in HEAVY if m in imported], (args, sorted(imported))
         if status == 0:
             assert f"usage: {program}" in result.stdout

@@ -1,7 +1,6 @@
 """Nothing silent: every bad input is one line with exit status 2, labels are
 checked, and a NaN loss stops training with the last good checkpoint kept."""
 
-import importlib
 import json
 import logging
 import os
@@ -13,15 +12,14 @@ import pytest
 
 from conftest import make_npz
 from zerograd_tf.trainers import evaluate as eval_program
-from zerograd_tf.trainers import pipeline
+from zerograd_tf.runs import pipeline, training
 from zerograd_tf.trainers import train as train_program
-from zerograd_tf.trainers.config import RunConfig
+from zerograd_tf.runs.config import RunConfig
 from zerograd_tf import datasets
 
 import zerograd_tf as zg
 
-# The package `tuning` exports the function `search`, which hides its module.
-tune_program = importlib.import_module("zerograd_tf.tuning.search")
+from zerograd_tf.tuning import search as tune_program
 FAST = ["--epochs", "1", "--batch-size", "32", "--val-size", "32", "--val-pgd-steps", "2",
         "--val-pgd-size", "32", "--eval-steps", "2", "--eval-restarts", "1", "--eval-attack", "pgd", "--verbose", "0"]
 
@@ -170,7 +168,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     os.makedirs(out)
     with pytest.raises(train_program.TrainingDiverged,
                        match=r"became nan in epoch 2 \(step 1\).*checkpoint of the last good"):
-        train_program.train(config, data, str(out), str(out / "logs"), verbose=0,
+        training.train(config, data, str(out), str(out / "logs"), verbose=0,
                             extra_callbacks=[Poison(2)])
     assert not (out / "model.keras").exists()
     state = json.loads((out / "checkpoint" / "latest" / "state.json").read_text())
@@ -181,7 +179,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
     epoch = zg.callbacks.EpochCheckpoint(str(out / "checkpoint")).restore(model)
     assert epoch == 1
     assert all(np.isfinite(w).all() for w in model.get_weights())
-    report = train_program.train(config, data, str(out), str(out / "logs"), verbose=0)
+    report = training.train(config, data, str(out), str(out / "logs"), verbose=0)
     assert (out / "model.keras").exists() and report["num_examples"] == 48
 
 

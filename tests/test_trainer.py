@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from zerograd_tf.trainers import evaluate as eval_program
-from zerograd_tf.trainers import options
+from zerograd_tf.runs import options
 from zerograd_tf.trainers import train as train_program
 from zerograd_tf import datasets
 from conftest import make_npz

@@ -1,13 +1,11 @@
-import importlib
 import json
 
 import pytest
 
-from zerograd_tf import tuning
+from zerograd_tf.runs import tuning
 from conftest import make_npz
-# The package exports the function `search`, which hides its module.
-search_module = importlib.import_module("zerograd_tf.tuning.search")
-from zerograd_tf.tuning.hypermodel import ZeroGradHyperModel
+from zerograd_tf.tuning import search as search_module
+from zerograd_tf.runs.hypermodel import ZeroGradHyperModel
 
 
 def _data(tmp_path):
@@ -55,7 +53,7 @@ def test_objective_is_robust_not_clean_accuracy(tmp_path):
                                {"clean_accuracy": 0.60, "pgd_accuracy": 0.40}])
     tuner, best = tuning.search(_data(tmp_path), max_trials=2, evaluate=stub,
                                 directory=str(tmp_path / "s"), project_name="p", **TINY)
-    rows = {r["trial"]: r for r in search_module.trial_rows(tuner)}
+    rows = {r["trial"]: r for r in tuning.trial_rows(tuner)}
     assert rows["0"]["clean_accuracy"] == 0.95 and rows["1"]["pgd_accuracy"] == 0.40
     assert best.values["quantile"] == pytest.approx(rows["1"]["quantile"])
 
@@ -72,7 +70,7 @@ def test_interrupted_search_resumes_without_redoing_finished_trials(tmp_path):
     second = ScriptedEvaluation(results[1:])
     tuner, _ = tuning.search(data, evaluate=second, **kw)
     assert second.calls == 2  # trials 1 and 2 only; trial 0 is kept
-    rows = search_module.trial_rows(tuner)
+    rows = tuning.trial_rows(tuner)
     assert [r["trial"] for r in rows] == ["0", "1", "2"]
     assert rows[0]["pgd_accuracy"] == 0.1
 
@@ -106,7 +104,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_multigrad_search_space(tmp_path):
-    from zerograd_tf.trainers.config import RunConfig
+    from zerograd_tf.runs.config import RunConfig
     from zerograd_tf import datasets
     import keras_tuner
 
@@ -129,7 +127,7 @@ def test_every_tuner_runs(tmp_path, name):
                                {"clean_accuracy": 0.8, "pgd_accuracy": 0.5}])
     tuner, best = tuning.search(_data(tmp_path), tuner=name, max_trials=2, evaluate=stub,
                                 directory=str(tmp_path / "s"), project_name=name, **TINY)
-    rows = search_module.trial_rows(tuner)
+    rows = tuning.trial_rows(tuner)
     assert rows and stub.calls == len(rows)
     assert best.values["alpha"] == pytest.approx(
         max(rows, key=lambda r: r["pgd_accuracy"])["alpha"])

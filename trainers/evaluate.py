@@ -19,8 +19,8 @@ import zipfile
 
 from zerograd_tf import _programs, io_utils
 from zerograd_tf._names import ATTACKS, DEFAULT_DATASET, DataError
-from zerograd_tf.trainers import options, run_dir
-from zerograd_tf.trainers.config import DEFAULT_EVAL_ATTACK
+from zerograd_tf.runs import options, run_dir
+from zerograd_tf.runs.config import DEFAULT_EVAL_ATTACK, DEFAULT_EVAL_BATCH_SIZE
 
 PROG = "zerograd-eval"
 
@@ -65,7 +65,7 @@ def build_parser():
     parser.add_argument("--alpha", type=options.positive_float("--alpha"), default=0.25,
                         help="step size as a multiple of epsilon (0.25, i.e. 2/255 at 8/255)")
     parser.add_argument("--batch-size", type=options.int_at_least("--batch-size", 1),
-                        default=256, help="examples per attacked batch")
+                        default=DEFAULT_EVAL_BATCH_SIZE, help="examples per attacked batch")
     parser.add_argument("--limit", type=options.int_at_least("--limit", 1), default=None,
                         help="evaluate the first N examples only (default: all; AutoAttack on "
                              "a whole test split takes hours on a CPU, zerograd-train's final "
@@ -161,7 +161,7 @@ def evaluate(argv=None):
     settings = dict(steps=args.steps, restarts=args.restarts, attack=args.attack.split(","),
                     apgd_steps=args.apgd_steps, apgd_restarts=args.apgd_restarts,
                     apgd_targets=args.apgd_targets, square_queries=args.square_queries,
-                    seed=args.seed, verbose=args.verbose)
+                    batch_size=args.batch_size, seed=args.seed, verbose=args.verbose)
     with contextlib.redirect_stdout(sys.stderr):  # progress bars: stdout is for results
         report = zg.evaluate_robustness(model, dataset, epsilon, alpha=args.alpha * epsilon,
                                         **settings)
@@ -214,6 +214,7 @@ def format_table(report):
 
 
 def main(argv=None):
+    _programs.prepare_process()
     try:
         report, json_path = evaluate(argv)
     except (options.UsageError, DataError) as error:

@@ -1,37 +1,12 @@
-"""KerasTuner search over ZeroGrad's quantile and step size (`zerograd-tune`).
+"""The program `zerograd-tune` (`search`).
 
-`ZeroGradHyperModel` is imported on first access (PEP 562): KerasTuner and
-TensorFlow are not imported until they are needed, so that `zerograd-tune
---help` (which runs inside this package) answers without them.
+This folder is the package `zerograd_tf.tuning` (setup.cfg's `package_dir`),
+and that is its only import name: imported as `tuning` (from a checkout's
+root) it would be a second copy of every module. The search and its
+hypermodel are the library's: `zerograd_tf.runs.tuning.search` and
+`zerograd_tf.runs.tuning.ZeroGradHyperModel`.
 """
 
-import importlib as _importlib
-
-from zerograd_tf import _programs
-
-__all__ = ["ZeroGradHyperModel", "search"]
-
-_OWNERS = {"ZeroGradHyperModel": "zerograd_tf.tuning.hypermodel",
-           "search": "zerograd_tf.tuning.search"}
-
-if not _programs.started_as_program():
-    # `search` is the function, not its module of the same name (which an
-    # import of `zerograd_tf.tuning.search` leaves here otherwise). The
-    # program itself skips it: `python -m zerograd_tf.tuning.search` would
-    # warn that the package imported the module before running it.
-    from zerograd_tf.tuning.search import search
-
-
-def __getattr__(name):
-    """Imports `ZeroGradHyperModel` (or `search`, or `hypermodel`) on first access."""
-    if name == "hypermodel":
-        return _importlib.import_module("zerograd_tf.tuning.hypermodel")
-    if name not in _OWNERS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_importlib.import_module(_OWNERS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+if __name__ != "zerograd_tf.tuning":
+    raise ImportError(f"{__name__!r} is the package 'zerograd_tf.tuning': import it by that "
+                      "name (pip install -e . in a checkout)")

@@ -1,55 +1,42 @@
-"""Process-wide defaults applied before TensorFlow is imported.
+"""The Keras backend check that `import zerograd_tf` makes.
 
-Importing :mod:`zerograd_tf` selects the TensorFlow backend for Keras (the
-package's models use ``tf.GradientTape``) and quiets TensorFlow's C++ start-up
-log lines. Both use ``os.environ.setdefault``, so a value the user already set
-is kept.
+The package's models use `tf.GradientTape` and `tf.function`, so they need
+Keras' TensorFlow backend. Importing the library changes nothing in the
+process: it sets no environment variable and leaves standard error alone
+(CUDA and oneDNN start-up messages show as TensorFlow prints them). Under
+another backend (`KERAS_BACKEND=jax`), `import zerograd_tf` raises an
+`ImportError` that says so, instead of failing later inside a training step.
 
-TensorFlow's shared libraries log a few INFO lines (oneDNN, CUDA probing)
-before absl logging is initialised, and those ignore ``TF_CPP_MIN_LOG_LEVEL``
-(an abseil limitation). Unless the user asked for them
-(``TF_CPP_MIN_LOG_LEVEL=0``), standard error is muted at the file-descriptor
-level while TensorFlow is first imported, and only then.
+The programs (`zerograd-train`, `zerograd-eval`, `zerograd-tune`) choose the
+TensorFlow backend and quiet TensorFlow's start-up log for their own process,
+in `main`, before TensorFlow is imported (see `zerograd_tf._programs`).
 """
 
-import contextlib
-import os
-import sys
-
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-if os.environ["KERAS_BACKEND"] != "tensorflow":
-    raise ImportError(
-        "zerograd_tf needs the TensorFlow backend of Keras, but KERAS_BACKEND="
-        f"{os.environ['KERAS_BACKEND']!r}. Set KERAS_BACKEND=tensorflow before "
-        "importing keras."
-    )
+import keras
 
 
-@contextlib.contextmanager
-def _muted_stderr():
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # no real stderr (notebooks)
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), fd)
-            yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
+def check_backend(backend=None):
+    """Raises an `ImportError` unless Keras runs on TensorFlow.
+
+    Args:
+        backend: the backend name to check. Defaults to `None`, Keras' own
+            (`keras.config.backend()`).
+
+    Raises:
+        ImportError: naming the backend in use and how to choose TensorFlow.
+
+    Examples:
+        >>> check_backend("tensorflow")
+        >>> check_backend("jax")
+        Traceback (most recent call last):
+        ...
+        ImportError: zerograd_tf needs Keras' TensorFlow backend, but Keras runs on 'jax'. Set KERAS_BACKEND=tensorflow before Keras is first imported.
+    """
+    backend = keras.config.backend() if backend is None else backend
+    if backend != "tensorflow":
+        raise ImportError(
+            f"zerograd_tf needs Keras' TensorFlow backend, but Keras runs on {backend!r}. "
+            "Set KERAS_BACKEND=tensorflow before Keras is first imported.")
 
 
-if "tensorflow" not in sys.modules and os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0":
-    # The import and the device probe (which logs its CUDA attempts), but no
-    # op: running one would initialise TensorFlow's context, after which
-    # MultiWorkerMirroredStrategy can no longer be made.
-    with _muted_stderr():
-        import tensorflow  # noqa: F401
-
-        tensorflow.config.list_physical_devices()
+check_backend()

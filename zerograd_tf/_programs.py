@@ -9,9 +9,13 @@ otherwise, so that a plain `import zerograd_tf` registers the Keras classes
 that `keras.models.load_model` needs. After parsing, a program calls
 `load_library()`, which does what the eager import does.
 
+The process-wide settings are the programs' own, made in their `main`
+(`prepare_process`, `seed_process`): a library import changes none of them.
+
 This module imports neither TensorFlow nor Keras.
 """
 
+import contextlib
 import importlib
 import os
 import sys
@@ -91,10 +95,81 @@ def started_as_program(argv=None, orig_argv=None):
     return _module_of_python_command(orig_argv) in PROGRAMS.values()
 
 
+def prepare_process(environ=None):
+    """The programs' environment: Keras' TensorFlow backend, a quiet TensorFlow.
+
+    A program's `main` calls it first, before TensorFlow is imported. Values
+    the user set are kept (`setdefault`).
+
+    Args:
+        environ: the environment to change. Defaults to `os.environ`.
+
+    Examples:
+        >>> environ = {"TF_CPP_MIN_LOG_LEVEL": "0"}
+        >>> prepare_process(environ)
+        >>> sorted(environ.items())
+        [('KERAS_BACKEND', 'tensorflow'), ('TF_CPP_MIN_LOG_LEVEL', '0')]
+    """
+    environ = os.environ if environ is None else environ
+    environ.setdefault("KERAS_BACKEND", "tensorflow")
+    environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def seed_process(seed):
+    """Seeds a program's global generators (Python, NumPy, TensorFlow).
+
+    The library takes explicit seeds; a program seeds the rest of its process
+    (`keras.utils.set_random_seed`) after parsing, before it trains.
+
+    Args:
+        seed: an integer >= 0.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+@contextlib.contextmanager
+def _muted_stderr():
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (notebooks)
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+def _import_tensorflow_quietly():
+    """Imports TensorFlow with standard error muted, unless it asked to log.
+
+    TensorFlow's shared libraries log a few INFO lines (oneDNN, CUDA
+    probing) before absl logging is initialised, and those ignore
+    `TF_CPP_MIN_LOG_LEVEL` (an abseil limitation). A program mutes them, at
+    the file-descriptor level and during the import only, unless the user
+    asked for them (`TF_CPP_MIN_LOG_LEVEL=0`). The import and the device
+    probe, but no op: running one would initialise TensorFlow's context,
+    after which `MultiWorkerMirroredStrategy` can no longer be made.
+    """
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") == "0":
+        return
+    with _muted_stderr():
+        import tensorflow
+
+        tensorflow.config.list_physical_devices()
+
+
 def load_library():
     """Imports the library as a plain `import zerograd_tf` does, and returns it.
 
-    TensorFlow (through `zerograd_tf._env`) and every public name, which
+    TensorFlow (quietly, see `_import_tensorflow_quietly`) and every public name, which
     registers the package's Keras classes: a program calls it after parsing,
     before it loads or builds a model. Without lazy imports (not a program)
     everything is imported already and this costs nothing.
@@ -102,6 +177,7 @@ def load_library():
     Returns:
         The `zerograd_tf` module.
     """
+    _import_tensorflow_quietly()
     package = importlib.import_module("zerograd_tf")
     importlib.import_module("zerograd_tf._env")
     for name in package.__all__:

@@ -13,7 +13,7 @@ import errno
 import os
 import sys
 
-from zerograd_tf.trainers import options
+from zerograd_tf.runs import options
 
 
 def _makedirs(path, flag):
@@ -71,7 +71,7 @@ class RunLock:
 
     Examples:
         >>> import os, tempfile
-        >>> from zerograd_tf.trainers.run_lock import RunLock
+        >>> from zerograd_tf.runs.run_lock import RunLock
         >>> folder = os.path.join(tempfile.mkdtemp(), "run")
         >>> lock = RunLock(os.path.join(folder, ".lock"), "--output", "zerograd-train")
         >>> try:

@@ -4,7 +4,9 @@ Shared by `zerograd-train`, the tuner and the benchmarks, so that all of
 them train the same way.
 """
 
+import contextlib
 import math
+import random
 
 import keras
 
@@ -63,38 +65,31 @@ def build_optimizer(config, total_steps):
 def build_model(config, data, *, mean=None, std=None):
     """A compiled adversarial model for `config` and `data`.
 
+    No global state changes: the layers get the configuration's dtype policy
+    explicitly (`"mixed_float16"` or `"float32"`; the logits stay float32),
+    and the initial weights depend on `config.seed` only (see
+    `seeded_initializers`), not on the global generators, which stay as they
+    were. The programs seed the rest of their process in `main`.
+
     Args:
-        config: a resolved configuration (see `zerograd_tf.trainers.options`).
+        config: a resolved `zerograd_tf.runs.config.RunConfig`.
         data: the `ImageData` (for shapes and normalisation statistics).
-        mean, std: normalisation statistics (default: from `data`).
+        mean: per-channel normalisation mean. Defaults to `None`, from `data`.
+        std: per-channel normalisation standard deviation. Defaults to
+            `None`, from `data`.
 
     Returns:
         A compiled `zerograd_tf.AdversarialModel`.
     """
-    # The model's dtype policy is fixed when its layers are built: set it
-    # for the build only, and leave the global policy as it was (a model
-    # built earlier or later in the same process - tuner trials, the study -
-    # gets its own).
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(
-        "mixed_float16" if config.mixed_precision else "float32")
-    try:
-        return _build_model(config, data, mean, std)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-
-def _build_model(config, data, mean, std):
     if mean is None:
         mean, std = data.channel_stats()
-    # The programs' one global side effect: seeded initial weights (Python,
-    # NumPy and TensorFlow generators, as `keras.utils.set_random_seed`).
-    keras.utils.set_random_seed(config.seed)
-    classifier = architectures.build_classifier(
-        config.model, data.input_shape, data.num_classes, mean=mean, std=std,
-        width=config.width, depth=config.depth)
+    policy = "mixed_float16" if config.mixed_precision else "float32"
+    with seeded_initializers(config.seed):
+        classifier = with_dtype_policy(architectures.build_classifier(
+            config.model, data.input_shape, data.num_classes, mean=mean, std=std,
+            width=config.width, depth=config.depth), policy)
     cls = adversarial_model_class(config.method)
-    model = cls(model=classifier, name=f"{config.method}_{config.model}",
+    model = cls(model=classifier, name=f"{config.method}_{config.model}", dtype=policy,
                 **method_arguments(config))
     total_steps = steps_per_epoch(config, len(data.x_train)) * config.epochs
     jit = "auto" if config.jit is None else bool(config.jit)
@@ -105,6 +100,65 @@ def _build_model(config, data, mean, std):
         jit_compile=jit,
     )
     return model
+
+
+@contextlib.contextmanager
+def seeded_initializers(seed):
+    """Layers made inside draw their initializer seeds from `seed` alone.
+
+    Keras gives an initializer (or a dropout layer) made without a seed one
+    drawn from Python's `random`; inside, that generator starts from `seed`,
+    and its previous state is put back on exit, so the process's random
+    state is what it was (not thread-safe: build one model at a time).
+
+    Args:
+        seed: an integer.
+
+    Examples:
+        >>> import random
+        >>> before = random.getstate()
+        >>> with seeded_initializers(3):
+        ...     first = keras.layers.Dense(2).kernel_initializer.seed
+        >>> with seeded_initializers(3):
+        ...     second = keras.layers.Dense(2).kernel_initializer.seed
+        >>> first == second, random.getstate() == before
+        (True, True)
+    """
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
+def with_dtype_policy(classifier, policy):
+    """`classifier` with `policy` on every layer but those fixed to float32.
+
+    Args:
+        classifier: a functional `keras.Model` built under any global policy.
+        policy: a dtype policy name, e.g. `"mixed_float16"`.
+
+    Returns:
+        `classifier` itself when its layers have `policy` already, else a
+        functional copy (new, untrained layers) whose layers have it; layers
+        made with an explicit `float32` policy (the logits) keep it.
+    """
+    policy = keras.dtype_policies.get(policy)
+
+    def wanted(layer):
+        return "float32" if layer.name == "logits" else policy.name
+
+    if all(layer.dtype_policy.name == wanted(layer) for layer in classifier.layers
+           if not isinstance(layer, keras.layers.InputLayer)):
+        return classifier
+
+    def clone(layer):
+        layer_config = layer.get_config()
+        layer_config["dtype"] = wanted(layer)
+        return layer.__class__.from_config(layer_config)
+
+    return keras.models.clone_model(classifier, clone_function=clone)
 
 
 def train_dataset(config, data, initial_epoch=0):

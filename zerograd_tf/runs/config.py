@@ -3,7 +3,7 @@
 `zerograd-train` builds one from its command line, the tuner and the
 benchmarks build one directly, and `python -c` users do the same:
 
-    from zerograd_tf.trainers.config import RunConfig
+    from zerograd_tf.runs.config import RunConfig
     config = RunConfig(method="zerograd", epsilon=0.3, quantile=0.7, epochs=5)
 
 A configuration made by hand may leave data-dependent settings at `None`
@@ -12,7 +12,9 @@ the data and returns the complete configuration that `config.json` records.
 """
 
 import dataclasses
+import fractions
 import math
+import re
 import numbers
 from typing import Optional, Union
 
@@ -23,6 +25,10 @@ OPTIMIZERS = ("sgd", "adam")
 CO_MONITOR_ACTIONS = ("off", "warn", "stop", "adapt")
 # The final evaluation of `zerograd-train` and the default of `zerograd-eval`.
 DEFAULT_EVAL_ATTACK = "autoattack"
+# ZeroGrad's quantile q when none is given (the programs', the tuner's).
+DEFAULT_QUANTILE = 0.35
+# Examples per attacked batch of the final evaluation and of `zerograd-eval`.
+DEFAULT_EVAL_BATCH_SIZE = 256
 
 
 class ConfigError(ValueError):
@@ -113,6 +119,8 @@ class RunConfig:
             APGD-T, Square).
         eval_apgd_steps: iterations of the final APGD. Defaults to 100.
         eval_square_queries: queries of the final Square. Defaults to 5000.
+        eval_batch_size: examples per attacked batch of the final
+            evaluation. Defaults to 256.
         co_monitor: `"off"`, `"warn"`, `"stop"` or `"adapt"`. Defaults to
             `"off"`.
         co_frequency: `"epoch"` or a number of steps. Defaults to `"epoch"`.
@@ -136,7 +144,7 @@ class RunConfig:
         >>> RunConfig(quantile=1.0)
         Traceback (most recent call last):
         ...
-        trainers.config.ConfigError: `quantile` must be a number in [0, 1) or 'auto', got 1.0
+        zerograd_tf.runs.config.ConfigError: `quantile` must be a number in [0, 1) or 'auto', got 1.0
     """
 
     dataset: str = "mnist10k"
@@ -147,7 +155,7 @@ class RunConfig:
     method: str = "zerograd"
     epsilon: Optional[float] = None
     alpha: Optional[float] = None
-    quantile: Union[float, str] = 0.35
+    quantile: Union[float, str] = DEFAULT_QUANTILE
     zero_iters: int = 1
     samples: int = 3
     threshold: Optional[int] = None
@@ -177,6 +185,7 @@ class RunConfig:
     eval_attack: str = DEFAULT_EVAL_ATTACK
     eval_apgd_steps: int = 100
     eval_square_queries: int = 5000
+    eval_batch_size: int = DEFAULT_EVAL_BATCH_SIZE
     co_monitor: str = "off"
     co_frequency: Union[str, int] = "epoch"
     co_quantile_step: float = 0.1
@@ -200,6 +209,7 @@ class RunConfig:
                               ("val_pgd_steps", 0), ("val_pgd_size", 1), ("val_freq", 1),
                               ("eval_steps", 1), ("eval_restarts", 1),
                               ("eval_apgd_steps", 1), ("eval_square_queries", 1),
+                              ("eval_batch_size", 1),
                               ("co_size", 1), ("co_pgd_steps", 1)):
             self._int(name, minimum)
         for name in ("threshold", "width", "epochs", "eval_size", "num_classes",
@@ -331,3 +341,42 @@ def default_epsilon(data):
     epochs (see the README's CO study), while 0.1 trains robustly in a minute.
     """
     return 0.1 if data.input_shape[-1] == 1 else 8 / 255
+
+
+def parse_epsilon(text):
+    """An epsilon from text: `8/255`, `8` (meaning 8/255, as the reference) or `0.3`.
+
+    The one rule of the programs and the tuner: a value in (0, 1] is a
+    fraction of the pixel range [0, 1]; a value in (1, 255] is in 0-255
+    units and is divided by 255. So `1` means the whole range, and one grey
+    level is `1/255`.
+
+    Args:
+        text: the text (or a number).
+
+    Returns:
+        The radius, a float in (0, 1].
+
+    Raises:
+        ConfigError: naming `epsilon`, when it is not a number or fraction
+            in (0, 1] after conversion.
+
+    Examples:
+        >>> parse_epsilon("8/255") == 8 / 255, parse_epsilon("8") == 8 / 255
+        (True, True)
+        >>> parse_epsilon("0.3")
+        0.3
+    """
+    text = str(text).strip()
+    try:
+        value = float(fractions.Fraction(text)) if re.fullmatch(
+            r"[0-9.]+(/[0-9.]+)?", text) else float(text)
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError("epsilon", f"must be a number such as 8/255, 8 or 0.3; "
+                                     f"got {text!r}") from None
+    if value > 1:
+        value = value / 255.0
+    if not 0 < value <= 1:
+        raise ConfigError("epsilon", f"must be in (0, 1] (a fraction of the pixel range), or "
+                                     f"in (1, 255] (0-255 units, divided by 255); got {text!r}")
+    return value

@@ -23,23 +23,22 @@ import sys
 import zipfile
 
 from zerograd_tf import io_utils
-from zerograd_tf.trainers import options
-from zerograd_tf.trainers.run_lock import RunLock  # noqa: F401 - part of this module's API
+from zerograd_tf.runs import options
+from zerograd_tf.runs.run_lock import RunLock  # noqa: F401 - part of this module's API
 
 LOCK_NAME = ".lock"
 # The JSON files a resumed run reads (and `report.json`, of a finished run:
 # see `set_aside_damaged_report`).
 RUN_JSON_FILES = ("history.json", "co_monitor.json", "auto_quantile.json")
-# Options that do not change what is trained: they may differ on resume.
-RUNTIME_KEYS = ("verbose",)
 # Options of the final evaluation: they do not change what is trained, so a
 # run may be resumed (or a finished run re-evaluated) with other values.
 EVALUATION_KEYS = ("eval_steps", "eval_restarts", "eval_alpha", "eval_size", "eval_attack",
-                   "eval_apgd_steps", "eval_square_queries")
+                   "eval_apgd_steps", "eval_square_queries", "eval_batch_size")
 # Options added after runs were saved: a saved config without them means
 # their default.
 ADDED_DEFAULTS = {"eval_attack": "pgd", "eval_apgd_steps": 100, "eval_square_queries": 5000,
-                  "gradalign_lambda": 0.2, "co_check_size": None, "co_pgd_steps": 10}
+                  "gradalign_lambda": 0.2, "co_check_size": None, "co_pgd_steps": 10,
+                  "eval_batch_size": 256}
 
 
 def _first_existing(path):
@@ -210,7 +209,7 @@ def set_aside_damaged_report(output, prog):
 def _differences(saved, config):
     config = config.to_dict()
     keys = sorted(set(saved) | set(config))
-    return [k for k in keys if k not in RUNTIME_KEYS + EVALUATION_KEYS
+    return [k for k in keys if k not in EVALUATION_KEYS
             and saved.get(k, ADDED_DEFAULTS.get(k)) != config.get(k, ADDED_DEFAULTS.get(k))]
 
 

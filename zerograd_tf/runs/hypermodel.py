@@ -2,15 +2,17 @@
 
 import time
 
-from zerograd_tf import _env  # noqa: F401  (before TensorFlow)
+import keras_tuner
+import numpy as np
 
-import keras_tuner  # noqa: E402
-import numpy as np  # noqa: E402
+from zerograd_tf import monitoring, validation
+from zerograd_tf.runs import pipeline
 
-from zerograd_tf import monitoring, validation  # noqa: E402
-from zerograd_tf.trainers import pipeline  # noqa: E402
-
-OBJECTIVE = "val_pgd_accuracy"
+# The score: measured once a trial has trained, under a name that no epoch's
+# logs hold (the per-epoch validation logs `val_pgd_accuracy`). KerasTuner's
+# checkpoint callback then keeps every epoch's weights, i.e. the final ones,
+# instead of those of the epoch with the best validation value.
+OBJECTIVE = "final_val_pgd_accuracy"
 SEARCHABLE_METHODS = ("zerograd", "multigrad")
 
 
@@ -44,13 +46,20 @@ class ZeroGradHyperModel(keras_tuner.HyperModel):
     method (ZeroGrad or MultiGrad, whose `quantile` is then inactive).
 
     The score of a trial is its **final** robust accuracy: after training,
-    PGD-k on the fixed validation subset, reported as `val_pgd_accuracy`
-    (maximised). Keras' history would give KerasTuner the best epoch
-    instead, so a run that catastrophically overfits after an early peak
-    would score its peak; scored at the end, it scores its collapse.
+    PGD-k on the fixed validation subset, reported as `final_val_pgd_accuracy`
+    (maximised), and the weights KerasTuner keeps (`get_best_models`,
+    Hyperband's continued trials) are the final ones that the score
+    describes. Keras' history would give KerasTuner the best epoch instead,
+    so a run that catastrophically overfits after an early peak would score
+    its peak; scored at the end, it scores its collapse.
+
+    Under Hyperband, a trial's learning-rate schedule spans the trial's own
+    epochs (`tuner/epochs`), not the search's maximum, and a continued trial
+    resumes the optimizer's state (its step counter included) with the
+    weights.
 
     Args:
-        config: a resolved `zerograd_tf.trainers.config.RunConfig`.
+        config: a resolved `zerograd_tf.runs.config.RunConfig`.
         data: the `ImageData` it was resolved on.
         method: `"zerograd"`, `"multigrad"` or `"search"`.
         quantile_range: `(min, max)` of q, within [0, 1) (default (0, 0.9)).
@@ -94,7 +103,20 @@ class ZeroGradHyperModel(keras_tuner.HyperModel):
         return self.config.replace(**changes)
 
     def build(self, hp):
-        return pipeline.build_model(self.trial_config(hp), self.data)
+        """The compiled model of a trial, its optimizer built.
+
+        The optimizer's variables exist before any training, so that the
+        weights KerasTuner loads into it (a continued Hyperband trial,
+        `get_best_models`) restore the optimizer's state too.
+        """
+        config = self.trial_config(hp)
+        epochs = hp.values.get("tuner/epochs")
+        if epochs:
+            config = config.replace(epochs=int(epochs))
+        model = pipeline.build_model(config, self.data)
+        model.build((None, *self.data.input_shape))
+        model.optimizer.build(model.trainable_variables)
+        return model
 
     def fit(self, hp, model, *args, **kwargs):
         start = time.perf_counter()
