@@ -94,9 +94,9 @@ if _programs.started_as_program():
     def __getattr__(name):
         """Imports a public name or submodule on first access (lazy mode only).
 
-        Keras (and its backend check) comes first, through `zerograd_tf._env`, as in the eager
-        import. The value is then kept in the package, so this runs once per
-        name.
+        Keras (and its backend check) comes first, through
+        `zerograd_tf._env`, as in the eager import. The value is then kept
+        in the package, so this runs once per name.
         """
         if name in _LIGHT_SUBMODULES:
             return _importlib.import_module(f"zerograd_tf.{name}")
