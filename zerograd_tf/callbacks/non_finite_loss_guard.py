@@ -1,23 +1,35 @@
-"""`NonFiniteLossGuard`: stops training at the first NaN or infinite loss."""
+"""`NonFiniteLossGuard`: Keras' `TerminateOnNaN` that records where the loss diverged."""
 
 import math
 
 import keras
 
 
-class NonFiniteLossGuard(keras.callbacks.Callback):
+class NonFiniteLossGuard(keras.callbacks.TerminateOnNaN):
     """Stops training when the loss stops being finite, and remembers where.
 
-    Keras' `TerminateOnNaN` stops too, but keeps nothing; with this guard
-    placed before an `EpochCheckpoint`, the epoch that diverged is not saved
-    (the checkpoint skips epochs whose logged loss is not finite), so the
-    last good checkpoint survives for inspection or a resumed run with other
-    settings. After `fit`, `diverged` says where it happened.
+    The stop is Keras' own: this is `keras.callbacks.TerminateOnNaN`, which
+    at the first training step whose loss is NaN or infinite prints
+    `Batch <n>: Invalid loss, terminating training` and sets
+    `model.stop_training`. `TerminateOnNaN` keeps nothing of it, though;
+    the guard also records in `diverged` the epoch, the step and the loss
+    value, so that the program that called `fit` can tell a diverged run
+    from a finished one and say where it diverged (`zerograd-train` turns
+    it into its error message). Place an `EpochCheckpoint` in the same
+    `fit` to keep the last good epoch: it does not save an epoch whose
+    logged loss is not finite.
 
     Examples:
+        >>> import numpy as np, keras
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> x = np.array([[1.0, 2.0]] * 4 + [[np.nan, 0.0]] * 4, "float32")
         >>> guard = NonFiniteLossGuard()
-        >>> guard.diverged is None
-        True
+        >>> history = model.fit(x, np.zeros(8), batch_size=2, epochs=3, shuffle=False,
+        ...                     verbose=0, callbacks=[guard])
+        Batch 2: Invalid loss, terminating training
+        >>> guard.diverged["epoch"], guard.diverged["step"], len(history.history["loss"])
+        (1, 3, 1)
     """
 
     def __init__(self):
@@ -31,14 +43,13 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch, logs=None):
+        """Records a non-finite loss, then lets `TerminateOnNaN` stop training."""
         loss = (logs or {}).get("loss")
-        if loss is None:
-            return
         try:
             value = float(loss)
         except (TypeError, ValueError):
-            return
-        if not math.isfinite(value):
+            return  # no loss, or none that is a number
+        if not math.isfinite(value) and self.diverged is None:
             self.diverged = {"epoch": self._epoch + 1, "step": batch + 1, "loss": value}
-            self.model.stop_training = True
+        super().on_batch_end(batch, logs)
