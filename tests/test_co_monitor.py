@@ -61,8 +61,8 @@ def test_warn_logs_and_continues(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="zerograd_tf"):
         _, history = _fit(monitor)
     assert len(history["loss"]) == 5
-    assert history["co_detected"] == [0.0, 0.0, 1.0, 1.0, 1.0]
-    assert history["co_pgd_accuracy"] == pytest.approx(PGD)
+    assert history["co_monitor/detected"] == [0.0, 0.0, 1.0, 1.0, 1.0]
+    assert history["co_monitor/pgd_accuracy"] == pytest.approx(PGD)
     assert "catastrophic overfitting at epoch 3" in caplog.text
     files = [os.path.join(r, f) for r, _, fs in os.walk(tmp_path / "co_monitor") for f in fs]
     tags = {v.tag for f in files for e in tf.compat.v1.train.summary_iterator(f)
@@ -92,7 +92,7 @@ def test_adapt_restores_raises_the_quantile_and_continues():
     (event,) = monitor.events
     assert (event["epoch"], event["step"], event["action"]) == (2, 2, "adapt")
     assert event["quantile"] == pytest.approx(0.5)
-    assert history["co_detected"] == [0.0, 0.0, 1.0, 0.0, 0.0]
+    assert history["co_monitor/detected"] == [0.0, 0.0, 1.0, 0.0, 0.0]
     # After the detection at epoch 3, the weights are those of check 2.
     for restored, healthy in zip(capture.weights[2], script.weights[1]):
         np.testing.assert_array_equal(restored, healthy)
@@ -136,7 +136,7 @@ def test_real_measurement_runs():
     x, y = robustness_problem(64)
     monitor = zg.CatastrophicOverfittingMonitor(x, y, action="warn", verbose=0)
     _, history = _fit(monitor, epochs=1)
-    assert 0 <= history["co_pgd_accuracy"][0] <= history["co_clean_accuracy"][0]
+    assert 0 <= history["co_monitor/pgd_accuracy"][0] <= history["co_monitor/clean_accuracy"][0]
 
 
 def test_argument_errors():
@@ -148,17 +148,18 @@ def test_argument_errors():
         zg.CatastrophicOverfittingMonitor(measure=Script(PGD, FGSM), frequency=0)
 
 
-def test_gradient_alignment_is_one_for_a_linear_model_and_less_otherwise():
+def test_inference_gradient_alignment_is_one_for_a_linear_model_and_less_otherwise():
     rng = np.random.default_rng(0)
     x = rng.uniform(0.2, 0.8, (64, 10)).astype(np.float32)
     y = rng.integers(0, 2, 64)
     inputs = keras.Input((10,))
     linear = keras.Model(inputs, keras.layers.Dense(2)(inputs))
-    assert monitoring.gradient_alignment(linear, x, y, 0.1) == pytest.approx(1.0, abs=1e-5)
+    alignment = monitoring.inference_gradient_alignment(linear, x, y, 0.1)
+    assert alignment == pytest.approx(1.0, abs=1e-5)
     h = keras.layers.Dense(64, activation="relu")(inputs)
     h = keras.layers.Dense(64, activation="relu")(h)
     nonlinear = keras.Model(inputs, keras.layers.Dense(2)(h))
-    assert monitoring.gradient_alignment(nonlinear, x, y, 0.3) < 0.99
+    assert monitoring.inference_gradient_alignment(nonlinear, x, y, 0.3) < 0.99
 
 
 def test_diagnostics_write_the_documented_entries(tmp_path):
@@ -171,7 +172,7 @@ def test_diagnostics_write_the_documented_entries(tmp_path):
     tags = {v.tag for f in files for e in tf.compat.v1.train.summary_iterator(f)
             for v in e.summary.value}
     assert set(DIAGNOSTIC_TAGS) <= tags
-    assert -1 <= history["gradient_alignment"][-1] <= 1
+    assert -1 <= history["diagnostics/inference_gradient_alignment"][-1] <= 1
 
 
 def test_checks_measure_at_the_target_epsilon_during_a_warm_up():
@@ -183,7 +184,7 @@ def test_checks_measure_at_the_target_epsilon_during_a_warm_up():
     warmup = zg.callbacks.EpsilonWarmup(0.2, warmup_steps=4)
     history = model.fit(x, y, batch_size=64, epochs=2, verbose=0, callbacks=[warmup, monitor])
     assert [c["epsilon"] for c in monitor.checks] == pytest.approx([0.2] * 4)
-    assert history.history["co_epsilon"] == pytest.approx([0.2, 0.2])
+    assert history.history["co_monitor/epsilon"] == pytest.approx([0.2, 0.2])
     # The last check equals a measurement at the target radius, not the ramp's.
     expected = monitoring.AttackMeter(model, 0.2)(x[:64], y[:64])
     assert monitor.checks[-1]["pgd_accuracy"] == pytest.approx(expected["pgd_accuracy"])

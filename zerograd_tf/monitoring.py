@@ -5,7 +5,7 @@ accuracy stays high: the model has learnt to defeat the single-step attack
 it trains on, not to be robust. `AttackMeter` measures clean, FGSM and PGD
 accuracy on a fixed batch; `catastrophic_overfitting` applies the package's
 rule to a sequence of such measurements; `input_gradients` and
-`gradient_alignment` are the diagnostics' measurements.
+`inference_gradient_alignment` are the diagnostics' measurements.
 """
 
 import numpy as np
@@ -16,7 +16,8 @@ from zerograd_tf import attacks
 from zerograd_tf.attacks import ops
 from zerograd_tf import validation
 
-__all__ = ["catastrophic_overfitting", "AttackMeter", "input_gradients", "gradient_alignment"]
+__all__ = ["catastrophic_overfitting", "AttackMeter", "input_gradients",
+           "inference_gradient_alignment"]
 
 # The CO rule's defaults, documented in the README.
 DEFAULT_DROP = 0.5
@@ -180,14 +181,22 @@ def input_gradients(model, x, y):
     return gradient
 
 
-def gradient_alignment(model, x, y, epsilon, seed=0):
-    """Mean cosine between the input gradients at x and at x + eta.
+def inference_gradient_alignment(model, x, y, epsilon, seed=0):
+    """Mean cosine between the input gradients at x and at x + eta, in inference mode.
 
-    `eta` is uniform in the epsilon-ball (clipped into [0, 1]); this is the
-    gradient alignment of Andriushchenko and Flammarion (2020). It is 1 for a
-    linear model, whose gradient is the same everywhere, and falls as the
-    loss surface becomes non-linear within the ball, which precedes
-    catastrophic overfitting.
+    `eta` is uniform in the epsilon-ball, with x + eta clipped into [0, 1];
+    this is the gradient alignment of Andriushchenko and Flammarion (2020)
+    as a measurement of a trained model on a fixed batch (what
+    `AdversarialDiagnostics` logs as `diagnostics/inference_gradient_alignment`).
+    It is 1 for a linear model, whose gradient is the same everywhere, and
+    falls as the loss surface becomes non-linear within the ball, which
+    precedes catastrophic overfitting.
+
+    It is not `GradAlignModel`'s training metric `gradient_alignment`: that
+    one averages the cosine over the training batches of an epoch, as each
+    train step computes it for the regulariser (in the attack's mode,
+    training by default, with x + eta not clipped, and over the examples
+    whose two gradients are non-zero only), while the weights change.
 
     Args:
         model: a Keras classifier (or an `AdversarialModel`).
@@ -206,7 +215,7 @@ def gradient_alignment(model, x, y, epsilon, seed=0):
         >>> linear = keras.Model(inputs, keras.layers.Dense(2)(inputs))
         >>> x = np.random.default_rng(0).random((8, 4), dtype="float32")
         >>> y = np.arange(8) % 2
-        >>> monitoring.gradient_alignment(linear, x, y, epsilon=0.1) > 0.9
+        >>> monitoring.inference_gradient_alignment(linear, x, y, epsilon=0.1) > 0.9
         True
     """
     x = tf.convert_to_tensor(x, tf.float32)

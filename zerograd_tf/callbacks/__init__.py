@@ -8,8 +8,11 @@
 - `diagnostics.AdversarialDiagnostics`: the paper's explanatory statistics
   in TensorBoard.
 - `epoch_checkpoint.EpochCheckpoint`: crash-safe checkpoints for resuming.
-- `non_finite_loss_guard.NonFiniteLossGuard`: stops at a NaN loss, keeping
-  the last good checkpoint.
+- `non_finite_loss_guard.NonFiniteLossGuard`: Keras' `TerminateOnNaN`,
+  recording where the loss diverged.
+- `log_keys.add_to_logs`: how the monitor and the diagnostics add their
+  measurements to the logs, under their own prefix (`co_monitor/`,
+  `diagnostics/`) and never over a key that is there already.
 """
 
 from zerograd_tf.callbacks.auto_quantile import AutoQuantile

@@ -11,9 +11,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zerograd_tf import monitoring, validation
+from zerograd_tf import io_utils, monitoring, validation
+from zerograd_tf.callbacks.log_keys import add_to_logs
 
 CO_ACTIONS = ("warn", "stop", "adapt")
+# The prefix of the monitor's keys in the epoch logs (and its TensorBoard folder).
+LOG_PREFIX = "co_monitor"
 _LOG = logging.getLogger("zerograd_tf")
 
 
@@ -51,10 +54,14 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
     when those signal CO, all of `x` is measured and decides (a cheap check
     most of the time, a precise one before acting).
 
-    The measurements are added to the epoch logs as `co_clean_accuracy`,
-    `co_fgsm_accuracy`, `co_pgd_accuracy` and `co_detected` (place the
+    The measurements are added to the logs of the epoch (and of the step
+    checked) under the prefix `co_monitor/`, which no model metric has:
+    `co_monitor/clean_accuracy`, `co_monitor/fgsm_accuracy`,
+    `co_monitor/pgd_accuracy`, `co_monitor/detected` (1.0 or 0.0) and
+    `co_monitor/epsilon`; a key already in the logs raises a `ValueError`
+    rather than being replaced (see `log_keys.add_to_logs`). Place the
     monitor before `TensorBoard`/`CSVLogger` in the callback list to have
-    them logged). With `state_path`, the monitor's checks and events are
+    them logged. With `state_path`, the monitor's checks and events are
     saved after every check and restored when training resumes from an
     epoch checkpoint (`fit(initial_epoch=n)`): the checks and events of
     epochs that are run again are dropped, and the healthy weights are the
@@ -66,7 +73,7 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
             `None` (only with `measure`).
         y: their labels. Defaults to `None`.
         epsilon: the radius every check measures at, recorded with each
-            check (`co_epsilon` in the logs). Defaults to the model's
+            check (`co_monitor/epsilon` in the logs). Defaults to the model's
             `epsilon` when `fit` starts - its target, before an epsilon
             warm-up lowers it; pass it explicitly when a run resumes in the
             middle of a warm-up.
@@ -110,8 +117,10 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         >>> monitor = zg.CatastrophicOverfittingMonitor(x[:16], y[:16], action="stop",
         ...                                            pgd_steps=2, verbose=0)
         >>> history = model.fit(x, y, epochs=2, batch_size=16, callbacks=[monitor], verbose=0)
-        >>> len(monitor.checks), sorted(k for k in history.history if k.startswith("co_"))
-        (2, ['co_clean_accuracy', 'co_detected', 'co_epsilon', 'co_fgsm_accuracy', 'co_pgd_accuracy'])
+        >>> len(monitor.checks)
+        2
+        >>> sorted(k.split("/")[1] for k in history.history if k.startswith("co_monitor/"))
+        ['clean_accuracy', 'detected', 'epsilon', 'fgsm_accuracy', 'pgd_accuracy']
     """
 
     def __init__(self, x=None, y=None, epsilon=None, *, action="warn", frequency="epoch",
@@ -281,12 +290,12 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         self.healthy_optimizer = self._optimizer_state()
 
     def _add_logs(self, logs, check):
-        logs["co_clean_accuracy"] = check["clean_accuracy"]
-        logs["co_fgsm_accuracy"] = check["fgsm_accuracy"]
-        logs["co_pgd_accuracy"] = check["pgd_accuracy"]
-        logs["co_detected"] = float(check["co"])
+        values = {name: check[name] for name in
+                  ("clean_accuracy", "fgsm_accuracy", "pgd_accuracy")}
+        values["detected"] = float(check["co"])
         if check.get("epsilon") is not None:
-            logs["co_epsilon"] = check["epsilon"]
+            values["epsilon"] = check["epsilon"]
+        add_to_logs(logs, LOG_PREFIX, values)
 
     def _optimizer_variables(self):
         """The optimizer's slots (momentum, moments), not its step counter,
@@ -350,21 +359,16 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         if not self.logdir:
             return
         if self._writer is None:
-            self._writer = tf.summary.create_file_writer(os.path.join(self.logdir, "co_monitor"))
+            self._writer = tf.summary.create_file_writer(os.path.join(self.logdir, LOG_PREFIX))
         with self._writer.as_default():
             tf.summary.text("catastrophic_overfitting", message, step=check["epoch"])
         self._writer.flush()
 
     # ------------------------------------------------------------------
     def _save_state(self):
-        if not self.state_path:
-            return
-        folder = os.path.dirname(os.path.abspath(self.state_path))
-        os.makedirs(folder, exist_ok=True)
-        temporary = self.state_path + ".tmp"
-        with open(temporary, "w") as f:
-            json.dump({"checks": self.checks, "events": self.events}, f)
-        os.replace(temporary, self.state_path)
+        if self.state_path:
+            io_utils.write_json_atomic(self.state_path,
+                                       {"checks": self.checks, "events": self.events})
 
     def _read_state(self):
         with open(self.state_path) as f:

@@ -7,7 +7,10 @@ import numpy as np
 import tensorflow as tf
 
 from zerograd_tf import monitoring, validation
+from zerograd_tf.callbacks.log_keys import add_to_logs
 
+# The prefix of the callback's key in the epoch logs (and its TensorBoard folder).
+LOG_PREFIX = "diagnostics"
 # Names of the TensorBoard entries, under `<logdir>/diagnostics`.
 DIAGNOSTIC_TAGS = (
     "gradient/abs_histogram",
@@ -32,8 +35,16 @@ class AdversarialDiagnostics(keras.callbacks.Callback):
       elements have unstable signs, and FGSM's full-size steps along them
       are what the network learns to defeat.
     - `gradient/alignment`: mean cosine between ∇ₓL at x and at x + η, η
-      uniform in the ε-ball (Andriushchenko and Flammarion, 2020); it drops
-      when the loss becomes locally non-linear, as CO sets in.
+      uniform in the ε-ball (Andriushchenko and Flammarion, 2020), measured
+      by `monitoring.inference_gradient_alignment`; it drops when the loss
+      becomes locally non-linear, as CO sets in. It is also added to the
+      epoch logs as `diagnostics/inference_gradient_alignment` (place the
+      callback before `TensorBoard`/`CSVLogger` to have it logged there).
+      This is not `GradAlignModel`'s training metric `gradient_alignment`,
+      which averages the same cosine over the epoch's training batches, in
+      the attack's (training) mode and without clipping x + η into [0, 1];
+      the prefix keeps the two apart, and a key already in the logs raises
+      a `ValueError` rather than being replaced.
     - `attack/fgsm_accuracy`, `attack/pgd_accuracy`, `attack/fgsm_pgd_gap`:
       the gap grows sharply at CO.
     - `training/mean_abs_delta`, `training/zeroed_fraction`: from the epoch's
@@ -67,6 +78,8 @@ class AdversarialDiagnostics(keras.callbacks.Callback):
         ...                     verbose=0)
         >>> os.listdir(logdir)
         ['diagnostics']
+        >>> len(history.history["diagnostics/inference_gradient_alignment"])
+        1
     """
 
     def __init__(self, x, y, logdir, epsilon=None, *, small_threshold=1e-6, pgd_steps=10,
@@ -102,18 +115,17 @@ class AdversarialDiagnostics(keras.callbacks.Callback):
             "gradient_abs": magnitudes.numpy().ravel(),
             "small_fraction": float(tf.reduce_mean(
                 tf.cast(magnitudes < self.small_threshold, tf.float32))),
-            "alignment": monitoring.gradient_alignment(self.model, self.x, self.y, epsilon,
-                                                       self.seed),
+            "alignment": monitoring.inference_gradient_alignment(
+                self.model, self.x, self.y, epsilon, self.seed),
             "fgsm_accuracy": accuracies["fgsm_accuracy"],
             "pgd_accuracy": accuracies["pgd_accuracy"],
         }
 
     def on_epoch_end(self, epoch, logs=None):
         stats = self.statistics()
-        logs = logs or {}
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(
-                os.path.join(self.logdir, "diagnostics"))
+                os.path.join(self.logdir, LOG_PREFIX))
         with self._writer.as_default():
             tf.summary.histogram("gradient/abs_histogram", stats["gradient_abs"], step=epoch)
             tf.summary.scalar("gradient/small_fraction", stats["small_fraction"], step=epoch)
@@ -123,7 +135,7 @@ class AdversarialDiagnostics(keras.callbacks.Callback):
             tf.summary.scalar("attack/fgsm_pgd_gap",
                               stats["fgsm_accuracy"] - stats["pgd_accuracy"], step=epoch)
             for key in ("mean_abs_delta", "zeroed_fraction"):
-                if key in logs:
+                if key in (logs or {}):
                     tf.summary.scalar(f"training/{key}", float(logs[key]), step=epoch)
         self._writer.flush()
-        logs["gradient_alignment"] = stats["alignment"]
+        add_to_logs(logs, LOG_PREFIX, {"inference_gradient_alignment": stats["alignment"]})
