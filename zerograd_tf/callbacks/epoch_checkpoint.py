@@ -2,12 +2,11 @@
 
 A checkpoint is a folder holding `model.weights.h5` (the model's weights,
 its hyperparameter variables, and the optimizer's state, whose step counter
-also seeds the attack's random numbers) and `state.json` (`{"epoch": n}`, the number of finished epochs).
-It is written to `staging/` and then swapped in with `os.replace`, keeping
-the previous one until the new one is in place, so a process killed at any
-instant leaves at least one complete checkpoint: `latest/`, or during the
-swap `previous/`. (Keras' `BackupAndRestore` overwrites its only weights file
-in place: a kill during the first write leaves nothing to resume from.)
+also seeds the attack's random numbers) and `state.json` (`{"epoch": n}`,
+the number of finished epochs). It is written to `staging/` and then
+swapped in with `os.replace`, keeping the previous one until the new one is
+in place, so a process killed at any instant leaves at least one complete
+checkpoint: `latest/`, or during the swap `previous/`.
 """
 
 import json
@@ -26,6 +25,36 @@ _STATE = "state.json"
 
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves a checkpoint at the end of every epoch; restores the newest.
+
+    Why not `keras.callbacks.BackupAndRestore`, which also saves the
+    weights (optimizer included) and the epoch after every epoch and resumes
+    from them (as of Keras 3.15):
+
+    - It writes `latest.weights.h5` and then `training_metadata.json` in
+      place. A kill during the first write leaves a truncated weights file
+      (`double_checkpoint=True` keeps a copy of the previous pair, used only
+      when loading raises an `OSError`); a kill during the second, a
+      metadata file that `json` cannot read, which fails the next `fit`; a
+      kill between the two, new weights with the previous epoch's number,
+      which resumes silently one epoch behind the weights. Here a checkpoint
+      is a folder of both files, swapped in whole (the module's docstring).
+    - It restores inside `fit` (`on_train_begin` sets the private
+      `model._initial_epoch`), so the caller learns the epoch only once
+      `fit` runs. `restore` returns it before: `zerograd-train` builds the
+      training data from that epoch on (every epoch's batches depend on the
+      seed and the epoch, so a resumed run trains on what the uninterrupted
+      one did) and asks the CO monitor whether it stopped the run already;
+      and it can restore from another folder than the one it writes (under
+      a multi-worker strategy every worker writes its own, all restore from
+      the chief's).
+    - It saves every epoch, also one whose loss is NaN, replacing the last
+      good weights with NaN ones; this skips such an epoch.
+    - It deletes its backup when `fit` ends (`delete_checkpoint=True` by
+      default), also when a callback stopped training (`TerminateOnNaN`,
+      the CO monitor), before the program has saved the model; this one is
+      deleted when the program says so (`delete`), once the model is saved.
+    - It has no check of a checkpoint short of loading it into a model;
+      `problems` finds a damaged one before training starts.
 
     Args:
         directory: folder of the checkpoints (created on the first save).
