@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
-from zerograd_tf import datasets  # noqa: E402
+from zerograd_tf import datasets, io_utils  # noqa: E402
 from zerograd_tf.trainers import pipeline  # noqa: E402
 from benchmarks import co_study  # noqa: E402
 
@@ -88,8 +88,7 @@ def main(argv=None):
                   callbacks=[recorder], shuffle=False, verbose=0)
         results[method] = recorder.rows
         print(method, json.dumps(recorder.rows[-1]))
-    with open(args.output + ".json", "w") as f:
-        json.dump(results, f, indent=1)
+    io_utils.write_json_atomic(args.output + ".json", results)
     plot(results, args.output + ".png")
     return 0
 

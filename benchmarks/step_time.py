@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
-from zerograd_tf import architectures, validation  # noqa: E402
+from zerograd_tf import architectures, io_utils, validation  # noqa: E402
 from benchmarks import environment  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -313,10 +313,7 @@ def _previous_quantile(args):
 
 def _write(report, path):
     report["markdown"] = markdown(report)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(report, f, indent=1)
-    os.replace(path + ".tmp", path)
+    io_utils.write_json_atomic(path, report)
 
 
 if __name__ == "__main__":

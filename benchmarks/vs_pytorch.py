@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
-from zerograd_tf import architectures  # noqa: E402
+from zerograd_tf import architectures, io_utils  # noqa: E402
 from benchmarks import environment  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
@@ -294,10 +294,7 @@ def main(argv=None):
         report["entries"].append({"network": network, "ms": ms, "machine": environment.machine(("tensorflow", "keras", "torch"))})
     report["markdown"] = table(report)
     report["targets"] = [{"target": text, "met": met} for text, met in targets(report)]
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output + ".tmp", "w") as f:
-        json.dump(report, f, indent=1)
-    os.replace(args.output + ".tmp", args.output)
+    io_utils.write_json_atomic(args.output, report)
     print(report["markdown"])
     for target in report["targets"]:
         print(("met:    " if target["met"] else "missed: ") + target["target"])
