@@ -17,7 +17,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from zerograd_tf import _env  # noqa: F401,E402  (before TensorFlow)
+# A program's own environment, before TensorFlow is imported (user values kept).
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -25,7 +27,7 @@ import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import datasets, io_utils  # noqa: E402
-from zerograd_tf.trainers import pipeline  # noqa: E402
+from zerograd_tf.runs import pipeline  # noqa: E402
 from benchmarks import co_study  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -58,9 +58,9 @@ def test_robust_training_guide(tmp_path):
 
 @pytest.mark.slow  # 20-45 s on 2 busy CPUs
 def test_choosing_a_method_guide(tmp_path):
-    values = run_guide("choosing_a_method.md", tmp_path, "history.history['co_detected']",
+    values = run_guide("choosing_a_method.md", tmp_path, "history.history['co_monitor/detected']",
                        "float(auto.quantile)")
-    assert len(values["history.history['co_detected']"]) >= 1
+    assert len(values["history.history['co_monitor/detected']"]) >= 1
     assert 0.349 <= values["float(auto.quantile)"] <= 0.851
     assert any((tmp_path / "logs" / "diagnostics").iterdir())
 

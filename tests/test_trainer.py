@@ -286,12 +286,12 @@ def test_co_monitor_and_diagnostics_flags(tmp_path):
                                str(logdir), "--co-monitor", "adapt", "--co-size", "16",
                                "--diagnostics", *FAST]) == 0
     history = json.loads((out / "history.json").read_text())
-    assert {"co_pgd_accuracy", "co_fgsm_accuracy", "co_detected",
-            "gradient_alignment"} <= set(history)
+    assert {"co_monitor/pgd_accuracy", "co_monitor/fgsm_accuracy", "co_monitor/detected",
+            "diagnostics/inference_gradient_alignment"} <= set(history)
     assert (out / "co_monitor.json").exists()
     tags = _event_tags(logdir)
     assert ("diagnostics", "gradient/alignment") in tags
-    assert ("train", "epoch_co_pgd_accuracy") in tags
+    assert ("train", "epoch_co_monitor/pgd_accuracy") in tags
 
 
 @pytest.mark.slow
@@ -301,7 +301,7 @@ def test_quantile_auto_from_the_command_line(tmp_path, capsys):
     assert train_program.main(["--dataset", data, "--output", str(out), "--quantile", "auto",
                                *FAST]) == 0
     history = json.loads((out / "history.json").read_text())
-    assert {"co_pgd_accuracy", "co_detected"} <= set(history)
+    assert {"co_monitor/pgd_accuracy", "co_monitor/detected"} <= set(history)
     state = json.loads((out / "auto_quantile.json").read_text())
     assert state["checks"] and state["checks"][0]["size"] == 32  # the validation split
     assert json.loads((out / "config.json").read_text())["quantile"] == "auto"
