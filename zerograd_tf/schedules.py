@@ -1,4 +1,11 @@
-"""Learning-rate schedules of the reference training scripts, per step."""
+"""Learning-rate schedules of the reference training scripts, per step.
+
+Keras ships no triangular (one-cycle) schedule, hence `CyclicLR`; the
+piecewise schedule is Keras' `PiecewiseConstantDecay` with the reference's
+boundaries.
+"""
+
+import math
 
 import keras
 import tensorflow as tf
@@ -45,8 +52,15 @@ class CyclicLR(keras.optimizers.schedules.LearningRateSchedule):
 
 
 @keras.saving.register_keras_serializable(package="zerograd_tf")
-class PiecewiseLR(keras.optimizers.schedules.LearningRateSchedule):
+class PiecewiseLR(keras.optimizers.schedules.PiecewiseConstantDecay):
     """`lr_max`, divided by 10 at 50 % and again at 75 % of the run.
+
+    Keras' `PiecewiseConstantDecay` with the boundaries of the reference's
+    piecewise schedule: steps below `0.5 * total_steps` run at `lr_max`,
+    steps below `0.75 * total_steps` at `lr_max / 10`, the rest at
+    `lr_max / 100`. (Keras' boundaries are inclusive, so each is the last
+    integer step below its fraction of the run.) Saved under its own name,
+    with `lr_max` and `total_steps`, so that it is rebuilt from those.
 
     Args:
         lr_max: the initial learning rate.
@@ -54,19 +68,18 @@ class PiecewiseLR(keras.optimizers.schedules.LearningRateSchedule):
 
     Examples:
         >>> schedule = PiecewiseLR(0.1, total_steps=100)
-        >>> [round(float(schedule(step)), 4) for step in (0, 50, 75)]
-        [0.1, 0.01, 0.001]
+        >>> [round(float(schedule(step)), 4) for step in (0, 49, 50, 74, 75)]
+        [0.1, 0.1, 0.01, 0.01, 0.001]
     """
 
     def __init__(self, lr_max, total_steps):
         self.lr_max = float(lr_max)
         self.total_steps = int(total_steps)
-
-    def __call__(self, step):
-        step = tf.cast(step, tf.float32)
-        factor = tf.where(step < 0.5 * self.total_steps, 1.0,
-                          tf.where(step < 0.75 * self.total_steps, 0.1, 0.01))
-        return self.lr_max * factor
+        super().__init__(
+            boundaries=[math.ceil(0.5 * self.total_steps) - 1,
+                        math.ceil(0.75 * self.total_steps) - 1],
+            values=[self.lr_max, self.lr_max / 10, self.lr_max / 100],
+            name="PiecewiseLR")
 
     def get_config(self):
         return {"lr_max": self.lr_max, "total_steps": self.total_steps}
