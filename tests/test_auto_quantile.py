@@ -68,7 +68,8 @@ def test_auto_starts_at_the_papers_quantile_and_saves_as_auto(tmp_path):
     assert model.quantile_auto and model.quantile == pytest.approx(auto_quantile.START_QUANTILE)
     assert model.get_config()["quantile"] == "auto"
     x, y = robustness_problem(64)
-    model.fit(x, y, batch_size=32, epochs=1, validation_split=0.25, verbose=0)
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0,
+              callbacks=[zg.AutoQuantile(x[48:], y[48:], verbose=0)])
     model.quantile = 0.55  # as an adaptation leaves it
     path = str(tmp_path / "auto.keras")
     model.save(path)
@@ -175,25 +176,48 @@ def test_real_checks_measure_the_first_examples_only():
     assert monitor.checks[0]["epsilon"] == pytest.approx(0.1)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("held_out", ["split", "arrays", "dataset"])
-def test_fit_adds_the_monitor_on_fit_s_held_out_examples(held_out):
-    x, y = robustness_problem(96)
-    arguments = {
-        "split": dict(validation_split=0.25),
-        "arrays": dict(validation_data=(x[:24], y[:24])),
-        "dataset": dict(validation_data=tf.data.Dataset.from_tensor_slices(
-            (x[:24], y[:24])).batch(10)),
+class Batches(keras.utils.PyDataset):
+    """Held-out examples as a `keras.utils.PyDataset` of (x, y) batches."""
+
+    def __init__(self, x, y, batch_size):
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, index):
+        part = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return self.x[part], self.y[part]
+
+
+@pytest.mark.parametrize("held_out", ["arrays", "dataset", "py_dataset"])
+def test_the_monitor_takes_the_first_held_out_examples_of_any_input(held_out):
+    x, y = robustness_problem(600)
+    given = {
+        "arrays": (x, y),
+        "dataset": (tf.data.Dataset.from_tensor_slices((x, y)).batch(100),),
+        "py_dataset": (Batches(x, y, 100),),
     }[held_out]
-    model = _model()
-    history = model.fit(x, y, batch_size=24, epochs=1, verbose=0, **arguments)
-    assert "co_pgd_accuracy" in history.history
+    monitor = zg.AutoQuantile(*given, verbose=0)
+    np.testing.assert_array_equal(monitor.x, x[:auto_quantile.CONFIRM_SIZE])
+    np.testing.assert_array_equal(monitor.y, y[:auto_quantile.CONFIRM_SIZE])
 
 
-def test_fit_without_held_out_examples_says_how_to_give_them():
+def test_held_out_inputs_it_cannot_read_are_named_in_the_error():
+    with pytest.raises(TypeError, match="AutoQuantile.*arrays.*tf.data.Dataset.*PyDataset.*got str"):
+        zg.AutoQuantile("held_out.npz", verbose=0)
+
+
+@pytest.mark.parametrize("fit_arguments", [
+    {}, {"validation_split": 0.25},
+    {"validation_data": Batches(*robustness_problem(64), 16)}])
+def test_auto_without_the_monitor_says_how_to_add_it(fit_arguments):
+    """`fit` adds no callback: training with q stuck at 0.35 would be a
+    silent failure, so it refuses, naming the callback to pass."""
     x, y = robustness_problem(64)
-    with pytest.raises(ValueError, match="validation_data.*validation_split.*AutoQuantile"):
-        _model().fit(x, y, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"callbacks=\[.*AutoQuantile\(x_held_out, y_held_out"):
+        _model().fit(x, y, epochs=1, verbose=0, **fit_arguments)
 
 
 @pytest.mark.slow
@@ -201,7 +225,7 @@ def test_a_given_monitor_is_used_as_it_is():
     x, y = robustness_problem(64)
     monitor = zg.AutoQuantile(measure=CollapseAt(), verbose=0)
     history = _model().fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[monitor])
-    assert len(monitor.checks) == 1 and "co_pgd_accuracy" in history.history
+    assert len(monitor.checks) == 1 and "co_monitor/pgd_accuracy" in history.history
 
 
 def test_invalid_quantile_text_is_refused():

@@ -145,7 +145,7 @@ BATCHNORM_XLA = textwrap.dedent("""
         "stats_moved": min(float(np.abs(keras.ops.convert_to_numpy(w)
                                         - (1.0 if "variance" in w.name else 0.0)).max())
                            for w in stats),
-        "compiled": sorted(xla._replica_functions)}))
+        "compiled": list(xla.compiled_replica_functions)}))
 """)
 
 

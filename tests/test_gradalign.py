@@ -46,7 +46,8 @@ def _penalty_and_gradients(model, x, y, lam=1.0):
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     with tf.GradientTape() as tape:
         penalty, info = model.regularization(tf.constant(x), tf.constant(y),
-                                             tf.constant([0, 0], tf.int64))
+                                             tf.constant([0, 0], tf.int64),
+                                             model.read_hyperparameters())
     return penalty, tape.gradient(penalty, model.trainable_weights)
 
 

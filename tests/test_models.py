@@ -4,22 +4,10 @@ import pytest
 import tensorflow as tf
 
 import zerograd_tf as zg
+from all_models import IDS, MODELS
 from conftest import compile_kwargs, mlp, robustness_problem, small_cnn
 
 EPS = 0.1
-
-MODELS = [
-    (zg.ZeroGradModel, {}),
-    (zg.ZeroGradModel, {"quantile_method": "top_k"}),
-    (zg.MultiGradModel, {}),
-    (zg.FGSMModel, {}),
-    (zg.FGSMModel, {"random_init": True}),
-    (zg.NFGSMModel, {}),
-    (zg.PGDModel, {"steps": 3}),
-    (zg.GradAlignModel, {"gradalign_lambda": 0.5}),
-]
-IDS = ["zerograd", "zerograd_topk", "multigrad", "fgsm", "fgsm_rs", "n_fgsm", "pgd",
-       "gradalign"]
 
 
 @pytest.mark.slow
@@ -62,7 +50,8 @@ def test_adversarial_training_is_more_robust_than_clean_training():
 
 def _expected_adversarial_batch(model, x, y):
     """The batch the first train step trains on (the attack is stateless)."""
-    delta, _ = model.perturb(tf.constant(x), tf.constant(y), model.step_seed())
+    delta, _ = model.perturb(tf.constant(x), tf.constant(y), model.step_seed(),
+                             model.read_hyperparameters())
     return np.clip(x + delta.numpy(), 0, 1)
 
 
@@ -304,3 +293,16 @@ def test_integer_images_are_rejected_with_a_clear_message():
     model.compile(**compile_kwargs())
     with pytest.raises(TypeError, match="floating point with values in \\[0, 1\\]"):
         model.fit((x * 255).astype(np.uint8), y, epochs=1, verbose=0)
+
+
+def test_base_arguments_such_as_the_dtype_policy_survive_saving(tmp_path):
+    inputs, outputs = mlp()
+    model = zg.FGSMModel(inputs, outputs, epsilon=EPS, seed=0, dtype="mixed_float16",
+                         trainable=False, name="robust")
+    config = model.get_config()
+    assert config["name"] == "robust" and config["trainable"] is False
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.dtype_policy.name == "mixed_float16"
+    assert (loaded.name, loaded.trainable) == ("robust", False)

@@ -3,6 +3,10 @@
 See `AutoQuantile`.
 """
 
+import keras
+import numpy as np
+import tensorflow as tf
+
 from zerograd_tf.callbacks.co_monitor import CatastrophicOverfittingMonitor
 from zerograd_tf import monitoring
 
@@ -20,15 +24,15 @@ MAX_GAP = 0.5
 class AutoQuantile(CatastrophicOverfittingMonitor):
     """Raises the ZeroGrad quantile whenever catastrophic overfitting starts.
 
-    The rule of `ZeroGradModel(quantile="auto")` (which adds this callback
-    to `fit` itself when none is given):
+    The rule of `ZeroGradModel(quantile="auto")`, whose `fit` needs this
+    callback among its `callbacks` (it adds none itself):
 
     - **Start** at the paper's q = 0.35 (the model's starting quantile).
     - **Check** every 20 training steps (counted across epochs) and at the
       end of every epoch: clean, FGSM and PGD-5 accuracy (step epsilon / 4,
       from a random start) at the model's target epsilon on the first 128
       held-out examples. CO happens within an epoch; a check costs a few
-      training steps (the README's CO study measures the total cost).
+      training steps (docs/study.md measures the total cost).
     - **Detect** with the package's CO rule
       (`zerograd_tf.monitoring.catastrophic_overfitting`): PGD accuracy
       below half of its best since the last adaptation while FGSM accuracy
@@ -51,19 +55,22 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
     - q **never comes down**: the lower quantile overfitted in this run
       already, and each collapse costs the steps since the last healthy
       check; a slightly high q costs little robustness near the safe range
-      (the CO study in the README).
+      (docs/study.md).
 
     Why these numbers: 0.35 is the paper's value and the best when it does
-    not overfit; steps of 0.1 reach the quantiles found safe in the CO
-    study (0.5 on CIFAR-10, 0.7 on MNIST) in two to four adaptations; above
-    0.85 so few gradient elements remain that the attack no longer trains
-    robustness (q = 0.9 kept PGD accuracy near 1-2 % in the study). The
+    not overfit; steps of 0.1 reach the quantiles the CO study found safe
+    (docs/study.md) in a few adaptations; above 0.85 so few gradient
+    elements remain that the attack no longer trains robustness (the
+    study's q = 0.9 runs). The
     state (checks, adaptations) resumes with `state_path`; the quantile
     itself is a model variable, saved with the weights.
 
     Args:
-        x: held-out inputs (floats in [0, 1]); the first 512 are used.
-        y: their labels.
+        x: held-out inputs (floats in [0, 1]), or a `tf.data.Dataset` or
+            `keras.utils.PyDataset` of `(x, y)` batches (then `y` is
+            `None`); the first 512 examples are used (read once, here).
+            Defaults to `None` (only with `measure`).
+        y: their labels. Defaults to `None`.
         epsilon: the radius the checks measure at. Defaults to the model's
             target `epsilon` when `fit` starts.
         frequency: steps between checks, or `"epoch"`. Defaults to 20.
@@ -100,11 +107,56 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
                  check_size=CHECK_SIZE, pgd_steps=CHECK_PGD_STEPS, quantile_step=QUANTILE_STEP,
                  max_quantile=MAX_QUANTILE, max_gap=MAX_GAP, state_path=None, logdir=None,
                  measure=None, verbose=1):
-        if x is not None and y is not None:
-            x, y = x[:CONFIRM_SIZE], y[:CONFIRM_SIZE]
+        x, y = _first_examples(x, y, CONFIRM_SIZE)
         super().__init__(x, y, epsilon, action="adapt", frequency=frequency,
                          check_size=check_size, pgd_steps=pgd_steps,
                          drop=monitoring.DEFAULT_DROP, min_best=monitoring.DEFAULT_MIN_BEST,
                          quantile_step=quantile_step, max_quantile=max_quantile,
                          max_gap=max_gap, logdir=logdir, state_path=state_path, measure=measure,
                          verbose=verbose)
+
+
+def _first_examples(x, y, size):
+    """The first `size` held-out examples, as `(x, y)` arrays.
+
+    Args:
+        x: inputs, or a `tf.data.Dataset` or `keras.utils.PyDataset` of
+            `(x, y)` batches (with `y=None`), or `None`.
+        y: labels, or `None`.
+        size: the number of examples.
+
+    Returns:
+        `(x[:size], y[:size])`; `(None, None)` for no data.
+
+    Raises:
+        TypeError: for a `x` without `y` that is not a dataset.
+
+    Examples:
+        >>> import numpy as np, tensorflow as tf
+        >>> data = tf.data.Dataset.from_tensor_slices((np.ones((5, 2)), np.arange(5))).batch(2)
+        >>> x, y = _first_examples(data, None, 3)
+        >>> x.shape, y.tolist()
+        ((3, 2), [0, 1, 2])
+    """
+    if x is None and y is None:
+        return None, None
+    if y is not None:
+        return x[:size], y[:size]
+    if isinstance(x, tf.data.Dataset):
+        batches = iter(x)
+    elif isinstance(x, keras.utils.PyDataset):
+        batches = (x[index] for index in range(len(x)))
+    else:
+        raise TypeError(
+            "AutoQuantile takes held-out `x` and `y` arrays, or a tf.data.Dataset or "
+            "keras.utils.PyDataset of (x, y) batches as `x`; got "
+            f"{type(x).__name__} without `y`.")
+    xs, ys, count = [], [], 0
+    for batch in batches:
+        bx, by, _ = keras.utils.unpack_x_y_sample_weight(batch)
+        xs.append(np.asarray(bx))
+        ys.append(np.asarray(by))
+        count += len(xs[-1])
+        if count >= size:
+            break
+    return np.concatenate(xs)[:size], np.concatenate(ys)[:size]

@@ -11,10 +11,13 @@ class EpsilonWarmup(keras.callbacks.Callback):
     Multi-step PGD training at a large epsilon often fails to learn from the
     start; ramping epsilon over the first epochs fixes that. The ramp is a
     function of the optimizer's step counter, so it is exact after resuming.
+    The step size follows: the models store it as a multiple of epsilon
+    (`alpha_factor`), so each step's alpha / epsilon is the configured
+    ratio.
 
     Args:
-        epsilon: the target epsilon in (0, 1].
-        warmup_steps: steps over which epsilon grows (>= 1).
+        epsilon: the target epsilon in (0, 1] (required).
+        warmup_steps: steps over which epsilon grows, >= 1 (required).
 
     Examples:
         >>> import numpy as np, keras, zerograd_tf as zg
@@ -27,8 +30,8 @@ class EpsilonWarmup(keras.callbacks.Callback):
         ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         >>> warmup = zg.callbacks.EpsilonWarmup(0.1, warmup_steps=4)
         >>> history = model.fit(x, y, epochs=1, batch_size=16, callbacks=[warmup], verbose=0)
-        >>> round(model.epsilon, 3)  # 2 of the 4 ramp steps taken
-        0.05
+        >>> round(model.epsilon, 3), round(model.alpha, 4)  # 2 of the 4 ramp steps taken
+        (0.05, 0.0625)
     """
 
     def __init__(self, epsilon, warmup_steps):

@@ -1,7 +1,10 @@
 """Keras models that train on adversarial examples, one method per module.
 
-- `base.AdversarialModel`: the `train_step`/`test_step`, hyperparameter
-  variables, XLA and `tf.distribute` handling, saving.
+- `base.AdversarialModel`: construction, the method's hooks (`perturb`,
+  `regularization`), saving; built from `hyperparameters.Hyperparameters`
+  (variables read when the step runs, alpha as a multiple of epsilon),
+  `trainer.AdversarialTrainer` (`train_step`, `test_step`, `fit`) and
+  `replica_xla.ReplicaXLA` (XLA per replica under `tf.distribute`).
 - `fgsm.FGSMModel` (FGSM, FGSM-RS), `zerograd.ZeroGradModel`,
   `multigrad.MultiGradModel`, `n_fgsm.NFGSMModel`, `pgd.PGDModel`,
   `clean.CleanModel`, `gradalign.GradAlignModel`.

@@ -31,6 +31,6 @@ class CleanModel(AdversarialModel):
         ['loss', 'pgd_accuracy']
     """
 
-    def perturb(self, x, y, seed):
-        del y, seed
+    def perturb(self, x, y, seed, hyperparameters):
+        del y, seed, hyperparameters
         return tf.zeros_like(x), {}

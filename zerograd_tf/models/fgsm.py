@@ -3,7 +3,6 @@
 import keras
 
 from zerograd_tf import attacks
-from zerograd_tf import validation
 from zerograd_tf.models.base import PACKAGE, AdversarialModel
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -13,8 +12,9 @@ class FGSMModel(AdversarialModel):
     Args:
         random_init: start from `U(-epsilon, epsilon)` (FGSM-RS, Wong et
             al., 2020) instead of zero. Defaults to False.
-        alpha: step size. Defaults to `epsilon` for FGSM and
-            `1.25 * epsilon` for FGSM-RS.
+        alpha_factor: step size as a multiple of epsilon (or `alpha`, in
+            pixel units; see `AdversarialModel`). Defaults to 1 for FGSM and
+            1.25 for FGSM-RS.
         **kwargs: see `AdversarialModel` (`epsilon` is required).
 
     Examples:
@@ -31,16 +31,19 @@ class FGSMModel(AdversarialModel):
         1.25
     """
 
-    def __init__(self, *args, random_init=False, alpha=None, **kwargs):
+    def __init__(self, *args, random_init=False, **kwargs):
         self.random_init = bool(random_init)
-        epsilon = kwargs.get("epsilon")
-        if alpha is None and self.random_init and epsilon is not None:
-            alpha = 1.25 * validation.check_epsilon(epsilon)
-        super().__init__(*args, alpha=alpha, **kwargs)
+        super().__init__(*args, **kwargs)
 
-    def perturb(self, x, y, seed):
+    @property
+    def default_alpha_factor(self):
+        """1 for FGSM, 1.25 for FGSM-RS (Wong et al., 2020)."""
+        return 1.25 if self.random_init else 1.0
+
+    def perturb(self, x, y, seed, hyperparameters):
         return attacks.fgsm(
-            self.attack_objective(), x, y, self._epsilon, self._alpha,
+            self.attack_objective(), x, y, hyperparameters["epsilon"],
+            hyperparameters["alpha"],
             init="random" if self.random_init else "zero", seed=seed,
         )
 

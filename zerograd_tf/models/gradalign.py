@@ -87,8 +87,9 @@ class GradAlignModel(FGSMModel):
             reference raises it with epsilon (e.g. 2.0 at 16/255), because
             catastrophic overfitting is stronger at larger radii.
         random_init: FGSM-RS's random start. Defaults to False.
-        alpha: the FGSM step; defaults to `epsilon` (`1.25 epsilon` with
-            `random_init`).
+        alpha_factor: the FGSM step as a multiple of epsilon (or `alpha`,
+            in pixel units; see `AdversarialModel`). Defaults to 1 (1.25
+            with `random_init`).
         **kwargs: see `AdversarialModel` (`epsilon` is required).
 
     Examples:
@@ -103,18 +104,18 @@ class GradAlignModel(FGSMModel):
         True
     """
 
-    def __init__(self, *args, gradalign_lambda=0.2, random_init=False, alpha=None, **kwargs):
+    def __init__(self, *args, gradalign_lambda=0.2, random_init=False, **kwargs):
         lam = gradalign_lambda
         if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0:
             raise ValueError(f"`gradalign_lambda` must be a number >= 0, got {lam!r}.")
         self.gradalign_lambda = float(lam)
-        super().__init__(*args, random_init=random_init, alpha=alpha, **kwargs)
+        super().__init__(*args, random_init=random_init, **kwargs)
         self.alignment_tracker = keras.metrics.Mean(name="gradient_alignment")
 
-    def regularization(self, x, y, seed):
+    def regularization(self, x, y, seed, hyperparameters):
         eta_seed = tf.random.experimental.stateless_fold_in(
             ops.as_seed(seed), 0x6A11)
-        eta = ops.uniform_noise(tf.shape(x), self._epsilon, eta_seed, x.dtype)
+        eta = ops.uniform_noise(tf.shape(x), hyperparameters["epsilon"], eta_seed, x.dtype)
         cosine, valid = gradient_alignment(self.attack_objective(), x, y, eta)
         count = tf.reduce_sum(tf.cast(valid, tf.float32))
         mean = tf.math.divide_no_nan(tf.reduce_sum(cosine), count)

@@ -19,8 +19,9 @@ class MultiGradModel(MaskedGradientModel):
         samples: n >= 1 random starts. Defaults to 3.
         threshold: th in [1, n], agreeing signs needed. Defaults to n
             (unanimous).
-        alpha: step size. Defaults to `2 * epsilon` (any alpha >= epsilon
-            is a full step).
+        alpha_factor: step size as a multiple of epsilon (or `alpha`, in
+            pixel units; see `AdversarialModel`). Defaults to 2 (any factor
+            >= 1 is a full step).
         **kwargs: see `AdversarialModel` (`epsilon` is required).
 
     Examples:
@@ -39,15 +40,16 @@ class MultiGradModel(MaskedGradientModel):
 
     default_alpha_factor = 2.0
 
-    def __init__(self, *args, samples=3, threshold=None, alpha=None, **kwargs):
+    def __init__(self, *args, samples=3, threshold=None, **kwargs):
         self.samples = validation.check_int(samples, "samples", 1)
         threshold = self.samples if threshold is None else threshold
         self.threshold = validation.check_int(threshold, "threshold", 1, self.samples)
-        super().__init__(*args, alpha=alpha, **kwargs)
+        super().__init__(*args, **kwargs)
 
-    def perturb(self, x, y, seed):
+    def perturb(self, x, y, seed, hyperparameters):
         return attacks.multigrad(
-            self.attack_objective(), x, y, self._epsilon, self._alpha,
+            self.attack_objective(), x, y, hyperparameters["epsilon"],
+            hyperparameters["alpha"],
             samples=self.samples, threshold=self.threshold, seed=seed,
         )
 

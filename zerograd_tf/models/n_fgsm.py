@@ -15,7 +15,8 @@ class NFGSMModel(AdversarialModel):
             Defaults to 2.
         clip: projection radius, or `None` for no projection. Defaults to
             `None`.
-        alpha: step size. Defaults to `epsilon`.
+        alpha_factor: step size as a multiple of epsilon (or `alpha`, in
+            pixel units; see `AdversarialModel`). Defaults to 1.
         **kwargs: see `AdversarialModel` (`epsilon` is required).
 
     Examples:
@@ -32,14 +33,15 @@ class NFGSMModel(AdversarialModel):
         (2.0, None)
     """
 
-    def __init__(self, *args, noise_magnitude=2.0, clip=None, alpha=None, **kwargs):
+    def __init__(self, *args, noise_magnitude=2.0, clip=None, **kwargs):
         self.noise_magnitude = validation.check_positive(noise_magnitude, "noise_magnitude")
         self.clip = None if clip is None else validation.check_positive(clip, "clip")
-        super().__init__(*args, alpha=alpha, **kwargs)
+        super().__init__(*args, **kwargs)
 
-    def perturb(self, x, y, seed):
+    def perturb(self, x, y, seed, hyperparameters):
         return attacks.n_fgsm(
-            self.attack_objective(), x, y, self._epsilon, self._alpha,
+            self.attack_objective(), x, y, hyperparameters["epsilon"],
+            hyperparameters["alpha"],
             noise_magnitude=self.noise_magnitude, clip=self.clip, seed=seed,
         )
 

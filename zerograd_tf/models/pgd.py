@@ -13,8 +13,9 @@ class PGDModel(AdversarialModel):
     Args:
         steps: PGD steps k >= 1. Defaults to 10.
         restarts: restarts >= 1. Defaults to 1.
-        alpha: step size. Defaults to `2.5 * epsilon / steps` (Madry et
-            al.).
+        alpha_factor: step size as a multiple of epsilon (or `alpha`, in
+            pixel units; see `AdversarialModel`). Defaults to `2.5 / steps`
+            (Madry et al.).
         **kwargs: see `AdversarialModel` (`epsilon` is required).
 
     Examples:
@@ -31,17 +32,20 @@ class PGDModel(AdversarialModel):
         0.0833
     """
 
-    def __init__(self, *args, steps=10, restarts=1, alpha=None, **kwargs):
+    def __init__(self, *args, steps=10, restarts=1, **kwargs):
         self.steps = validation.check_int(steps, "steps", 1)
         self.restarts = validation.check_int(restarts, "restarts", 1)
-        epsilon = kwargs.get("epsilon")
-        if alpha is None and epsilon is not None:
-            alpha = 2.5 * validation.check_epsilon(epsilon) / self.steps
-        super().__init__(*args, alpha=alpha, **kwargs)
+        super().__init__(*args, **kwargs)
 
-    def perturb(self, x, y, seed):
+    @property
+    def default_alpha_factor(self):
+        """`2.5 / steps` (Madry et al., 2018)."""
+        return 2.5 / self.steps
+
+    def perturb(self, x, y, seed, hyperparameters):
         delta, _ = attacks.pgd(
-            self.attack_objective(), x, y, self._epsilon, self._alpha,
+            self.attack_objective(), x, y, hyperparameters["epsilon"],
+            hyperparameters["alpha"],
             steps=self.steps, restarts=self.restarts, seed=seed,
         )
         return delta, {}

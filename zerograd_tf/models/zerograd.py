@@ -1,13 +1,14 @@
 """ZeroGrad adversarial training: `ZeroGradModel`."""
 
 import keras
-import numpy as np
-import tensorflow as tf
 
 from zerograd_tf import attacks
 from zerograd_tf import quantile as quantile_lib
 from zerograd_tf import validation
-from zerograd_tf.models.base import PACKAGE, read_variable
+from zerograd_tf.callbacks import auto_quantile
+from zerograd_tf.callbacks.co_monitor import CatastrophicOverfittingMonitor
+from zerograd_tf.models.base import PACKAGE
+from zerograd_tf.models.hyperparameters import read_variable
 from zerograd_tf.models.masked_gradient import MaskedGradientModel
 
 AUTO = "auto"
@@ -22,16 +23,13 @@ class ZeroGradModel(MaskedGradientModel):
     magnitudes. This removes the small, sign-unstable gradient elements that
     drive catastrophic overfitting.
 
-    The safe quantile depends on the data (the README's CO study: 0.5 on
-    CIFAR-10, 0.7 on MNIST; the paper's 0.35 overfits on both).
-    `quantile="auto"` tunes it during training: q starts at 0.35, and
-    `fit` adds a `zerograd_tf.callbacks.AutoQuantile` monitor that checks
-    held-out data every 20 steps and, when catastrophic overfitting starts,
-    restores the last healthy weights and raises q by 0.1 (the rule and
-    its reasons are in `AutoQuantile`'s documentation). The held-out
-    examples are the first 512 of `fit`'s `validation_data` (arrays or a
-    `tf.data.Dataset`) or of its `validation_split`; pass an `AutoQuantile`
-    callback yourself to use other data or settings.
+    The safe quantile depends on the data and epsilon; docs/study.md
+    measures it per data set. `quantile="auto"` tunes it during training: q starts
+    at 0.35 and the `zerograd_tf.callbacks.AutoQuantile` callback, which you
+    pass to `fit` with held-out examples, raises it whenever catastrophic
+    overfitting starts (the rule and its reasons are in `AutoQuantile`'s
+    documentation). `fit` adds no callback: it refuses to train a
+    `quantile="auto"` model without one, which would leave q at 0.35.
 
     Args:
         quantile: q in [0, 1), or `"auto"`. Defaults to 0.35 (the
@@ -43,7 +41,9 @@ class ZeroGradModel(MaskedGradientModel):
             `"random"`.
         quantile_method: `per_example_quantile` formulation: `"bisect"`
             (fastest), `"sort"` or `"top_k"`. Defaults to `"bisect"`.
-        alpha: step size. Defaults to `2 * epsilon` (the reference's).
+        alpha_factor: step size as a multiple of epsilon (or `alpha`, in
+            pixel units; see `AdversarialModel`). Defaults to 2 (the
+            reference's).
         **kwargs: see `AdversarialModel` (`epsilon` is required).
 
     Examples:
@@ -55,7 +55,8 @@ class ZeroGradModel(MaskedGradientModel):
         >>> model = zg.ZeroGradModel(inputs, outputs, epsilon=0.1, quantile="auto")
         >>> model.compile(optimizer="adam",
         ...               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        >>> history = model.fit(x, y, epochs=2, batch_size=16, validation_split=0.25,
+        >>> auto = zg.callbacks.AutoQuantile(x[72:], y[72:], verbose=0)
+        >>> history = model.fit(x[:72], y[:72], epochs=2, batch_size=16, callbacks=[auto],
         ...                     verbose=0)
         >>> model.quantile_auto, round(model.quantile, 2)
         (True, 0.35)
@@ -64,9 +65,7 @@ class ZeroGradModel(MaskedGradientModel):
     default_alpha_factor = 2.0
 
     def __init__(self, *args, quantile=0.35, zero_iters=1, init="random",
-                 quantile_method=quantile_lib.DEFAULT_QUANTILE_METHOD, alpha=None, **kwargs):
-        from zerograd_tf.callbacks import auto_quantile  # (callbacks build on models)
-
+                 quantile_method=quantile_lib.DEFAULT_QUANTILE_METHOD, **kwargs):
         self.quantile_auto = isinstance(quantile, str) and quantile == AUTO
         if isinstance(quantile, str) and not self.quantile_auto:
             raise ValueError(f"`quantile` must be a number in [0, 1) or 'auto', got {quantile!r}.")
@@ -76,51 +75,42 @@ class ZeroGradModel(MaskedGradientModel):
         self.init = validation.check_choice(init, "init", validation.PERTURBATION_INITS)
         self.quantile_method = validation.check_choice(
             quantile_method, "quantile_method", quantile_lib.QUANTILE_METHODS)
-        super().__init__(*args, alpha=alpha, **kwargs)
-        self._quantile = self._hyperparameter("quantile", quantile)
+        super().__init__(*args, **kwargs)
+        self.add_hyperparameter("quantile", quantile)
 
     @property
     def quantile(self):
         """The ZeroGrad quantile q (a float); settable, validated."""
-        return read_variable(self._quantile)
+        return self._read_hyperparameter("quantile")
 
     @quantile.setter
     def quantile(self, value):
-        self._quantile.assign(validation.check_quantile(value))
+        self._assign_hyperparameter("quantile", validation.check_quantile(value))
         if self.quantile_method == "top_k" and self.train_function is not None:
             # TopK needs a static q: retrace with the new value.
             self.make_train_function(force=True)
 
-    def fit(self, x=None, y=None, *args, callbacks=None, validation_split=0.0,
-            validation_data=None, **kwargs):
-        """Keras' `fit`; with `quantile="auto"`, adds the `AutoQuantile` monitor.
+    def _check_callbacks(self, callbacks):
+        adapts = any(isinstance(c, CatastrophicOverfittingMonitor) and c.action == "adapt"
+                     for c in callbacks)
+        if self.quantile_auto and not adapts:
+            raise ValueError(
+                "ZeroGradModel(quantile='auto') is tuned by the AutoQuantile callback, which "
+                "`fit` does not add: pass `callbacks=[zerograd_tf.callbacks.AutoQuantile("
+                "x_held_out, y_held_out)]` (arrays, or a tf.data.Dataset or "
+                "keras.utils.PyDataset of (x, y) batches as `x_held_out`), or set a fixed "
+                "`quantile`.")
 
-        Unless `callbacks` holds an `AutoQuantile` already, the monitor
-        checks the first 512 examples of `validation_data` or, with
-        `validation_split`, of the examples Keras holds out (the last
-        fraction of `x`).
-
-        Raises:
-            ValueError: with `quantile="auto"` and no held-out data.
-        """
-        from zerograd_tf.callbacks import auto_quantile  # (callbacks build on models)
-
-        callbacks = list(callbacks or [])
-        if self.quantile_auto and not any(
-                isinstance(c, auto_quantile.AutoQuantile) for c in callbacks):
-            held_out = _held_out_examples(x, y, validation_split, validation_data,
-                                          auto_quantile.CONFIRM_SIZE)
-            callbacks.insert(0, auto_quantile.AutoQuantile(*held_out))
-        return super().fit(x, y, *args, callbacks=callbacks,
-                           validation_split=validation_split,
-                           validation_data=validation_data, **kwargs)
-
-    def perturb(self, x, y, seed):
-        q = self.quantile if self.quantile_method == "top_k" else self._quantile
+    def perturb(self, x, y, seed, hyperparameters):
+        quantile = hyperparameters["quantile"]
+        if self.quantile_method == "top_k":
+            # TopK's k is static: the value when the step is traced (the
+            # `quantile` setter retraces).
+            quantile = read_variable(self._hyperparameter_variables["quantile"])
         return attacks.zerograd(
-            self.attack_objective(), x, y, self._epsilon, self._alpha,
-            quantile=q, iterations=self.zero_iters, init=self.init, seed=seed,
-            quantile_method=self.quantile_method,
+            self.attack_objective(), x, y, hyperparameters["epsilon"],
+            hyperparameters["alpha"], quantile=quantile, iterations=self.zero_iters,
+            init=self.init, seed=seed, quantile_method=self.quantile_method,
         )
 
     def get_config(self):
@@ -131,30 +121,3 @@ class ZeroGradModel(MaskedGradientModel):
             "init": self.init,
             "quantile_method": self.quantile_method,
         }
-
-
-def _held_out_examples(x, y, validation_split, validation_data, size):
-    """Up to `size` held-out `(x, y)` arrays from `fit`'s validation arguments."""
-    if validation_data is not None:
-        if isinstance(validation_data, tf.data.Dataset):
-            xs, ys, count = [], [], 0
-            for batch in validation_data:
-                bx, by, _ = keras.utils.unpack_x_y_sample_weight(batch)
-                xs.append(np.asarray(bx))
-                ys.append(np.asarray(by))
-                count += len(xs[-1])
-                if count >= size:
-                    break
-            return np.concatenate(xs)[:size], np.concatenate(ys)[:size]
-        if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
-            return np.asarray(validation_data[0])[:size], np.asarray(validation_data[1])[:size]
-    elif validation_split and x is not None and y is not None and not isinstance(
-            x, tf.data.Dataset):
-        # Keras holds out the last `validation_split` of the arrays.
-        start = int(len(x) * (1.0 - validation_split))
-        return np.asarray(x)[start:start + size], np.asarray(y)[start:start + size]
-    raise ValueError(
-        "`quantile='auto'` checks held-out examples for catastrophic overfitting: pass "
-        "`validation_data` (arrays or a batched tf.data.Dataset) or `validation_split` "
-        "to `fit`, or a `zerograd_tf.callbacks.AutoQuantile(x_held_out, y_held_out)` "
-        "in `callbacks`.")
