@@ -7,6 +7,7 @@ import tensorflow as tf
 
 import zerograd_tf as zg
 from zerograd_tf import evaluation, objectives
+from zerograd_tf.evaluation import specs
 from zerograd_tf.attacks import apgd, losses, square
 from zerograd_tf.attacks.apgd_attack import checkpoint_schedule
 from zerograd_tf.attacks.square_attack import square_fraction
@@ -116,13 +117,14 @@ def test_apgd_t_attacks_the_intended_classes():
     y = logits.argmax(1)
     order = np.argsort(-logits, axis=1)
     rows = np.arange(len(x))
-    functions = evaluation._StageFunctions(
-        model, 0.1, dict(apgd_steps=20), objectives.inference_objective(model), False)
+    context = specs.Context(model, 0.1, specs.Settings(apgd_steps=20),
+                            objectives.inference_objective(model))
+    attack = tf.function(specs.APGD_T.attack, autograph=False)
     ranks = (2, 3, 4)
     gaps = {}  # gaps[(attacked rank, measured rank)]: mean z_t - z_y
     for attacked in ranks:
-        x_adv, _ = functions.apgd_t(x, y, tf.constant([0, 0], tf.int64), tf.constant(attacked))
-        z = model(x_adv).numpy()
+        delta = attack(context, x, y, tf.constant([0, 0], tf.int64), tf.constant(attacked))
+        z = model(np.clip(x + delta.numpy(), 0, 1)).numpy()
         for measured in ranks:
             gaps[attacked, measured] = (z[rows, order[:, measured - 1]] - z[rows, y]).mean()
     for measured in ranks:
@@ -194,25 +196,23 @@ def test_square_breaks_a_gradient_masked_model_that_pgd_cannot(caplog):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("member", ["apgd-ce", "apgd-dlr", "apgd-t", "square"])
+@pytest.mark.parametrize("member", ["pgd", "apgd-ce", "apgd-dlr", "apgd-t", "square"])
 def test_invariants_and_seeded_reproducibility(member):
     model, x, y = small_trained_model()
-    functions = evaluation._StageFunctions(
-        model, 0.05, dict(apgd_steps=10, apgd_restarts=1, apgd_targets=3,
-                          square_queries=50, steps=5, restarts=1, alpha=0.01,
-                          early_stop=True),
-        objectives.inference_objective(model), False)
-    (function, extra), *_ = functions.stages(member, 4)
+    spec = specs.REGISTRY[member]
+    settings = specs.Settings(apgd_steps=10, apgd_targets=3, square_queries=50, steps=5,
+                              restarts=1, alpha=0.01)
+    context = specs.Context(model, 0.05, settings, objectives.inference_objective(model))
+    extra = spec.stages(settings, 4)[0]
+    attack = tf.function(spec.attack, autograph=False)
     seed = tf.constant([7, 0], tf.int64)
-    a, fooled_a = function(x, y, seed, *extra)
-    b, fooled_b = function(x, y, seed, *extra)
-    c, _ = function(x, y, tf.constant([8, 0], tf.int64), *extra)
-    np.testing.assert_array_equal(a.numpy(), b.numpy())
-    np.testing.assert_array_equal(fooled_a.numpy(), fooled_b.numpy())
-    assert not np.array_equal(a.numpy(), c.numpy())
-    delta = a.numpy() - x
-    assert np.abs(delta).max() <= 0.05 + 1e-6
-    assert a.numpy().min() >= 0 and a.numpy().max() <= 1
+    a = attack(context, x, y, seed, *extra).numpy()
+    b = attack(context, x, y, seed, *extra).numpy()
+    c = attack(context, x, y, tf.constant([8, 0], tf.int64), *extra).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert np.abs(a).max() <= 0.05 + 1e-6
+    assert (x + a).min() >= -1e-6 and (x + a).max() <= 1 + 1e-6
 
 
 def test_bad_arguments_are_refused():

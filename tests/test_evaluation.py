@@ -56,15 +56,21 @@ def test_dataset_and_arrays_agree_and_are_reproducible():
     model = keras.Sequential([keras.Input((12,)), keras.layers.Dense(8, activation="relu"),
                               keras.layers.Dense(2)])
     x, y = data(n=100)
-    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
-    kw = dict(epsilon=EPS, steps=3, restarts=2, seed=5)
-    a = zg.evaluate_robustness(model, (x, y), batch_size=32, **kw)
+    # The dataset's own batching does not matter: the engine regroups the
+    # examples into batches of `batch_size`.
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(10)
+    kw = dict(epsilon=EPS, steps=3, restarts=2, seed=5, batch_size=32)
+    a = zg.evaluate_robustness(model, (x, y), **kw)
     b = zg.evaluate_robustness(model, dataset, **kw)
     c = zg.evaluate_robustness(model, dataset, jit_compile=True, **kw)
     timing = {"seconds", "attacks"}
     assert {k: v for k, v in a.items() if k not in timing} == \
         {k: v for k, v in b.items() if k not in timing}
-    assert a["num_robust_correct"] == c["num_robust_correct"]
+    # XLA draws other random numbers than graph mode, so only the clean pass
+    # must agree exactly.
+    assert a["num_clean_correct"] == c["num_clean_correct"]
+    assert a["clean_loss"] == pytest.approx(c["clean_loss"], rel=1e-5)
+    assert c["num_robust_correct"] <= c["num_clean_correct"]
     assert [e["name"] for e in a["attacks"]] == ["pgd"]
     assert a["attack"] == "pgd" and a["seconds"] > 0
 
