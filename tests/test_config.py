@@ -2,11 +2,13 @@
 
 import dataclasses
 import json
+import pathlib
+import re
 
 import pytest
 
 from conftest import make_npz
-from zerograd_tf.runs import options
+from zerograd_tf.runs import fields, options
 from zerograd_tf.trainers import train as train_program
 from zerograd_tf.runs.config import ConfigError, RunConfig
 from zerograd_tf import datasets
@@ -79,8 +81,78 @@ def test_dict_round_trip_and_the_command_line_build_the_same_object(tmp_path):
 
 def test_the_command_line_reports_a_bad_value_by_its_flag(tmp_path, capsys):
     data = make_npz(tmp_path / "d.npz")
-    assert train_program.main(["--dataset", data, "--weight-decay", "-1",
-                               "--output", str(tmp_path / "r")]) == 2
+    with pytest.raises(SystemExit) as info:  # argparse's exit, as for every bad flag value
+        train_program.main(["--dataset", data, "--weight-decay", "-1",
+                            "--output", str(tmp_path / "r")])
+    assert info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["zerograd-train: error: --weight-decay must be a number >= 0, got -1.0."]
+    assert err == ["zerograd-train: error: --weight-decay must be a number >= 0, got -1.0 "
+                   "(see zerograd-train --help)"]
     assert not (tmp_path / "r").exists()
+
+
+# -- one declaration per field: its flag, help, docstring entry and docs row --
+
+FIELDS_BLOCK = re.compile(r"(<!-- fields: RunConfig -->\n)(.*?)(<!-- end fields -->)", re.S)
+CONFIG_PAGE = pathlib.Path(__file__).parent.parent / "docs" / "config.md"
+
+
+def _help_of(parser):
+    return {option: action.help for action in parser._actions
+            for option in action.option_strings}
+
+
+def test_every_field_has_a_flag_with_its_help_and_every_flag_a_field():
+    parser = train_program.build_parser()
+    helps = _help_of(parser)
+    dests = {action.dest for action in parser._actions}
+    for field in dataclasses.fields(RunConfig):
+        if field.name in ("input_shape", "num_classes"):
+            assert field.metadata["group"] is None
+            continue
+        # The flag's help is the field's own text, field names as flags.
+        flag = options.flag_of(field.name)
+        flag = flag if flag in helps else "--no-" + flag[2:]
+        assert helps[flag].startswith(options.cli_text(field.metadata["help"])), flag
+        assert field.metadata["help"] in RunConfig.__doc__.replace("\n            ", " ")
+        assert field.name in dests
+    program_options = {"help", "output", "logdir", "resume", "overwrite", "verbose"}
+    assert dests - {f.name for f in dataclasses.fields(RunConfig)} == program_options
+
+
+def test_the_docstring_says_each_fields_default_and_valid_values():
+    doc = " ".join(RunConfig.__doc__.split())
+    assert ("epsilon: the radius, a fraction of the pixel range" in doc
+            and "a number in (0, 1], or `None`. Defaults to `None`: 0.1 for grayscale data"
+            in doc)
+    assert "batch_size: the global batch size (split across replicas); an integer >= 1. " \
+           "Defaults to `128`." in doc
+
+
+def test_the_documented_table_of_fields_matches_the_declarations():
+    text = CONFIG_PAGE.read_text()
+    match = FIELDS_BLOCK.search(text)
+    assert match, "docs/config.md lost its <!-- fields: RunConfig --> block"
+    assert match.group(2) == fields.table(RunConfig) + "\n", (
+        "docs/config.md's table of fields is stale; write fields.table(RunConfig) into it")
+
+
+@pytest.mark.parametrize("argv, field, problem", [
+    (["--batch-size", "0"], "batch_size", "must be an integer >= 1, got 0"),
+    (["--weight-decay", "-1"], "weight_decay", "must be a number >= 0, got -1.0"),
+    (["--quantile", "1"], "quantile", "must be a number in [0, 1) or 'auto', got 1.0"),
+    (["--method", "fgsm3"], "method", "must be one of zerograd"),
+    (["--co-frequency", "0"], "co_frequency", "must be 'epoch' or a number of steps >= 1"),
+])
+def test_a_flag_and_its_field_refuse_a_value_with_the_same_words(argv, field, problem, capsys):
+    with pytest.raises(SystemExit):
+        train_program.build_parser().parse_args(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"zerograd-train: error: {argv[0]} {problem}")
+    value = _field(field).metadata["kind"].convert(argv[1])  # the text as a value, unchecked
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        RunConfig(**{field: value})
+
+
+def _field(name):
+    return next(f for f in dataclasses.fields(RunConfig) if f.name == name)

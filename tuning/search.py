@@ -21,7 +21,7 @@ import sys
 
 from zerograd_tf import _programs
 from zerograd_tf._names import DataError
-from zerograd_tf.runs import options, run_dir, training, tuning
+from zerograd_tf.runs import config as config_lib, options, run_dir, training, tuning
 from zerograd_tf.runs.config import ConfigError as RunConfigError
 from zerograd_tf.runs.tuning import PROG, TUNERS
 
@@ -58,16 +58,11 @@ def build_parser():
                             "<directory>/<project>/best_run)")
     group.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2,
                        help="Keras fit verbosity of each trial")
-    options.add_data_options(parser)
-    options.add_model_options(parser)
-    options.add_training_options(parser)
-    group = parser.add_argument_group("method (fixed during the search)")
-    group.add_argument("--epsilon", default=None,
-                       help="radius, as zerograd-train --epsilon (default: 0.1 for grayscale "
-                            "data, 8/255 for colour data)")
-    group.add_argument("--samples", type=options.int_at_least("--samples", 1), default=3,
-                       help="MultiGrad random starts n (for --search-method multigrad/search)")
-    options.add_validation_options(parser)
+    for title in (config_lib.DATA, config_lib.MODEL, config_lib.TRAINING):
+        options.add_config_options(parser, title)
+    options.add_config_options(parser, "method (fixed during the search)",
+                               ("epsilon", "samples"))
+    options.add_config_options(parser, config_lib.EVALUATION)
     return parser
 
 
@@ -91,8 +86,6 @@ def main(argv=None):
                            ("--output", args.output)):
             if path:
                 run_dir.check_directory(path, flag)
-        if train_options["epsilon"] is not None:
-            train_options["epsilon"] = options.parse_epsilon(train_options["epsilon"])
         # KerasTuner's and Keras' progress: on standard error, the results on
         # standard output.
         with contextlib.redirect_stdout(sys.stderr):

@@ -12,13 +12,14 @@ the data and returns the complete configuration that `config.json` records.
 """
 
 import dataclasses
-import fractions
-import math
-import re
-import numbers
 from typing import Optional, Union
 
-from zerograd_tf._names import ARCHITECTURES, ATTACKS, LR_SCHEDULES, STRATEGIES
+from zerograd_tf._names import (
+    ARCHITECTURES, ATTACKS, DEFAULT_DATASET, LR_SCHEDULES, STRATEGIES, TFDS_DATASETS)
+from zerograd_tf.runs import fields
+from zerograd_tf.runs.fields import (
+    AllOrCount, Choice, Epsilon, Integer, Names, Number, NumberOrWord, Shape, Switch, Text,
+    UpTo, option)
 
 METHODS = ("zerograd", "multigrad", "fgsm", "fgsm_rs", "n_fgsm", "pgd", "gradalign", "clean")
 OPTIMIZERS = ("sgd", "adam")
@@ -44,95 +45,26 @@ class ConfigError(ValueError):
         self.problem = problem
 
 
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+# The groups of the fields' flags in `--help`, in order.
+DATA, METHOD, MODEL, TRAINING = "data", "method", "model", "training"
+EVALUATION = "validation and final evaluation"
+MONITOR = "catastrophic-overfitting monitor and diagnostics"
+GROUPS = (DATA, METHOD, MODEL, TRAINING, EVALUATION, MONITOR)
 
 
-def _is_number(value):
-    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and math.isfinite(value))
-
-
+@fields.document
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """The settings of one adversarial training run (`zerograd-train`'s options).
 
-    Every field has the default of the matching `zerograd-train` flag
-    (`--val-size` is `val_size`). `None` means "decided from the data" (see
-    `resolved`). Construction validates every field; an invalid one raises
-    `ConfigError` naming it.
-
-    Args:
-        dataset: `"mnist10k"` (embedded), a TFDS name or an `.npz` path.
-            Defaults to `"mnist10k"`.
-        data_dir: TFDS data directory. Defaults to `None`.
-        download: let TFDS download. Defaults to True.
-        val_size: examples held out for validation (a fraction if < 1).
-            Defaults to 1000.
-        augment: pad-4 crop + flip; `None` means on for CIFAR/SVHN.
-        method: one of `METHODS`. Defaults to `"zerograd"`.
-        epsilon: radius in (0, 1]; `None` means 0.1 for grayscale data and
-            8/255 for colour data.
-        alpha: step size as a multiple of epsilon; `None` means the
-            method's default.
-        quantile: ZeroGrad's q in [0, 1), or `"auto"` (see
-            `zerograd_tf.callbacks.AutoQuantile`; needs `val_size` > 0).
-            Defaults to 0.35.
-        zero_iters: ZeroGrad steps. Defaults to 1.
-        samples: MultiGrad's random starts. Defaults to 3.
-        threshold: MultiGrad's agreeing signs, in [1, samples]; `None`
-            means `samples`.
-        pgd_steps: steps of PGD training. Defaults to 10.
-        gradalign_lambda: GradAlign's regulariser weight, >= 0. Defaults to
-            0.2 (the reference's at epsilon = 8/255; it uses more at larger
-            radii).
-        epsilon_warmup: epochs of linear epsilon warm-up; `None` means a
-            third of the epochs for `"pgd"`, else 0.
-        model: an architecture name; `None` means `small_cnn` for 28x28
-            data, `preact_resnet18` otherwise.
-        width: width multiplier; `None` means 10 for `wide_resnet`, else 1.
-        depth: `wide_resnet` depth, 6n + 4. Defaults to 28.
-        epochs: `None` means 10 for 28x28 data, 30 otherwise.
-        batch_size: the global batch size. Defaults to 128.
-        optimizer: `"sgd"` or `"adam"`; `None` means adam for 28x28 data.
-        lr_schedule: one of `zerograd_tf.schedules.LR_SCHEDULES`. Defaults to `"cyclic"`.
-        lr_max: peak learning rate; `None` means 0.2 (sgd) or 5e-3 (adam).
-        weight_decay: >= 0. Defaults to 5e-4.
-        seed: >= 0. Defaults to 0.
-        jit: XLA; `None` means Keras' `"auto"`.
-        mixed_precision: mixed_float16 compute. Defaults to False.
-        strategy: one of `zerograd_tf.distribution.STRATEGIES`. Defaults to `"default"`.
-        val_pgd_steps: PGD steps of the per-epoch validation (0 = off).
-            Defaults to 10.
-        val_pgd_size: size of the fixed validation subset. Defaults to 500.
-        val_freq: validate every N epochs. Defaults to 1.
-        eval_steps: steps of the final PGD. Defaults to 50.
-        eval_restarts: restarts of the final PGD. Defaults to 10.
-        eval_alpha: the final PGD step as a multiple of epsilon. Defaults
-            to 0.25.
-        eval_size: evaluate the first N examples only; `None` means all.
-            Defaults to 500 (AutoAttack's cost grows with the robust
-            examples; 500 keeps the quick start within two minutes on a
-            2-core CPU, at a standard error of about 1.2 points).
-        eval_attack: final attacks, comma-separated names of
-            `zerograd_tf.ATTACKS`. Defaults to `"autoattack"` (APGD-CE,
-            APGD-T, Square).
-        eval_apgd_steps: iterations of the final APGD. Defaults to 100.
-        eval_square_queries: queries of the final Square. Defaults to 5000.
-        eval_batch_size: examples per attacked batch of the final
-            evaluation. Defaults to 256.
-        co_monitor: `"off"`, `"warn"`, `"stop"` or `"adapt"`. Defaults to
-            `"off"`.
-        co_frequency: `"epoch"` or a number of steps. Defaults to `"epoch"`.
-        co_quantile_step: the quantile increase of `"adapt"`. Defaults to 0.1.
-        co_size: held-out examples of the monitor. Defaults to 500.
-        co_check_size: examples of the monitor's routine checks (the first
-            `co_size` decide when they signal CO); `None` means all.
-            Defaults to `None`.
-        co_pgd_steps: PGD steps of the monitor's checks. Defaults to 10.
-        diagnostics: log the CO diagnostics. Defaults to False.
-        input_shape: filled by `resolved` from the data.
-        num_classes: filled by `resolved` from the data.
+    Every field is declared once, with `zerograd_tf.runs.fields.option`:
+    its default, its help, and its kind, which validates the field and
+    parses its `zerograd-train` flag (`--val-size` is `val_size`); the
+    flag's `--help` is the field's help. `None` means "decided from the data"
+    (see `resolved`). Construction validates every field; an invalid one
+    raises `ConfigError` naming it. The `Args:` section, one entry per
+    field, is written from the declarations on import (`help(RunConfig)`
+    shows it; the documentation's table of fields is made the same way).
 
     Raises:
         ConfigError: for an invalid setting.
@@ -141,104 +73,145 @@ class RunConfig:
         >>> config = RunConfig(method="fgsm_rs", epsilon=0.3, epochs=2)
         >>> config.method, config.quantile
         ('fgsm_rs', 0.35)
-        >>> RunConfig(quantile=1.0)
-        Traceback (most recent call last):
-        ...
-        zerograd_tf.runs.config.ConfigError: `quantile` must be a number in [0, 1) or 'auto', got 1.0
+        >>> try:
+        ...     RunConfig(quantile=1.0)
+        ... except ConfigError as error:
+        ...     print(error)
+        `quantile` must be a number in [0, 1) or 'auto', got 1.0
     """
 
-    dataset: str = "mnist10k"
-    data_dir: Optional[str] = None
-    download: bool = True
-    val_size: float = 1000
-    augment: Optional[bool] = None
-    method: str = "zerograd"
-    epsilon: Optional[float] = None
-    alpha: Optional[float] = None
-    quantile: Union[float, str] = DEFAULT_QUANTILE
-    zero_iters: int = 1
-    samples: int = 3
-    threshold: Optional[int] = None
-    pgd_steps: int = 10
-    gradalign_lambda: float = 0.2
-    epsilon_warmup: Optional[float] = None
-    model: Optional[str] = None
-    width: Optional[int] = None
-    depth: int = 28
-    epochs: Optional[int] = None
-    batch_size: int = 128
-    optimizer: Optional[str] = None
-    lr_schedule: str = "cyclic"
-    lr_max: Optional[float] = None
-    weight_decay: float = 5e-4
-    seed: int = 0
-    jit: Optional[bool] = None
-    mixed_precision: bool = False
-    strategy: str = "default"
-    val_pgd_steps: int = 10
-    val_pgd_size: int = 500
-    val_freq: int = 1
-    eval_steps: int = 50
-    eval_restarts: int = 10
-    eval_alpha: float = 0.25
-    eval_size: Optional[int] = 500
-    eval_attack: str = DEFAULT_EVAL_ATTACK
-    eval_apgd_steps: int = 100
-    eval_square_queries: int = 5000
-    eval_batch_size: int = DEFAULT_EVAL_BATCH_SIZE
-    co_monitor: str = "off"
-    co_frequency: Union[str, int] = "epoch"
-    co_quantile_step: float = 0.1
-    co_size: int = 500
-    co_check_size: Optional[int] = None
-    co_pgd_steps: int = 10
-    diagnostics: bool = False
-    input_shape: Optional[tuple] = None
-    num_classes: Optional[int] = None
+    dataset: str = option(
+        DEFAULT_DATASET, DATA, Text(),
+        f"'{DEFAULT_DATASET}' (the embedded MNIST subset), a TFDS name "
+        f"({', '.join(TFDS_DATASETS)}), or a path to an .npz file with x_train, y_train "
+        "[, x_test, y_test]")
+    data_dir: Optional[str] = option(None, DATA, Text(optional=True), "TFDS data directory",
+                                     "TFDS's, ~/tensorflow_datasets")
+    download: bool = option(True, DATA, Switch(), "let TFDS download a missing data set; "
+                                                  "off (--no-download) for offline use")
+    val_size: float = option(
+        1000, DATA, Number(0, strict=False, description="a count >= 0, or a fraction in (0, 1)"),
+        "examples held out from the training data for validation (a count, or a fraction "
+        "if < 1)")
+    augment: Optional[bool] = option(None, DATA, Switch(optional=True),
+                                     "pad-4 crop + flip augmentation", "on for CIFAR/SVHN")
+    method: str = option("zerograd", METHOD, Choice(METHODS), "the adversarial training method")
+    epsilon: Optional[float] = option(
+        None, METHOD, Epsilon(optional=True),
+        "the radius, a fraction of the pixel range (the flag also takes 8/255, or 8: a value "
+        "in (1, 255] is in 0-255 units and divided by 255)",
+        "0.1 for grayscale data, 8/255 for colour data")
+    alpha: Optional[float] = option(None, METHOD, Number(0, optional=True),
+                                    "step size as a multiple of epsilon",
+                                    "the method's, e.g. 2 for zerograd, 1.25 for fgsm_rs")
+    quantile: Union[float, str] = option(
+        DEFAULT_QUANTILE, METHOD, NumberOrWord("auto", UpTo(0, 1),
+                                               "a number in [0, 1) or 'auto'"),
+        f"ZeroGrad's quantile q; 'auto' starts at {DEFAULT_QUANTILE} and rises when the "
+        "held-out checks see catastrophic overfitting (see "
+        "zerograd_tf.callbacks.AutoQuantile; needs `val_size` > 0)")
+    zero_iters: int = option(1, METHOD, Integer(1), "ZeroGrad's zeroed sign steps per example")
+    samples: int = option(3, METHOD, Integer(1), "MultiGrad's random starts n")
+    threshold: Optional[int] = option(None, METHOD, Integer(1, optional=True),
+                                      "MultiGrad's agreeing signs th, at most `samples`",
+                                      "n, unanimous")
+    pgd_steps: int = option(10, METHOD, Integer(1), "steps of PGD training")
+    gradalign_lambda: float = option(
+        0.2, METHOD, Number(0, strict=False),
+        "GradAlign's regulariser weight lambda (0.2 is the reference's at epsilon 8/255; it "
+        "uses more at larger radii)")
+    epsilon_warmup: Optional[float] = option(
+        None, METHOD, Number(0, strict=False, optional=True,
+                             description="a number of epochs >= 0"),
+        "epochs over which epsilon ramps up linearly from 0",
+        "a third of the epochs for `method` pgd, else 0")
+    model: Optional[str] = option(None, MODEL, Choice(ARCHITECTURES, optional=True),
+                                  "the classifier's architecture",
+                                  "small_cnn for 28x28 data, preact_resnet18 otherwise")
+    width: Optional[int] = option(None, MODEL, Integer(1, optional=True), "width multiplier",
+                                  "10 for wide_resnet, else 1")
+    depth: int = option(28, MODEL, Integer(10), "wide_resnet depth, 6n + 4")
+    epochs: Optional[int] = option(None, TRAINING, Integer(1, optional=True), "training epochs",
+                                   "10 for 28x28 grayscale data, 30 otherwise")
+    batch_size: int = option(128, TRAINING, Integer(1),
+                             "the global batch size (split across replicas)")
+    optimizer: Optional[str] = option(None, TRAINING, Choice(OPTIMIZERS, optional=True),
+                                      "sgd (momentum 0.9, as the reference) or adam",
+                                      "adam for 28x28 grayscale data, sgd otherwise")
+    lr_schedule: str = option("cyclic", TRAINING, Choice(LR_SCHEDULES),
+                              "the learning rate's schedule: cyclic (triangular, peak at "
+                              "mid-training), piecewise (/10 at 50 % and 75 %) or constant")
+    lr_max: Optional[float] = option(None, TRAINING, Number(0, optional=True),
+                                     "peak learning rate", "0.2 for sgd, 5e-3 for adam")
+    weight_decay: float = option(5e-4, TRAINING, Number(0, strict=False),
+                                 "decoupled weight decay (0: none)")
+    seed: int = option(0, TRAINING, Integer(0),
+                       "seed of the weights, data order, validation split and attacks")
+    jit: Optional[bool] = option(None, TRAINING, Switch(optional=True),
+                                 "XLA-compile the train step",
+                                 "Keras' 'auto', i.e. only with a GPU/TPU")
+    mixed_precision: bool = option(False, TRAINING, Switch(), "mixed_float16 compute (GPUs)")
+    strategy: str = option(
+        "default", TRAINING, Choice(STRATEGIES),
+        "tf.distribute strategy: one device (default), all local GPUs (mirrored), several "
+        "hosts from TF_CONFIG (multiworker), or a TPU; `batch_size` is the global batch, "
+        "split across replicas")
+    val_pgd_steps: int = option(10, EVALUATION, Integer(0),
+                                "PGD steps of the per-epoch validation attack (0: off)")
+    val_pgd_size: int = option(500, EVALUATION, Integer(1), "size of the fixed validation subset")
+    val_freq: int = option(1, EVALUATION, Integer(1), "validate every N epochs")
+    eval_steps: int = option(50, EVALUATION, Integer(1), "steps of the final PGD")
+    eval_restarts: int = option(10, EVALUATION, Integer(1), "restarts of the final PGD")
+    eval_alpha: float = option(0.25, EVALUATION, Number(0),
+                               "the final PGD's step size as a multiple of epsilon")
+    eval_size: Optional[int] = option(
+        500, EVALUATION, AllOrCount(),
+        "evaluate the first N test examples (all: 0 on the command line, None in Python); "
+        "AutoAttack's cost grows with the robust examples")
+    eval_attack: str = option(
+        DEFAULT_EVAL_ATTACK, EVALUATION, Names(ATTACKS),
+        "final attacks, comma-separated, each on the examples still robust after the "
+        f"previous ones: {', '.join(ATTACKS)} (autoattack = apgd-ce,apgd-t,square)")
+    eval_apgd_steps: int = option(100, EVALUATION, Integer(1),
+                                  "iterations of the final APGD attacks")
+    eval_square_queries: int = option(5000, EVALUATION, Integer(1),
+                                      "queries of the final Square attack")
+    eval_batch_size: int = option(DEFAULT_EVAL_BATCH_SIZE, EVALUATION, Integer(1),
+                                  "examples per attacked batch of the final evaluation")
+    co_monitor: str = option(
+        "off", MONITOR, Choice(CO_MONITOR_ACTIONS),
+        "detect catastrophic overfitting on held-out examples and warn, stop (restoring the "
+        "last healthy weights) or adapt (restore and raise the ZeroGrad quantile)")
+    co_frequency: Union[str, int] = option(
+        "epoch", MONITOR, NumberOrWord("epoch", Integer(1),
+                                       "'epoch' or a number of steps >= 1"),
+        "check at each epoch's end ('epoch') or every N steps")
+    co_quantile_step: float = option(0.1, MONITOR, Number(0),
+                                     "the quantile increase of `co_monitor` adapt")
+    co_size: int = option(500, MONITOR, Integer(1),
+                          "held-out examples of the monitor and diagnostics")
+    co_check_size: Optional[int] = option(
+        None, MONITOR, Integer(1, optional=True),
+        "examples of a routine check (the first of `co_size`; all of them decide when it "
+        "signals catastrophic overfitting)", "all `co_size` examples")
+    co_pgd_steps: int = option(10, MONITOR, Integer(1), "PGD steps of the monitor's checks")
+    diagnostics: bool = option(False, MONITOR, Switch(),
+                               "log gradient statistics, gradient alignment and the FGSM-PGD "
+                               "gap to TensorBoard each epoch")
+    input_shape: Optional[tuple] = option(None, None, Shape(optional=True),
+                                          "the data's image shape, filled by `resolved`")
+    num_classes: Optional[int] = option(None, None, Integer(1, optional=True),
+                                        "the data's classes, filled by `resolved`")
 
     # ------------------------------------------------------------------
     def __post_init__(self):
-        self._choice("method", METHODS)
-        self._choice("lr_schedule", LR_SCHEDULES)
-        self._choice("strategy", STRATEGIES)
-        self._choice("co_monitor", CO_MONITOR_ACTIONS)
-        self._choice("optimizer", OPTIMIZERS, optional=True)
-        self._choice("model", ARCHITECTURES, optional=True)
-        for name, minimum in (("zero_iters", 1), ("samples", 1), ("pgd_steps", 1),
-                              ("depth", 10), ("batch_size", 1), ("seed", 0),
-                              ("val_pgd_steps", 0), ("val_pgd_size", 1), ("val_freq", 1),
-                              ("eval_steps", 1), ("eval_restarts", 1),
-                              ("eval_apgd_steps", 1), ("eval_square_queries", 1),
-                              ("eval_batch_size", 1),
-                              ("co_size", 1), ("co_pgd_steps", 1)):
-            self._int(name, minimum)
-        for name in ("threshold", "width", "epochs", "eval_size", "num_classes",
-                     "co_check_size"):
-            self._int(name, 1, optional=True)
-        for name in ("alpha", "lr_max"):
-            self._positive(name, optional=True)
-        for name in ("eval_alpha", "co_quantile_step"):
-            self._positive(name)
-        if self.epsilon is not None and not (_is_number(self.epsilon) and 0 < self.epsilon <= 1):
-            raise ConfigError("epsilon", f"must be a number in (0, 1], got {self.epsilon!r}")
-        if self.quantile != "auto" and not (_is_number(self.quantile) and 0 <= self.quantile < 1):
-            raise ConfigError("quantile",
-                              f"must be a number in [0, 1) or 'auto', got {self.quantile!r}")
+        try:
+            fields.check(self)
+        except fields.Invalid as error:
+            raise ConfigError(error.field, str(error)) from None
         if self.quantile == "auto" and self.co_monitor != "off":
             raise ConfigError("co_monitor", "must be 'off' with quantile 'auto', which runs "
                                             f"its own monitor (got {self.co_monitor!r})")
-        if not (_is_number(self.val_size) and self.val_size >= 0):
-            raise ConfigError("val_size", "must be a count >= 0, or a fraction in (0, 1), "
-                                          f"got {self.val_size!r}")
-        if not (_is_number(self.gradalign_lambda) and self.gradalign_lambda >= 0):
-            raise ConfigError("gradalign_lambda",
-                              f"must be a number >= 0, got {self.gradalign_lambda!r}")
-        if not (_is_number(self.weight_decay) and self.weight_decay >= 0):
-            raise ConfigError("weight_decay", f"must be a number >= 0, got {self.weight_decay!r}")
-        if self.epsilon_warmup is not None and not (
-                _is_number(self.epsilon_warmup) and self.epsilon_warmup >= 0):
-            raise ConfigError("epsilon_warmup",
-                              f"must be a number of epochs >= 0, got {self.epsilon_warmup!r}")
         if self.threshold is not None and self.threshold > self.samples:
             raise ConfigError("threshold", f"must be in [1, samples={self.samples}], got "
                                            f"{self.threshold}")
@@ -249,32 +222,6 @@ class RunConfig:
             raise ConfigError("co_monitor", "'adapt' raises the ZeroGrad quantile, so it "
                                             f"needs method 'zerograd' (got {self.method!r}); "
                                             "use 'warn' or 'stop'")
-        frequency = self.co_frequency
-        if frequency != "epoch" and not (_is_int(frequency) and frequency >= 1):
-            raise ConfigError("co_frequency",
-                              f"must be 'epoch' or a number of steps >= 1, got {frequency!r}")
-        names = [n for n in str(self.eval_attack).split(",") if n]
-        if not names or any(n not in ATTACKS for n in names):
-            raise ConfigError("eval_attack", f"must be one or more of {', '.join(ATTACKS)} "
-                                             f"(comma-separated), got {self.eval_attack!r}")
-
-    def _choice(self, name, choices, optional=False):
-        value = getattr(self, name)
-        if (value is None and optional) or value in choices:
-            return
-        raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
-
-    def _int(self, name, minimum, optional=False):
-        value = getattr(self, name)
-        if (value is None and optional) or (_is_int(value) and value >= minimum):
-            return
-        raise ConfigError(name, f"must be an integer >= {minimum}, got {value!r}")
-
-    def _positive(self, name, optional=False):
-        value = getattr(self, name)
-        if (value is None and optional) or (_is_number(value) and value > 0):
-            return
-        raise ConfigError(name, f"must be a number > 0, got {value!r}")
 
     # ------------------------------------------------------------------
     def replace(self, **changes):
@@ -346,10 +293,10 @@ def default_epsilon(data):
 def parse_epsilon(text):
     """An epsilon from text: `8/255`, `8` (meaning 8/255, as the reference) or `0.3`.
 
-    The one rule of the programs and the tuner: a value in (0, 1] is a
-    fraction of the pixel range [0, 1]; a value in (1, 255] is in 0-255
-    units and is divided by 255. So `1` means the whole range, and one grey
-    level is `1/255`.
+    The one rule of the programs and the tuner (`fields.Epsilon`): a value
+    in (0, 1] is a fraction of the pixel range [0, 1]; a value in (1, 255]
+    is in 0-255 units and is divided by 255. So `1` means the whole range,
+    and one grey level is `1/255`.
 
     Args:
         text: the text (or a number).
@@ -367,16 +314,7 @@ def parse_epsilon(text):
         >>> parse_epsilon("0.3")
         0.3
     """
-    text = str(text).strip()
     try:
-        value = float(fractions.Fraction(text)) if re.fullmatch(
-            r"[0-9.]+(/[0-9.]+)?", text) else float(text)
-    except (ValueError, ZeroDivisionError):
-        raise ConfigError("epsilon", f"must be a number such as 8/255, 8 or 0.3; "
-                                     f"got {text!r}") from None
-    if value > 1:
-        value = value / 255.0
-    if not 0 < value <= 1:
-        raise ConfigError("epsilon", f"must be in (0, 1] (a fraction of the pixel range), or "
-                                     f"in (1, 255] (0-255 units, divided by 255); got {text!r}")
-    return value
+        return Epsilon().parse(text)
+    except fields.Invalid as error:
+        raise ConfigError("epsilon", str(error)) from None
