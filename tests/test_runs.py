@@ -62,13 +62,19 @@ def test_the_best_model_is_the_trained_model_the_score_describes(tmp_path):
         np.testing.assert_array_equal(loaded, trained)
 
 
-def test_a_hyperband_trial_schedule_spans_its_own_epochs(tmp_path):
-    config, data = _setup(tmp_path, epochs=9)
+def _hyperband_trial(tmp_path, epochs, trial_epochs):
+    """`(config, data, hypermodel, hp, model, steps)` of a trial of `trial_epochs`."""
+    config, data = _setup(tmp_path, epochs=epochs)
     hypermodel = ZeroGradHyperModel(config, data)
     hp = keras_tuner.HyperParameters()
-    hp.values.update({"tuner/epochs": 2, "tuner/initial_epoch": 0})
+    hp.values.update({"tuner/epochs": trial_epochs, "tuner/initial_epoch": 0})
     model = hypermodel.build(hp)
-    steps = pipeline.steps_per_epoch(config, len(data.x_train))
+    return config, data, hypermodel, hp, model, pipeline.steps_per_epoch(config,
+                                                                         len(data.x_train))
+
+
+def test_a_hyperband_trial_schedule_spans_its_own_epochs(tmp_path):
+    _, _, hypermodel, _, model, steps = _hyperband_trial(tmp_path, epochs=9, trial_epochs=2)
     assert model.optimizer._learning_rate.total_steps == 2 * steps
     # Without Hyperband's values: the configured epochs.
     plain = hypermodel.build(keras_tuner.HyperParameters())
@@ -76,12 +82,7 @@ def test_a_hyperband_trial_schedule_spans_its_own_epochs(tmp_path):
 
 
 def test_a_continued_trial_resumes_the_optimizer_state(tmp_path):
-    config, data = _setup(tmp_path, epochs=3)
-    hypermodel = ZeroGradHyperModel(config, data)
-    hp = keras_tuner.HyperParameters()
-    hp.values.update({"tuner/epochs": 3, "tuner/initial_epoch": 0})
-    model = hypermodel.build(hp)
-    steps = pipeline.steps_per_epoch(config, len(data.x_train))
+    config, data, hypermodel, hp, model, steps = _hyperband_trial(tmp_path, 3, 3)
     model.fit(pipeline.train_dataset(config, data), epochs=1, steps_per_epoch=steps,
               shuffle=False, verbose=0)
     path = str(tmp_path / "trial.weights.h5")
@@ -92,6 +93,33 @@ def test_a_continued_trial_resumes_the_optimizer_state(tmp_path):
     assert int(continued.optimizer.iterations) == steps
     for a, b in zip(continued.optimizer.variables, model.optimizer.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+class _Recorder:
+    """A model whose `fit` records what it was given (and trains nothing)."""
+
+    def fit(self, x, **kwargs):
+        self.x, self.kwargs = x, kwargs
+
+
+def test_a_continued_trial_trains_on_the_batches_from_its_initial_epoch(tmp_path):
+    config, data = _setup(tmp_path, epochs=3)
+    stub = lambda model, x, y: {"clean_accuracy": 1.0, "pgd_accuracy": 1.0}  # noqa: E731
+    hypermodel = ZeroGradHyperModel(config, data, evaluate=stub)
+    model = _Recorder()
+    # As Hyperband continues a trial: `tuner/initial_epoch` 2 of 3, no data given.
+    hypermodel.fit(keras_tuner.HyperParameters(), model, epochs=3, initial_epoch=2)
+    steps = pipeline.steps_per_epoch(config, len(data.x_train))
+    assert model.kwargs["initial_epoch"] == 2 and model.kwargs["steps_per_epoch"] == steps
+    uninterrupted = list(pipeline.train_dataset(config, data))[2 * steps:]
+    fed = list(model.x)
+    assert len(fed) == len(uninterrupted) == steps
+    for (x_fed, y_fed), (x_run, y_run) in zip(fed, uninterrupted):
+        np.testing.assert_array_equal(x_fed.numpy(), x_run.numpy())
+        np.testing.assert_array_equal(y_fed.numpy(), y_run.numpy())
+    # Epoch 0's batches would differ (the order is drawn per epoch).
+    first = list(pipeline.train_dataset(config, data))[0][1].numpy()
+    assert not np.array_equal(first, fed[0][1].numpy())
 
 
 def test_build_model_changes_no_global_state(tmp_path):

@@ -56,7 +56,7 @@ class ZeroGradHyperModel(keras_tuner.HyperModel):
     Under Hyperband, a trial's learning-rate schedule spans the trial's own
     epochs (`tuner/epochs`), not the search's maximum, and a continued trial
     resumes the optimizer's state (its step counter included) with the
-    weights.
+    weights, and its data from `tuner/initial_epoch` (see `fit`).
 
     Args:
         config: a resolved `zerograd_tf.runs.config.RunConfig`.
@@ -118,9 +118,32 @@ class ZeroGradHyperModel(keras_tuner.HyperModel):
         model.optimizer.build(model.trainable_variables)
         return model
 
-    def fit(self, hp, model, *args, **kwargs):
+    def fit(self, hp, model, x=None, *args, initial_epoch=0, **kwargs):
+        """Trains a trial's model, then measures its score.
+
+        Args:
+            hp: the trial's `keras_tuner.HyperParameters`.
+            model: the model `build` made (with a continued trial's weights).
+            x: the training data. Defaults to `None`: the configuration's
+                batches from `initial_epoch` on (`pipeline.train_dataset`), so
+                a continued Hyperband trial trains on the batches the
+                uninterrupted trial would have seen, not on epoch 0's again.
+            *args: further positional arguments of `model.fit`.
+            initial_epoch: the epoch to start from (Hyperband's
+                `tuner/initial_epoch` for a continued trial). Defaults to 0.
+            **kwargs: further keyword arguments of `model.fit`;
+                `steps_per_epoch` defaults to the configuration's with `x=None`.
+
+        Returns:
+            The trial's metrics: `final_val_pgd_accuracy` (the objective),
+            `val_clean_accuracy` and `trial_seconds`.
+        """
+        if x is None:
+            x = pipeline.train_dataset(self.config, self.data, initial_epoch)
+            kwargs.setdefault("steps_per_epoch",
+                              pipeline.steps_per_epoch(self.config, len(self.data.x_train)))
         start = time.perf_counter()
-        model.fit(*args, **kwargs)
+        model.fit(x, *args, initial_epoch=initial_epoch, **kwargs)
         seconds = time.perf_counter() - start
         if self.evaluate is not None:
             measured = self.evaluate(model, self.x_val, self.y_val)

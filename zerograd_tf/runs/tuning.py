@@ -200,8 +200,9 @@ def search(dataset=DEFAULT_DATASET, *, tuner="random", max_trials=10, epochs=Non
                                                       else strategy))
         io_utils.write_json_atomic(identity_path, identity)
         callbacks = [keras.callbacks.TensorBoard(logdir, write_graph=False)] if logdir else []
-        the_tuner.search(pipeline.train_dataset(config, data), epochs=config.epochs,
-                         steps_per_epoch=pipeline.steps_per_epoch(config, len(data.x_train)),
+        # No training data: the hypermodel feeds each trial the configuration's
+        # batches from its initial epoch on (a continued Hyperband trial's too).
+        the_tuner.search(epochs=config.epochs,
                          validation_data=pipeline.validation_dataset(config, data),
                          callbacks=callbacks, shuffle=False, verbose=verbose)
         best = the_tuner.get_best_hyperparameters(1)[0]
