@@ -90,7 +90,9 @@ class Hyperparameters:
         and those added with `add_hyperparameter`. In a traced step, the
         variables are read when the step runs.
         """
-        values = {name: keras.ops.convert_to_tensor(variable)
+        # A read of the replica's copy under `tf.distribute` (a tensor, not
+        # the distributed variable, so it can enter a replica function).
+        values = {name: tf.identity(variable.value)
                   for name, variable in self._hyperparameter_variables.items()}
         values["alpha"] = values.pop("alpha_factor") * values["epsilon"]
         return values
