@@ -568,13 +568,13 @@ def test_eval_accepts_a_run_directory_for_its_model(made, tmp_path):
 
 
 def test_offline_a_tfds_download_fails_in_seconds_and_leaves_nothing(tmp_path):
-    from zerograd_tf import datasets
+    from zerograd_tf import datasets, tfds_data
 
     asked = []
     started = time.monotonic()
     with pytest.raises(datasets.DataError, match=r"'cifar10'.*not reachable.*\.npz"):
-        datasets.load_tfds("cifar10", data_dir=str(tmp_path),
-                           reachable=lambda name: asked.append(name) or False)
+        tfds_data.load_tfds("cifar10", data_dir=str(tmp_path),
+                            reachable=lambda name: asked.append(name) or False)
     assert time.monotonic() - started < 10 and asked == ["cifar10"]
     assert os.listdir(tmp_path) == []
 
@@ -584,7 +584,7 @@ def test_online_a_tfds_download_proceeds(tmp_path, monkeypatch):
 
     import tensorflow as tf
     import tensorflow_datasets as tfds
-    from zerograd_tf import datasets
+    from zerograd_tf import tfds_data
 
     loads = []
 
@@ -595,15 +595,15 @@ def test_online_a_tfds_download_proceeds(tmp_path, monkeypatch):
         return tf.data.Dataset.from_tensor_slices((images, np.arange(6) % 10)), info
 
     monkeypatch.setattr(tfds, "load", load)
-    x_train, _, x_test, _, classes = datasets.load_tfds(
+    x_train, _, x_test, _, classes = tfds_data.load_tfds(
         "cifar10", data_dir=str(tmp_path), reachable=lambda name: True)
     assert loads == [("cifar10", "train", True), ("cifar10", "test", True)]
     assert x_train.shape == (6, 32, 32, 3) and classes == 10
     # With TFDS' mock data nothing is downloaded: the host is not asked.
     monkeypatch.undo()
     with tfds.testing.mock_data(num_examples=6):
-        x_train, _, _, _, _ = datasets.load_tfds("cifar10", data_dir=str(tmp_path),
-                                                 reachable=lambda name: False)
+        x_train, _, _, _, _ = tfds_data.load_tfds("cifar10", data_dir=str(tmp_path),
+                                                  reachable=lambda name: False)
     assert len(x_train) == 6
 
 

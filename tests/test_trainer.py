@@ -13,7 +13,7 @@ import tensorflow as tf
 from zerograd_tf.trainers import evaluate as eval_program
 from zerograd_tf.runs import options
 from zerograd_tf.trainers import train as train_program
-from zerograd_tf import datasets
+from zerograd_tf import batching, datasets
 from conftest import make_npz
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -392,8 +392,8 @@ def test_augmentation_keeps_shapes_and_range():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
     y = np.arange(8)
-    batch_x, batch_y = next(iter(datasets.make_dataset(x, y, 8, augment=True, seed=0)))
-    plain_x, _ = next(iter(datasets.make_dataset(x, y, 8)))
+    batch_x, batch_y = next(iter(batching.make_dataset(x, y, 8, augment=True, seed=0)))
+    plain_x, _ = next(iter(batching.make_dataset(x, y, 8)))
     assert batch_x.shape == (8, 16, 16, 3) and batch_x.dtype == tf.float32
     assert 0.0 <= float(tf.reduce_min(batch_x)) and float(tf.reduce_max(batch_x)) <= 1.0
     assert not np.allclose(batch_x.numpy(), plain_x.numpy())  # crops/flips moved pixels

@@ -82,7 +82,7 @@ def build_parser():
 
 def load_split(dataset, data_dir=None, download=True):
     """`(x, y, description)` of the split to evaluate."""
-    from zerograd_tf import datasets
+    from zerograd_tf import datasets, tfds_data
 
     if dataset.endswith(".npz") or os.path.sep in dataset or dataset == datasets.DEFAULT_DATASET:
         path = datasets.embedded_path() if dataset == datasets.DEFAULT_DATASET else dataset
@@ -94,7 +94,7 @@ def load_split(dataset, data_dir=None, download=True):
         raise DataError(
             f"unknown dataset {dataset!r}: use {datasets.DEFAULT_DATASET!r}, one of "
             f"{', '.join(datasets.TFDS_DATASETS)}, or an .npz path.")
-    _, _, x_test, y_test, _ = datasets.load_tfds(dataset, data_dir, download)
+    _, _, x_test, y_test, _ = tfds_data.load_tfds(dataset, data_dir, download)
     return x_test, y_test, "test split"
 
 
@@ -146,7 +146,7 @@ def evaluate(argv=None):
         run_dir.check_file(args.json, "--json")
     # TensorFlow, and the library's Keras classes registered (for load_model).
     zg = _programs.load_library()
-    from zerograd_tf import datasets, evaluation
+    from zerograd_tf import batching, evaluation
 
     model = load_model(args.model)
     if epsilon is None and hasattr(model, "epsilon"):
@@ -158,7 +158,7 @@ def evaluate(argv=None):
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]
     check_compatible(model, x, y, args.dataset)
-    dataset = datasets.make_dataset(x, y, args.batch_size)
+    dataset = batching.make_dataset(x, y, args.batch_size)
     settings = dict(steps=args.steps, restarts=args.restarts, attack=args.attack.split(","),
                     apgd_steps=args.apgd_steps, apgd_restarts=args.apgd_restarts,
                     apgd_targets=args.apgd_targets, square_queries=args.square_queries,

@@ -79,10 +79,10 @@ _OWNERS = {
 # Submodules that lazy mode imports on first access as attributes of the
 # package (`zerograd_tf.callbacks`), as the eager import leaves them; the
 # light ones (no TensorFlow) without importing TensorFlow first.
-_SUBMODULES = ("architectures", "attacks", "callbacks", "datasets", "distribution",
+_SUBMODULES = ("architectures", "attacks", "batching", "callbacks", "datasets", "distribution",
                "evaluation", "layers", "models", "monitoring", "objectives",
                "quantile", "schedules", "validation")
-_LIGHT_SUBMODULES = ("downloads", "io_utils")
+_LIGHT_SUBMODULES = ("downloads", "io_utils", "tfds_data")
 
 
 if _programs.started_as_program():

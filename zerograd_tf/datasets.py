@@ -1,10 +1,8 @@
 """Image classification data: the embedded default, `.npz` files and TFDS.
 
 Every source is loaded into NumPy arrays (`ImageData`): images as uint8 or
-float32 in [0, 1] with shape (N, H, W, C), integer labels. `make_dataset`
-turns arrays into a `tf.data` pipeline that scales to [0, 1] and, for
-CIFAR/SVHN-like data, augments (pad-4 random crop, horizontal flip), and
-`epochs_dataset` into the resumable per-epoch pipeline of the programs.
+float32 in [0, 1] with shape (N, H, W, C), integer labels.
+`zerograd_tf.batching` turns arrays into `tf.data` pipelines.
 """
 
 import dataclasses
@@ -13,15 +11,14 @@ import logging
 import os
 
 import numpy as np
-import tensorflow as tf
 
-from zerograd_tf import _names, downloads
+from zerograd_tf import _names, tfds_data
 from zerograd_tf._names import DataError
 
 _LOG = logging.getLogger("zerograd_tf")
 
-__all__ = ["DataError", "ImageData", "load_image_data", "load_npz", "load_tfds",
-           "embedded_path", "epochs_dataset", "make_dataset"]
+__all__ = ["DataError", "ImageData", "load_image_data", "load_npz", "embedded_path",
+           "flips_allowed"]
 
 DEFAULT_DATASET = _names.DEFAULT_DATASET
 TFDS_DATASETS = _names.TFDS_DATASETS
@@ -273,75 +270,6 @@ def load_npz(path, require_train=True):
     return train[0], train[1], test[0], test[1]
 
 
-def _unavailable(name, data_dir, why):
-    where = data_dir or "TFDS's default data directory (~/tensorflow_datasets)"
-    return DataError(
-        f"TFDS data set '{name}' is not in {where} {why}. Without internet, build it on a "
-        f"machine that has it (tfds build {name}) and point `data_dir` at its "
-        "folder, or save it as an .npz with x_train, y_train, x_test, y_test and "
-        "pass that file as the `dataset`.")
-
-
-def _tfds_split(name, split, data_dir, download):
-    import tensorflow_datasets as tfds
-
-    try:
-        dataset, info = tfds.load(name, split=split, as_supervised=True, with_info=True,
-                                  data_dir=data_dir, download=download)
-        num_classes = info.features["label"].num_classes
-    except Exception as error:
-        cause = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-        fetched = ("and could not be downloaded" if download
-                   else "and downloading is switched off")
-        raise _unavailable(name, data_dir, f"{fetched} ({type(error).__name__}: {cause})"
-                           ) from None
-    # Batches of 4096, not batch_size=-1: one huge batch needs the size up
-    # front, which generator-backed datasets do not know.
-    batches = list(tfds.as_numpy(dataset.batch(4096)))
-    images = np.concatenate([b[0] for b in batches])
-    labels = np.concatenate([b[1] for b in batches])
-    return images, labels, num_classes
-
-
-def load_tfds(name, data_dir=None, download=True, reachable=None):
-    """Loads a TFDS image classification data set into arrays.
-
-    Args:
-        name: the TFDS name (e.g. `"cifar10"`).
-        data_dir: the TFDS data directory. Defaults to `None` (TFDS's
-            default, `~/tensorflow_datasets`).
-        download: let TFDS download missing data. Defaults to True.
-        reachable: a function `name -> bool`, whether the data set's
-            download host answers, asked before a download. Defaults to
-            `None` (`zerograd_tf.downloads.reachable`).
-
-    Returns:
-        `(x_train, y_train, x_test, y_test, num_classes)`.
-
-    Raises:
-        DataError: when the data set is not available (with how to fix it:
-            build it elsewhere and pass `data_dir`, or use an `.npz`).
-
-    Example (TFDS's mock data, no download):
-
-    >>> import tensorflow_datasets as tfds
-    >>> from zerograd_tf import datasets
-    >>> with tfds.testing.mock_data(num_examples=6):
-    ...     x_train, y_train, x_test, y_test, classes = datasets.load_tfds("mnist")
-    >>> x_train.shape, classes
-    ((6, 28, 28, 1), 10)
-    """
-    if download:
-        reachable = reachable or downloads.reachable
-        if downloads.needs_download(name, data_dir) and not reachable(name):
-            raise _unavailable(name, data_dir, "and its download host "
-                               f"{downloads.download_host(name)[0]} is not reachable "
-                               "(no network?)")
-    x_train, y_train, num_classes = _tfds_split(name, "train", data_dir, download)
-    x_test, y_test, _ = _tfds_split(name, "test", data_dir, download)
-    return x_train, y_train, x_test, y_test, num_classes
-
-
 def split_validation(x, y, val_size, seed):
     """Holds out `val_size` examples (a count, or a fraction if < 1).
 
@@ -401,7 +329,7 @@ def load_image_data(dataset=DEFAULT_DATASET, *, val_size=1000, seed=0,
         num_classes = infer_classes(y_train, name)
         augment = False
     else:
-        x_train, y_train, x_test, y_test, num_classes = load_tfds(
+        x_train, y_train, x_test, y_test, num_classes = tfds_data.load_tfds(
             name, data_dir=data_dir, download=download)
         augment = name in _AUGMENTED
     for y, key in ((y_train, "y_train"), (y_test, "y_test")):
@@ -414,129 +342,10 @@ def load_image_data(dataset=DEFAULT_DATASET, *, val_size=1000, seed=0,
 
 
 def flips_allowed(name):
+    """Whether a data set's images may be mirrored when augmented (not digits).
+
+    Examples:
+        >>> flips_allowed("cifar10"), flips_allowed("svhn_cropped")
+        (True, False)
+    """
     return name not in _NO_FLIP
-
-
-def to_unit_range(x):
-    """uint8 0-255 or float images as float32 in [0, 1]."""
-    x = tf.convert_to_tensor(x)
-    if x.dtype == tf.uint8:
-        return tf.cast(x, tf.float32) / 255.0
-    return tf.cast(x, tf.float32)
-
-
-def _augment(image, flip):
-    """Pad-4 random crop and (optionally) a random horizontal flip."""
-    height, width = image.shape[0], image.shape[1]
-    padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
-    image = tf.image.random_crop(padded, (height, width, image.shape[2]))
-    if flip:
-        image = tf.image.random_flip_left_right(image)
-    return image
-
-
-def _stateless_augment(image, flip, seed):
-    """Pad-4 crop and (optionally) a horizontal flip, drawn from `seed`."""
-    height, width = image.shape[0], image.shape[1]
-    padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
-    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    image = tf.image.stateless_random_crop(padded, (height, width, image.shape[2]), crop_seed)
-    if flip:
-        image = tf.image.stateless_random_flip_left_right(image, flip_seed)
-    return image
-
-
-def epochs_dataset(x, y, batch_size, *, epochs, first_epoch=0, seed=0, augment=False,
-                   flip=True):
-    """The training batches of epochs `first_epoch` .. `epochs - 1`, resumable.
-
-    Each epoch's order and augmentation are a function of `(seed, epoch)`
-    alone (stateless random ops), so a run resumed at epoch k sees exactly
-    the batches the uninterrupted run saw from epoch k on. Batches do not
-    cross epochs. Pass `steps_per_epoch=ceil(len(x) / batch_size)` to `fit`.
-
-    Args:
-        x: images (uint8 or float in [0, 1]).
-        y: integer labels.
-        batch_size: batch size.
-        epochs: the epoch to stop before (the `epochs` of `fit`).
-        first_epoch: the first epoch (`fit`'s `initial_epoch`). Defaults to 0.
-        seed: integer seed of the order and the augmentation. Defaults to 0.
-        augment: pad-4 random crop (+ flip if `flip`). Defaults to False.
-        flip: allow horizontal flips when augmenting. Defaults to True.
-
-    Returns:
-        A `tf.data.Dataset` of `(images in [0, 1], int32 labels)` batches.
-
-    Examples:
-        >>> import numpy as np
-        >>> from zerograd_tf.datasets import epochs_dataset
-        >>> x = np.zeros((10, 4, 4, 1), np.uint8); y = np.arange(10)
-        >>> batches = list(epochs_dataset(x, y, 4, epochs=2, seed=1))
-        >>> [len(b[1]) for b in batches]
-        [4, 4, 2, 4, 4, 2]
-        >>> resumed = list(epochs_dataset(x, y, 4, epochs=2, first_epoch=1, seed=1))
-        >>> all((a[1].numpy() == b[1].numpy()).all() for a, b in zip(batches[3:], resumed))
-        True
-    """
-    n = len(x)
-    images = tf.constant(x)
-    labels = tf.constant(np.asarray(y).astype(np.int32))
-    seed = tf.constant(int(seed), tf.int64)
-
-    def one_epoch(epoch):
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(n, dtype=tf.int64), seed=tf.stack([seed, epoch]))
-
-        def load(position, index):
-            image = to_unit_range(tf.gather(images, index))
-            if augment:
-                image = _stateless_augment(
-                    image, flip, tf.stack([seed, epoch * n + position]))
-            return image, tf.gather(labels, index)
-
-        return (tf.data.Dataset.from_tensor_slices(order).enumerate()
-                .map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size))
-
-    return (tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
-            .prefetch(tf.data.AUTOTUNE))
-
-
-def make_dataset(x, y, batch_size, *, shuffle=False, augment=False, flip=True,
-                 seed=0, drop_remainder=False):
-    """A batched `tf.data` pipeline of `(images in [0, 1], labels)`.
-
-    For evaluation and plain `fit` calls; the programs train on
-    `epochs_dataset`, whose order a resumed run reproduces.
-
-    Args:
-        x: images (uint8 or float in [0, 1]).
-        y: integer labels.
-        batch_size: batch size.
-        shuffle: reshuffle every epoch (seeded). Defaults to False.
-        augment: pad-4 random crop (+ flip if `flip`). Defaults to False.
-        flip: allow horizontal flips when augmenting. Defaults to True.
-        seed: shuffle seed. Defaults to 0.
-        drop_remainder: drop a last partial batch. Defaults to False.
-
-    Returns:
-        A `tf.data.Dataset`.
-
-    Examples:
-        >>> import numpy as np
-        >>> from zerograd_tf import datasets
-        >>> x = np.full((5, 4, 4, 1), 255, np.uint8)
-        >>> images, labels = next(iter(datasets.make_dataset(x, np.arange(5), 4)))
-        >>> images.shape.as_list(), float(images.numpy().max()), labels.numpy().tolist()
-        ([4, 4, 4, 1], 1.0, [0, 1, 2, 3])
-    """
-    dataset = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
-    if shuffle:
-        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(lambda image, label: (to_unit_range(image), label),
-                          num_parallel_calls=tf.data.AUTOTUNE)
-    if augment:
-        dataset = dataset.map(lambda image, label: (_augment(image, flip), label),
-                              num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(
-        tf.data.AUTOTUNE)

@@ -1,7 +1,7 @@
 """Whether a TFDS data set's download host can be reached, asked in seconds.
 
 Offline, TFDS retries a download for minutes and leaves a partial one
-behind; `datasets.load_tfds` asks `needs_download` and `reachable` first.
+behind; `tfds_data.load_tfds` asks `needs_download` and `reachable` first.
 """
 
 import logging

@@ -11,7 +11,7 @@ import random
 import keras
 
 import zerograd_tf as zg
-from zerograd_tf import architectures, datasets, schedules
+from zerograd_tf import architectures, batching, datasets, schedules
 
 
 def adversarial_model_class(method):
@@ -162,13 +162,13 @@ def with_dtype_policy(classifier, policy):
 
 
 def train_dataset(config, data, initial_epoch=0):
-    """The training batches from `initial_epoch` on (see `datasets.epochs_dataset`).
+    """The training batches from `initial_epoch` on (see `batching.epochs_dataset`).
 
     Fit it with `steps_per_epoch=steps_per_epoch(config, len(data.x_train))`
     and `initial_epoch`: every epoch's batches depend only on the seed and
     the epoch, so a resumed run trains on what the uninterrupted one did.
     """
-    return datasets.epochs_dataset(
+    return batching.epochs_dataset(
         data.x_train, data.y_train, config.batch_size, epochs=config.epochs,
         first_epoch=initial_epoch, seed=config.seed, augment=config.augment,
         flip=datasets.flips_allowed(data.name))
@@ -179,5 +179,5 @@ def validation_dataset(config, data):
     if data.x_val is None or len(data.x_val) == 0:
         return None
     size = config.val_pgd_size
-    return datasets.make_dataset(data.x_val[:size], data.y_val[:size],
+    return batching.make_dataset(data.x_val[:size], data.y_val[:size],
                                  max(config.batch_size, 256))

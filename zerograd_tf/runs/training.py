@@ -46,12 +46,12 @@ def final_evaluation(model, config, data, verbose=0):
     """The `--eval-attack` attacks on the test split (or the validation split,
     saying so)."""
     import zerograd_tf as zg
-    from zerograd_tf import datasets
+    from zerograd_tf import batching
 
     x, y, split = data.evaluation_split()
     if config.eval_size:
         x, y = x[:config.eval_size], y[:config.eval_size]
-    dataset = datasets.make_dataset(x, y, config.eval_batch_size)
+    dataset = batching.make_dataset(x, y, config.eval_batch_size)
     epsilon = config.epsilon
     report = zg.evaluate_robustness(
         model, dataset, epsilon, steps=config.eval_steps,
