@@ -17,14 +17,14 @@ import tensorflow as tf
 from zerograd_tf import objectives
 from zerograd_tf.attacks import apgd, losses
 
-EPS = 0.06
-STEPS = 100
 SEED = 11
 
 
-def network(seed=0, d=16, hidden=10, classes=4):
+def network(scale, seed=0, d=16, hidden=10, classes=4):
+    """A 2-layer tanh network; a larger `scale` of the first layer makes the
+    loss curve within the ball (its maxima leave the box's vertices)."""
     rng = np.random.default_rng(seed)
-    weights = [rng.normal(0, 1.0, (d, hidden)), rng.normal(0, 0.2, hidden),
+    weights = [rng.normal(0, scale, (d, hidden)), rng.normal(0, 0.2 * scale, hidden),
                rng.normal(0, 1.0, (hidden, classes)), rng.normal(0, 0.2, classes)]
     inputs = keras.Input((d,))
     first, second = keras.layers.Dense(hidden, activation="tanh"), keras.layers.Dense(classes)
@@ -117,34 +117,45 @@ def reference_apgd(weights, x, y, eps, n_iter, t, rho=0.75):
     return x_best, acc, x_best_adv, halvings
 
 
-@pytest.mark.parametrize("steps", [STEPS, 37])
-def test_apgd_matches_the_reference_port_on_a_tanh_network(steps):
-    model, weights = network()
+# On a strongly curved network (scale 4) with short runs, checkpoints come
+# every few steps and examples halve their step between 3 and 14 times: a
+# port changed in its momentum (0.75 -> 0.7 or none), its first checkpoint,
+# the interval's decrement, condition 2, the restart from the best point or
+# rho's comparison (<= -> <) no longer matches (checked by mutating the
+# port; ties in `loss > loss_best` are float events it cannot see). The last
+# case is the reference's default budget on a gentler network, where nearly
+# every example halves at every checkpoint.
+@pytest.mark.parametrize("scale, eps, steps, rho", [
+    (4.0, 0.1, 20, 0.75), (4.0, 0.1, 25, 0.3), (1.0, 0.06, 100, 0.75)])
+def test_apgd_matches_the_reference_port_on_a_tanh_network(scale, eps, steps, rho):
+    model, weights = network(scale)
     rng = np.random.default_rng(1)
     x = rng.uniform(0, 1, (64, 16)).astype(np.float32)
     y = model(x).numpy().argmax(1)
     seed = tf.constant([SEED, 0], tf.int64)
     t = tf.random.stateless_uniform(x.shape, seed, -1.0, 1.0, dtype=tf.float32).numpy()
     x_best, acc, x_best_adv, halvings = reference_apgd(
-        weights, x.astype(np.float64), y, EPS, steps, t.astype(np.float64))
+        weights, x.astype(np.float64), y, eps, steps, t.astype(np.float64), rho=rho)
     # The port exercises what the linear-model tests cannot: checkpoints
-    # that halve the step of some examples (more than once) and not others.
+    # that halve the step of examples, several times.
     assert (halvings >= 2).sum() >= 5
+    if steps < 50:
+        assert len(set(halvings)) >= 5  # examples differ in how often they halved
     assert 0 < acc.sum() < len(x)
 
     objective = objectives.model_objective(model, loss=losses.cross_entropy_loss)
-    delta, info = apgd(objective, x, y, EPS, steps=steps, seed=seed)
+    delta, info = apgd(objective, x, y, eps, steps=steps, rho=rho, seed=seed)
     fooled = info["fooled"].numpy()
     np.testing.assert_array_equal(fooled, ~acc)
     expected = np.where(fooled[:, None], x_best_adv, x_best) - x
     ours = delta.numpy()
-    # Where the input gradient is ~0 its sign is rounding noise (TensorFlow's
-    # float32 autodiff and the port sum in different orders), and such a
-    # coordinate may take another path without changing the loss. Everywhere
-    # else the two agree to float precision.
-    port_loss, port_gradient, _ = loss_and_gradient(weights, x + expected, y)
-    our_loss, _, _ = loss_and_gradient(weights, x + ours, y)
-    np.testing.assert_allclose(our_loss, port_loss, rtol=1e-4)
-    relevant = np.abs(port_gradient) > 1e-3 * np.abs(port_gradient).max(1, keepdims=True)
-    np.testing.assert_allclose(ours[relevant], expected[relevant], atol=1e-5)
-    assert (np.abs(ours - expected) > 1e-5).mean() < 0.02
+    # Where a coordinate's input gradient is ~0 its sign is rounding noise
+    # (TensorFlow's float32 autodiff and the port sum in different orders;
+    # the port in float32 and in float64 differ from each other as much), and
+    # that coordinate may take another path without changing the loss. So: the
+    # same examples broken, the same losses, and all but a few coordinates
+    # equal, never more than two in one example.
+    np.testing.assert_allclose(loss_and_gradient(weights, x + ours, y)[0],
+                               loss_and_gradient(weights, x + expected, y)[0], rtol=1e-4)
+    differ = np.abs(ours - expected) > 1e-5
+    assert differ.mean() < 0.015 and differ.sum(axis=1).max() <= 2, differ.sum(axis=1)
