@@ -98,7 +98,8 @@ def keras_runner(network, method, x, y):
     if method == "attack":
         model.build((None, *SHAPE))
         seed = tf.constant([0, 0], tf.int64)
-        attack = tf.function(lambda xb, yb: model.perturb(xb, yb, seed)[0])
+        attack = tf.function(
+            lambda xb, yb: model.perturb(xb, yb, seed, model.read_hyperparameters())[0])
         xt, yt = tf.constant(x), tf.constant(y)
         return lambda: attack(xt, yt).numpy()
     iterator = iter(tf.data.Dataset.from_tensors((x, y)).repeat())

@@ -101,7 +101,7 @@ def _resolved(argv, data):
 @pytest.mark.parametrize("argv, keyword, expected", [
     (["--quantile", "0.6"], "quantile", 0.6),
     (["--zero-iters", "2"], "zero_iters", 2),
-    (["--alpha", "1.5", "--epsilon", "0.2"], "alpha", 0.3),
+    (["--alpha", "1.5", "--epsilon", "0.2"], "alpha_factor", 1.5),
     (["--method", "multigrad", "--samples", "5", "--threshold", "4"], "threshold", 4),
     (["--method", "multigrad", "--samples", "5"], "samples", 5),
     (["--method", "pgd", "--pgd-steps", "3"], "steps", 3),

@@ -34,7 +34,7 @@ def method_arguments(config):
     kwargs = {"epsilon": epsilon, "seed": config.seed,
               "validation_pgd_steps": config.val_pgd_steps}
     if config.alpha is not None and method != "clean":
-        kwargs["alpha"] = config.alpha * epsilon
+        kwargs["alpha_factor"] = config.alpha  # a multiple of epsilon, as the flag
     if method == "zerograd":
         kwargs.update(quantile=config.quantile, zero_iters=config.zero_iters)
     elif method == "multigrad":
