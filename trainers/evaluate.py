@@ -184,6 +184,8 @@ def evaluate(argv=None):
 
 
 def format_table(report):
+    from zerograd_tf.evaluation import masking
+
     rows = [("model", report["model"]), ("data", f"{report['dataset']} ({report['split']})"),
             ("examples", report["num_examples"]), ("epsilon", f"{report['epsilon']:.4g}"),
             ("clean accuracy", f"{report['clean_accuracy']:.4f}")]
@@ -198,9 +200,9 @@ def format_table(report):
              ("clean loss", f"{report['clean_loss']:.4f}"),
              ("robust loss", f"{report['robust_loss']:.4f}"),
              ("seconds", f"{report['seconds']:.1f}")]
-    if report.get("square_only_broken"):
-        rows.append(("warning", f"Square alone broke {report['square_only_broken']} example(s) "
-                                "that every gradient attack left robust (gradient masking)"))
+    summary = masking.square_only_summary(report)
+    if summary:
+        rows.append(summary)
     sweep = report.get("epsilon_sweep")
     if sweep:
         rows.append(("epsilon sweep", ", ".join(

@@ -83,3 +83,32 @@ def gradient_masking(square_only_broken, attacked, *, min_count=MIN_COUNT,
     """
     return (square_only_broken >= min_count
             and wilson_lower_bound(square_only_broken, attacked, z) > min_fraction)
+
+
+def square_only_summary(report):
+    """What the programs print about Square's breaks after the gradient attacks.
+
+    Args:
+        report: an `evaluate_robustness` report.
+
+    Returns:
+        `None` when Square broke nothing the gradient attacks left robust
+        (or did not run after them), else `(kind, text)`: kind `"warning"`
+        when `report["gradient_masking"]`, `"note"` otherwise.
+
+    Examples:
+        >>> square_only_summary({"square_only_broken": 1, "gradient_masking": False,
+        ...                      "attacks": [{"name": "square", "num_attacked": 459}]})
+        ('note', 'Square alone broke 1 of the 459 examples the gradient attacks left robust: within chance, not a sign of gradient masking')
+    """
+    broken = report.get("square_only_broken")
+    if not broken:
+        return None
+    attacked = next(entry["num_attacked"] for entry in report["attacks"]
+                    if entry["name"] == "square")
+    text = (f"Square alone broke {broken} of the {attacked} examples the gradient attacks "
+            "left robust: ")
+    if report.get("gradient_masking"):
+        return "warning", text + ("more than chance, a sign of gradient masking (the "
+                                  "gradient attacks' robust accuracy overstates robustness)")
+    return "note", text + "within chance, not a sign of gradient masking"

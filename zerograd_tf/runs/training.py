@@ -337,9 +337,11 @@ def format_report(report):
                          f"{entry['seconds']:.1f} s)")
     lines.append(f"  robust accuracy {report['robust_accuracy']:.4f}"
                  + ("  (worst case per example)" if len(entries) > 1 else ""))
-    if report.get("square_only_broken"):
-        lines.append(f"  warning: Square alone broke {report['square_only_broken']} example(s) "
-                     "that every gradient attack left robust (gradient masking)")
+    from zerograd_tf.evaluation import masking
+
+    summary = masking.square_only_summary(report)
+    if summary:
+        lines.append(f"  {summary[0]}: {summary[1]}")
     if report.get("note"):
         lines.append(f"  ({report['note']})")
     return "\n".join(lines)
