@@ -73,3 +73,15 @@ def test_the_constraints_name_their_python_and_ci_refuses_another(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert f"Python {wanted}" in result.stderr and f"Python {other}" in result.stderr
     assert not (tmp_path / "venv").exists()
+
+
+def test_setup_cfg_lists_every_package_of_the_library():
+    """A package folder missing from `packages` is silently left out of the
+    wheel (an editable install does not notice)."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    listed = set(config["options"]["packages"].split())
+    found = {".".join(init.parent.relative_to(ROOT).parts)
+             for init in (ROOT / "zerograd_tf").rglob("__init__.py")}
+    found |= {"zerograd_tf.trainers", "zerograd_tf.tuning"}
+    assert listed == found
