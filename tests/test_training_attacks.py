@@ -306,3 +306,19 @@ def test_the_old_perturbations_module_warns_and_keeps_its_signatures():
     old_delta, old_info = perturbations.zerograd(objective, x, None, EPS, seed=1,
                                                  return_info=True)
     assert set(old_info) == {"zeroed_fraction"}
+
+
+def test_the_compiled_mask_serves_inputs_of_several_ranks_in_one_process():
+    """The mask's tf.function relaxes its input signature to an unknown rank
+    once it has seen two ranks (reduce_retracing); the quantile must still
+    work then."""
+    inputs, outputs = small_cnn()
+    model = keras.Model(inputs, outputs)
+    images = np.random.default_rng(0).random((3, 8, 8, 1)).astype(np.float32)
+    flat = np.full((2, 3), 0.5, np.float32)
+    objective = linear_objective(np.arange(6, dtype=np.float32).reshape(2, 3) - 2.5)
+    for _ in range(2):
+        _, info = zg.attacks.zerograd(model, images, np.zeros(3), EPS, quantile=0.5, seed=1)
+        assert info["zeroed_fraction"].shape == (3,)
+        _, info = zg.attacks.zerograd(objective, flat, None, EPS, quantile=0.5, seed=1)
+        np.testing.assert_allclose(info["zeroed_fraction"].numpy(), [1 / 3, 1 / 3])

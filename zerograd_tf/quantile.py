@@ -217,7 +217,7 @@ def _per_example_quantile(t, q, method, non_negative=False):
     flat = tf.reshape(tf.cast(t, tf.float32), (tf.shape(t)[0], -1))
     if t.shape.rank is not None and t.shape.rank == 1:
         flat = tf.reshape(tf.cast(t, tf.float32), (-1, 1))
-    elif None not in t.shape[1:]:
+    elif t.shape.rank is not None and None not in t.shape[1:]:
         # Keep the static element count (needed by top_k, helps XLA).
         n = 1
         for d in t.shape[1:]:
