@@ -118,6 +118,17 @@ def test_epsilon_sweep_refuses_relative_alpha_and_alpha_together():
         zg.evaluation.epsilon_sweep(None, None, [0.1], relative_alpha=0.25, alpha=0.01)
 
 
+
+def test_epsilon_sweep_takes_relative_alpha_with_alpha_none():
+    """`alpha=None` is evaluate_robustness' default: with relative_alpha it
+    is each radius' own step, not a duplicate keyword."""
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    x = np.random.default_rng(0).uniform(size=(8, 4)).astype("float32")
+    sweep = zg.evaluation.epsilon_sweep(model, (x, np.arange(8) % 3), [0.05, 0.1],
+                                        relative_alpha=0.5, alpha=None, steps=2, restarts=1)
+    assert [r["alpha"] for r in sweep["reports"]] == pytest.approx([0.025, 0.05])
+
+
 def test_one_square_break_in_459_is_chance_and_many_are_masking():
     from zerograd_tf.evaluation import masking
     assert not masking.gradient_masking(1, 459)   # the README's quick start

@@ -5,6 +5,7 @@ method's own hyperparameters (ZeroGrad's quantile) as tensors; alpha is a
 multiple of epsilon, so an epsilon warm-up keeps their ratio.
 """
 
+import os
 import warnings
 
 import keras
@@ -192,9 +193,46 @@ def test_a_file_with_an_absolute_alpha_loads_with_its_ratio(tmp_path):
                 with h5py.File(tmp_path / "w.h5", "r+") as h5:
                     values = h5["vars"]
                     values["1"][()] = values["1"][()] * values["0"][()]
+                    del values["hyperparameters_format"]  # earlier files had no mark
                 data = (tmp_path / "w.h5").read_bytes()
             target.writestr(item, data)
     loaded = keras.models.load_model(old)
     assert loaded.alpha_factor == pytest.approx(0.8)
     assert loaded.alpha == pytest.approx(0.8 * EPS)
     assert keras.models.load_model(path).alpha_factor == pytest.approx(0.8)
+
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+@pytest.mark.parametrize("cls, name, options, alpha_factor", [
+    (zg.PGDModel, "pgd", {"steps": 10}, 0.25),
+    (zg.ZeroGradModel, "zerograd", {"quantile": 0.5}, 2.0),
+])
+def test_weights_saved_by_an_earlier_version_load_with_their_ratio(cls, name, options,
+                                                                   alpha_factor):
+    """`tests/data/*_048ebcc.weights.h5` were written by `save_weights` of
+    the version before alpha became a multiple of epsilon (commit 048ebcc:
+    epsilon 0.1, the default step size in pixel units). `load_weights`, which
+    the run checkpoints use, converts them."""
+    inputs = keras.Input((4,))
+    model = cls(inputs, keras.layers.Dense(3)(inputs), epsilon=0.05, alpha_factor=7.0,
+                seed=0, **options)
+    model.build((None, 4))
+    model.load_weights(os.path.join(DATA, f"{name}_048ebcc.weights.h5"))
+    assert model.epsilon == pytest.approx(0.1)
+    assert model.alpha_factor == pytest.approx(alpha_factor)
+    assert model.alpha == pytest.approx(alpha_factor * 0.1)
+    if cls is zg.ZeroGradModel:
+        assert model.quantile == pytest.approx(0.5)
+
+
+def test_weights_round_trip_with_the_format_mark(tmp_path):
+    inputs = keras.Input((4,))
+    model = zg.PGDModel(inputs, keras.layers.Dense(3)(inputs), epsilon=0.1, alpha_factor=0.3,
+                        steps=3, seed=0)
+    model.build((None, 4))
+    model.save_weights(tmp_path / "m.weights.h5")
+    model.alpha_factor, model.epsilon = 2.0, 0.2
+    model.load_weights(tmp_path / "m.weights.h5")
+    assert (model.epsilon, model.alpha_factor) == pytest.approx((0.1, 0.3))

@@ -9,6 +9,9 @@ before TensorFlow is imported. This module imports neither TensorFlow nor
 Keras.
 """
 
+#: ZeroGrad's quantile q unless one is given: the reference code's (and
+#: where `quantile="auto"` starts). The one place the number is written.
+DEFAULT_QUANTILE = 0.35
 #: The attacks `zerograd_tf.evaluate_robustness` runs, by name.
 ATTACKS = ("pgd", "apgd-ce", "apgd-dlr", "apgd-t", "square", "autoattack")
 #: The classifiers of `zerograd_tf.architectures.build_classifier`.

@@ -10,6 +10,7 @@ epsilon-ball and the box.
 
 import tensorflow as tf
 
+from zerograd_tf import _names
 from zerograd_tf import objectives as objectives_lib
 from zerograd_tf import quantile as quantile_lib
 from zerograd_tf import validation
@@ -58,8 +59,8 @@ def _zeroed_fraction(zeroed, like):
     return tf.cast(zeroed, tf.float32) / tf.cast(size, tf.float32)
 
 
-def zerograd(objective, x, y, epsilon, alpha=None, *, quantile=0.35, iterations=1,
-             init="random", seed=None, quantile_method="bisect", mask_jit=True):
+def zerograd(objective, x, y, epsilon, alpha=None, *, quantile=_names.DEFAULT_QUANTILE,
+             iterations=1, init="random", seed=None, quantile_method="bisect", mask_jit=True):
     """ZeroGrad: FGSM with the small input-gradient elements zeroed.
 
     At each of `iterations` steps, for every example, the elements whose

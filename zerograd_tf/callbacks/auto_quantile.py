@@ -7,11 +7,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zerograd_tf import _names
 from zerograd_tf.callbacks.co_monitor import CatastrophicOverfittingMonitor
 from zerograd_tf import monitoring
 
 # The rule of `ZeroGradModel(quantile="auto")`; see `AutoQuantile`.
-START_QUANTILE = 0.35
+START_QUANTILE = _names.DEFAULT_QUANTILE
 QUANTILE_STEP = 0.1
 MAX_QUANTILE = 0.85
 CHECK_EVERY = 20

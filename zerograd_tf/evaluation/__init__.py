@@ -323,12 +323,13 @@ def epsilon_sweep(model, data, epsilons, *, relative_alpha=None, **kwargs):
     radii = sorted(validation.check_epsilon(e) for e in epsilons)
     if not radii:
         raise ValueError("`epsilons` is empty.")
-    if relative_alpha is not None and "alpha" in kwargs:
+    if relative_alpha is not None and kwargs.get("alpha") is not None:
         raise ValueError(
             "Pass either `relative_alpha` (PGD's step as a multiple of each radius) or "
             "`alpha` (one step size for every radius), not both.")
     if relative_alpha is not None:
         relative_alpha = validation.check_positive(relative_alpha, "relative_alpha")
+        kwargs.pop("alpha", None)  # None: the default, replaced by each radius' own
     reports = [evaluate_robustness(
         model, data, e, **kwargs,
         **({} if relative_alpha is None else {"alpha": relative_alpha * e})) for e in radii]

@@ -202,7 +202,9 @@ class AdversarialModel(Hyperparameters, AdversarialTrainer, ReplicaXLA, keras.Mo
         # layer under the first name it meets: without `classifier` there,
         # the classifier's weights stay where earlier versions stored them
         # (under the model's `layers`, "layers/functional"), so `.keras` and
-        # `.weights.h5` files load across versions in both directions.
+        # `.weights.h5` files of earlier versions load (their hyperparameters
+        # converted, see `Hyperparameters.load_own_variables`; an earlier
+        # version refuses a newer file: one variable more).
         return [name for name in super().__dir__() if name != "classifier"]
 
     def build(self, input_shape):
@@ -306,9 +308,7 @@ class AdversarialModel(Hyperparameters, AdversarialTrainer, ReplicaXLA, keras.Mo
         if isinstance(attack_loss, dict):
             config["attack_loss"] = keras.saving.deserialize_keras_object(
                 attack_loss, custom_objects=custom_objects)
-        instance = cls(model=model, **config)
-        if "alpha" in config:
-            # An earlier version's file: its variables hold `alpha` in
-            # pixel units where `alpha_factor` is.
-            instance._expect_alpha_in_pixels()
-        return instance
+        # An earlier version's config has `alpha` in pixel units, which the
+        # constructor converts; its variables are converted as they load
+        # (`Hyperparameters.load_own_variables`).
+        return cls(model=model, **config)

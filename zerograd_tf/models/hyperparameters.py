@@ -3,9 +3,17 @@
 import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from zerograd_tf import validation
+
+
+# The key of the format mark among a model's saved variables, and the
+# format: 2 since the step size is saved as `alpha_factor`; files of earlier
+# versions have no mark and hold `alpha` in pixel units.
+_FORMAT_KEY = "hyperparameters_format"
+_FORMAT = 2
 
 
 def read_variable(variable):
@@ -56,7 +64,6 @@ class Hyperparameters:
         # Plain Python state, out of Keras' tracking (`add_weight` tracks
         # the variables): name -> variable, in creation (and saving) order.
         object.__setattr__(self, "_hyperparameter_variables", {})
-        object.__setattr__(self, "_alpha_saved_in_pixels", False)
         self.add_hyperparameter("epsilon", epsilon)
         self.add_hyperparameter("alpha_factor", alpha_factor)
 
@@ -142,14 +149,27 @@ class Hyperparameters:
     def alpha(self, value):
         self.alpha_factor = validation.check_positive(value, "alpha") / self.epsilon
 
-    def _expect_alpha_in_pixels(self):
-        """Marks the variables about to be loaded as an earlier version's,
-        which saved the step size in pixel units where `alpha_factor` is."""
-        object.__setattr__(self, "_alpha_saved_in_pixels", True)
+    def save_own_variables(self, store):
+        """Saves the variables, and a mark of their format: `alpha_factor`
+        (a multiple of epsilon) where earlier versions saved `alpha`."""
+        super().save_own_variables(store)
+        store[_FORMAT_KEY] = np.array(_FORMAT)
 
     def load_own_variables(self, store):
-        super().load_own_variables(store)
-        if self._alpha_saved_in_pixels:
+        """Loads the variables; a file of an earlier version (no format mark)
+        holds the step size in pixel units, converted to `alpha_factor`.
+
+        This covers every way weights load: `keras.models.load_model`,
+        `load_weights` and the checkpoints that resume a run.
+        """
+        keys = [key for key in store.keys() if key != _FORMAT_KEY]
+        own = self._trainable_variables + self._non_trainable_variables
+        if len(keys) != len(own):
+            raise ValueError(
+                f"{type(self).__name__} {self.name!r} expected {len(own)} variables, but "
+                f"the file holds {len(keys)}: it was saved from another model.")
+        for index, variable in enumerate(own):
+            variable.assign(store[f"{index}"])
+        if _FORMAT_KEY not in store.keys():
             factor = self._hyperparameter_variables["alpha_factor"]
             factor.assign(factor / self._hyperparameter_variables["epsilon"])
-            object.__setattr__(self, "_alpha_saved_in_pixels", False)

@@ -2,6 +2,7 @@
 
 import keras
 
+from zerograd_tf import _names
 from zerograd_tf import attacks
 from zerograd_tf import quantile as quantile_lib
 from zerograd_tf import validation
@@ -64,7 +65,7 @@ class ZeroGradModel(MaskedGradientModel):
 
     default_alpha_factor = 2.0
 
-    def __init__(self, *args, quantile=0.35, zero_iters=1, init="random",
+    def __init__(self, *args, quantile=_names.DEFAULT_QUANTILE, zero_iters=1, init="random",
                  quantile_method=quantile_lib.DEFAULT_QUANTILE_METHOD, **kwargs):
         self.quantile_auto = isinstance(quantile, str) and quantile == AUTO
         if isinstance(quantile, str) and not self.quantile_auto:

@@ -15,7 +15,8 @@ import dataclasses
 from typing import Optional, Union
 
 from zerograd_tf._names import (
-    ARCHITECTURES, ATTACKS, DEFAULT_DATASET, LR_SCHEDULES, STRATEGIES, TFDS_DATASETS)
+    ARCHITECTURES, ATTACKS, DEFAULT_DATASET, DEFAULT_QUANTILE, LR_SCHEDULES, STRATEGIES,
+    TFDS_DATASETS)
 from zerograd_tf.runs import fields
 from zerograd_tf.runs.fields import (
     AllOrCount, Choice, Epsilon, Integer, Names, Number, NumberOrWord, Shape, Switch, Text,
@@ -27,7 +28,6 @@ CO_MONITOR_ACTIONS = ("off", "warn", "stop", "adapt")
 # The final evaluation of `zerograd-train` and the default of `zerograd-eval`.
 DEFAULT_EVAL_ATTACK = "autoattack"
 # ZeroGrad's quantile q when none is given (the programs', the tuner's).
-DEFAULT_QUANTILE = 0.35
 # Examples per attacked batch of the final evaluation and of `zerograd-eval`.
 DEFAULT_EVAL_BATCH_SIZE = 256
 

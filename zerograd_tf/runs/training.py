@@ -282,9 +282,9 @@ def run_config(config, *, output=None, logdir=None, resume=False, overwrite=Fals
 
     Example (not run here: it trains for a minute):
 
-        from zerograd_tf.runs import train
+        from zerograd_tf.runs import training
         from zerograd_tf.runs.config import RunConfig
-        report = train.run_config(RunConfig(epochs=2), output="runs/quick")
+        report = training.run_config(RunConfig(epochs=2), output="runs/quick")
     """
     return run_prepared(prepare(config, output=output, logdir=logdir, resume=resume,
                                 overwrite=overwrite, verbose=verbose))
