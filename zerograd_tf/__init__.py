@@ -18,7 +18,7 @@ import importlib as _importlib
 
 from zerograd_tf import _programs
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ATTACKS",
