@@ -19,6 +19,7 @@ from zerograd_tf import datasets
 
 import zerograd_tf as zg
 
+from zerograd_tf.runs import tuning as tune_library
 from zerograd_tf.tuning import search as tune_program
 FAST = ["--epochs", "1", "--batch-size", "32", "--val-size", "32", "--val-pgd-steps", "2",
         "--val-pgd-size", "32", "--eval-steps", "2", "--eval-restarts", "1", "--eval-attack", "pgd", "--verbose", "0"]
@@ -215,6 +216,6 @@ def test_a_changed_search_names_the_option(tmp_path, capsys):
     data = make_npz(tmp_path / "d.npz", n_train=96, n_test=16)
     tiny = dict(epochs=1, val_size=32, val_pgd_steps=2, val_pgd_size=32, batch_size=32,
                 verbose=0, directory=str(tmp_path / "s"), project_name="p", evaluate=stub)
-    tune_program.search(data, max_trials=1, **tiny)
+    tune_library.search(data, max_trials=1, **tiny)
     with pytest.raises(ValueError, match=r"differs in: config\.batch_size"):
-        tune_program.search(data, max_trials=1, **{**tiny, "batch_size": 16})
+        tune_library.search(data, max_trials=1, **{**tiny, "batch_size": 16})
