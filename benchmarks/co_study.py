@@ -55,7 +55,6 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
-from zerograd_tf import callbacks as callbacks_lib  # noqa: E402
 from zerograd_tf import io_utils  # noqa: E402
 from zerograd_tf import datasets, monitoring  # noqa: E402
 from zerograd_tf.runs import options, pipeline, training  # noqa: E402
@@ -266,13 +265,7 @@ def train_run(config, data, timer):
     # split) comes first: its checks are timed as part of the epoch.
     scratch = tempfile.mkdtemp(prefix="co_study-")
     acting = training.monitor_callbacks(config, data, scratch, logdir=None)
-    callbacks = [*acting, timer]
-    steps = pipeline.steps_per_epoch(config, len(data.x_train))
-    if config.epsilon_warmup > 0 and config.method != "clean":
-        callbacks.insert(0, callbacks_lib.EpsilonWarmup(
-            config.epsilon, max(1, round(config.epsilon_warmup * steps))))
-    model.fit(pipeline.train_dataset(config, data), epochs=config.epochs,
-              steps_per_epoch=steps, callbacks=callbacks, shuffle=False, verbose=0)
+    pipeline.fit(model, config, data, callbacks=[*acting, timer])
     shutil.rmtree(scratch, ignore_errors=True)
     return model, acting
 

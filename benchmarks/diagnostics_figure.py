@@ -85,9 +85,7 @@ def main(argv=None):
         keras.backend.clear_session()
         model = pipeline.build_model(config, data)
         recorder = Recorder(x, y, logdir=os.path.join(args.output + "_logs", method))
-        model.fit(pipeline.train_dataset(config, data), epochs=config.epochs,
-                  steps_per_epoch=pipeline.steps_per_epoch(config, len(data.x_train)),
-                  callbacks=[recorder], shuffle=False, verbose=0)
+        pipeline.fit(model, config, data, callbacks=[recorder])
         results[method] = recorder.rows
         print(method, json.dumps(recorder.rows[-1]))
     io_utils.write_json_atomic(args.output + ".json", results)

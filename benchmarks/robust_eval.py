@@ -88,14 +88,7 @@ def trained_model(name, data, fields, models_dir):
         model.load_weights(path)
         return model, config
     print(f"robust_eval: training {name} ({setting}, {method}, seed 0)", flush=True)
-    callbacks = []
-    steps = pipeline.steps_per_epoch(config, len(data.x_train))
-    if config.epsilon_warmup > 0:
-        callbacks.append(zg.callbacks.EpsilonWarmup(
-            config.epsilon, max(1, round(config.epsilon_warmup * steps))))
-    model.fit(pipeline.train_dataset(config, data), epochs=config.epochs,
-              steps_per_epoch=pipeline.steps_per_epoch(config, len(data.x_train)),
-              callbacks=callbacks, shuffle=False, verbose=2)
+    pipeline.fit(model, config, data, verbose=2)
     os.makedirs(models_dir, exist_ok=True)
     model.save_weights(path)
     return model, config

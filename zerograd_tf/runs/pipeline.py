@@ -12,6 +12,7 @@ import keras
 
 import zerograd_tf as zg
 from zerograd_tf import architectures, batching, datasets, schedules
+from zerograd_tf import callbacks as callbacks_lib
 
 
 def adversarial_model_class(method):
@@ -159,6 +160,50 @@ def with_dtype_policy(classifier, policy):
         return layer.__class__.from_config(layer_config)
 
     return keras.models.clone_model(classifier, clone_function=clone)
+
+
+def warmup_callbacks(config, data):
+    """The epsilon warm-up a configuration asks for, as a list of callbacks.
+
+    Args:
+        config: a resolved configuration.
+        data: its `ImageData` (for the steps per epoch).
+
+    Returns:
+        `[EpsilonWarmup]` over `config.epsilon_warmup` epochs, or `[]` (no
+        warm-up, or a clean model, which has no epsilon to ramp).
+    """
+    if config.epsilon_warmup <= 0 or config.method == "clean":
+        return []
+    steps = steps_per_epoch(config, len(data.x_train))
+    return [callbacks_lib.EpsilonWarmup(config.epsilon,
+                                        max(1, round(config.epsilon_warmup * steps)))]
+
+
+def fit(model, config, data, *, callbacks=(), verbose=0):
+    """Trains `model` on `config`'s batches as `zerograd-train` does.
+
+    The programs' training without their run directory: the warm-up of
+    `warmup_callbacks` first, then `callbacks`, every epoch of
+    `train_dataset`. `zerograd-train` puts checkpoints, history and
+    validation around the same pieces (`zerograd_tf.runs.training`); the
+    benchmarks call this.
+
+    Args:
+        model: the compiled model of `build_model(config, data)`.
+        config: a resolved configuration.
+        data: its `ImageData`.
+        callbacks: further Keras callbacks, after the warm-up. Defaults to
+            `()`.
+        verbose: Keras `fit` verbosity. Defaults to 0.
+
+    Returns:
+        The Keras `History`.
+    """
+    return model.fit(train_dataset(config, data), epochs=config.epochs,
+                     steps_per_epoch=steps_per_epoch(config, len(data.x_train)),
+                     callbacks=[*warmup_callbacks(config, data), *callbacks],
+                     shuffle=False, verbose=verbose)
 
 
 def train_dataset(config, data, initial_epoch=0):

@@ -156,7 +156,6 @@ def fit_model(config, data, output, writes, logdir, verbose, extra_callbacks, ch
         # are built when the train step is first traced, still under the
         # active strategy. Our model is already built.
         _keras_compat.clear_distribute_strategy(model)
-    steps = pipeline.steps_per_epoch(config, len(data.x_train))
     # Every worker saves (under a multi-worker strategy saving runs collective
     # operations), non-chief workers into their scratch folder; all restore
     # from the chief's checkpoint.
@@ -172,9 +171,7 @@ def fit_model(config, data, output, writes, logdir, verbose, extra_callbacks, ch
         keras.callbacks.TensorBoard(logdir, write_graph=False),
         *extra_callbacks,
     ]
-    if config.epsilon_warmup > 0 and config.method != "clean":
-        callbacks.insert(0, callbacks_lib.EpsilonWarmup(
-            config.epsilon, max(1, round(config.epsilon_warmup * steps))))
+    callbacks[:0] = pipeline.warmup_callbacks(config, data)
     initial_epoch = callbacks_lib.EpochCheckpoint(os.path.join(output, "checkpoint")).restore(model)
     stopped = any(getattr(c, "stopped_before", lambda epoch: False)(initial_epoch)
                   for c in callbacks)
