@@ -4,9 +4,10 @@
     python benchmarks/profile_step.py --method fgsm_rs --jit on --logdir /tmp/prof
     python benchmarks/profile_step.py --method zerograd_bisect --mask-jit off --save
 
-Builds the model and step exactly as `benchmarks/step_time.py` does, runs a
-warm-up, then records `--steps` steps with `tf.profiler.experimental`. The
-trace lands in `--logdir` (open it in TensorBoard's Profile tab, from the
+Builds the model and step exactly as `benchmarks/step_time.py` does (with
+`zerograd_tf.benchmarking.step_cost`), runs a warm-up, then records
+`--steps` steps with `tf.profiler.experimental`. The trace lands in
+`--logdir` (open it in TensorBoard's Profile tab, from the
 `tensorboard-plugin-profile` package). When the `xprof` package is
 installed, the script also reads the trace itself and prints the device
 self-time per step grouped by the name scopes the package gives its ops:
@@ -51,8 +52,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks import environment, step_time  # noqa: E402
 from zerograd_tf import architectures, attacks  # noqa: E402
+from zerograd_tf.benchmarking import step_cost  # noqa: E402
+from zerograd_tf.benchmarking.machine import machine_record  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "profile")
 
@@ -134,8 +136,8 @@ def result_name(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--method", default="zerograd_bisect", choices=list(step_time.METHODS))
-    parser.add_argument("--model", default="small_cnn", choices=step_time.MODELS)
+    parser.add_argument("--method", default="zerograd_bisect", choices=list(step_cost.METHODS))
+    parser.add_argument("--model", default="small_cnn", choices=step_cost.NETWORKS)
     parser.add_argument("--jit", choices=["off", "on"], default="off")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20)
@@ -157,8 +159,8 @@ def main(argv=None):
         attacks.zerograd = functools.partial(attacks.zerograd, mask_jit=False)
     if args.keras_batchnorm:
         architectures.FusedBatchNormalization = keras.layers.BatchNormalization
-    model = step_time.build(args.method, args.model, args.jit == "on")
-    step = step_time.make_step(model, args.batch_size)
+    model = step_cost.compiled_model(args.method, args.model, args.jit == "on")
+    step = step_cost.train_step_runner(model, args.batch_size)
     for _ in range(args.warmup):
         step()
     # The step's wall time without the profiler: op self times overlap
@@ -188,7 +190,7 @@ def main(argv=None):
         record = {"method": args.method, "model": args.model, "jit": args.jit == "on",
                   "mask_jit": args.mask_jit == "on", "keras_batchnorm": args.keras_batchnorm,
                   "batch_size": args.batch_size, "steps": args.steps, **summary,
-                  "machine": environment.machine(("tensorflow", "keras", "xprof"))}
+                  "machine": machine_record(("tensorflow", "keras", "xprof"))}
         with open(path, "w") as f:
             json.dump(record, f, indent=1)
         print(f"\nwrote {path}")

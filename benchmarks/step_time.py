@@ -31,68 +31,26 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
-from zerograd_tf import architectures, io_utils, validation  # noqa: E402
-from benchmarks import environment  # noqa: E402
+from zerograd_tf import io_utils, validation  # noqa: E402
+from zerograd_tf.benchmarking.machine import machine_record  # noqa: E402
+from zerograd_tf.benchmarking.step_cost import (  # noqa: E402
+    METHODS, NETWORKS, compiled_model, train_step_runner)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Many models per process: TensorFlow's retracing warnings are expected here.
 tf.get_logger().setLevel("ERROR")
-EPSILON = 8 / 255
-
-METHODS = {
-    "clean": lambda m: zg.CleanModel(model=m, epsilon=EPSILON, seed=0),
-    "fgsm": lambda m: zg.FGSMModel(model=m, epsilon=EPSILON, seed=0),
-    "fgsm_rs": lambda m: zg.FGSMModel(model=m, epsilon=EPSILON, random_init=True, seed=0),
-    "zerograd_bisect": lambda m: zg.ZeroGradModel(model=m, epsilon=EPSILON, seed=0,
-                                                  quantile_method="bisect"),
-    "zerograd_sort": lambda m: zg.ZeroGradModel(model=m, epsilon=EPSILON, seed=0,
-                                                quantile_method="sort"),
-    "zerograd_top_k": lambda m: zg.ZeroGradModel(model=m, epsilon=EPSILON, seed=0,
-                                                 quantile_method="top_k"),
-    "multigrad3": lambda m: zg.MultiGradModel(model=m, epsilon=EPSILON, samples=3, seed=0),
-    "n_fgsm": lambda m: zg.NFGSMModel(model=m, epsilon=EPSILON, seed=0),
-    "gradalign": lambda m: zg.GradAlignModel(model=m, epsilon=EPSILON, seed=0),
-    "pgd10": lambda m: zg.PGDModel(model=m, epsilon=EPSILON, steps=10, seed=0),
-}
-MODELS = ("small_cnn", "preact_resnet18")
-
-
-def build(method, model_name, jit, input_shape=(32, 32, 3), classes=10):
-    keras.utils.set_random_seed(0)
-    classifier = architectures.build_classifier(model_name, input_shape, classes)
-    model = METHODS[method](classifier)
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"], jit_compile=jit)
-    return model
-
-
-def make_step(model, batch_size, input_shape=(32, 32, 3)):
-    rng = np.random.default_rng(0)
-    x = rng.random((batch_size, *input_shape), dtype=np.float32)
-    y = rng.integers(0, 10, batch_size).astype(np.int32)
-    iterator = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
-    model.make_train_function()
-
-    def step():
-        logs = model.train_function(iterator)
-        # Wait for the result: the step is done when its logs are.
-        float(keras.ops.convert_to_numpy(logs["loss"]))
-
-    return step
 
 
 def time_methods(methods, model_name, jit, batch_size, steps, warmup):
     """Median step time (ms) of each method, interleaved round by round."""
     runners = {}
     for method in methods:
-        model = build(method, model_name, jit)
-        runners[method] = make_step(model, batch_size)
+        model = compiled_model(method, model_name, jit)
+        runners[method] = train_step_runner(model, batch_size)
         for _ in range(warmup):
             runners[method]()
     samples = {m: [] for m in methods}
@@ -114,8 +72,8 @@ def peak_memory_mib(method, model_name, jit, batch_size, steps=5):
     """
     code = (
         "import sys, threading, time, psutil; sys.path.insert(0, %r)\n"
-        "from benchmarks import step_time as s\n"
-        "m = s.build(%r, %r, %r); f = s.make_step(m, %d); f(); f()\n"
+        "from zerograd_tf.benchmarking import step_cost as s\n"
+        "m = s.compiled_model(%r, %r, %r); f = s.train_step_runner(m, %d); f(); f()\n"
         "p = psutil.Process(); peak = [p.memory_info().rss]; done = []\n"
         "def sample():\n"
         "    while not done:\n"
@@ -206,7 +164,7 @@ def markdown(report):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
     parser.add_argument("--jit", choices=("off", "on", "both"), default="both")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20, help="timed rounds (>= 20 for reports)")
@@ -232,7 +190,7 @@ def main(argv=None):
 
     # Every entry records the machine it was measured on: entries of earlier
     # runs are kept, so one machine field for the file would misattribute them.
-    machine = {**environment.machine(),
+    machine = {**machine_record(),
                "devices": [d.name for d in tf.config.list_logical_devices()]}
     report = {"batch_size": args.batch_size, "timed_steps": args.steps,
               "steps": [], "quantile": []}
@@ -287,7 +245,7 @@ def main(argv=None):
         for row in report["quantile"]:
             row["machine"] = machine
     order = {(m, j): i for i, (m, j) in enumerate(
-        (m, j) for m in MODELS for j in (False, True))}
+        (m, j) for m in NETWORKS for j in (False, True))}
     report["steps"].sort(key=lambda e: order.get((e["model"], e["jit"]), 99))
     _write(report, args.output)
     print(report["markdown"])

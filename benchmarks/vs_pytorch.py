@@ -40,9 +40,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import architectures, io_utils  # noqa: E402
-from benchmarks import environment  # noqa: E402
+from zerograd_tf.benchmarking import step_cost  # noqa: E402
+from zerograd_tf.benchmarking.machine import machine_record  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 EPSILON = 8 / 255
@@ -76,20 +76,16 @@ def keras_network(name):
     return architectures.preact_resnet18(SHAPE, CLASSES)
 
 
+# The step-cost method of each row: "attack" is the FGSM-RS model's attack
+# alone, ZeroGrad is the default (q = 0.35, bisection), MultiGrad has 3 samples.
+STEP_COST_METHOD = {"clean": "clean", "attack": "fgsm_rs", "fgsm_rs": "fgsm_rs",
+                    "zerograd": "zerograd_bisect", "multigrad": "multigrad3"}
+
+
 def keras_model(network, method):
-    classifier = keras_network(network)
-    common = dict(model=classifier, epsilon=EPSILON, seed=0)
-    model = {
-        "clean": lambda: zg.CleanModel(**common),
-        "attack": lambda: zg.FGSMModel(**common, random_init=True),
-        "fgsm_rs": lambda: zg.FGSMModel(**common, random_init=True),
-        "zerograd": lambda: zg.ZeroGradModel(**common, quantile=0.35),
-        "multigrad": lambda: zg.MultiGradModel(**common, samples=3),
-    }[method]()
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=False)
-    return model
+    # Graph mode and no metrics: the reference implementations compute none.
+    return step_cost.compiled_model(STEP_COST_METHOD[method], keras_network(network),
+                                    jit=False, epsilon=EPSILON, metrics=None)
 
 
 def keras_runner(network, method, x, y):
@@ -102,9 +98,7 @@ def keras_runner(network, method, x, y):
             lambda xb, yb: model.perturb(xb, yb, seed, model.read_hyperparameters())[0])
         xt, yt = tf.constant(x), tf.constant(y)
         return lambda: attack(xt, yt).numpy()
-    iterator = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
-    model.make_train_function()
-    return lambda: float(keras.ops.convert_to_numpy(model.train_function(iterator)["loss"]))
+    return step_cost.train_step_runner(model, len(x), SHAPE, CLASSES, data=(x, y))
 
 
 # ----------------------------------------------------------------------
@@ -294,7 +288,8 @@ def main(argv=None):
     for network in args.networks:
         methods = [m for m in args.methods if (network, m) not in SKIP]
         ms = measure(network, methods, args.rounds, args.steps, args.warmup, args.frameworks)
-        report["entries"].append({"network": network, "ms": ms, "machine": environment.machine(("tensorflow", "keras", "torch"))})
+        report["entries"].append({"network": network, "ms": ms,
+                                  "machine": machine_record(("tensorflow", "keras", "torch"))})
     report["markdown"] = table(report)
     report["targets"] = [{"target": text, "met": met} for text, met in targets(report)]
     io_utils.write_json_atomic(args.output, report)
