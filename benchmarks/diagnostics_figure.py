@@ -26,13 +26,16 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
-from zerograd_tf import datasets, io_utils  # noqa: E402
-from zerograd_tf.runs import pipeline  # noqa: E402
-from benchmarks import co_study  # noqa: E402
+from zerograd_tf import io_utils  # noqa: E402
+from zerograd_tf.benchmarking.study_plan import StudyPlan  # noqa: E402
+from zerograd_tf.runs import options, pipeline  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Many models per process: TensorFlow's retracing warnings are expected here.
 tf.get_logger().setLevel("ERROR")
+SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data"))
+# The MNIST setting of the first CO study (trained on all 8,000 digits).
+PLAN = StudyPlan.from_file(os.path.join(HERE, "studies", "co_study_v1.json"))
 
 
 class Recorder(zg.AdversarialDiagnostics):
@@ -58,9 +61,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", nargs="+",
                         default=["fgsm_rs", "zerograd_q0.35", "zerograd_q0.7"],
-                        choices=list(co_study.METHODS))
+                        choices=list(PLAN.methods))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-dir", default=co_study.SHARED)
+    parser.add_argument("--data-dir", default=SHARED)
     parser.add_argument("--size", type=int, default=500,
                         help="test digits the statistics are measured on (500)")
     parser.add_argument("--train-size", type=int, default=None,
@@ -70,18 +73,14 @@ def main(argv=None):
                         help="after '--': zerograd-train flags overriding the setting's")
     args = parser.parse_args(argv)
 
-    path = os.path.join(args.data_dir, "mnist10k.npz")
-    dataset = path if os.path.exists(path) else datasets.embedded_path()
-    data = datasets.load_image_data(dataset, val_size=0, seed=0)
-    if args.train_size:
-        data.x_train, data.y_train = data.x_train[:args.train_size], data.y_train[:args.train_size]
-    x_test, y_test, _ = data.evaluation_split()
-    x = x_test[:args.size].astype(np.float32) / 255
-    y = y_test[:args.size]
+    overrides = options.explicit_fields(options.config_parser("zerograd-train"),
+                                        [f for f in args.flags if f != "--"])
+    data = PLAN.load_data("mnist", PLAN.dataset_path("mnist", args.data_dir),
+                          train_size=args.train_size)
+    _, (x, y) = PLAN.monitor_and_evaluation("mnist", data, final_size=args.size)
     results = {}
     for method in args.methods:
-        config = co_study.run_config(data, co_study.SETTINGS_V1["mnist"]["fields"], method,
-                                     args.seed, co_study.overrides(args))
+        config = PLAN.run_config("mnist", method, args.seed, data, overrides)
         keras.backend.clear_session()
         model = pipeline.build_model(config, data)
         recorder = Recorder(x, y, logdir=os.path.join(args.output + "_logs", method))

@@ -22,6 +22,9 @@ README = os.path.join(ROOT, "README.md")
 DOCUMENTS = [README, os.path.join(ROOT, "docs", "cli.md"),
              os.path.join(ROOT, "docs", "benchmarks.md"), os.path.join(ROOT, "docs", "study.md")]
 RESULTS = os.path.join(HERE, "results")
+sys.path.insert(0, ROOT)
+from zerograd_tf.benchmarking import study_records, study_tables  # noqa: E402
+from zerograd_tf.benchmarking.study_plan import StudyPlan  # noqa: E402
 
 ROBUST_MODELS = [
     ("mnist_fgsm_rs", "MNIST, FGSM-RS"),
@@ -106,25 +109,21 @@ def _load(name):
 
 
 def step_time_table():
-    """The step-time tables of `step_time.json`, as `step_time.py` prints them."""
-    sys.path.insert(0, ROOT)
-    from benchmarks import step_time
-
+    """The step-time tables of `step_time.json`, as `step_time.py` printed
+    and stored them."""
     report = _load("step_time.json")
     machines = sorted({machine_text(e["machine"]) for e in report["steps"]})
-    return (step_time.markdown(report).rstrip() + "\n\nMeasured on " + "; ".join(machines)
+    return (report["markdown"].rstrip() + "\n\nMeasured on " + "; ".join(machines)
             + ".")
 
 
 def vs_pytorch_table():
-    """`vs_pytorch.json`'s table with its machine."""
-    sys.path.insert(0, ROOT)
-    from benchmarks import vs_pytorch
-
+    """`vs_pytorch.json`'s table (as `vs_pytorch.py` stored it) with its
+    machine."""
     report = _load("vs_pytorch.json")
     machines = sorted({machine_text(e["machine"], [("PyTorch", "torch")])
                        for e in report["entries"]})
-    return (vs_pytorch.table(report) + f"\n\nMedian over {report['rounds']} interleaved rounds "
+    return (report["markdown"] + f"\n\nMedian over {report['rounds']} interleaved rounds "
             f"of {report['steps_per_round']} steps, batch {report['batch_size']}; measured on "
             + "; ".join(machines) + ".")
 
@@ -164,17 +163,15 @@ def step_cost_targets():
 
 def co_study_v2():
     """The CO study rerun's summary, from its committed run records."""
-    sys.path.insert(0, ROOT)
-    from benchmarks import co_study
-
-    records = co_study.load_records(os.path.join(RESULTS, "co_study_v2"))
-    planned = len(co_study.SETTINGS) * len(co_study.METHODS) * co_study.SEEDS
+    plan = StudyPlan.from_file(os.path.join(HERE, "studies", "co_study_v2.json"))
+    records = study_records.load_records(os.path.join(RESULTS, "co_study_v2"))
+    planned = len(plan.runs())
     dates = sorted({r.get("date", "") for r in records} - {""})
     return (f"{len(records)} of {planned} runs finished"
             + (f" ({dates[0]}{' to ' + dates[-1] if dates[-1] != dates[0] else ''})"
                if dates else "") + ".\n\n"
-            + co_study.summary(records, co_study.load_costs(
-                os.path.join(RESULTS, "co_study_v2"))).rstrip())
+            + study_tables.summary(records, study_records.load_costs(
+                os.path.join(RESULTS, "co_study_v2")), list(plan.methods)).rstrip())
 
 
 # The saved profiles (`profile_step.py --save`), before and after each change.
@@ -226,12 +223,11 @@ def profile_table():
 def _co_study_v1(setting):
     """The first CO study's table of one setting (PGD-50-10 only: the
     AutoAttack column, empty there, is left out)."""
-    sys.path.insert(0, ROOT)
-    from benchmarks import co_study
-
-    records = [r for r in co_study.load_records(os.path.join(RESULTS, "co_study"))
+    plan = StudyPlan.from_file(os.path.join(HERE, "studies", "co_study_v1.json"))
+    records = [r for r in study_records.load_records(os.path.join(RESULTS, "co_study"))
                if r["setting"] == setting]
-    rows = [line for line in co_study.summary(records).splitlines() if line.startswith("|")]
+    rows = [line for line in study_tables.summary(records, methods=list(plan.methods))
+            .splitlines() if line.startswith("|")]
     cells = [line.strip("|").split(" | ") for line in rows]
     drop = next(i for i, c in enumerate(cells[0]) if "AutoAttack" in c)
     if any(c[drop].strip() != "–" for c in cells[2:]):

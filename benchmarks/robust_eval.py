@@ -37,12 +37,16 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
-from zerograd_tf import datasets, io_utils  # noqa: E402
+from zerograd_tf import io_utils  # noqa: E402
 from zerograd_tf.runs import pipeline  # noqa: E402
-from benchmarks import co_study, environment  # noqa: E402
+from zerograd_tf.benchmarking.machine import machine_record  # noqa: E402
+from zerograd_tf.benchmarking.study_plan import StudyPlan  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 
+SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data"))
+# The settings of the first CO study, which these models reproduce.
+PLAN = os.path.join(HERE, "studies", "co_study_v1.json")
 MODELS = {
     "mnist_fgsm_rs": ("mnist", "fgsm_rs"),
     "mnist_zerograd_q0.7": ("mnist", "zerograd_q0.7"),
@@ -64,22 +68,17 @@ PACKAGES = ("tensorflow", "keras", "adversarial-robustness-toolbox")
 COLUMNS = ["pgd50_10", "apgd_ce", "apgd_dlr", "apgd_t", "square", "autoattack", "art_autoattack"]
 
 
-def load_setting(setting, data_dir):
-    args = argparse.Namespace(dataset=None, data_dir=data_dir)
-    dataset, split, fields = co_study.setting_fields(setting, args, co_study.SETTINGS_V1)
-    data = datasets.load_image_data(dataset, val_size=fields["val_size"], seed=0)
-    if split == "validation":
-        x, y = data.x_val, data.y_val
-    else:
-        x, y, _ = data.evaluation_split()
-    x = x.astype(np.float32) / 255 if x.dtype == np.uint8 else x
-    return data, fields, x, y
+def load_setting(plan, setting, data_dir, size):
+    """The setting's data and the first `size` examples of its monitored split."""
+    data = plan.load_data(setting, plan.dataset_path(setting, data_dir))
+    (x, y), _ = plan.monitor_and_evaluation(setting, data, monitor_size=size)
+    return data, x, y
 
 
-def trained_model(name, data, fields, models_dir):
+def trained_model(plan, name, data, models_dir):
     """The model of `name`: loaded from `models_dir`, or trained and saved there."""
     setting, method = MODELS[name]
-    config = co_study.run_config(data, fields, method, 0, {})
+    config = plan.run_config(setting, method, 0, data)
     keras.backend.clear_session()
     model = pipeline.build_model(config, data)
     model.build((None, *data.input_shape))
@@ -158,7 +157,7 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--evaluations", nargs="+", choices=COLUMNS, default=COLUMNS)
     parser.add_argument("--size", type=int, default=500, help="examples evaluated (500)")
-    parser.add_argument("--data-dir", default=co_study.SHARED)
+    parser.add_argument("--data-dir", default=SHARED)
     parser.add_argument("--results", default=os.path.join(HERE, "results", "robust_eval.json"))
     parser.add_argument("--models-dir", default=os.path.join(HERE, "results", "robust_eval_models"))
     parser.add_argument("--batch-size", type=int, default=256)
@@ -169,6 +168,7 @@ def main(argv=None):
     if args.table:
         print(table(results))
         return 0
+    plan = StudyPlan.from_file(PLAN)
     evaluations = [e for e in args.evaluations if not (args.no_art and e == "art_autoattack")]
     done = {(e["model"], e["evaluation"]) for e in results["entries"]}
     loaded = {}
@@ -178,10 +178,9 @@ def main(argv=None):
             continue
         setting = MODELS[name][0]
         if setting not in loaded:
-            loaded[setting] = load_setting(setting, args.data_dir)
-        data, fields, x, y = loaded[setting]
-        x, y = x[:args.size], y[:args.size]
-        model, config = trained_model(name, data, fields, args.models_dir)
+            loaded[setting] = load_setting(plan, setting, args.data_dir, args.size)
+        data, x, y = loaded[setting]
+        model, config = trained_model(plan, name, data, args.models_dir)
         epsilon = config.epsilon
         for evaluation in todo:
             print(f"robust_eval: {name}: {evaluation}", flush=True)
@@ -197,7 +196,7 @@ def main(argv=None):
                             "attacks": report["attacks"]}
             results["entries"].append({"model": name, "evaluation": evaluation,
                                        "epsilon": epsilon, "num_examples": len(x),
-                                       **measured, "machine": environment.machine(PACKAGES)})
+                                       **measured, "machine": machine_record(PACKAGES)})
             io_utils.write_json_atomic(args.results, results)
             print(f"robust_eval: {name}: {evaluation}: robust accuracy "
                   f"{measured['robust_accuracy']:.4f} in {measured['seconds']:.1f} s", flush=True)

@@ -29,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-from benchmarks import environment, readme_tables  # noqa: E402
+from zerograd_tf.benchmarking.machine import machine_record  # noqa: E402
 from zerograd_tf import io_utils  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results", "timings.json")
@@ -92,14 +92,15 @@ def main(argv=None):
             report = json.load(f)
     for part in args.only:
         print(f"timings: {part} ...", flush=True)
-        entry = {**globals()[part](), "machine": environment.machine()}
+        entry = {**globals()[part](), "machine": machine_record()}
         report[part] = entry
         io_utils.write_json_atomic(args.output, report)
         print(f"timings: {part} took {entry['seconds']:.0f} s", flush=True)
         if os.path.abspath(args.output) == RESULTS:
             # The README's tables follow at once: the next part's test run
             # checks that they match this file.
-            readme_tables.main([])
+            subprocess.run([sys.executable, os.path.join(HERE, "readme_tables.py")],
+                           check=True)
     return 0
 
 

@@ -1,0 +1,174 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from zerograd_tf.benchmarking import study_records, study_tables
+from zerograd_tf.benchmarking.machine import machine_record
+from zerograd_tf.benchmarking.study_plan import StudyPlan
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STUDIES = os.path.join(ROOT, "benchmarks", "studies")
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+
+
+@pytest.mark.parametrize("plan_file, results", [("co_study_v2.json", "co_study_v2"),
+                                                ("co_study_v1.json", "co_study")])
+def test_the_plan_files_reproduce_every_committed_run_configuration(plan_file, results):
+    # The settings moved from code into data: every committed run's
+    # configuration must still be what its plan says (so that later studies
+    # can reuse these runs).
+    plan = StudyPlan.from_file(os.path.join(STUDIES, plan_file))
+    records = study_records.load_records(os.path.join(RESULTS, results))
+    assert len(records) >= 90
+    for r in records:
+        fields = plan.fields(r["setting"], r["method"], r["seed"])
+        assert {k: r["config"][k] for k in fields} == fields, (r["setting"], r["method"])
+    planned = {(r["setting"], r["method"], r["seed"]) for r in records}
+    assert planned <= set(plan.runs())
+
+
+def test_the_committed_summary_is_what_the_library_writes():
+    plan = StudyPlan.from_file(os.path.join(STUDIES, "co_study_v2.json"))
+    folder = os.path.join(RESULTS, "co_study_v2")
+    text = study_tables.summary(study_records.load_records(folder),
+                                study_records.load_costs(folder), list(plan.methods))
+    with open(os.path.join(folder, "summary.md")) as f:
+        assert text == f.read()
+
+
+def test_a_plan_runs_seed_major_and_layers_the_fields():
+    plan = StudyPlan(
+        settings={"a": {"dataset": "x.npz", "fields": {"epsilon": 0.1, "epochs": 3},
+                        "method_fields": {"g": {"gradalign_lambda": 2.0}}},
+                  "b": {"dataset": "y.npz", "fields": {"epsilon": 0.2}}},
+        methods={"f": {"method": "fgsm_rs", "epochs": 5}, "g": {"method": "gradalign"}},
+        seeds=2)
+    assert plan.runs() == [("a", "f", 0), ("a", "g", 0), ("a", "f", 1), ("a", "g", 1),
+                           ("b", "f", 0), ("b", "g", 0), ("b", "f", 1), ("b", "g", 1)]
+    assert plan.runs(["b"], ["g"], seeds=1) == [("b", "g", 0)]
+    # setting < method < the setting's fields for that method < seed < overrides
+    assert plan.fields("a", "f", 1)["epochs"] == 5
+    assert plan.fields("a", "g", 0)["gradalign_lambda"] == 2.0
+    assert "gradalign_lambda" not in plan.fields("b", "g", 0)
+    assert plan.fields("a", "f", 1, {"epochs": 7, "seed": 9})["epochs"] == 7
+
+
+@pytest.mark.parametrize("settings, methods, seeds, message", [
+    ({"a": {"dataset": "x", "fields": {}, "feilds": {}}}, {}, 5, "unknown keys"),
+    ({"a": {"dataset": "x", "fields": {}, "monitor_split": "train"}}, {}, 5, "monitor_split"),
+    ({}, {}, 0, "seeds"),
+])
+def test_a_bad_plan_is_refused_naming_what_is_wrong(settings, methods, seeds, message):
+    with pytest.raises(ValueError, match=message):
+        StudyPlan(settings, methods, seeds)
+
+
+def test_unknown_settings_and_methods_name_the_valid_ones():
+    plan = StudyPlan({"a": {"dataset": "x", "fields": {}}}, {"f": {"method": "fgsm_rs"}})
+    with pytest.raises(ValueError, match=r"method must be one of \['f'\]"):
+        plan.fields("a", "nope", 0)
+    with pytest.raises(ValueError, match=r"setting must be one of \['a'\]"):
+        plan.fields("nope", "f", 0)
+
+
+def test_data_without_a_test_split_takes_its_test_examples_from_the_held_out_split(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "no_test.npz"
+    np.savez(path, x_train=rng.integers(0, 256, (60, 8, 8, 1), dtype=np.uint8),
+             y_train=rng.integers(0, 3, 60))
+    plan = StudyPlan({"s": {"dataset": "no_test.npz", "test_from_held_out": 10,
+                            "fields": {"val_size": 30}}}, {"f": {"method": "fgsm_rs"}})
+    data = plan.load_data("s", plan.dataset_path("s", str(tmp_path)), train_size=20)
+    assert (len(data.x_train), len(data.x_test), len(data.x_val)) == (20, 10, 20)
+    (x_mon, y_mon), (x_eval, y_eval) = plan.monitor_and_evaluation("s", data, monitor_size=4)
+    assert x_mon.dtype == np.float32 and 0.0 <= x_mon.min() and x_mon.max() <= 1.0
+    assert len(x_mon) == 4 and len(x_eval) == 10
+    np.testing.assert_array_equal(x_eval, data.x_test.astype(np.float32) / 255)
+    config = plan.run_config("s", "f", 3, data)
+    assert (config.seed, config.method, config.num_classes) == (3, "fgsm_rs", 3)
+
+
+def test_mnist_falls_back_to_the_digits_shipped_with_the_package(tmp_path):
+    plan = StudyPlan({"m": {"dataset": "mnist10k.npz", "fields": {}}}, {})
+    assert plan.dataset_path("m", str(tmp_path)).endswith(os.path.join("resources",
+                                                                       "mnist10k.npz"))
+
+
+def test_the_machine_record_names_the_versions():
+    record = machine_record(("keras", "no-such-distribution"))
+    assert record["keras"] and record["no-such-distribution"] is None
+    assert record["cpus"] >= 1 and len(record["date"]) == 10
+
+
+def test_no_benchmark_imports_another():
+    # Benchmarks import the library, not each other.
+    for name in os.listdir(os.path.join(ROOT, "benchmarks")):
+        if name.endswith(".py") and name != "__init__.py":
+            with open(os.path.join(ROOT, "benchmarks", name)) as f:
+                text = f.read()
+            assert "from benchmarks" not in text and "import benchmarks" not in text, name
+
+
+@pytest.mark.parametrize("args, flag", [(["--methods", "nope"], "--methods"),
+                                        (["--settings", "custom"], "--settings"),
+                                        (["--plan", "missing.json"], "--plan"),
+                                        (["--seeds", "0"], "--seeds")])
+def test_co_study_refuses_bad_input_in_one_line(args, flag, capsys):
+    sys.path.insert(0, ROOT)
+    from benchmarks import co_study
+
+    with pytest.raises(SystemExit) as exit_info:
+        co_study.parse(args)
+    assert exit_info.value.code == 2
+    assert flag in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_co_study_exits_2_without_a_traceback_or_a_results_folder(tmp_path):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "co_study.py"),
+                             "--methods", "nope", "--results", str(tmp_path / "r")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--methods: nope not in" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "r").exists()
+
+
+def test_auto_target_is_reported_met_or_missed():
+    def record(method, seed, worst, seconds=1.0, co=False, quantile=None):
+        pgd = [0.3, 0.01] if co else [0.3, 0.3]
+        return {"setting": "s", "method": method, "seed": seed, "config": {"num_classes": 10},
+                "epochs": [{"pgd_accuracy": p, "fgsm_accuracy": 0.9 if co else 0.35}
+                           for p in pgd],
+                "final": {"clean_accuracy": 0.8, "robust_accuracy": worst + 0.01},
+                "final_autoattack": {"robust_accuracy": worst, "attacks": [
+                    {"name": "apgd-ce", "robust_accuracy": worst}]},
+                "mean_epoch_seconds": seconds, "final_quantile": quantile}
+
+    fixed = [record("zerograd_q0.5", i, w) for i, w in enumerate([0.30, 0.32, 0.34])]
+    base = [record("fgsm_rs", i, 0.0) for i in range(3)]
+    good = [record("zerograd_auto", i, 0.31, seconds=1.2, quantile=0.45) for i in range(3)]
+    lines = study_tables.auto_target(fixed + base + good, 1.0)
+    assert [line.rsplit(": ", 1)[-1] for line in lines[1:4]] == ["met", "met", "met"]
+    bad = [record("zerograd_auto", 0, 0.2, seconds=1.5, co=True)] + [
+        record("zerograd_auto", i, 0.31, seconds=1.5) for i in (1, 2)]
+    lines = study_tables.auto_target(fixed + base + bad, 1.0)
+    assert [line.rsplit(": ", 1)[-1] for line in lines[1:4]] == ["missed", "missed", "missed"]
+    # Quiet-machine timings (--cost-only) replace the study's epoch times.
+    machine = {"date": "2026-11-28"}
+    costs = [{"method": "fgsm_rs", "mean_epoch_seconds": 1.0, "machine": machine},
+             {"method": "zerograd_auto", "mean_epoch_seconds": 1.25, "machine": machine}]
+    lines = study_tables.auto_target(fixed + base + bad, 1.0, costs)
+    assert "cost 1.25 x FGSM-RS" in lines[3] and lines[3].endswith(": met")
+
+
+def test_did_not_learn_is_clean_accuracy_below_one_and_a_half_times_chance():
+    def record(clean, classes):
+        return {"config": {"num_classes": classes}, "final": {"clean_accuracy": clean}}
+
+    assert study_records.did_not_learn(record(0.108, 10))      # a constant predictor
+    assert not study_records.did_not_learn(record(0.16, 10))
+    assert study_records.did_not_learn(record(0.49, 2))
+    assert not study_records.did_not_learn(record(0.8, 2))

@@ -1,0 +1,14 @@
+"""What the benchmarks and studies share, as a library.
+
+- `machine`: the record of where a result was measured.
+- `study_plan`: a study's settings, methods and seeds, read from a JSON
+  file, and the `RunConfig` and data of each run.
+- `study_records`: a study's run records: loading, the per-run row and the
+  CSV files.
+- `study_tables`: a study's Markdown summary and its targets.
+- `step_cost`: a method's compiled model on a network and a callable that
+  runs one training step, for timing.
+
+The programs under `benchmarks/` import these, never each other. Importing
+this package imports nothing else.
+"""

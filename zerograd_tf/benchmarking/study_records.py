@@ -1,0 +1,128 @@
+"""A study's run records: loading them, one row per run, the CSV files.
+
+A run record is the JSON file a study writes when a run finishes:
+`<results>/<setting>/<method>_seed<k>.json` with `setting`, `method`,
+`seed`, `config` (the resolved `RunConfig`), `epochs` (one dict per epoch:
+`epoch`, `train_loss`, `train_accuracy`, `clean_accuracy`, `fgsm_accuracy`,
+`pgd_accuracy`, `epoch_seconds`), `final` (`evaluate_robustness`'s PGD
+report), `final_autoattack` (AutoAttack + PGD worst case, or `None`),
+`co_monitor`, `final_quantile`, `mean_epoch_seconds`, `date` and `machine`.
+"""
+
+import csv
+import glob
+import json
+import os
+
+from zerograd_tf import monitoring
+
+EPOCH_COLUMNS = ["setting", "method", "seed", "epoch", "train_loss", "train_accuracy",
+                 "clean_accuracy", "fgsm_accuracy", "pgd_accuracy", "epoch_seconds"]
+RUN_COLUMNS = ["setting", "method", "seed", "epochs", "final_clean_accuracy",
+               "final_pgd50_10_accuracy", "final_autoattack_accuracy",
+               "final_worst_case_accuracy", "best_pgd10_accuracy", "final_pgd10_accuracy",
+               "final_fgsm_accuracy", "catastrophic_overfitting", "did_not_learn",
+               "mean_epoch_seconds", "final_quantile", "co_events"]
+
+
+def _load_all(pattern):
+    records = []
+    for path in sorted(glob.glob(pattern)):
+        with open(path) as f:
+            records.append(json.load(f))
+    return records
+
+
+def load_records(results):
+    """Every finished run's record under the folder `results`, sorted by path."""
+    return _load_all(os.path.join(results, "*", "*_seed*.json"))
+
+
+def load_costs(results):
+    """The cost-only records (`<results>/cost/<setting>/*_seed*.json`)."""
+    return _load_all(os.path.join(results, "cost", "*", "*_seed*.json"))
+
+
+def did_not_learn(record):
+    """Whether a run ended no better than chance on clean data.
+
+    Its final clean accuracy is below 1.5 times chance (1 / classes). Such a
+    model (e.g. one whose units all died and that predicts one class whatever
+    the input) has equal clean and robust accuracy, near the class prior, so
+    its "robust accuracy" means nothing; the summaries count these runs.
+
+    Args:
+        record: a run record (see the module docstring).
+
+    Returns:
+        bool.
+    """
+    chance = 1.0 / record["config"]["num_classes"]
+    return record["final"]["clean_accuracy"] < 1.5 * chance
+
+
+def _autoattack_accuracy(record):
+    """AutoAttack's robust accuracy alone (after its last member), if run."""
+    strongest = record.get("final_autoattack")
+    if not strongest:
+        return None
+    members = [e for e in strongest["attacks"] if e["name"] != "pgd"]
+    return members[-1]["robust_accuracy"]
+
+
+def run_row(record):
+    """One run's numbers (`RUN_COLUMNS`) from its record.
+
+    Catastrophic overfitting is decided here, from the stored per-epoch
+    accuracies, by `zerograd_tf.monitoring.catastrophic_overfitting`; the
+    worst case is AutoAttack + PGD per example (`None` for a run without it).
+
+    Example:
+
+    >>> from zerograd_tf.benchmarking.study_records import run_row
+    >>> epochs = [{"pgd_accuracy": p, "fgsm_accuracy": f}
+    ...           for p, f in [(0.3, 0.4), (0.4, 0.5), (0.01, 0.9)]]
+    >>> record = {"setting": "mnist", "method": "fgsm_rs", "seed": 0,
+    ...           "config": {"num_classes": 10}, "epochs": epochs,
+    ...           "final": {"clean_accuracy": 0.98, "robust_accuracy": 0.0},
+    ...           "mean_epoch_seconds": 2.0}
+    >>> row = run_row(record)
+    >>> row["catastrophic_overfitting"], row["best_pgd10_accuracy"]
+    (True, 0.4)
+    """
+    pgd = [e["pgd_accuracy"] for e in record["epochs"]]
+    fgsm = [e["fgsm_accuracy"] for e in record["epochs"]]
+    return {
+        "setting": record["setting"], "method": record["method"], "seed": record["seed"],
+        "epochs": len(record["epochs"]),
+        "final_clean_accuracy": record["final"]["clean_accuracy"],
+        "final_pgd50_10_accuracy": record["final"]["robust_accuracy"],
+        "final_autoattack_accuracy": _autoattack_accuracy(record),
+        "final_worst_case_accuracy": (record.get("final_autoattack") or {}).get(
+            "robust_accuracy"),
+        "best_pgd10_accuracy": max(pgd),
+        "final_pgd10_accuracy": pgd[-1],
+        "final_fgsm_accuracy": fgsm[-1],
+        "catastrophic_overfitting": monitoring.catastrophic_overfitting(pgd, fgsm),
+        "did_not_learn": did_not_learn(record),
+        "mean_epoch_seconds": record["mean_epoch_seconds"],
+        "final_quantile": record.get("final_quantile"),
+        "co_events": sum(len(m["events"]) for m in record.get("co_monitor") or []),
+    }
+
+
+def write_csv(records, results):
+    """`<results>/epochs.csv` (one row per run and epoch) and
+    `<results>/runs.csv` (one row per run, `run_row`)."""
+    with open(os.path.join(results, "epochs.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, EPOCH_COLUMNS)
+        writer.writeheader()
+        for r in records:
+            for row in r["epochs"]:
+                writer.writerow({"setting": r["setting"], "method": r["method"],
+                                 "seed": r["seed"], **{k: row[k] for k in EPOCH_COLUMNS[3:]}})
+    with open(os.path.join(results, "runs.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, RUN_COLUMNS)
+        writer.writeheader()
+        for r in records:
+            writer.writerow(run_row(r))

@@ -1,0 +1,136 @@
+"""A study's Markdown summary and its targets, from its run records."""
+
+import statistics
+
+from zerograd_tf.benchmarking.study_records import run_row
+
+
+def mean_std(values):
+    """`"mean ± std"` of `values` to three decimals (`"–"` for none; the
+    standard deviation of one value is 0).
+
+    Example:
+
+    >>> from zerograd_tf.benchmarking.study_tables import mean_std
+    >>> mean_std([0.1, 0.3])
+    '0.200 ± 0.141'
+    """
+    if not values:
+        return "–"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.3f} ± {std:.3f}"
+
+
+def summary(records, costs=(), methods=None):
+    """The Markdown summary of finished runs: a table per setting, and the
+    zerograd_auto target.
+
+    Args:
+        records: run records (`study_records.load_records`).
+        costs: cost-only records (`study_records.load_costs`): the
+            zerograd_auto target's cost comes from them when they time both
+            it and FGSM-RS. Defaults to none.
+        methods: the order of the rows (method names). Defaults to the order
+            in which methods first appear in `records`.
+
+    Returns:
+        str, Markdown.
+    """
+    order = list(methods or dict.fromkeys(r["method"] for r in records))
+    order += [m for m in dict.fromkeys(r["method"] for r in records) if m not in order]
+    lines = []
+    for setting in sorted({r["setting"] for r in records}):
+        subset = [r for r in records if r["setting"] == setting]
+        base = [r["mean_epoch_seconds"] for r in subset if r["method"] == "fgsm_rs"]
+        base_time = statistics.median(base) if base else None
+        lines += [f"**Setting: {setting}**", "",
+                  "| method | runs | CO rate | not learned | final AutoAttack + PGD-50-10 "
+                  "(worst case) | final PGD-50-10 | final clean | best PGD-10 | final PGD-10 "
+                  "| s / epoch | cost × FGSM-RS |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for method in [m for m in order if any(r["method"] == m for r in subset)]:
+            runs = [run_row(r) for r in subset if r["method"] == method]
+            co = sum(r["catastrophic_overfitting"] for r in runs)
+            dead = sum(r["did_not_learn"] for r in runs)
+            seconds = statistics.median(r["mean_epoch_seconds"] for r in runs)
+            cost = f"{seconds / base_time:.2f}" if base_time else "–"
+            worst = [r["final_worst_case_accuracy"] for r in runs
+                     if r["final_worst_case_accuracy"] is not None]
+            lines.append(
+                f"| {method} | {len(runs)} | {co}/{len(runs)} | {dead}/{len(runs)} | "
+                f"{mean_std(worst)} | "
+                f"{mean_std([r['final_pgd50_10_accuracy'] for r in runs])} | "
+                f"{mean_std([r['final_clean_accuracy'] for r in runs])} | "
+                f"{mean_std([r['best_pgd10_accuracy'] for r in runs])} | "
+                f"{mean_std([r['final_pgd10_accuracy'] for r in runs])} | "
+                f"{seconds:.1f} | {cost} |")
+        lines += ["", *auto_target(subset, base_time,
+                                   [c for c in costs if c["setting"] == setting]), ""]
+    return "\n".join(lines)
+
+
+def auto_target(records, base_time, costs=()):
+    """The zerograd_auto target of one setting, as met/missed lines.
+
+    Target: no catastrophic overfitting in any run; final worst-case
+    (AutoAttack + PGD-50-10) accuracy within one standard deviation of the
+    best fixed quantile's (the `zerograd_q*` method with the highest mean);
+    cost per epoch, checks included, at most 1.3 x FGSM-RS's - from the
+    `--cost-only` runs of both methods (`costs`) when there are any, else
+    from the study's own epoch times.
+
+    Args:
+        records: the run records of one setting.
+        base_time: FGSM-RS's median seconds per epoch in the study, or
+            `None`.
+        costs: the cost-only records of that setting. Defaults to none.
+
+    Returns:
+        A list of lines (empty without zerograd_auto runs).
+    """
+    rows = [run_row(r) for r in records]
+    auto = [r for r in rows if r["method"] == "zerograd_auto"]
+    if not auto:
+        return []
+    worst = lambda runs: [r["final_worst_case_accuracy"] for r in runs  # noqa: E731
+                          if r["final_worst_case_accuracy"] is not None]
+    fixed = {}
+    for r in rows:
+        if r["method"].startswith("zerograd_q"):
+            fixed.setdefault(r["method"], []).append(r)
+    lines = [f"zerograd_auto target ({len(auto)} runs):"]
+    co = sum(r["catastrophic_overfitting"] for r in auto)
+    lines.append(f"- catastrophic overfitting in {co}/{len(auto)} runs (target 0): "
+                 f"{'met' if co == 0 else 'missed'}")
+    scored = {m: worst(runs) for m, runs in fixed.items() if worst(runs)}
+    if scored and worst(auto):
+        best = max(scored, key=lambda m: statistics.fmean(scored[m]))
+        values = scored[best]
+        mean, std = statistics.fmean(values), (statistics.stdev(values)
+                                              if len(values) > 1 else 0.0)
+        ours = statistics.fmean(worst(auto))
+        lines.append(f"- worst-case accuracy {mean_std(worst(auto))} vs the best fixed "
+                     f"quantile ({best}) {mean_std(values)} (target: at least "
+                     f"{mean - std:.3f}, one standard deviation below its mean): "
+                     f"{'met' if ours >= mean - std else 'missed'}")
+    timed = {m: [c["mean_epoch_seconds"] for c in costs if c["method"] == m]
+             for m in ("zerograd_auto", "fgsm_rs")}
+    if all(timed.values()):
+        cost = statistics.median(timed["zerograd_auto"]) / statistics.median(timed["fgsm_rs"])
+        dates = sorted({c["machine"]["date"] for c in costs})
+        source = (f"timed apart with --cost-only, {len(timed['zerograd_auto'])} and "
+                  f"{len(timed['fgsm_rs'])} runs, {', '.join(dates)}")
+    elif base_time:
+        cost = statistics.median(r["mean_epoch_seconds"] for r in auto) / base_time
+        source = "the study's epoch times"
+    else:
+        cost = None
+    if cost is not None:
+        lines.append(f"- cost {cost:.2f} x FGSM-RS per epoch, checks included ({source}; "
+                     f"target 1.30): {'met' if cost <= 1.3 else 'missed'}")
+    quantiles = sorted(r["final_quantile"] for r in auto if r["final_quantile"] is not None)
+    if quantiles:
+        lines.append("- final quantiles: " + ", ".join(f"{q:.2f}" for q in quantiles))
+    return lines
+
+
