@@ -46,7 +46,7 @@ TRAIN_FLAGS = {
     "--weight-decay": (["--weight-decay", "0.01"], 0.01),
     "--seed": (["--seed", "7"], 7),
     "--jit": (["--no-jit"], False),
-    "--mixed-precision": (["--mixed-precision"], True),
+    "--precision": (["--precision", "mixed_bfloat16"], "mixed_bfloat16"),
     "--strategy": (["--strategy", "mirrored"], "mirrored"),
     "--val-pgd-steps": (["--val-pgd-steps", "3"], 3),
     "--val-pgd-size": (["--val-pgd-size", "64"], 64),
@@ -119,7 +119,7 @@ def test_method_flags_reach_the_model(data, argv, keyword, expected):
 def test_training_flags_reach_the_optimizer_model_and_data(data):
     config = _resolved(["--optimizer", "sgd", "--lr-max", "0.05", "--weight-decay", "0.01",
                         "--lr-schedule", "piecewise", "--epochs", "4", "--batch-size", "16",
-                        "--no-jit", "--mixed-precision"], data)
+                        "--no-jit", "--precision", "mixed_float16"], data)
     model = pipeline.build_model(config, data)
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)  # mixed precision
     optimizer = model.optimizer.inner_optimizer
@@ -172,11 +172,12 @@ def test_every_eval_flag_reaches_evaluate_robustness(monkeypatch):
         ["m.keras", "--epsilon", "0.2", "--attack", "pgd,apgd-t", "--steps", "3",
          "--restarts", "2", "--apgd-steps", "7", "--apgd-restarts", "2", "--apgd-targets",
          "3", "--square-queries", "9", "--verbose", "0", "--alpha", "0.5", "--batch-size",
-         "8", "--limit", "30", "--seed", "4", "--json", "-"])
+         "8", "--limit", "30", "--seed", "4", "--precision", "as_trained", "--json", "-"])
     assert json_path == "-"
     assert seen == {"steps": 3, "restarts": 2, "attack": ["pgd", "apgd-t"], "apgd_steps": 7,
                     "apgd_restarts": 2, "apgd_targets": 3, "square_queries": 9,
                     "batch_size": 8, "seed": 4, "verbose": 0, "alpha": pytest.approx(0.1),
+                    "precision": "as_trained",
                     "epsilon": 0.2, "examples": 30, "batch": 8}
 
 

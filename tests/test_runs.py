@@ -128,7 +128,7 @@ def test_build_model_changes_no_global_state(tmp_path):
     random.seed(5)
     np.random.seed(5)
     before = (random.getstate(), np.random.get_state()[1].copy())
-    first = pipeline.build_model(config.replace(mixed_precision=True), data)
+    first = pipeline.build_model(config.replace(precision="mixed_float16"), data)
     assert keras.mixed_precision.global_policy().name == "float32"
     assert (random.getstate(), ) == (before[0], )
     np.testing.assert_array_equal(np.random.get_state()[1], before[1])

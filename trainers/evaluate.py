@@ -19,7 +19,7 @@ import sys
 import zipfile
 
 from zerograd_tf import _programs, io_utils
-from zerograd_tf._names import ATTACKS, DEFAULT_DATASET, DataError
+from zerograd_tf._names import ATTACKS, DEFAULT_DATASET, EVAL_PRECISIONS, DataError
 from zerograd_tf.runs import options, run_dir
 from zerograd_tf.runs.config import DEFAULT_EVAL_ATTACK, DEFAULT_EVAL_BATCH_SIZE
 
@@ -73,6 +73,10 @@ def build_parser():
                              "evaluation uses 500)")
     parser.add_argument("--seed", type=options.int_at_least("--seed", 0), default=0,
                         help="seed of the attacks' random starts")
+    parser.add_argument("--precision", choices=EVAL_PRECISIONS, default="float32",
+                        help="float32 (default) attacks a float32 copy of a model trained in "
+                             "mixed precision, with the same weights (the honest number: "
+                             "docs/precision.md); as_trained attacks the model as it computes")
     parser.add_argument("--json", default=None,
                         help="also write the report to this file; '-' prints only the JSON "
                              "report on standard output, the table on standard error "
@@ -162,7 +166,8 @@ def evaluate(argv=None):
     settings = dict(steps=args.steps, restarts=args.restarts, attack=args.attack.split(","),
                     apgd_steps=args.apgd_steps, apgd_restarts=args.apgd_restarts,
                     apgd_targets=args.apgd_targets, square_queries=args.square_queries,
-                    batch_size=args.batch_size, seed=args.seed, verbose=args.verbose)
+                    batch_size=args.batch_size, seed=args.seed, verbose=args.verbose,
+                    precision=args.precision)
     with contextlib.redirect_stdout(sys.stderr):  # progress bars: stdout is for results
         report = zg.evaluate_robustness(model, dataset, epsilon, alpha=args.alpha * epsilon,
                                         **settings)
@@ -188,6 +193,7 @@ def format_table(report):
 
     rows = [("model", report["model"]), ("data", f"{report['dataset']} ({report['split']})"),
             ("examples", report["num_examples"]), ("epsilon", f"{report['epsilon']:.4g}"),
+            ("attacked in", report["precision"]),
             ("clean accuracy", f"{report['clean_accuracy']:.4f}")]
     for entry in report["attacks"]:
         detail = (f"{entry['robust_accuracy']:.4f}  ({entry['num_attacked']} attacked, "

@@ -125,3 +125,16 @@ __all__ = [
     "softmax_logits",
     "update_loss_metric",
 ]
+
+
+def is_graph_model(model):
+    """Whether `model` is a functional or `Sequential` model (a graph of
+    layers that `keras.models.clone_model` can rebuild layer by layer).
+
+    Private: `keras.src.models.Functional`. Keras exports no public class
+    or predicate for functional models (`keras.Model(inputs, outputs)`
+    returns one); `Sequential` is a subclass of it.
+    """
+    from keras.src.models import Functional
+
+    return isinstance(model, Functional)

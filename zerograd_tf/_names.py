@@ -43,3 +43,7 @@ class DataError(ValueError):
 
 # Its public home (reprs, tracebacks, pickles): `zerograd_tf.datasets.DataError`.
 DataError.__module__ = "zerograd_tf.datasets"
+
+# What `evaluate_robustness` and `zerograd-eval` attack: a float32 copy of a
+# mixed-precision model, or the model as it computes.
+EVAL_PRECISIONS = ("float32", "as_trained")

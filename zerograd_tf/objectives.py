@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 from zerograd_tf import _keras_compat
+from zerograd_tf import precision as precision_lib
 
 
 def crossentropy(y_true, y_pred):
@@ -137,6 +138,12 @@ def model_objective(model, loss=None, training=False, stateless=None):
             y_pred = model(x, training=training)
         return losses(y, y_pred), y_pred
 
+    # Input gradients through float16 layers underflow (to zero, so their
+    # sign is 0) without scaling; `attacks.ops.loss_and_gradient` scales the
+    # loss by this power of two before the backward pass and divides after:
+    # exact, and 2**12 leaves room below float16's largest value (65504) for
+    # activation gradients up to 16.
+    objective.gradient_scale = 2.0 ** 12 if precision_lib.computes_in_float16(model) else 1.0
     return objective
 
 

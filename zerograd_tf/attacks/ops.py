@@ -145,7 +145,10 @@ def loss_and_gradient(objective, x, y):
     """Per-example losses, input gradient and predictions at `x`.
 
     The gradient is that of the *sum* of per-example losses, so each example's
-    gradient is its own loss gradient, independent of the batch size.
+    gradient is its own loss gradient, independent of the batch size. An
+    objective with a `gradient_scale` attribute (`objectives.model_objective`
+    of a float16 model) has its loss scaled by it for the backward pass and
+    the gradient divided by it, so that small gradients do not underflow.
 
     Args:
         objective: a callable `(x, y) -> (per_example_loss, y_pred)`.
@@ -165,12 +168,17 @@ def loss_and_gradient(objective, x, y):
         >>> loss_and_gradient(objective, tf.constant([[1.0, 2.0]]), None)[1].numpy()
         array([[2., 4.]], dtype=float32)
     """
+    scale = getattr(objective, "gradient_scale", 1.0)
     with tf.name_scope("input_gradient"):
         with tf.GradientTape() as tape:
             tape.watch(x)
             losses, y_pred = objective(x, y)
             total = tf.reduce_sum(losses)
+            if scale != 1.0:
+                total = total * scale
         gradient = tape.gradient(total, x)
+        if gradient is not None and scale != 1.0:
+            gradient = gradient / scale
     if gradient is None:
         raise ValueError(
             "The objective's loss does not depend on its input `x`, so there is "

@@ -11,31 +11,36 @@ import numpy as np
 import tensorflow as tf
 
 import zerograd_tf as zg
-from zerograd_tf import architectures
+from zerograd_tf import architectures, dtype_policies
 
 EPSILON = 8 / 255
 
-# The adversarial model of each method, from a classifier and epsilon: the
-# constructor arguments that the committed step-time results measured.
+# The adversarial model of each method: its class and the constructor
+# arguments that the committed step-time results measured (and `seed=0`).
 _METHODS = {
-    "clean": lambda m, eps: zg.CleanModel(model=m, epsilon=eps, seed=0),
-    "fgsm": lambda m, eps: zg.FGSMModel(model=m, epsilon=eps, seed=0),
-    "fgsm_rs": lambda m, eps: zg.FGSMModel(model=m, epsilon=eps, random_init=True, seed=0),
-    "zerograd_bisect": lambda m, eps: zg.ZeroGradModel(model=m, epsilon=eps, seed=0,
-                                                       quantile_method="bisect"),
-    "zerograd_sort": lambda m, eps: zg.ZeroGradModel(model=m, epsilon=eps, seed=0,
-                                                     quantile_method="sort"),
-    "zerograd_top_k": lambda m, eps: zg.ZeroGradModel(model=m, epsilon=eps, seed=0,
-                                                      quantile_method="top_k"),
-    "multigrad3": lambda m, eps: zg.MultiGradModel(model=m, epsilon=eps, samples=3, seed=0),
-    "n_fgsm": lambda m, eps: zg.NFGSMModel(model=m, epsilon=eps, seed=0),
-    "gradalign": lambda m, eps: zg.GradAlignModel(model=m, epsilon=eps, seed=0),
-    "pgd10": lambda m, eps: zg.PGDModel(model=m, epsilon=eps, steps=10, seed=0),
+    "clean": ("CleanModel", {}),
+    "fgsm": ("FGSMModel", {}),
+    "fgsm_rs": ("FGSMModel", {"random_init": True}),
+    "zerograd_bisect": ("ZeroGradModel", {"quantile_method": "bisect"}),
+    "zerograd_sort": ("ZeroGradModel", {"quantile_method": "sort"}),
+    "zerograd_top_k": ("ZeroGradModel", {"quantile_method": "top_k"}),
+    "multigrad3": ("MultiGradModel", {"samples": 3}),
+    "n_fgsm": ("NFGSMModel", {}),
+    "gradalign": ("GradAlignModel", {}),
+    "pgd10": ("PGDModel", {"steps": 10}),
 }
 # The methods whose step is timed, in the order the tables list them.
 METHODS = tuple(_METHODS)
 # The networks whose step cost the benchmarks report.
-NETWORKS = ("small_cnn", "preact_resnet18")
+NETWORKS = ("small_cnn", "conv3", "preact_resnet18")
+# The precisions (Keras dtype policies) a step can be timed in.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def _check_precision(precision):
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: `precision` must be one of "
+                         f"{', '.join(PRECISIONS)}.")
 
 
 def _check_method(method):
@@ -44,7 +49,7 @@ def _check_method(method):
                          f"{', '.join(METHODS)}.")
 
 
-def adversarial_model(method, classifier, epsilon=EPSILON):
+def adversarial_model(method, classifier, epsilon=EPSILON, precision="float32"):
     """The (uncompiled) model of one training method around a classifier.
 
     Every method keeps its defaults except: FGSM-RS is `FGSMModel` with
@@ -58,6 +63,9 @@ def adversarial_model(method, classifier, epsilon=EPSILON):
         classifier: a `keras.Model` from images in [0, 1] to logits.
         epsilon: the L-infinity radius of the training attack. Defaults to
             `8 / 255`.
+        precision: the model's dtype policy, one of `PRECISIONS` (give the
+            classifier the same one: `dtype_policies.with_dtype_policy`).
+            Defaults to `"float32"`.
 
     Returns:
         The method's `AdversarialModel` (a `keras.Model`).
@@ -67,18 +75,21 @@ def adversarial_model(method, classifier, epsilon=EPSILON):
 
     Example:
 
-    >>> from zerograd_tf import architectures
+    >>> from zerograd_tf import architectures, dtype_policies
     >>> from zerograd_tf.benchmarking.step_cost import adversarial_model
     >>> classifier = architectures.build_classifier("small_cnn", (8, 8, 1), 10)
     >>> type(adversarial_model("fgsm_rs", classifier)).__name__
     'FGSMModel'
     """
     _check_method(method)
-    return _METHODS[method](classifier, epsilon)
+    _check_precision(precision)
+    name, arguments = _METHODS[method]
+    return getattr(zg, name)(model=classifier, epsilon=epsilon, seed=0, dtype=precision,
+                             **arguments)
 
 
 def compiled_model(method, network, jit, input_shape=(32, 32, 3), classes=10,
-                   epsilon=EPSILON, metrics=("accuracy",)):
+                   epsilon=EPSILON, metrics=("accuracy",), precision="float32"):
     """A method's model on a network, compiled as the step-time benchmarks do.
 
     Keras' random generators are seeded with 0 first, so that a network
@@ -102,6 +113,9 @@ def compiled_model(method, network, jit, input_shape=(32, 32, 3), classes=10,
             `8 / 255`.
         metrics: the compiled metrics (`None` or empty for none). Defaults
             to `("accuracy",)`.
+        precision: the dtype policy of the network (its logits stay
+            float32) and the model, one of `PRECISIONS`. Defaults to
+            `"float32"`.
 
     Returns:
         The compiled `AdversarialModel`.
@@ -117,8 +131,13 @@ def compiled_model(method, network, jit, input_shape=(32, 32, 3), classes=10,
     ...                        input_shape=(8, 8, 1))
     >>> model.jit_compile
     False
+    >>> bf16 = compiled_model("fgsm_rs", "small_cnn", jit=False, input_shape=(8, 8, 1),
+    ...                       precision="mixed_bfloat16")
+    >>> bf16.classifier.layers[1].compute_dtype, bf16.classifier.layers[-1].compute_dtype
+    ('bfloat16', 'float32')
     """
     _check_method(method)
+    _check_precision(precision)
     if isinstance(network, str):
         if network not in architectures.ARCHITECTURES:
             raise ValueError(f"unknown network {network!r}: `network` must be one of "
@@ -132,7 +151,8 @@ def compiled_model(method, network, jit, input_shape=(32, 32, 3), classes=10,
     keras.utils.set_random_seed(0)
     if isinstance(network, str):
         network = architectures.build_classifier(network, input_shape, classes)
-    model = adversarial_model(method, network, epsilon)
+    network = dtype_policies.with_dtype_policy(network, precision)
+    model = adversarial_model(method, network, epsilon, precision)
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=list(metrics) if metrics else None, jit_compile=jit)

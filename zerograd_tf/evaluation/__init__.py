@@ -14,8 +14,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from zerograd_tf import _names
+from zerograd_tf import _names, dtype_policies
 from zerograd_tf import objectives as objectives_lib
+from zerograd_tf import precision as precision_lib
 from zerograd_tf import validation
 from zerograd_tf.evaluation import engine, specs
 
@@ -26,6 +27,8 @@ ATTACKS = _names.ATTACKS
 #: The members of `"autoattack"`, in order: AutoAttack's standard version
 #: without FAB-T (see the README).
 AUTOATTACK = ("apgd-ce", "apgd-t", "square")
+# The precisions an evaluation attacks in (see `evaluate_robustness`).
+PRECISIONS = _names.EVAL_PRECISIONS
 
 
 def default_jit_compile():
@@ -72,7 +75,7 @@ def evaluate_robustness(model, data, epsilon, steps=50, restarts=10,
                         alpha=None, *, attack="pgd", batch_size=256, loss=None, seed=0,
                         early_stop=True, jit_compile=None, strategy=None, verbose=0,
                         apgd_steps=100, apgd_restarts=1, apgd_targets=9,
-                        square_queries=5000):
+                        square_queries=5000, precision="float32"):
     """Clean and robust accuracy of a classifier under one or more attacks.
 
     The attacks (a name or a list of names from `ATTACKS`) run in order, each
@@ -107,6 +110,13 @@ def evaluate_robustness(model, data, epsilon, steps=50, restarts=10,
     examples Square attacked above 1 %); if so a warning is logged: the
     model's gradients mislead gradient attacks (gradient masking), and its
     gradient-based robust accuracy overstates its robustness.
+
+    A model trained in lower precision (`mixed_bfloat16`, `mixed_float16`)
+    is evaluated through a float32 copy with the same weights
+    (`zerograd_tf.dtype_policies.float32_copy`) unless `precision` is
+    `"as_trained"`: rounding the forward pass and the input gradient to 8
+    (bfloat16) or 11 (float16) mantissa bits can weaken gradient attacks,
+    so the float32 number is the honest one (docs/precision.md).
 
     Args:
         model: a Keras classifier taking inputs in [0, 1] (any model, not
@@ -147,6 +157,9 @@ def evaluate_robustness(model, data, epsilon, steps=50, restarts=10,
         apgd_targets: target classes of APGD-T. Defaults to 9 (at most the
             number of classes minus one).
         square_queries: Square iterations. Defaults to 5000 (the reference).
+        precision: `"float32"` attacks a float32 copy of a lower-precision
+            model (the model itself when it is float32); `"as_trained"`
+            attacks the model as it computes. Defaults to `"float32"`.
 
     Returns:
         A dict with
@@ -164,6 +177,7 @@ def evaluate_robustness(model, data, epsilon, steps=50, restarts=10,
         - `attacks`: one entry per attack run with its `name`, `label` (e.g.
           `"APGD-CE-100"`), `robust_accuracy` (after it), `num_attacked`,
           `num_broken` and `seconds`;
+        - `precision`: the dtype policy of the model attacked;
         - with PGD, `alpha`, `steps`, `restarts`; with Square after a
           gradient attack, `square_only_broken` and `gradient_masking`.
 
@@ -195,6 +209,12 @@ def evaluate_robustness(model, data, epsilon, steps=50, restarts=10,
         apgd_targets=validation.check_int(apgd_targets, "apgd_targets", 1),
         square_queries=validation.check_int(square_queries, "square_queries", 1))
     seed = validation.check_int(seed, "seed", 0)
+    validation.check_choice(precision, "precision", PRECISIONS)
+    if precision == "float32" and precision_lib.is_lower_precision(
+            getattr(model, "classifier", model)):
+        if loss is None and hasattr(model, "attack_objective"):
+            loss = model.attack_loss if model.attack_loss is not None else model.loss
+        model = dtype_policies.float32_copy(model)
     members = attack_members(attack)
     batch_size = validation.check_int(batch_size, "batch_size", 1)
     dataset = engine.as_dataset(data, batch_size)
@@ -213,6 +233,7 @@ def evaluate_robustness(model, data, epsilon, steps=50, restarts=10,
                         strategy=strategy, verbose=verbose)
     report = {key: counts.pop(key) for key in _REPORT_KEYS}
     report["epsilon"] = epsilon
+    report["precision"] = precision_lib.policy_of(getattr(model, "classifier", model))
     if any(spec.name == "pgd" for spec in attack_specs):
         report.update(alpha=float(settings.alpha), steps=settings.steps,
                       restarts=settings.restarts)

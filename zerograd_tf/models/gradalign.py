@@ -9,12 +9,14 @@ from zerograd_tf.models.fgsm import FGSMModel
 
 
 def _input_gradient(objective, x, y):
-    """The per-example input gradient of the loss, itself differentiable."""
+    """The per-example input gradient of the loss, itself differentiable
+    (scaled against float16 underflow as `ops.loss_and_gradient` does)."""
+    scale = getattr(objective, "gradient_scale", 1.0)
     with tf.GradientTape() as tape:
         tape.watch(x)
         losses, _ = objective(x, y)
-        total = tf.reduce_sum(losses)
-    return tape.gradient(total, x)
+        total = tf.reduce_sum(losses) * scale
+    return tape.gradient(total, x) / scale
 
 
 def gradient_alignment(objective, x, y, eta):

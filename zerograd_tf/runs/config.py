@@ -14,6 +14,7 @@ the data and returns the complete configuration that `config.json` records.
 import dataclasses
 from typing import Optional, Union
 
+from zerograd_tf.precision import PRECISIONS, resolve_precision
 from zerograd_tf._names import (
     ARCHITECTURES, ATTACKS, DEFAULT_DATASET, DEFAULT_QUANTILE, LR_SCHEDULES, STRATEGIES,
     TFDS_DATASETS)
@@ -150,7 +151,12 @@ class RunConfig:
     jit: Optional[bool] = option(None, TRAINING, Switch(optional=True),
                                  "XLA-compile the train step",
                                  "Keras' 'auto', i.e. only with a GPU/TPU")
-    mixed_precision: bool = option(False, TRAINING, Switch(), "mixed_float16 compute (GPUs)")
+    precision: str = option(
+        "auto", TRAINING, Choice(PRECISIONS),
+        "compute precision (a Keras dtype policy): float32; mixed_bfloat16 (CPUs with "
+        "bfloat16 units, TPUs); mixed_float16 (GPUs); auto = float32 until bfloat16's "
+        "robustness parity is measured (docs/precision.md). Inputs, delta and evaluation "
+        "stay float32")
     strategy: str = option(
         "default", TRAINING, Choice(STRATEGIES),
         "tf.distribute strategy: one device (default), all local GPUs (mirrored), several "
@@ -257,6 +263,7 @@ class RunConfig:
             input_shape=tuple(data.input_shape), num_classes=data.num_classes,
             epsilon_warmup=float(warmup), model=model, optimizer=optimizer, epochs=epochs,
             width=self.width or (10 if model == "wide_resnet" else 1),
+            precision=resolve_precision(self.precision),
             lr_max=self.lr_max or (5e-3 if optimizer == "adam" else 0.2))
 
     def to_dict(self):
@@ -271,10 +278,14 @@ class RunConfig:
         """The configuration a `to_dict` (or a saved `config.json`) describes.
 
         Keys this version does not know are ignored; missing keys take their
-        defaults.
+        defaults. A file of 0.2.0 or earlier, with `mixed_precision`, gets
+        the precision it meant (`mixed_float16` or `float32`).
         """
         known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in dict(values).items() if k in known}
+        values = dict(values)
+        if "mixed_precision" in values and "precision" not in values:
+            values["precision"] = "mixed_float16" if values["mixed_precision"] else "float32"
+        values = {k: v for k, v in values.items() if k in known}
         if values.get("input_shape") is not None:
             values["input_shape"] = tuple(values["input_shape"])
         return cls(**values)

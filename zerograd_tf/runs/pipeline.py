@@ -12,6 +12,8 @@ import keras
 
 import zerograd_tf as zg
 from zerograd_tf import architectures, batching, datasets, schedules
+from zerograd_tf.dtype_policies import with_dtype_policy
+from zerograd_tf.precision import resolve_precision
 from zerograd_tf import callbacks as callbacks_lib
 
 
@@ -67,7 +69,7 @@ def build_model(config, data, *, mean=None, std=None):
     """A compiled adversarial model for `config` and `data`.
 
     No global state changes: the layers get the configuration's dtype policy
-    explicitly (`"mixed_float16"` or `"float32"`; the logits stay float32),
+    explicitly (`config.precision`, `"auto"` resolved; the logits stay float32),
     and the initial weights depend on `config.seed` only (see
     `seeded_initializers`), not on the global generators, which stay as they
     were. The programs seed the rest of their process in `main`.
@@ -84,7 +86,7 @@ def build_model(config, data, *, mean=None, std=None):
     """
     if mean is None:
         mean, std = data.channel_stats()
-    policy = "mixed_float16" if config.mixed_precision else "float32"
+    policy = resolve_precision(config.precision)
     with seeded_initializers(config.seed):
         classifier = with_dtype_policy(architectures.build_classifier(
             config.model, data.input_shape, data.num_classes, mean=mean, std=std,
@@ -131,35 +133,6 @@ def seeded_initializers(seed):
         yield
     finally:
         random.setstate(state)
-
-
-def with_dtype_policy(classifier, policy):
-    """`classifier` with `policy` on every layer but those fixed to float32.
-
-    Args:
-        classifier: a functional `keras.Model` built under any global policy.
-        policy: a dtype policy name, e.g. `"mixed_float16"`.
-
-    Returns:
-        `classifier` itself when its layers have `policy` already, else a
-        functional copy (new, untrained layers) whose layers have it; layers
-        made with an explicit `float32` policy (the logits) keep it.
-    """
-    policy = keras.dtype_policies.get(policy)
-
-    def wanted(layer):
-        return "float32" if layer.name == "logits" else policy.name
-
-    if all(layer.dtype_policy.name == wanted(layer) for layer in classifier.layers
-           if not isinstance(layer, keras.layers.InputLayer)):
-        return classifier
-
-    def clone(layer):
-        layer_config = layer.get_config()
-        layer_config["dtype"] = wanted(layer)
-        return layer.__class__.from_config(layer_config)
-
-    return keras.models.clone_model(classifier, clone_function=clone)
 
 
 def warmup_callbacks(config, data):

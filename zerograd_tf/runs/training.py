@@ -19,7 +19,7 @@ import shutil
 import sys
 import tempfile
 
-from zerograd_tf import _programs, io_utils
+from zerograd_tf import _programs, io_utils, precision
 from zerograd_tf.runs import options, run_dir
 
 PROG = "zerograd-train"
@@ -245,6 +245,7 @@ def prepare(config, *, output=None, logdir=None, resume=False, overwrite=False, 
     data = datasets.load_image_data(config.dataset, val_size=config.val_size,
                                     seed=config.seed, data_dir=config.data_dir,
                                     download=config.download)
+    asked = config.precision
     try:
         config = config.resolved(data)
     except options.ConfigError as error:
@@ -267,6 +268,9 @@ def prepare(config, *, output=None, logdir=None, resume=False, overwrite=False, 
         # The chief's refusals (but "in use": only the chief locks), read-only.
         run_dir.check_output(output, config, resume, overwrite, PROG)
         resumed = os.path.exists(os.path.join(output, "config.json"))
+    if chief and verbose:
+        reason = f" (auto: {precision.AUTO_REASON})" if asked == "auto" else ""
+        print(f"{PROG}: precision {config.precision}{reason}", file=sys.stderr)
     return {"config": config, "data": data, "output": output, "logdir": logdir,
             "resumed": resumed, "verbose": verbose, "strategy": strategy,
             "chief": chief, "lock": lock}
