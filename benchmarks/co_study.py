@@ -92,6 +92,9 @@ class EpochMonitor(keras.callbacks.Callback):
             "train_accuracy": float(logs.get("accuracy", float("nan"))),
             **{k: float(v) for k, v in measured.items()},
             "epoch_seconds": seconds,
+            # ZeroGrad's mean zeroed fraction of the epoch's training steps.
+            **({"zeroed_fraction": float(logs["zeroed_fraction"])}
+               if "zeroed_fraction" in logs else {}),
         })
 
 
@@ -132,6 +135,10 @@ def build_parser():
     parser.add_argument("--final-restarts", type=int, default=10)
     parser.add_argument("--final-apgd-steps", type=int, default=100)
     parser.add_argument("--final-square-queries", type=int, default=5000)
+    parser.add_argument("--as-trained-seeds", type=int, default=1,
+                        help="for mixed-precision runs of seeds below N, also attack the "
+                             "model as it computes (the reported number attacks a float32 "
+                             "copy); default 1")
     parser.add_argument("--no-autoattack", action="store_true",
                         help="skip the final AutoAttack (+ PGD) worst-case evaluation")
     parser.add_argument("--final-size", type=int, default=None,
@@ -226,12 +233,20 @@ def run_one(plan, setting, method, seed, data, args, monitor, evaluation):
                                    seed=seed)
     # AutoAttack first (its own number after its last member), then PGD-50-10
     # on what it left: the last entry is the worst case per example.
-    strongest = None
+    strongest = as_trained = None
     if not args.no_autoattack:
         strongest = zg.evaluate_robustness(
             model, (x_eval, y_eval), config.epsilon, attack=["autoattack", "pgd"],
             steps=args.final_steps, restarts=args.final_restarts, seed=seed,
             apgd_steps=args.final_apgd_steps, square_queries=args.final_square_queries)
+        if strongest["precision"] != config.precision and seed < args.as_trained_seeds:
+            # A mixed-precision model: the same attacks on the model as it
+            # computes, beside the float32 copy's (the reported) number.
+            as_trained = zg.evaluate_robustness(
+                model, (x_eval, y_eval), config.epsilon, attack=["autoattack", "pgd"],
+                steps=args.final_steps, restarts=args.final_restarts, seed=seed,
+                apgd_steps=args.final_apgd_steps, square_queries=args.final_square_queries,
+                precision="as_trained")
     weights_dir = os.path.join(args.results, setting, "weights")
     os.makedirs(weights_dir, exist_ok=True)
     model.save_weights(os.path.join(weights_dir, f"{method}_seed{seed}.weights.h5"))
@@ -244,6 +259,7 @@ def run_one(plan, setting, method, seed, data, args, monitor, evaluation):
         "final": {k: (float(v) if isinstance(v, (float, np.floating)) else v)
                   for k, v in final.items()},
         "final_autoattack": strongest,
+        **({"final_autoattack_as_trained": as_trained} if as_trained else {}),
         "co_monitor": [{"checks": len(m.checks), "events": m.events} for m in acting],
         "final_quantile": getattr(model, "quantile", None),
         "catastrophic_overfitting": monitoring.catastrophic_overfitting(pgd, fgsm),

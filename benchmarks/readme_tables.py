@@ -20,6 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 README = os.path.join(ROOT, "README.md")
 DOCUMENTS = [README, os.path.join(ROOT, "docs", "cli.md"),
+             os.path.join(ROOT, "docs", "precision.md"),
              os.path.join(ROOT, "docs", "benchmarks.md"), os.path.join(ROOT, "docs", "study.md")]
 RESULTS = os.path.join(HERE, "results")
 sys.path.insert(0, ROOT)
@@ -174,6 +175,25 @@ def co_study_v2():
                 os.path.join(RESULTS, "co_study_v2")), list(plan.methods)).rstrip())
 
 
+def precision_parity():
+    """The bfloat16 parity study against the CO study's float32 runs."""
+    plan = StudyPlan.from_file(os.path.join(HERE, "studies", "precision_parity.json"))
+    records = study_records.load_records(os.path.join(RESULTS, "precision_parity"))
+    if not records:
+        return "No run has finished yet."
+    reference = study_records.load_records(os.path.join(RESULTS, "co_study_v2"))
+    dates = sorted({r["date"] for r in records})
+    text = (f"{len(records)} of {len(plan.runs())} runs finished ({dates[0]}"
+            + (f" to {dates[-1]}" if dates[-1] != dates[0] else "") + "); measured on "
+            + "; ".join(sorted({machine_text(r["machine"]) for r in records})) + ".\n\n"
+            + study_tables.parity(reference, records, list(plan.methods)))
+    both = study_tables.as_trained_comparison(records)
+    if both:
+        text += ("\n\nThe same attacks (AutoAttack + PGD-50-10, worst case) on the float32 "
+                 "copy and on the bfloat16 model as it computes:\n\n" + both)
+    return text
+
+
 # The saved profiles (`profile_step.py --save`), before and after each change.
 PROFILES = [
     ("fgsm_rs_small_cnn_jit-off.json", "FGSM-RS, small_cnn (reference)"),
@@ -318,7 +338,7 @@ def quick_start_output():
 
 
 GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
-              "co_study_v2": co_study_v2, "profile": profile_table,
+              "precision_parity": precision_parity, "co_study_v2": co_study_v2, "profile": profile_table,
               "co_study_v1_mnist": lambda: _co_study_v1("mnist"),
               "co_study_v1_cifar10": lambda: _co_study_v1("cifar10"),
               "input_check": input_check_line, "timings": timings_lines,

@@ -134,3 +134,103 @@ def auto_target(records, base_time, costs=()):
     return lines
 
 
+
+
+def parity(reference, candidate, methods=None, label="bfloat16"):
+    """A table per setting comparing two studies' runs of the same methods.
+
+    Target per method (row): no more catastrophic overfitting than the
+    reference, and a mean worst-case accuracy within one of the reference's
+    standard deviations of its mean. Methods or settings without runs on
+    both sides are left out.
+
+    Args:
+        reference: run records of the reference (e.g. float32) study.
+        candidate: run records of the compared study (same settings,
+            methods and seeds, one thing changed).
+        methods: the order of the rows (method names). Defaults to the order
+            in which methods first appear in `candidate`.
+        label: the candidate's name in the column headers. Defaults to
+            `"bfloat16"`.
+
+    Returns:
+        str, Markdown: per setting a table and a line counting the rows that
+        meet the target.
+
+    Example:
+
+    >>> from zerograd_tf.benchmarking.study_tables import parity
+    >>> def run(worst, seed):
+    ...     return {"setting": "s", "method": "m", "seed": seed,
+    ...             "config": {"num_classes": 10},
+    ...             "epochs": [{"pgd_accuracy": 0.3, "fgsm_accuracy": 0.35}],
+    ...             "final": {"clean_accuracy": 0.8, "robust_accuracy": worst},
+    ...             "final_autoattack": {"robust_accuracy": worst, "attacks": [
+    ...                 {"name": "apgd-ce", "robust_accuracy": worst}]},
+    ...             "mean_epoch_seconds": 1.0}
+    >>> text = parity([run(0.30, 0), run(0.34, 1)], [run(0.31, 0), run(0.33, 1)])
+    >>> text.splitlines()[-1]
+    '1 of 1 methods meet the target (no new CO, mean within one float32 std).'
+    """
+    order = list(methods or dict.fromkeys(r["method"] for r in candidate))
+    lines = []
+    for setting in sorted({r["setting"] for r in candidate}):
+        ref = [run_row(r) for r in reference if r["setting"] == setting]
+        new = [run_row(r) for r in candidate if r["setting"] == setting]
+        lines += [f"**Setting: {setting}**", "",
+                  f"| method | runs | CO float32 | CO {label} | worst case float32 | "
+                  f"worst case {label} | difference | s / epoch float32 | "
+                  f"s / epoch {label} | target |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        met = total = 0
+        for method in order:
+            a = [r for r in ref if r["method"] == method]
+            b = [r for r in new if r["method"] == method]
+            seeds = {r["seed"] for r in b} & {r["seed"] for r in a}
+            a = [r for r in a if r["seed"] in seeds]
+            b = [r for r in b if r["seed"] in seeds]
+            if not seeds:
+                continue
+            worst_a = [r["final_worst_case_accuracy"] for r in a]
+            worst_b = [r["final_worst_case_accuracy"] for r in b]
+            if None in worst_a or None in worst_b:
+                continue
+            co_a = sum(r["catastrophic_overfitting"] for r in a)
+            co_b = sum(r["catastrophic_overfitting"] for r in b)
+            std = statistics.stdev(worst_a) if len(worst_a) > 1 else 0.0
+            difference = statistics.fmean(worst_b) - statistics.fmean(worst_a)
+            ok = co_b <= co_a and abs(difference) <= std
+            met, total = met + ok, total + 1
+            seconds = [statistics.median(r["mean_epoch_seconds"] for r in runs)
+                       for runs in (a, b)]
+            lines.append(
+                f"| {method} | {len(seeds)} | {co_a}/{len(a)} | {co_b}/{len(b)} | "
+                f"{mean_std(worst_a)} | {mean_std(worst_b)} | {difference:+.3f} | "
+                f"{seconds[0]:.1f} | {seconds[1]:.1f} | {'met' if ok else '**missed**'} |")
+        lines += ["", f"{met} of {total} methods meet the target (no new CO, mean within "
+                      f"one float32 std)."]
+    return "\n".join(lines)
+
+
+def as_trained_comparison(records):
+    """AutoAttack + PGD worst case of mixed-precision runs, attacking the
+    float32 copy (the reported number) and the model as it computes.
+
+    Args:
+        records: run records; those with a `final_autoattack_as_trained`
+            evaluation are listed.
+
+    Returns:
+        str, Markdown: one row per such run (empty without any).
+    """
+    rows = [r for r in records if r.get("final_autoattack_as_trained")]
+    if not rows:
+        return ""
+    lines = ["| setting | method | seed | float32 copy | as trained | as trained − float32 |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        copy = r["final_autoattack"]["robust_accuracy"]
+        as_trained = r["final_autoattack_as_trained"]["robust_accuracy"]
+        lines.append(f"| {r['setting']} | {r['method']} | {r['seed']} | {copy:.3f} | "
+                     f"{as_trained:.3f} | {as_trained - copy:+.3f} |")
+    return "\n".join(lines)
