@@ -31,6 +31,15 @@ def test_the_plan_files_reproduce_every_committed_run_configuration(plan_file, r
     assert planned <= set(plan.runs())
 
 
+def test_the_parity_plan_is_the_co_study_in_bfloat16():
+    v2 = StudyPlan.from_file(os.path.join(STUDIES, "co_study_v2.json"))
+    parity = StudyPlan.from_file(os.path.join(STUDIES, "precision_parity.json"))
+    assert set(parity.methods) <= set(v2.methods) and parity.seeds == v2.seeds
+    for setting, method, seed in parity.runs():
+        assert parity.fields(setting, method, seed) == {
+            **v2.fields(setting, method, seed), "precision": "mixed_bfloat16"}
+
+
 def test_the_committed_summary_is_what_the_library_writes():
     plan = StudyPlan.from_file(os.path.join(STUDIES, "co_study_v2.json"))
     folder = os.path.join(RESULTS, "co_study_v2")

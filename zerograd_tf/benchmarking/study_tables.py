@@ -142,7 +142,8 @@ def parity(reference, candidate, methods=None, label="bfloat16"):
     Target per method (row): no more catastrophic overfitting than the
     reference, and a mean worst-case accuracy within one of the reference's
     standard deviations of its mean. Methods or settings without runs on
-    both sides are left out.
+    both sides are left out. (No epoch times: runs of a study share the
+    machine with other work; `benchmarks/step_time.py` measures speed.)
 
     Args:
         reference: run records of the reference (e.g. float32) study.
@@ -179,9 +180,8 @@ def parity(reference, candidate, methods=None, label="bfloat16"):
         new = [run_row(r) for r in candidate if r["setting"] == setting]
         lines += [f"**Setting: {setting}**", "",
                   f"| method | runs | CO float32 | CO {label} | worst case float32 | "
-                  f"worst case {label} | difference | s / epoch float32 | "
-                  f"s / epoch {label} | target |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  f"worst case {label} | difference | target |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         met = total = 0
         for method in order:
             a = [r for r in ref if r["method"] == method]
@@ -201,12 +201,10 @@ def parity(reference, candidate, methods=None, label="bfloat16"):
             difference = statistics.fmean(worst_b) - statistics.fmean(worst_a)
             ok = co_b <= co_a and abs(difference) <= std
             met, total = met + ok, total + 1
-            seconds = [statistics.median(r["mean_epoch_seconds"] for r in runs)
-                       for runs in (a, b)]
             lines.append(
                 f"| {method} | {len(seeds)} | {co_a}/{len(a)} | {co_b}/{len(b)} | "
                 f"{mean_std(worst_a)} | {mean_std(worst_b)} | {difference:+.3f} | "
-                f"{seconds[0]:.1f} | {seconds[1]:.1f} | {'met' if ok else '**missed**'} |")
+                f"{'met' if ok else '**missed**'} |")
         lines += ["", f"{met} of {total} methods meet the target (no new CO, mean within "
                       f"one float32 std)."]
     return "\n".join(lines)
