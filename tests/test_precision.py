@@ -199,3 +199,19 @@ def test_input_gradients_through_float16_layers_do_not_underflow():
     assert not np.any(ops.loss_and_gradient(unscaled, x, y)[1].numpy())
     np.testing.assert_allclose(gradient.numpy(), reference.numpy(), rtol=0.02)
     assert model_objective(net("mixed_bfloat16")).gradient_scale == 1.0
+
+
+def test_float16_trains_with_loss_scaling_and_a_scaled_attack_gradient():
+    inputs = keras.Input((8, 8, 1))
+    h = keras.layers.Flatten(dtype="mixed_float16")(inputs)
+    h = keras.layers.Dense(16, activation="relu", dtype="mixed_float16")(h)
+    outputs = keras.layers.Dense(3, name="logits", dtype="float32")(h)
+    model = zg.ZeroGradModel(inputs, outputs, epsilon=0.1, seed=0, dtype="mixed_float16")
+    model.compile(optimizer=keras.optimizers.SGD(0.05),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert model.attack_objective().gradient_scale > 1
+    x, y = _data()
+    history = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert float(model.optimizer.iterations.numpy()) == 6
