@@ -194,6 +194,35 @@ def precision_parity():
     return text
 
 
+def precision_ties():
+    """ZeroGrad's threshold ties in bfloat16 and float32 (`precision_ties.json`)."""
+    path = os.path.join(RESULTS, "precision_ties.json")
+    if not os.path.exists(path):
+        return "Not measured yet."
+    report = _load("precision_ties.json")
+    groups = {}
+    for e in report["entries"]:
+        groups.setdefault((e["setting"], e["method"]), []).append(e)
+    keys = [("zeroed_fraction", "zeroed fraction"),
+            ("tied_examples", "examples whose threshold ties"),
+            ("at_threshold_fraction", "elements equal to the threshold"),
+            ("distinct_fraction", "distinct magnitudes")]
+    lines = ["| setting | method | runs | " + " | ".join(
+        f"{label} (float32 / bfloat16)" for _, label in keys) + " |",
+             "| --- | --- | --- |" + " --- |" * len(keys)]
+    for (setting, method), entries in groups.items():
+        cells = []
+        for key, _ in keys:
+            a, b = (sum(e[p][key] for e in entries) / len(entries)
+                    for p in ("float32", "mixed_bfloat16"))
+            cells.append(f"{a:.3f} / {b:.3f}")
+        lines.append(f"| {setting} | {method} | {len(entries)} | " + " | ".join(cells) + " |")
+    return ("\n".join(lines) + f"\n\nInput gradients of the first "
+            f"{report['entries'][0]['num_examples']} test examples at the clean input, per "
+            f"trained model; measured on {machine_text(report['machine'])}."
+            if report["entries"] else "No trained ZeroGrad model yet.")
+
+
 # The saved profiles (`profile_step.py --save`), before and after each change.
 PROFILES = [
     ("fgsm_rs_small_cnn_jit-off.json", "FGSM-RS, small_cnn (reference)"),
@@ -338,7 +367,8 @@ def quick_start_output():
 
 
 GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
-              "precision_parity": precision_parity, "co_study_v2": co_study_v2, "profile": profile_table,
+              "precision_parity": precision_parity, "precision_ties": precision_ties,
+              "co_study_v2": co_study_v2, "profile": profile_table,
               "co_study_v1_mnist": lambda: _co_study_v1("mnist"),
               "co_study_v1_cifar10": lambda: _co_study_v1("cifar10"),
               "input_check": input_check_line, "timings": timings_lines,

@@ -181,3 +181,17 @@ def test_did_not_learn_is_clean_accuracy_below_one_and_a_half_times_chance():
     assert not study_records.did_not_learn(record(0.16, 10))
     assert study_records.did_not_learn(record(0.49, 2))
     assert not study_records.did_not_learn(record(0.8, 2))
+
+
+def test_tie_statistics_count_thresholds_that_fall_on_equal_values():
+    sys.path.insert(0, ROOT)
+    from benchmarks import precision_ties
+
+    g = np.array([[1.0, -1.0, 1.0, 2.0], [1.0, 2.0, -3.0, 4.0], [0.0, 0.0, 0.0, 0.0]])
+    stats = precision_ties.tie_statistics(g, 0.5)
+    # Row 0: threshold 1.0 (three elements), row 1: 2.5 (none), row 2: 0 (all four).
+    assert stats["tied_examples"] == pytest.approx(2 / 3)
+    assert stats["at_threshold_fraction"] == pytest.approx(7 / 12)
+    assert stats["zeroed_fraction"] == pytest.approx(2 / 12)
+    assert stats["distinct_fraction"] == pytest.approx((2 / 4 + 1 + 1 / 4) / 3)
+    assert stats["zero_fraction"] == pytest.approx(4 / 12)
