@@ -3,15 +3,20 @@
     python benchmarks/step_time.py                       # the full CPU benchmark
     python benchmarks/step_time.py --models small_cnn --jit off --steps 20
     python benchmarks/step_time.py --batch-size 512 --jit on   # e.g. on a GPU
+    python benchmarks/step_time.py --models conv3 --precisions float32 mixed_bfloat16
 
 A step is what `fit` runs per batch: Keras' compiled `train_function` (input
 gradient, perturbation, weight update). All methods of a model are timed in
 the same process, interleaved round by round after a warm-up, so ratios stay
 meaningful on a noisy machine; each is reported as the median of `--steps`
-rounds, in milliseconds and as ratios to the clean and the FGSM-RS step. Peak
-resident memory during training steps is measured per method in a fresh
-process (a process's memory peak cannot be split between methods), in graph
-mode. The micro-benchmark times
+rounds, in milliseconds and as ratios to the clean and the FGSM-RS step.
+Every precision (Keras dtype policy, `--precisions`) of a model and
+`jit_compile` mode is timed in the same rounds as the others, so that the
+"× float32" column (a method's step in that precision over its float32
+step) compares steps that saw the same machine. Peak resident memory during
+training steps is measured per method and precision in a fresh process (a
+process's memory peak cannot be split between methods), in graph mode. The
+micro-benchmark times
 `per_example_quantile` alone for every formulation, with and without XLA.
 
 Writes `benchmarks/results/step_time.json` and prints Markdown tables.
@@ -38,31 +43,46 @@ import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import io_utils, validation  # noqa: E402
 from zerograd_tf.benchmarking.machine import machine_record  # noqa: E402
 from zerograd_tf.benchmarking.step_cost import (  # noqa: E402
-    METHODS, NETWORKS, compiled_model, train_step_runner)
+    METHODS, NETWORKS, PRECISIONS, compiled_model, train_step_runner)
+from zerograd_tf.precision import cpu_has_bfloat16_units  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Many models per process: TensorFlow's retracing warnings are expected here.
 tf.get_logger().setLevel("ERROR")
 
 
-def time_methods(methods, model_name, jit, batch_size, steps, warmup):
-    """Median step time (ms) of each method, interleaved round by round."""
+def precision_of(entry):
+    """An entry's precision: entries written before the precision axis
+    existed have none and were measured in float32."""
+    return entry.get("precision", "float32")
+
+
+def entry_key(entry):
+    return entry["model"], entry["jit"], precision_of(entry)
+
+
+def time_methods(methods, model_name, jit, batch_size, steps, warmup,
+                 precisions=("float32",)):
+    """Median step time (ms) of each method in each precision,
+    `{precision: {method: ms}}`, every (method, precision) interleaved with
+    the others round by round."""
     runners = {}
-    for method in methods:
-        model = compiled_model(method, model_name, jit)
-        runners[method] = train_step_runner(model, batch_size)
-        for _ in range(warmup):
-            runners[method]()
-    samples = {m: [] for m in methods}
+    for precision in precisions:
+        for method in methods:
+            model = compiled_model(method, model_name, jit, precision=precision)
+            runners[precision, method] = train_step_runner(model, batch_size)
+            for _ in range(warmup):
+                runners[precision, method]()
+    samples = {key: [] for key in runners}
     for _ in range(steps):
-        for method, run in runners.items():
+        for key, run in runners.items():
             start = time.perf_counter()
             run()
-            samples[method].append(1e3 * (time.perf_counter() - start))
-    return {m: statistics.median(v) for m, v in samples.items()}
+            samples[key].append(1e3 * (time.perf_counter() - start))
+    return {p: {m: statistics.median(samples[p, m]) for m in methods} for p in precisions}
 
 
-def peak_memory_mib(method, model_name, jit, batch_size, steps=5):
+def peak_memory_mib(method, model_name, jit, batch_size, steps=5, precision="float32"):
     """Peak resident memory while a fresh process runs training steps.
 
     The model is built and its step compiled and run twice first; then RSS is
@@ -73,7 +93,8 @@ def peak_memory_mib(method, model_name, jit, batch_size, steps=5):
     code = (
         "import sys, threading, time, psutil; sys.path.insert(0, %r)\n"
         "from zerograd_tf.benchmarking import step_cost as s\n"
-        "m = s.compiled_model(%r, %r, %r); f = s.train_step_runner(m, %d); f(); f()\n"
+        "m = s.compiled_model(%r, %r, %r, precision=%r); f = s.train_step_runner(m, %d)\n"
+        "f(); f()\n"
         "p = psutil.Process(); peak = [p.memory_info().rss]; done = []\n"
         "def sample():\n"
         "    while not done:\n"
@@ -81,7 +102,7 @@ def peak_memory_mib(method, model_name, jit, batch_size, steps=5):
         "t = threading.Thread(target=sample); t.start()\n"
         "[f() for _ in range(%d)]; done.append(1); t.join()\n"
         "print(peak[0])\n"
-    ) % (os.path.dirname(HERE), method, model_name, jit, batch_size, steps)
+    ) % (os.path.dirname(HERE), method, model_name, jit, precision, batch_size, steps)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=1800)
     if result.returncode != 0:
@@ -134,20 +155,29 @@ def time_input_check(batch_size, shapes, repeats=20):
 
 
 def markdown(report):
+    """The Markdown tables of a report: one per (model, jit, precision)
+    entry, with a "× float32" column in a lower precision's table when the
+    same model and mode were measured in float32 too."""
+    float32 = {(e["model"], e["jit"]): e["ms"] for e in report["steps"]
+               if precision_of(e) == "float32"}
     lines = []
     for entry in report["steps"]:
-        times = entry["ms"]
+        times, precision = entry["ms"], precision_of(entry)
         clean, rs = times.get("clean"), times.get("fgsm_rs")
+        base = float32.get((entry["model"], entry["jit"])) if precision != "float32" else None
+        header = ["method", "ms / step", "× clean", "× FGSM-RS",
+                  *(["× float32"] if base else []), "peak RSS in steps (MiB)"]
         lines += [f"**{entry['model']}**, batch {report['batch_size']}, "
-                  f"jit_compile={entry['jit']}", "",
-                  "| method | ms / step | × clean | × FGSM-RS | peak RSS in steps (MiB) |",
-                  "| --- | --- | --- | --- | --- |"]
+                  f"jit_compile={entry['jit']}, {precision}", "",
+                  "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
         for method, ms in times.items():
             memory = entry.get("peak_rss_mib", {}).get(method)
-            lines.append(
-                f"| {method} | {ms:.1f} | {ms / clean:.2f} |" if clean else f"| {method} | {ms:.1f} | – |")
-            lines[-1] += f" {ms / rs:.2f} |" if rs else " – |"
-            lines[-1] += f" {memory:.0f} |" if memory else " – |"
+            cells = [method, f"{ms:.1f}", f"{ms / clean:.2f}" if clean else "–",
+                     f"{ms / rs:.2f}" if rs else "–"]
+            if base:
+                cells.append(f"{ms / base[method]:.2f}" if base.get(method) else "–")
+            cells.append(f"{memory:.0f}" if memory else "–")
+            lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     if report.get("quantile"):
         lines += ["**per_example_quantile**, q = 0.35 (ms)", "",
@@ -165,6 +195,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--models", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
+    parser.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"],
+                        choices=list(PRECISIONS),
+                        help="Keras dtype policies to time, each model and mode's "
+                             "precisions interleaved in the same rounds (default: float32 "
+                             "mixed_bfloat16); peak memory is measured per precision")
     parser.add_argument("--jit", choices=("off", "on", "both"), default="both")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20, help="timed rounds (>= 20 for reports)")
@@ -191,7 +226,8 @@ def main(argv=None):
     # Every entry records the machine it was measured on: entries of earlier
     # runs are kept, so one machine field for the file would misattribute them.
     machine = {**machine_record(),
-               "devices": [d.name for d in tf.config.list_logical_devices()]}
+               "devices": [d.name for d in tf.config.list_logical_devices()],
+               "bfloat16_units": cpu_has_bfloat16_units()}
     report = {"batch_size": args.batch_size, "timed_steps": args.steps,
               "steps": [], "quantile": []}
     if args.input_check_only:
@@ -211,42 +247,55 @@ def main(argv=None):
         if input_check:
             report["input_check"] = input_check
     jits = {"off": [False], "on": [True], "both": [False, True]}[args.jit]
-    requested = {(m, j) for m in args.models for j in jits}
+    precisions = list(dict.fromkeys(args.precisions))
+    requested = {(m, j, p) for m in args.models for j in jits for p in precisions}
     if args.replace:
         previous = {key: e for key, e in previous.items() if key not in requested}
     if args.memory_only:
-        for (model_name, jit), entry in previous.items():
-            if not jit and (model_name, jit) in requested:
-                entry["peak_rss_mib"] = {m: peak_memory_mib(m, model_name, jit, args.batch_size)
-                                         for m in args.methods}
+        for (model_name, jit, precision), entry in previous.items():
+            if not jit and (model_name, jit, precision) in requested:
+                entry["peak_rss_mib"] = {
+                    m: peak_memory_mib(m, model_name, jit, args.batch_size,
+                                       precision=precision)
+                    for m in args.methods}
                 entry["memory_machine"] = machine
         requested, model_names = set(), []
     else:
         model_names = args.models
-    # Entries of other models/modes measured earlier with the same settings stay.
+    # Entries of other models/modes/precisions measured earlier with the same
+    # settings stay.
     report["steps"] = [e for key, e in previous.items() if key not in requested]
     for model_name in model_names:
         for jit in jits:
-            entry = previous.get((model_name, jit))
-            if entry is None:
-                entry = {"model": model_name, "jit": jit, "machine": machine,
-                         "ms": time_methods(args.methods, model_name, jit, args.batch_size,
-                                            args.steps, args.warmup)}
-                if args.memory and not jit:  # graph mode only: XLA would compile twice
-                    entry["peak_rss_mib"] = {
-                        m: peak_memory_mib(m, model_name, jit, args.batch_size)
-                        for m in args.methods}
-                print(markdown({**report, "steps": [entry], "quantile": []}), flush=True)
-            report["steps"].append(entry)
-            _write(report, args.output)  # after every entry: a long run can be resumed
+            # The precisions of one model and mode not kept from --output,
+            # timed together (interleaved in the same rounds).
+            missing = [p for p in precisions if (model_name, jit, p) not in previous]
+            measured = {}
+            if missing:
+                ms = time_methods(args.methods, model_name, jit, args.batch_size, args.steps,
+                                  args.warmup, missing)
+                for precision in missing:
+                    entry = {"model": model_name, "jit": jit, "precision": precision,
+                             "machine": machine, "ms": ms[precision]}
+                    if args.memory and not jit:  # graph mode only: XLA would compile twice
+                        entry["peak_rss_mib"] = {
+                            m: peak_memory_mib(m, model_name, jit, args.batch_size,
+                                               precision=precision)
+                            for m in args.methods}
+                    measured[precision] = entry
+            group = [measured.get(p) or previous[model_name, jit, p] for p in precisions]
+            report["steps"] += group
+            if measured:
+                print(markdown({**report, "steps": group, "quantile": []}), flush=True)
+            _write(report, args.output)  # after every group: a long run can be resumed
     if args.quantile:
         shapes = [tuple(int(v) for v in shape.split("x")) for shape in args.quantile_shapes]
         report["quantile"] = time_quantiles(shapes, args.quantile_repeats)
         for row in report["quantile"]:
             row["machine"] = machine
-    order = {(m, j): i for i, (m, j) in enumerate(
-        (m, j) for m in NETWORKS for j in (False, True))}
-    report["steps"].sort(key=lambda e: order.get((e["model"], e["jit"]), 99))
+    order = {key: i for i, key in enumerate(
+        (m, j, p) for m in NETWORKS for j in (False, True) for p in PRECISIONS)}
+    report["steps"].sort(key=lambda e: order.get(entry_key(e), len(order)))
     _write(report, args.output)
     print(report["markdown"])
     return 0
@@ -254,7 +303,8 @@ def main(argv=None):
 
 def _previous_entries(args):
     """Entries of an earlier run with the same settings, to keep (unless
-    --fresh): with --replace every entry not re-measured, else those of the
+    --fresh), by (model, jit, precision) (an entry without a precision is
+    float32): with --replace every entry not re-measured, else those of the
     same methods."""
     if args.fresh or not os.path.exists(args.output):
         return {}
@@ -262,7 +312,7 @@ def _previous_entries(args):
         old = json.load(f)
     if old.get("batch_size") != args.batch_size or old.get("timed_steps") != args.steps:
         return {}
-    return {(e["model"], e["jit"]): e for e in old.get("steps", [])
+    return {entry_key(e): e for e in old.get("steps", [])
             if args.replace or set(e["ms"]) == set(args.methods)}
 
 

@@ -3,6 +3,7 @@
     pip install torch==2.13.0          # optional benchmark dependency (CPU build)
     python benchmarks/vs_pytorch.py                      # both networks, every method
     python benchmarks/vs_pytorch.py --networks cnn3 --rounds 5 --steps 3
+    python benchmarks/vs_pytorch.py --precisions float32     # float32 only
 
 The same networks (a 3-conv CNN: conv 32-64-128, 3x3, ReLU, 2x2 max pooling
 after each, dense logits; and PreAct ResNet-18), the same batch (128 random
@@ -18,11 +19,25 @@ frameworks run interleaved, round by round, in one process, so that both
 see the same machine; each number is the median over rounds of the mean of
 `--steps` steps.
 
+Precisions (`--precisions`, every one interleaved in the same rounds): in
+float32 both frameworks run as above. In bfloat16 this package runs
+`mixed_bfloat16` (the Keras dtype policy: bfloat16 compute, float32
+variables, inputs, perturbation and logits), PyTorch its best CPU setting:
+`torch.autocast("cpu", dtype=torch.bfloat16)` around the forward pass and
+the loss, timed both with the model and inputs in the default NCHW layout
+and in `channels_last` (`--torch-layouts`); the faster of the two per
+method is "PyTorch's best bfloat16", and the report records which. Step
+times are stored under `FRAMEWORK/METHOD` for float32 (the keys of results
+written before there were precisions) and `FRAMEWORK/METHOD@SETTING` for the
+others: `tf/zerograd@mixed_bfloat16`, `torch/zerograd@bfloat16` (NCHW),
+`torch/zerograd@bfloat16_channels_last`.
+
 Writes `benchmarks/results/vs_pytorch.json` (with the machine, date and
 versions) and prints the Markdown table (`--table`: print it from the file).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -40,9 +55,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from zerograd_tf import architectures, io_utils  # noqa: E402
+from zerograd_tf import architectures, dtype_policies, io_utils  # noqa: E402
 from zerograd_tf.benchmarking import step_cost  # noqa: E402
 from zerograd_tf.benchmarking.machine import machine_record  # noqa: E402
+from zerograd_tf.precision import cpu_has_bfloat16_units  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 EPSILON = 8 / 255
@@ -54,7 +70,29 @@ METHODS = ("clean", "attack", "fgsm_rs", "zerograd", "multigrad")
 # MultiGrad on ResNet-18 takes minutes per round on a 2-core CPU; the issue's
 # comparison has it on the small network only.
 SKIP = {("preact_resnet18", "multigrad")}
+# Our precisions (Keras dtype policies) and the layouts PyTorch's bfloat16
+# autocast is timed in.
+PRECISIONS = ("float32", "mixed_bfloat16")
+TORCH_LAYOUTS = ("nchw", "channels_last")
+# The methods of one attack step whose bfloat16 speed-up the issue targets.
+SINGLE_STEP = ("fgsm_rs", "zerograd", "multigrad")
 RESULTS = os.path.join(HERE, "results", "vs_pytorch.json")
+
+
+def key(framework, method, setting="float32"):
+    """The key of one step time in an entry's `ms`: `tf/zerograd` for
+    float32 (as in results written before there were precisions),
+    `tf/zerograd@mixed_bfloat16`, `torch/zerograd@bfloat16_channels_last`."""
+    return f"{framework}/{method}" + ("" if setting == "float32" else f"@{setting}")
+
+
+def torch_settings(precision, layouts=TORCH_LAYOUTS):
+    """PyTorch's settings timed against our `precision`: float32 as the
+    reference code runs (NCHW, no autocast); bfloat16 autocast per layout."""
+    if precision == "float32":
+        return ["float32"]
+    return ["bfloat16" if layout == "nchw" else "bfloat16_channels_last"
+            for layout in layouts]
 
 
 # ----------------------------------------------------------------------
@@ -67,13 +105,14 @@ def keras_cnn3():
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
         x = keras.layers.MaxPooling2D()(x)
     x = keras.layers.Flatten()(x)
-    return keras.Model(inputs, keras.layers.Dense(CLASSES)(x))
+    # Named `logits`: under a mixed policy `with_dtype_policy` keeps it float32.
+    return keras.Model(inputs, keras.layers.Dense(CLASSES, dtype="float32", name="logits")(x))
 
 
-def keras_network(name):
-    if name == "cnn3":
-        return keras_cnn3()
-    return architectures.preact_resnet18(SHAPE, CLASSES)
+def keras_network(name, precision="float32"):
+    """The network, with `precision`'s dtype policy (float32 logits)."""
+    network = keras_cnn3() if name == "cnn3" else architectures.preact_resnet18(SHAPE, CLASSES)
+    return dtype_policies.with_dtype_policy(network, precision)
 
 
 # The step-cost method of each row: "attack" is the FGSM-RS model's attack
@@ -82,15 +121,16 @@ STEP_COST_METHOD = {"clean": "clean", "attack": "fgsm_rs", "fgsm_rs": "fgsm_rs",
                     "zerograd": "zerograd_bisect", "multigrad": "multigrad3"}
 
 
-def keras_model(network, method):
+def keras_model(network, method, precision="float32"):
     # Graph mode and no metrics: the reference implementations compute none.
-    return step_cost.compiled_model(STEP_COST_METHOD[method], keras_network(network),
-                                    jit=False, epsilon=EPSILON, metrics=None)
+    return step_cost.compiled_model(STEP_COST_METHOD[method],
+                                    keras_network(network, precision), jit=False,
+                                    epsilon=EPSILON, metrics=None, precision=precision)
 
 
-def keras_runner(network, method, x, y):
+def keras_runner(network, method, x, y, precision="float32"):
     keras.utils.set_random_seed(0)
-    model = keras_model(network, method)
+    model = keras_model(network, method, precision)
     if method == "attack":
         model.build((None, *SHAPE))
         seed = tf.constant([0, 0], tf.int64)
@@ -144,20 +184,39 @@ def torch_network(name):
                          nn.Linear(512, CLASSES))
 
 
-def torch_runner(network, method, x, y):
+def torch_runner(network, method, x, y, setting="float32"):
+    """One PyTorch step; `setting` is `"float32"` (NCHW, no autocast, as the
+    reference code), `"bfloat16"` (bfloat16 autocast around the forward pass
+    and the loss) or `"bfloat16_channels_last"` (the same with the model and
+    the inputs in `channels_last`). Parameters, inputs, perturbation and
+    gradients stay float32 in every one."""
     import torch
     import torch.nn.functional as F
 
+    if setting not in ("float32", "bfloat16", "bfloat16_channels_last"):
+        raise ValueError(f"unknown PyTorch setting {setting!r}")
     torch.manual_seed(0)
     model = torch_network(network).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    if setting.endswith("_channels_last"):
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     y = torch.from_numpy(y.astype(np.int64))
     eps = EPSILON
 
+    def autocast():
+        if setting == "float32":
+            return contextlib.nullcontext()
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+
+    def forward_loss(inputs):
+        with autocast():
+            return F.cross_entropy(model(inputs), y)
+
     def input_gradient(delta):
         delta.requires_grad_(True)
-        loss = F.cross_entropy(model(x + delta), y)
+        loss = forward_loss(x + delta)
         return torch.autograd.grad(loss, delta)[0]
 
     def random_start():
@@ -168,10 +227,11 @@ def torch_runner(network, method, x, y):
         delta = random_start()
         grad = input_gradient(delta)
         if quantile is not None:  # ZeroGrad's per-example mask
-            magnitude = grad.abs().view(len(x), -1)
+            # `reshape`, not `view`: a channels_last gradient has no flat view.
+            magnitude = grad.abs().reshape(len(x), -1)
             threshold = torch.quantile(magnitude, quantile, dim=1, keepdim=True)
             grad = torch.where(magnitude < threshold, torch.zeros_like(magnitude),
-                               grad.view(len(x), -1)).view_as(grad)
+                               grad.reshape(len(x), -1)).reshape(grad.shape)
         delta = torch.clamp(delta.detach() + alpha * grad.sign(), -eps, eps)
         return torch.clamp(x + delta, 0, 1)
 
@@ -196,7 +256,7 @@ def torch_runner(network, method, x, y):
     def step():
         adversarial = inputs[method]().detach()
         optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(adversarial), y)
+        loss = forward_loss(adversarial)
         loss.backward()
         optimizer.step()
         return loss.item()
@@ -205,46 +265,101 @@ def torch_runner(network, method, x, y):
 
 
 # ----------------------------------------------------------------------
-def measure(network, methods, rounds, steps, warmup, frameworks, progress=print):
-    """Median over rounds of the mean step time (ms), per (framework, method)."""
+def measure(network, methods, rounds, steps, warmup, frameworks, progress=print,
+            precisions=("float32",), torch_layouts=TORCH_LAYOUTS):
+    """Median over rounds of the mean step time (ms), per `key(framework,
+    method, setting)`: every precision of both frameworks interleaved."""
     rng = np.random.default_rng(0)
     x = rng.random((BATCH, *SHAPE), dtype=np.float32)
     y = rng.integers(0, CLASSES, BATCH).astype(np.int32)
-    makers = {"tf": keras_runner, "torch": torch_runner}
-    runners = {(f, m): makers[f](network, m, x, y) for m in methods for f in frameworks}
+    runners = {}
+    for m in methods:
+        for precision in precisions:
+            for f in frameworks:
+                if f == "tf":
+                    runners[key(f, m, precision)] = keras_runner(network, m, x, y, precision)
+                else:
+                    for setting in torch_settings(precision, torch_layouts):
+                        runners[key(f, m, setting)] = torch_runner(network, m, x, y, setting)
     for run in runners.values():
         for _ in range(warmup):
             run()
-    samples = {key: [] for key in runners}
+    samples = {name: [] for name in runners}
     for r in range(rounds):
-        for key, run in runners.items():
+        for name, run in runners.items():
             start = time.perf_counter()
             for _ in range(steps):
                 run()
-            samples[key].append(1e3 * (time.perf_counter() - start) / steps)
+            samples[name].append(1e3 * (time.perf_counter() - start) / steps)
         progress(f"vs_pytorch: {network} round {r + 1}/{rounds}")
-    return {f"{f}/{m}": statistics.median(v) for (f, m), v in samples.items()}
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def torch_best_bf16(ms):
+    """`{method: setting}`: PyTorch's faster bfloat16 setting per method."""
+    best = {}
+    for method in METHODS:
+        timed = [s for s in torch_settings("mixed_bfloat16") if key("torch", method, s) in ms]
+        if timed:
+            best[method] = min(timed, key=lambda s: ms[key("torch", method, s)])
+    return best
+
+
+# How the table names PyTorch's settings.
+TORCH_SETTING_TEXT = {"float32": "float32", "bfloat16": "bf16 autocast, NCHW",
+                      "bfloat16_channels_last": "bf16 autocast, channels_last"}
+
+
+def _theirs(entry, method, precision):
+    """PyTorch's (setting, ms) against our `precision`, or None."""
+    ms = entry["ms"]
+    if precision == "float32":
+        setting = "float32"
+    else:
+        setting = entry.get("torch_best_bf16", torch_best_bf16(ms)).get(method)
+    if setting is None or key("torch", method, setting) not in ms:
+        return None
+    return setting, ms[key("torch", method, setting)]
 
 
 def table(report):
-    lines = ["| network | method | this package (ms) | PyTorch (ms) | faster by |",
-             "| --- | --- | --- | --- | --- |"]
+    """One row per network, method and precision: our step, its ratio to
+    our float32 step, and PyTorch's (its best bfloat16 setting against
+    mixed_bfloat16)."""
+    lines = ["| network | method | precision | this package (ms) | × float32 | PyTorch (ms) "
+             "| PyTorch setting | faster by |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for entry in report["entries"]:
         ms = entry["ms"]
         for method in METHODS:
-            ours, theirs = ms.get(f"tf/{method}"), ms.get(f"torch/{method}")
-            if ours is None:
-                continue
-            theirs_text = f"{theirs:.1f}" if theirs else "–"
-            ratio = f"{theirs / ours:.2f}×" if theirs else "–"
-            lines.append(f"| {entry['network']} | {method} | {ours:.1f} | {theirs_text} | "
-                         f"{ratio} |")
+            for precision in PRECISIONS:
+                ours = ms.get(key("tf", method, precision))
+                if ours is None:
+                    continue
+                float32 = ms.get(key("tf", method))
+                ratio32 = (f"{ours / float32:.2f}" if float32 and precision != "float32"
+                           else "–")
+                theirs = _theirs(entry, method, precision)
+                cells = [entry["network"], method, precision, f"{ours:.1f}", ratio32]
+                if theirs:
+                    setting, value = theirs
+                    cells += [f"{value:.1f}", TORCH_SETTING_TEXT[setting],
+                              f"{value / ours:.2f}×"]
+                else:
+                    cells += ["–", "–", "–"]
+                lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def targets(report):
-    """The step-cost targets this benchmark decides, as (text, met) pairs."""
+    """The step-cost targets this benchmark decides, as (text, met) pairs:
+    in float32, ours faster than PyTorch by 1.2× and ResNet-18's FGSM-RS step
+    at most 1.55× the clean one; in bfloat16 (where measured), each
+    single-step method's step at least 3× faster than its float32 step, ours
+    at least 2× faster than PyTorch's best bfloat16 setting, and ZeroGrad's
+    step at most 1.05× FGSM-RS's."""
     found = []
+    bf16 = "mixed_bfloat16"
     for entry in report["entries"]:
         ms, network = entry["ms"], entry["network"]
         for method in METHODS:
@@ -257,6 +372,25 @@ def targets(report):
             ratio = ms["tf/fgsm_rs"] / ms["tf/clean"]
             found.append((f"{network}: FGSM-RS step {ratio:.2f}× the clean step (target "
                           "1.55×)", ratio <= 1.55))
+        for method in SINGLE_STEP:
+            float32, low = ms.get(key("tf", method)), ms.get(key("tf", method, bf16))
+            if float32 and low:
+                ratio = float32 / low
+                found.append((f"{network} {method}: {bf16} step {ratio:.2f}× faster than "
+                              "float32 (target 3.00×)", ratio >= 3.0))
+        for method in METHODS:
+            ours = ms.get(key("tf", method, bf16))
+            theirs = _theirs(entry, method, bf16)
+            if method == "attack" or not ours or not theirs:
+                continue
+            ratio = theirs[1] / ours
+            found.append((f"{network} {method}: {bf16} {ratio:.2f}× faster than PyTorch's best "
+                          f"bfloat16 ({TORCH_SETTING_TEXT[theirs[0]]}) (target 2.00×)",
+                          ratio >= 2.0))
+        if {key("tf", "zerograd", bf16), key("tf", "fgsm_rs", bf16)} <= set(ms):
+            ratio = ms[key("tf", "zerograd", bf16)] / ms[key("tf", "fgsm_rs", bf16)]
+            found.append((f"{network}: ZeroGrad step {ratio:.2f}× the FGSM-RS step in {bf16} "
+                          "(target at most 1.05×)", ratio <= 1.05))
     return found
 
 
@@ -266,6 +400,15 @@ def main(argv=None):
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--frameworks", nargs="+", default=["tf", "torch"],
                         choices=["tf", "torch"])
+    parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS),
+                        choices=PRECISIONS,
+                        help="our Keras dtype policies, each timed against PyTorch's "
+                             "counterpart in the same rounds (default: float32 "
+                             "mixed_bfloat16)")
+    parser.add_argument("--torch-layouts", nargs="+", default=list(TORCH_LAYOUTS),
+                        choices=TORCH_LAYOUTS,
+                        help="memory layouts PyTorch's bfloat16 autocast is timed in; the "
+                             "faster per method is its best (default: both)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=3, help="steps per round")
     parser.add_argument("--warmup", type=int, default=2)
@@ -283,13 +426,20 @@ def main(argv=None):
             parser.error("PyTorch is an optional benchmark dependency: pip install "
                          "torch==2.13.0 (or --frameworks tf)")
         torch.set_num_threads(os.cpu_count())
+    precisions = list(dict.fromkeys(args.precisions))
     report = {"batch_size": BATCH, "epsilon": EPSILON, "rounds": args.rounds,
-              "steps_per_round": args.steps, "entries": []}
+              "steps_per_round": args.steps, "precisions": precisions,
+              "torch_layouts": list(dict.fromkeys(args.torch_layouts)), "entries": []}
     for network in args.networks:
         methods = [m for m in args.methods if (network, m) not in SKIP]
-        ms = measure(network, methods, args.rounds, args.steps, args.warmup, args.frameworks)
-        report["entries"].append({"network": network, "ms": ms,
-                                  "machine": machine_record(("tensorflow", "keras", "torch"))})
+        ms = measure(network, methods, args.rounds, args.steps, args.warmup, args.frameworks,
+                     precisions=precisions, torch_layouts=report["torch_layouts"])
+        entry = {"network": network, "ms": ms,
+                 "machine": {**machine_record(("tensorflow", "keras", "torch")),
+                             "bfloat16_units": cpu_has_bfloat16_units()}}
+        if "mixed_bfloat16" in precisions and "torch" in args.frameworks:
+            entry["torch_best_bf16"] = torch_best_bf16(ms)
+        report["entries"].append(entry)
     report["markdown"] = table(report)
     report["targets"] = [{"target": text, "met": met} for text, met in targets(report)]
     io_utils.write_json_atomic(args.output, report)

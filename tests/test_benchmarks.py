@@ -75,7 +75,7 @@ def test_step_time_runs_and_merges_partial_runs(tmp_path):
     output = tmp_path / "step_time.json"
     common = ["--models", "small_cnn", "--methods", "clean", "fgsm_rs", "zerograd_bisect",
               "--batch-size", "8", "--steps", "2", "--warmup", "1", "--quantile-repeats", "2",
-              "--quantile-shapes", "4x64", "--output", str(output)]
+              "--quantile-shapes", "4x64", "--precisions", "float32", "--output", str(output)]
     _run("step_time.py", *common, "--jit", "off")
     first = json.loads(output.read_text())
     out = _run("step_time.py", *common, "--jit", "on", "--no-quantile")
@@ -114,6 +114,68 @@ def test_step_time_runs_and_merges_partial_runs(tmp_path):
     assert set(last["steps"][1]["ms"]) == {"clean", "fgsm_rs"}
     assert last["quantile"] == replaced["quantile"]
     assert last["input_check"] == replaced["input_check"]
+
+
+def test_step_time_interleaves_precisions_and_compares_them_to_float32(tmp_path):
+    output = tmp_path / "step_time.json"
+    common = ["--models", "small_cnn", "--methods", "clean", "fgsm_rs", "--jit", "off",
+              "--batch-size", "4", "--steps", "1", "--warmup", "0", "--no-memory",
+              "--no-quantile", "--output", str(output)]
+    out = _run("step_time.py", *common, "--precisions", "float32", "mixed_bfloat16")
+    report = json.loads(output.read_text())
+    assert [(e["model"], e["jit"], e["precision"]) for e in report["steps"]] == [
+        ("small_cnn", False, "float32"), ("small_cnn", False, "mixed_bfloat16")]
+    for entry in report["steps"]:
+        assert set(entry["ms"]) == {"clean", "fgsm_rs"} and all(
+            v > 0 for v in entry["ms"].values())
+        assert isinstance(entry["machine"]["bfloat16_units"], bool)
+    tables = report["markdown"].split("**small_cnn**")[1:]
+    assert tables[0].startswith(", batch 4, jit_compile=False, float32")
+    assert "× float32" not in tables[0]
+    assert tables[1].startswith(", batch 4, jit_compile=False, mixed_bfloat16")
+    f32, bf16 = (e["ms"]["fgsm_rs"] for e in report["steps"])
+    row = next(line for line in tables[1].splitlines() if line.startswith("| fgsm_rs |"))
+    assert "| × float32 |" in tables[1] and row.split(" | ")[4] == f"{bf16 / f32:.2f}"
+    assert "mixed_bfloat16" in out and "× float32" in out
+
+
+def test_step_time_keeps_an_entry_without_precision_as_float32_and_adds_another(tmp_path):
+    output = tmp_path / "step_time.json"
+    old = {"model": "small_cnn", "jit": False, "machine": {"cpus": 2},
+           "ms": {"clean": 1000.0, "fgsm_rs": 2000.0}}
+    output.write_text(json.dumps({"batch_size": 4, "timed_steps": 1, "steps": [old],
+                                  "quantile": []}))
+    _run("step_time.py", "--models", "small_cnn", "--methods", "clean", "fgsm_rs", "--jit",
+         "off", "--batch-size", "4", "--steps", "1", "--warmup", "0", "--no-memory",
+         "--no-quantile", "--precisions", "float32", "mixed_bfloat16", "--output", str(output))
+    report = json.loads(output.read_text())
+    assert report["steps"][0] == old  # kept: it is the float32 entry
+    (new,) = report["steps"][1:]
+    assert new["precision"] == "mixed_bfloat16" and set(new["ms"]) == {"clean", "fgsm_rs"}
+    row = next(line for line in report["markdown"].split("mixed_bfloat16")[1].splitlines()
+               if line.startswith("| clean |"))
+    assert row.split(" | ")[4] == f"{new['ms']['clean'] / 1000.0:.2f}"
+
+
+def test_step_time_renders_results_written_before_precisions_as_float32():
+    sys.path.insert(0, ROOT)
+    from benchmarks import step_time
+
+    with open(os.path.join(ROOT, "benchmarks", "results", "step_time.json")) as f:
+        committed = json.load(f)
+    assert all("precision" not in e for e in committed["steps"])
+    text = step_time.markdown(committed)
+    # The same tables, titled float32.
+    assert text.replace(", float32\n", "\n") == committed["markdown"]
+    assert step_time.entry_key(committed["steps"][0]) == ("small_cnn", False, "float32")
+
+
+def test_step_time_measures_peak_memory_in_a_precision():
+    sys.path.insert(0, ROOT)
+    from benchmarks import step_time
+
+    assert step_time.peak_memory_mib("clean", "small_cnn", False, 4, steps=1,
+                                     precision="mixed_bfloat16") > 0
 
 
 def test_profile_step_attributes_ops_to_the_package_scopes():
@@ -183,20 +245,86 @@ def test_vs_pytorch_times_our_steps_and_reports_targets(tmp_path):
 
     output = tmp_path / "vs.json"
     frameworks = ["tf", "torch"] if importlib.util.find_spec("torch") else ["tf"]
-    out = _run("vs_pytorch.py", "--networks", "cnn3", "--methods", "clean", "attack",
-               "zerograd", "--frameworks", *frameworks, "--rounds", "1", "--steps", "1",
+    methods = ("clean", "attack", "zerograd")
+    out = _run("vs_pytorch.py", "--networks", "cnn3", "--methods", *methods,
+               "--frameworks", *frameworks, "--rounds", "1", "--steps", "1",
                "--warmup", "1", "--output", str(output))
     report = json.loads(output.read_text())
     (entry,) = report["entries"]
     assert entry["network"] == "cnn3" and entry["machine"]["tensorflow"]
-    assert {f"{f}/{m}" for f in frameworks for m in ("clean", "attack", "zerograd")} == set(
+    assert isinstance(entry["machine"]["bfloat16_units"], bool)
+    assert report["precisions"] == ["float32", "mixed_bfloat16"]
+    settings = {"tf": ["", "@mixed_bfloat16"],
+                "torch": ["", "@bfloat16", "@bfloat16_channels_last"]}
+    assert {f"{f}/{m}{s}" for f in frameworks for m in methods for s in settings[f]} == set(
         entry["ms"])
     assert all(v > 0 for v in entry["ms"].values())
-    assert "| cnn3 | zerograd |" in out and report["markdown"] in out
+    assert "| cnn3 | zerograd | float32 |" in out and report["markdown"] in out
+    assert "| cnn3 | zerograd | mixed_bfloat16 |" in out
+    texts = [t["target"] for t in report["targets"]]
+    assert any(t.startswith("cnn3 zerograd: mixed_bfloat16 step") for t in texts)
     if "torch" in frameworks:
-        assert any("zerograd" in t["target"] for t in report["targets"])
+        assert any("zerograd" in t and "target 1.20×" in t for t in texts)
+        assert entry["torch_best_bf16"]["zerograd"] in ("bfloat16", "bfloat16_channels_last")
+        assert any(t.startswith("cnn3 zerograd: mixed_bfloat16") and "best bfloat16" in t
+                   for t in texts)
     assert _run("vs_pytorch.py", "--table", "--output", str(output)).strip() == \
         report["markdown"]
+
+
+def test_vs_pytorch_runs_ours_alone_in_float32(tmp_path):
+    output = tmp_path / "vs.json"
+    _run("vs_pytorch.py", "--networks", "cnn3", "--methods", "clean", "--frameworks", "tf",
+         "--precisions", "float32", "--rounds", "1", "--steps", "1", "--warmup", "0",
+         "--output", str(output))
+    report = json.loads(output.read_text())
+    ms = report["entries"][0]["ms"]
+    assert set(ms) == {"tf/clean"}
+    assert report["markdown"].splitlines()[2] == \
+        f"| cnn3 | clean | float32 | {ms['tf/clean']:.1f} | – | – | – | – |"
+
+
+def test_vs_pytorch_table_and_targets_of_each_precision():
+    sys.path.insert(0, ROOT)
+    from benchmarks import vs_pytorch
+
+    ms = {"tf/fgsm_rs": 90.0, "torch/fgsm_rs": 180.0, "tf/zerograd": 96.0,
+          "torch/zerograd": 100.0,
+          "tf/fgsm_rs@mixed_bfloat16": 30.0, "torch/fgsm_rs@bfloat16": 70.0,
+          "torch/fgsm_rs@bfloat16_channels_last": 50.0,
+          "tf/zerograd@mixed_bfloat16": 40.0, "torch/zerograd@bfloat16": 90.0,
+          "torch/zerograd@bfloat16_channels_last": 95.0}
+    assert vs_pytorch.torch_best_bf16(ms) == {"fgsm_rs": "bfloat16_channels_last",
+                                              "zerograd": "bfloat16"}
+    report = {"entries": [{"network": "cnn3", "ms": ms}]}
+    lines = vs_pytorch.table(report).splitlines()
+    assert lines[0].startswith("| network | method | precision | this package (ms) | "
+                               "× float32 | PyTorch (ms) | PyTorch setting |")
+    assert "| cnn3 | fgsm_rs | float32 | 90.0 | – | 180.0 | float32 | 2.00× |" in lines
+    assert ("| cnn3 | fgsm_rs | mixed_bfloat16 | 30.0 | 0.33 | 50.0 | "
+            "bf16 autocast, channels_last | 1.67× |") in lines
+    assert ("| cnn3 | zerograd | mixed_bfloat16 | 40.0 | 0.42 | 90.0 | "
+            "bf16 autocast, NCHW | 2.25× |") in lines
+    found = dict(vs_pytorch.targets(report))
+    assert found == {
+        "cnn3 fgsm_rs: 2.00× faster than PyTorch (target 1.20×)": True,
+        "cnn3 zerograd: 1.04× faster than PyTorch (target 1.20×)": False,
+        "cnn3 fgsm_rs: mixed_bfloat16 step 3.00× faster than float32 (target 3.00×)": True,
+        "cnn3 zerograd: mixed_bfloat16 step 2.40× faster than float32 (target 3.00×)": False,
+        "cnn3 fgsm_rs: mixed_bfloat16 1.67× faster than PyTorch's best bfloat16 "
+        "(bf16 autocast, channels_last) (target 2.00×)": False,
+        "cnn3 zerograd: mixed_bfloat16 2.25× faster than PyTorch's best bfloat16 "
+        "(bf16 autocast, NCHW) (target 2.00×)": True,
+        "cnn3: ZeroGrad step 1.33× the FGSM-RS step in mixed_bfloat16 "
+        "(target at most 1.05×)": False}
+    # A result written before there were precisions: float32 rows, float32 targets.
+    with open(os.path.join(ROOT, "benchmarks", "results", "vs_pytorch.json")) as f:
+        committed = json.load(f)
+    lines = vs_pytorch.table(committed).splitlines()
+    assert len(lines) == 2 + sum(len(e["ms"]) // 2 for e in committed["entries"])
+    assert all(line.split(" | ")[2] == "float32" for line in lines[2:])
+    assert [{"target": t, "met": m} for t, m in vs_pytorch.targets(committed)] == \
+        committed["targets"]
 
 
 def test_timings_writes_each_part_with_its_machine_and_keeps_the_others(tmp_path, monkeypatch):

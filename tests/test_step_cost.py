@@ -71,6 +71,21 @@ def test_a_ready_classifier_is_wrapped_with_the_given_metrics_and_data():
     assert "compile_metrics" not in [m.name for m in model.metrics]
 
 
+@pytest.mark.parametrize("method", ["fgsm_rs", "zerograd_bisect"])
+def test_a_bfloat16_step_computes_in_bfloat16_and_returns_a_finite_loss(method):
+    model = step_cost.compiled_model(method, "small_cnn", False, input_shape=SHAPE,
+                                     classes=CLASSES, epsilon=0.1, metrics=None,
+                                     precision="mixed_bfloat16")
+    assert model.dtype_policy.name == "mixed_bfloat16"
+    layers = model.classifier.layers
+    assert {layer.compute_dtype for layer in layers[1:-1]} == {"bfloat16"}
+    assert layers[-1].name == "logits" and layers[-1].compute_dtype == "float32"
+    assert all(w.dtype == "float32" for w in model.classifier.weights)
+    step = step_cost.train_step_runner(model, 4, input_shape=SHAPE, classes=CLASSES)
+    losses = [step(), step()]
+    assert all(isinstance(v, float) and math.isfinite(v) for v in losses)
+
+
 def test_the_same_call_starts_from_the_same_weights():
     first, second = (step_cost.compiled_model("clean", "small_cnn", False, input_shape=SHAPE,
                                               classes=CLASSES) for _ in range(2))
@@ -86,6 +101,10 @@ def test_the_same_call_starts_from_the_same_weights():
      ["`network`", "'resnet50'", "small_cnn", "preact_resnet18"]),
     (lambda: step_cost.compiled_model("clean", 3, False), ["`network`", "int"]),
     (lambda: step_cost.compiled_model("clean", "small_cnn", "yes"), ["`jit`", "'yes'"]),
+    (lambda: step_cost.compiled_model("clean", "small_cnn", False, precision="bfloat16"),
+     ["`precision`", "'bfloat16'", "float32", "mixed_bfloat16", "mixed_float16"]),
+    (lambda: step_cost.adversarial_model("clean", None, precision="auto"),
+     ["`precision`", "'auto'", "mixed_bfloat16"]),
 ])
 def test_bad_arguments_are_value_errors_naming_the_argument_and_the_valid_values(call, names):
     with pytest.raises(ValueError) as error:
