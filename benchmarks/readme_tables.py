@@ -131,7 +131,8 @@ def vs_pytorch_table():
 
 def step_cost_targets():
     """The step-cost targets, each met or missed, from both result files."""
-    steps = {e["model"]: e["ms"] for e in _load("step_time.json")["steps"] if not e["jit"]}
+    steps = {e["model"]: e["ms"] for e in _load("step_time.json")["steps"]
+             if not e["jit"] and e.get("precision", "float32") == "float32"}
     rows = []
 
     def row(text, value, limit, at_most=True):
