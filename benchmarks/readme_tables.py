@@ -109,24 +109,35 @@ def _load(name):
         return json.load(f)
 
 
-def step_time_table():
-    """The step-time tables of `step_time.json`, as `step_time.py` printed
+def step_time_table(name="step_time.json"):
+    """The step-time tables of a `step_time.py` result file, as it printed
     and stored them."""
-    report = _load("step_time.json")
+    path = os.path.join(RESULTS, name)
+    if not os.path.exists(path):
+        return "Not measured yet."
+    report = _load(name)
     machines = sorted({machine_text(e["machine"]) for e in report["steps"]})
-    return (report["markdown"].rstrip() + "\n\nMeasured on " + "; ".join(machines)
-            + ".")
+    return (report["markdown"].rstrip() + f"\n\nMedian over {report['timed_steps']} "
+            f"interleaved rounds; measured on " + "; ".join(machines) + ".")
 
 
-def vs_pytorch_table():
-    """`vs_pytorch.json`'s table (as `vs_pytorch.py` stored it) with its
-    machine."""
-    report = _load("vs_pytorch.json")
+def vs_pytorch_table(name="vs_pytorch.json"):
+    """A `vs_pytorch.py` result file's table (as it stored it) with its
+    machine, and its targets met or missed when it states any beyond the
+    float32 ones the step-cost targets table lists."""
+    path = os.path.join(RESULTS, name)
+    if not os.path.exists(path):
+        return "Not measured yet."
+    report = _load(name)
     machines = sorted({machine_text(e["machine"], [("PyTorch", "torch")])
                        for e in report["entries"]})
-    return (report["markdown"] + f"\n\nMedian over {report['rounds']} interleaved rounds "
+    text = (report["markdown"] + f"\n\nMedian over {report['rounds']} interleaved rounds "
             f"of {report['steps_per_round']} steps, batch {report['batch_size']}; measured on "
             + "; ".join(machines) + ".")
+    if name != "vs_pytorch.json" and report.get("targets"):
+        text += "\n\n" + "\n".join(
+            f"- {'met' if t['met'] else '**missed**'}: {t['target']}" for t in report["targets"])
+    return text
 
 
 def step_cost_targets():
@@ -369,6 +380,8 @@ def quick_start_output():
 
 GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
               "precision_parity": precision_parity, "precision_ties": precision_ties,
+              "step_time_precision": lambda: step_time_table("step_time_precision.json"),
+              "vs_pytorch_precision": lambda: vs_pytorch_table("vs_pytorch_precision.json"),
               "co_study_v2": co_study_v2, "profile": profile_table,
               "co_study_v1_mnist": lambda: _co_study_v1("mnist"),
               "co_study_v1_cifar10": lambda: _co_study_v1("cifar10"),
