@@ -34,6 +34,7 @@ rule to the stored per-epoch accuracies, so they always follow this text.
 
 import argparse
 import datetime
+import json
 import os
 import shutil
 import statistics
@@ -52,7 +53,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
-from zerograd_tf import io_utils, monitoring  # noqa: E402
+from zerograd_tf import dtype_policies, io_utils, monitoring, precision  # noqa: E402
 from zerograd_tf.benchmarking import study_records, study_tables  # noqa: E402
 from zerograd_tf.benchmarking.machine import machine_record  # noqa: E402
 from zerograd_tf.benchmarking.study_plan import StudyPlan  # noqa: E402
@@ -65,8 +66,15 @@ SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data"))
 # The study's settings, methods and seeds, as data (see the file's notes).
 PLAN = os.path.join(HERE, "studies", "co_study_v2.json")
 
+
+
 class EpochMonitor(keras.callbacks.Callback):
-    """Times each epoch's training and then measures clean/FGSM/PGD-10 accuracy."""
+    """Times each epoch's training and then measures clean/FGSM/PGD-10 accuracy.
+
+    A mixed-precision model is measured through a float32 copy with the
+    epoch's weights, as the final evaluation is: the CO rule then judges
+    the same function the reported robustness describes.
+    """
 
     def __init__(self, x, y, epsilon, pgd_steps=10, seed=0):
         super().__init__()
@@ -75,6 +83,7 @@ class EpochMonitor(keras.callbacks.Callback):
         self.rows = []
         self._start = None
         self._meter = None
+        self._copy = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
@@ -82,8 +91,13 @@ class EpochMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self._start
         if self._meter is None:
-            self._meter = monitoring.AttackMeter(self.model, self.epsilon,
+            measured_model = self.model
+            if precision.is_lower_precision(self.model.classifier):
+                self._copy = measured_model = dtype_policies.float32_copy(self.model)
+            self._meter = monitoring.AttackMeter(measured_model, self.epsilon,
                                                  pgd_steps=self.pgd_steps)
+        if self._copy is not None:
+            self._copy.set_weights(self.model.classifier.get_weights())
         measured = self._meter(self.x, self.y, self.seed)
         logs = logs or {}
         self.rows.append({
@@ -126,7 +140,9 @@ def build_parser():
                         help="seeds 0..N-1 (default: the plan's)")
     parser.add_argument("--data-dir", default=SHARED,
                         help="folder of mnist10k.npz and cifar10_5k.npz (../shared/data)")
-    parser.add_argument("--results", default=os.path.join(HERE, "results", "co_study_v2"))
+    parser.add_argument("--results", default=None,
+                        help="folder of the run records (default: benchmarks/results/<the "
+                             "plan file's name>, e.g. co_study_v2)")
     parser.add_argument("--dataset", default=None,
                         help="custom setting: an .npz path or TFDS name")
     parser.add_argument("--monitor-size", type=int, default=500)
@@ -184,7 +200,27 @@ def parse(argv=None):
                          f"(valid: {', '.join(valid)}){hint}")
     if args.seeds is not None and args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    if args.results is None:
+        name = os.path.splitext(os.path.basename(args.plan))[0]
+        args.results = os.path.join(HERE, "results", name)
+    args.overrides = overrides(args)  # zerograd-train's own one-line errors, exit 2
     return args, plan
+
+
+def finished(path, plan, setting, method, seed, args):
+    """Whether `path` holds a finished run; exits with status 2 when it is a
+    run of another configuration than the plan's (another plan's results)."""
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        saved = json.load(f)["config"]
+    fields = plan.fields(setting, method, seed, args.overrides)
+    different = sorted(k for k, v in fields.items() if saved.get(k) != v)
+    if different:
+        print(f"co_study: {path} holds a run of another configuration (differs in: "
+              f"{', '.join(different)}); use another --results", file=sys.stderr)
+        raise SystemExit(2)
+    return True
 
 
 def train_run(config, data, timer):
@@ -205,9 +241,9 @@ def cost_one(plan, setting, method, seed, data, args):
     """Times one run's training epochs alone (checks of the CO callbacks
     included) into `<results>/cost/<setting>/<method>_seed<seed>.json`."""
     path = os.path.join(args.results, "cost", setting, f"{method}_seed{seed}.json")
-    if os.path.exists(path):
+    if finished(path, plan, setting, method, seed, args):
         return False
-    config = plan.run_config(setting, method, seed, data, overrides(args))
+    config = plan.run_config(setting, method, seed, data, args.overrides)
     timer = EpochTimer()
     _, acting = train_run(config, data, timer)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -222,9 +258,9 @@ def cost_one(plan, setting, method, seed, data, args):
 
 def run_one(plan, setting, method, seed, data, args, monitor, evaluation):
     path = os.path.join(args.results, setting, f"{method}_seed{seed}.json")
-    if os.path.exists(path):
+    if finished(path, plan, setting, method, seed, args):
         return False
-    config = plan.run_config(setting, method, seed, data, overrides(args))
+    config = plan.run_config(setting, method, seed, data, args.overrides)
     monitor_cb = EpochMonitor(*monitor, config.epsilon, args.monitor_pgd_steps, seed)
     model, acting = train_run(config, data, monitor_cb)
     x_eval, y_eval = evaluation
@@ -362,7 +398,7 @@ def main(argv=None):
     loaded = {}
     for setting in args.settings:
         dataset = args.dataset or plan.dataset_path(setting, args.data_dir)
-        data = plan.load_data(setting, dataset, overrides(args), args.train_size)
+        data = plan.load_data(setting, dataset, args.overrides, args.train_size)
         loaded[setting] = (data, *plan.monitor_and_evaluation(
             setting, data, args.monitor_size, args.final_size))
         runs += plan.runs([setting], args.methods, args.seeds)

@@ -195,3 +195,20 @@ def test_tie_statistics_count_thresholds_that_fall_on_equal_values():
     assert stats["zeroed_fraction"] == pytest.approx(2 / 12)
     assert stats["distinct_fraction"] == pytest.approx((2 / 4 + 1 + 1 / 4) / 3)
     assert stats["zero_fraction"] == pytest.approx(4 / 12)
+
+
+def test_co_study_keeps_each_plan_apart_and_refuses_another_plans_runs(tmp_path, capsys):
+    sys.path.insert(0, ROOT)
+    from benchmarks import co_study
+
+    args, plan = co_study.parse(["--plan", os.path.join(STUDIES, "precision_parity.json")])
+    assert args.results.endswith(os.path.join("results", "precision_parity"))
+    # A float32 run of the CO study where this plan's bfloat16 run would go.
+    v2 = os.path.join(RESULTS, "co_study_v2", "mnist", "fgsm_rs_seed0.json")
+    with pytest.raises(SystemExit) as exit_info:
+        co_study.finished(v2, plan, "mnist", "fgsm_rs", 0, args)
+    assert exit_info.value.code == 2
+    assert "differs in: precision" in capsys.readouterr().err
+    args, plan = co_study.parse([])
+    assert co_study.finished(v2, plan, "mnist", "fgsm_rs", 0, args)
+    assert not co_study.finished(str(tmp_path / "none.json"), plan, "mnist", "fgsm_rs", 0, args)

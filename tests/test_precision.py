@@ -114,8 +114,9 @@ def test_every_model_trains_in_bfloat16_with_a_float32_perturbation(method):
 
 def test_zerograd_masks_a_float32_gradient_in_bfloat16():
     # The mask ranks |grad| of a float32 tensor (the input gradient of a
-    # bfloat16 forward pass, cast back at the input): its zeroed fraction
-    # is at least q, ties included.
+    # bfloat16 forward pass, cast back at the input). Elements equal to the
+    # threshold are kept, so with bfloat16's ties the zeroed fraction can
+    # fall below q, never above it (64 elements: q rounds up to 23/64).
     model = MODELS["zerograd"](_classifier("mixed_bfloat16"))
     model.compile(optimizer="sgd",
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -124,7 +125,8 @@ def test_zerograd_masks_a_float32_gradient_in_bfloat16():
     delta, info = model.perturb(tf.constant(x), tf.constant(y), tf.constant([0, 1], tf.int64),
                                 model.read_hyperparameters())
     assert delta.dtype == tf.float32
-    assert float(tf.reduce_min(info["zeroed_fraction"])) >= 0.35 - 1e-6
+    zeroed = info["zeroed_fraction"].numpy()
+    assert (zeroed <= 23 / 64 + 1e-6).all() and zeroed.mean() > 0.2
 
 
 def test_evaluation_attacks_a_float32_copy_unless_asked_otherwise():
@@ -215,3 +217,66 @@ def test_float16_trains_with_loss_scaling_and_a_scaled_attack_gradient():
     history = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     assert float(model.optimizer.iterations.numpy()) == 6
+
+
+def test_a_run_or_search_saved_with_mixed_precision_is_the_same_configuration(tmp_path):
+    # Resuming, re-evaluating or continuing a search of 0.1.0 must not see a
+    # changed configuration only because the precision setting was renamed.
+    import json
+
+    from zerograd_tf.runs import run_dir, tuning
+
+    class Data:
+        input_shape, num_classes, augment, x_val = (8, 8, 1), 3, False, None
+
+    config = RunConfig(epochs=2).resolved(Data())
+    old = config.to_dict()
+    del old["precision"]
+    assert run_dir._differences({**old, "mixed_precision": False}, config) == []
+    assert run_dir._differences({**old, "mixed_precision": True}, config) == ["precision"]
+    path = tmp_path / "search_config.json"
+    path.write_text(json.dumps({"tuner": "random", "config": {**old, "mixed_precision": False}}))
+    tuning._check_same_search(str(path), {"tuner": "random", "config": config.to_dict()}, False)
+
+
+def test_the_float32_copy_opens_nested_models_and_ignores_the_global_policy():
+    block = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4)], name="block")
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Dense(2, name="logits")(block(inputs))
+    net = dtype_policies.with_dtype_policy(keras.Model(inputs, outputs), "mixed_bfloat16")
+    inner = net.get_layer("block").layers[0]
+    assert inner.compute_dtype == "bfloat16" and precision.policy_of(net) == "mixed_bfloat16"
+    copy = dtype_policies.float32_copy(net)
+    assert precision.policy_of(copy) == "float32"
+    assert copy.get_layer("block").layers[0].compute_dtype == "float32"
+    for a, b in zip(copy.get_weights(), net.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # Built while the global policy is mixed, a float32 copy is still float32.
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        copy = dtype_policies.float32_copy(net)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert precision.policy_of(copy) == "float32"
+    x = np.random.default_rng(0).random((3, 4), dtype=np.float32)
+    assert copy(x).dtype == "float32"
+
+
+def test_a_mixed_precision_model_starts_from_the_float32_weights():
+    # The same seed gives the same initial weights in every precision, so a
+    # parity study changes one thing only.
+    from zerograd_tf.runs import pipeline
+
+    class Data:
+        input_shape, num_classes, augment, x_val = (8, 8, 1), 3, False, None
+        x_train = np.zeros((16, 8, 8, 1), np.float32)
+
+        def channel_stats(self):
+            return [0.5], [0.25]
+
+    config = RunConfig(epochs=1, model="small_cnn").resolved(Data())
+    a = pipeline.build_model(config, Data())
+    b = pipeline.build_model(config.replace(precision="mixed_bfloat16"), Data())
+    assert precision.policy_of(b) == "mixed_bfloat16"
+    for u, v in zip(a.classifier.get_weights(), b.classifier.get_weights()):
+        np.testing.assert_array_equal(u, v)

@@ -3,38 +3,42 @@
 import keras
 
 from zerograd_tf import _keras_compat
-from zerograd_tf.precision import is_lower_precision
+from zerograd_tf.precision import is_lower_precision, leaf_layers
 
 
 def with_dtype_policy(classifier, policy):
-    """`classifier` with `policy` on every layer but its float32 logits.
+    """`classifier` with `policy` on every layer but its float32 logits,
+    and the same weights.
 
     Args:
-        classifier: a functional or `Sequential` `keras.Model`.
+        classifier: a functional or `Sequential` `keras.Model` (nested
+            functional or `Sequential` models are rebuilt too).
         policy: a dtype policy name, e.g. `"mixed_bfloat16"`.
 
     Returns:
-        `classifier` itself when its layers have `policy` already, else a
-        copy (new, untrained layers) whose layers have it; a layer named
-        `logits` stays float32.
+        `classifier` itself when every layer that computes has `policy`
+        already, else a copy whose layers have it, holding `classifier`'s
+        weights (mixed policies keep float32 variables, so they are the
+        same numbers); a layer named `logits` stays float32.
 
     Example:
 
-    >>> import keras
+    >>> import keras, numpy as np
     >>> from zerograd_tf.dtype_policies import with_dtype_policy
     >>> net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
     ...                         keras.layers.Dense(2, name="logits")])
     >>> copy = with_dtype_policy(net, "mixed_bfloat16")
     >>> [layer.dtype_policy.name for layer in copy.layers]
     ['mixed_bfloat16', 'float32']
+    >>> all(np.array_equal(a, b) for a, b in zip(copy.get_weights(), net.get_weights()))
+    True
     """
     policy = keras.dtype_policies.get(policy)
 
     def wanted(layer):
         return "float32" if layer.name == "logits" else policy.name
 
-    if all(layer.dtype_policy.name == wanted(layer) for layer in classifier.layers
-           if not isinstance(layer, keras.layers.InputLayer)):
+    if all(layer.dtype_policy.name == wanted(layer) for layer in leaf_layers(classifier)):
         return classifier
 
     def clone(layer):
@@ -42,7 +46,9 @@ def with_dtype_policy(classifier, policy):
         layer_config["dtype"] = wanted(layer)
         return layer.__class__.from_config(layer_config)
 
-    return keras.models.clone_model(classifier, clone_function=clone)
+    copy = keras.models.clone_model(classifier, clone_function=clone, recursive=True)
+    copy.set_weights(classifier.get_weights())
+    return copy
 
 
 def float32_copy(model):
@@ -87,5 +93,9 @@ def float32_copy(model):
             f"model: a float32 copy needs a functional or Sequential classifier, got "
             f"{type(classifier).__name__}; evaluate it as it runs (precision='as_trained')")
     copy = with_dtype_policy(classifier, "float32")
-    copy.set_weights(classifier.get_weights())
+    if is_lower_precision(copy):
+        raise ValueError(
+            f"model: layers of {type(classifier).__name__} stayed below float32 in the copy "
+            f"(a layer keras.models.clone_model cannot rebuild); evaluate it as it runs "
+            f"(precision='as_trained')")
     return copy

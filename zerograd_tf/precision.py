@@ -120,29 +120,56 @@ def resolve_precision(precision):
     return precision
 
 
+def leaf_layers(model):
+    """The layers of `model` that compute, nested models opened: every layer
+    without sublayers of its own listed in `layers`, input layers left out.
+
+    Args:
+        model: a Keras model or layer.
+
+    Returns:
+        A list of layers (`[model]` for a layer without sublayers).
+    """
+    sublayers = getattr(model, "layers", None)
+    if not sublayers:
+        return [] if type(model).__name__ == "InputLayer" else [model]
+    return [leaf for layer in sublayers for leaf in leaf_layers(layer)]
+
+
 def policy_of(model):
-    """The dtype policy name a Keras model computes with (`"float32"` for a
-    model whose layers mix several, e.g. mixed with float32 logits: the
-    name of its first non-float32 layer's policy)."""
-    names = [layer.dtype_policy.name for layer in [model, *_layers(model)]
-             if hasattr(layer, "dtype_policy")]
-    mixed = [n for n in names if n != "float32"]
-    return mixed[0] if mixed else "float32"
+    """The lower-precision dtype policy a model computes in, or `"float32"`.
 
+    Args:
+        model: a Keras model or layer.
 
-def _layers(model):
-    for layer in getattr(model, "layers", []):
-        yield layer
-        yield from _layers(layer)
+    Returns:
+        The policy name of the first layer of `leaf_layers(model)` whose
+        policy is not float32 (a mixed model's logits stay float32), else
+        `"float32"`. The policy of the model object itself and of its input
+        layer is not looked at: a model built under a global mixed policy
+        whose layers all compute in float32 is float32.
+
+    Example:
+
+    >>> import keras
+    >>> from zerograd_tf.precision import policy_of
+    >>> net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, dtype="mixed_bfloat16"),
+    ...                         keras.layers.Dense(2, dtype="float32")])
+    >>> policy_of(net), policy_of(net.layers[-1])
+    ('mixed_bfloat16', 'float32')
+    """
+    for layer in leaf_layers(model):
+        if layer.dtype_policy.name != "float32":
+            return layer.dtype_policy.name
+    return "float32"
 
 
 def computes_in_float16(model):
-    """Whether any layer of `model` computes in float16 (whose 5-bit
-    exponent flushes gradients below about 6e-8 to zero)."""
+    """Whether a layer of `model` computes in float16 (whose 5-bit exponent
+    flushes gradients below about 6e-8 to zero); see `policy_of`."""
     return policy_of(model) in ("mixed_float16", "float16")
 
 
 def is_lower_precision(model):
-    """Whether any layer of `model` computes below float32."""
+    """Whether a layer of `model` computes below float32; see `policy_of`."""
     return policy_of(model) != "float32"
-

@@ -141,14 +141,18 @@ def project_point(x, point, epsilon):
     return tf.clip_by_value(tf.clip_by_value(point, x - epsilon, x + epsilon), 0.0, 1.0)
 
 
-def loss_and_gradient(objective, x, y):
-    """Per-example losses, input gradient and predictions at `x`.
+def input_gradient(objective, x, y):
+    """Per-example losses, the input gradient and predictions, the gradient
+    itself differentiable (for a loss built on it, e.g. GradAlign's).
 
-    The gradient is that of the *sum* of per-example losses, so each example's
-    gradient is its own loss gradient, independent of the batch size. An
-    objective with a `gradient_scale` attribute (`objectives.model_objective`
-    of a float16 model) has its loss scaled by it for the backward pass and
-    the gradient divided by it, so that small gradients do not underflow.
+    The gradient is that of the *sum* of per-example losses, so each
+    example's gradient is its own loss gradient, independent of the batch
+    size. An objective with a `gradient_scale` attribute
+    (`objectives.model_objective` of a float16 model) has its loss
+    multiplied by it for the backward pass and the gradient divided by it
+    after (exact for a power of two), so that small gradients do not
+    underflow in float16; a float16 activation gradient above 65504 /
+    `gradient_scale` (16 for 2**12) overflows to infinity.
 
     Args:
         objective: a callable `(x, y) -> (per_example_loss, y_pred)`.
@@ -156,8 +160,41 @@ def loss_and_gradient(objective, x, y):
         y: the targets.
 
     Returns:
-        `(losses, gradient, y_pred)`, the gradient without a gradient of its
-        own (`tf.stop_gradient`).
+        `(losses, gradient, y_pred)`.
+
+    Raises:
+        ValueError: if the loss does not depend on `x`.
+    """
+    scale = getattr(objective, "gradient_scale", 1.0)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        losses, y_pred = objective(x, y)
+        total = tf.reduce_sum(losses)
+        if scale != 1.0:
+            total = total * scale
+    gradient = tape.gradient(total, x)
+    if gradient is None:
+        raise ValueError(
+            "The objective's loss does not depend on its input `x`, so there is "
+            "no input gradient to attack with."
+        )
+    if scale != 1.0:
+        gradient = gradient / scale
+    return losses, gradient, y_pred
+
+
+def loss_and_gradient(objective, x, y):
+    """Per-example losses, input gradient and predictions at `x`.
+
+    `input_gradient`, the gradient held constant (`tf.stop_gradient`).
+
+    Args:
+        objective: a callable `(x, y) -> (per_example_loss, y_pred)`.
+        x: the inputs.
+        y: the targets.
+
+    Returns:
+        `(losses, gradient, y_pred)`.
 
     Raises:
         ValueError: if the loss does not depend on `x`.
@@ -168,22 +205,8 @@ def loss_and_gradient(objective, x, y):
         >>> loss_and_gradient(objective, tf.constant([[1.0, 2.0]]), None)[1].numpy()
         array([[2., 4.]], dtype=float32)
     """
-    scale = getattr(objective, "gradient_scale", 1.0)
     with tf.name_scope("input_gradient"):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            losses, y_pred = objective(x, y)
-            total = tf.reduce_sum(losses)
-            if scale != 1.0:
-                total = total * scale
-        gradient = tape.gradient(total, x)
-        if gradient is not None and scale != 1.0:
-            gradient = gradient / scale
-    if gradient is None:
-        raise ValueError(
-            "The objective's loss does not depend on its input `x`, so there is "
-            "no input gradient to attack with."
-        )
+        losses, gradient, y_pred = input_gradient(objective, x, y)
     return losses, tf.stop_gradient(gradient), y_pred
 
 

@@ -8,17 +8,6 @@ from zerograd_tf.models.base import PACKAGE
 from zerograd_tf.models.fgsm import FGSMModel
 
 
-def _input_gradient(objective, x, y):
-    """The per-example input gradient of the loss, itself differentiable
-    (scaled against float16 underflow as `ops.loss_and_gradient` does)."""
-    scale = getattr(objective, "gradient_scale", 1.0)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        losses, _ = objective(x, y)
-        total = tf.reduce_sum(losses) * scale
-    return tape.gradient(total, x) / scale
-
-
 def gradient_alignment(objective, x, y, eta):
     """Per-example cosine between the input gradients at `x` and `x + eta`.
 
@@ -47,8 +36,8 @@ def gradient_alignment(objective, x, y, eta):
         (True, True)
     """
     x = tf.convert_to_tensor(x)
-    first = _input_gradient(objective, x, y)
-    second = _input_gradient(objective, x + tf.cast(eta, x.dtype), y)
+    first = ops.input_gradient(objective, x, y)[1]
+    second = ops.input_gradient(objective, x + tf.cast(eta, x.dtype), y)[1]
     batch = tf.shape(x)[0]
     first = tf.reshape(first, [batch, -1])
     second = tf.reshape(second, [batch, -1])

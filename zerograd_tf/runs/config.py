@@ -278,17 +278,38 @@ class RunConfig:
         """The configuration a `to_dict` (or a saved `config.json`) describes.
 
         Keys this version does not know are ignored; missing keys take their
-        defaults. A file of 0.2.0 or earlier, with `mixed_precision`, gets
-        the precision it meant (`mixed_float16` or `float32`).
+        defaults. A file of 0.1.0 gets what it meant (`upgraded`).
         """
         known = {f.name for f in dataclasses.fields(cls)}
-        values = dict(values)
-        if "mixed_precision" in values and "precision" not in values:
-            values["precision"] = "mixed_float16" if values["mixed_precision"] else "float32"
-        values = {k: v for k, v in values.items() if k in known}
+        values = {k: v for k, v in upgraded(values).items() if k in known}
         if values.get("input_shape") is not None:
             values["input_shape"] = tuple(values["input_shape"])
         return cls(**values)
+
+
+def upgraded(values):
+    """A saved configuration's values in this version's terms.
+
+    0.1.0's `mixed_precision` (a switch for mixed_float16) becomes
+    `precision`: `"mixed_float16"` or `"float32"`.
+
+    Args:
+        values: a dict as `RunConfig.to_dict` wrote it (any version).
+
+    Returns:
+        A new dict.
+
+    Example:
+
+    >>> from zerograd_tf.runs.config import upgraded
+    >>> upgraded({"mixed_precision": False, "seed": 1})
+    {'seed': 1, 'precision': 'float32'}
+    """
+    values = dict(values)
+    if "mixed_precision" in values:
+        switch = values.pop("mixed_precision")
+        values.setdefault("precision", "mixed_float16" if switch else "float32")
+    return values
 
 
 def default_epsilon(data):

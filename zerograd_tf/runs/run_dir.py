@@ -23,7 +23,7 @@ import sys
 import zipfile
 
 from zerograd_tf import io_utils
-from zerograd_tf.runs import options
+from zerograd_tf.runs import config as config_lib, options
 from zerograd_tf.runs.run_lock import RunLock  # noqa: F401 - part of this module's API
 
 LOCK_NAME = ".lock"
@@ -207,6 +207,7 @@ def set_aside_damaged_report(output, prog):
 
 
 def _differences(saved, config):
+    saved = config_lib.upgraded(saved)
     config = config.to_dict()
     keys = sorted(set(saved) | set(config))
     return [k for k in keys if k not in EVALUATION_KEYS
@@ -214,6 +215,7 @@ def _differences(saved, config):
 
 
 def _same_evaluation(saved, config):
+    saved = config_lib.upgraded(saved)
     config = config.to_dict()
     return all(saved.get(k, ADDED_DEFAULTS.get(k)) == config.get(k) for k in EVALUATION_KEYS)
 

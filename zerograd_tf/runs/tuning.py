@@ -54,6 +54,8 @@ def _check_same_search(path, identity, overwrite):
         return
     with open(path) as f:
         saved = json.load(f)
+    if isinstance(saved.get("config"), dict):
+        saved["config"] = config_lib.upgraded(saved["config"])
     keys = sorted(set(saved) | set(identity))
     different = []
     for k in keys:
