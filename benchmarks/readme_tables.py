@@ -123,8 +123,8 @@ def step_time_table(name="step_time.json"):
 
 def vs_pytorch_table(name="vs_pytorch.json"):
     """A `vs_pytorch.py` result file's table (as it stored it) with its
-    machine, and its targets met or missed when it states any beyond the
-    float32 ones the step-cost targets table lists."""
+    machine; for a file other than `vs_pytorch.json` (whose float32 targets
+    the step-cost targets table lists) also its targets, met or missed."""
     path = os.path.join(RESULTS, name)
     if not os.path.exists(path):
         return "Not measured yet."

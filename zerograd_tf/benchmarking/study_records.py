@@ -4,9 +4,12 @@ A run record is the JSON file a study writes when a run finishes:
 `<results>/<setting>/<method>_seed<k>.json` with `setting`, `method`,
 `seed`, `config` (the resolved `RunConfig`), `epochs` (one dict per epoch:
 `epoch`, `train_loss`, `train_accuracy`, `clean_accuracy`, `fgsm_accuracy`,
-`pgd_accuracy`, `epoch_seconds`), `final` (`evaluate_robustness`'s PGD
-report), `final_autoattack` (AutoAttack + PGD worst case, or `None`),
-`co_monitor`, `final_quantile`, `mean_epoch_seconds`, `date` and `machine`.
+`pgd_accuracy`, `epoch_seconds`, and for ZeroGrad `zeroed_fraction`),
+`final` (`evaluate_robustness`'s PGD report), `final_autoattack` (AutoAttack
++ PGD worst case, or `None`), for some mixed-precision runs
+`final_autoattack_as_trained` (the same attacks on the model as it
+computes), `co_monitor`, `final_quantile`, `mean_epoch_seconds`, `date` and
+`machine`.
 """
 
 import csv
