@@ -267,9 +267,11 @@ def main(argv=None):
     report["steps"] = [e for key, e in previous.items() if key not in requested]
     for model_name in model_names:
         for jit in jits:
-            # The precisions of one model and mode not kept from --output,
-            # timed together (interleaved in the same rounds).
+            # All precisions of one model and mode are timed together
+            # (interleaved in the same rounds, so that "× float32" compares
+            # steps of one session): kept from --output only when all are.
             missing = [p for p in precisions if (model_name, jit, p) not in previous]
+            missing = precisions if missing else []
             measured = {}
             if missing:
                 ms = time_methods(args.methods, model_name, jit, args.batch_size, args.steps,

@@ -139,7 +139,9 @@ def test_step_time_interleaves_precisions_and_compares_them_to_float32(tmp_path)
     assert "mixed_bfloat16" in out and "× float32" in out
 
 
-def test_step_time_keeps_an_entry_without_precision_as_float32_and_adds_another(tmp_path):
+def test_step_time_times_every_precision_of_a_group_together(tmp_path):
+    # An entry without a precision is float32; a group missing a precision
+    # is measured again whole, so that "× float32" compares one session.
     output = tmp_path / "step_time.json"
     old = {"model": "small_cnn", "jit": False, "machine": {"cpus": 2},
            "ms": {"clean": 1000.0, "fgsm_rs": 2000.0}}
@@ -149,12 +151,13 @@ def test_step_time_keeps_an_entry_without_precision_as_float32_and_adds_another(
          "off", "--batch-size", "4", "--steps", "1", "--warmup", "0", "--no-memory",
          "--no-quantile", "--precisions", "float32", "mixed_bfloat16", "--output", str(output))
     report = json.loads(output.read_text())
-    assert report["steps"][0] == old  # kept: it is the float32 entry
-    (new,) = report["steps"][1:]
+    float32, new = report["steps"]
+    assert float32["precision"] == "float32" and float32["ms"]["clean"] != 1000.0
+    assert float32["machine"] == new["machine"]
     assert new["precision"] == "mixed_bfloat16" and set(new["ms"]) == {"clean", "fgsm_rs"}
     row = next(line for line in report["markdown"].split("mixed_bfloat16")[1].splitlines()
                if line.startswith("| clean |"))
-    assert row.split(" | ")[4] == f"{new['ms']['clean'] / 1000.0:.2f}"
+    assert row.split(" | ")[4] == f"{new['ms']['clean'] / float32['ms']['clean']:.2f}"
 
 
 def test_step_time_renders_results_written_before_precisions_as_float32():

@@ -385,6 +385,15 @@ def test_lower_precision_trains_and_does_not_leak(tmp_path):
         model = keras.models.load_model(tmp_path / "mp" / "model.keras")
         assert model.classifier.layers[2].compute_dtype == "bfloat16"
         assert model.classifier.get_layer("logits").compute_dtype == "float32"
+        assert json.loads((tmp_path / "mp" / "config.json").read_text())["precision"] == \
+            "mixed_bfloat16"
+        # zerograd-eval attacks its float32 copy unless asked otherwise.
+        for flag, attacked in (("float32", "float32"), ("as_trained", "mixed_bfloat16")):
+            path = tmp_path / f"eval_{flag}.json"
+            assert eval_program.main([str(tmp_path / "mp" / "model.keras"), "--dataset", data,
+                                      "--attack", "pgd", "--steps", "2", "--restarts", "1",
+                                      "--precision", flag, "--json", str(path)]) == 0
+            assert json.loads(path.read_text())["precision"] == attacked
         assert train_program.main(["--dataset", data, "--output", str(tmp_path / "fp"),
                                    *FAST]) == 0
         assert keras.mixed_precision.global_policy().name == "float32"

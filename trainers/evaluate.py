@@ -162,6 +162,18 @@ def evaluate(argv=None):
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]
     check_compatible(model, x, y, args.dataset)
+    if args.precision == "float32":
+        from zerograd_tf import dtype_policies
+
+        try:  # the copy evaluate_robustness attacks; made once here to check it
+            model_copy = dtype_policies.float32_copy(model)
+        except ValueError:
+            raise options.UsageError(
+                "--precision float32: the model computes in lower precision and cannot be "
+                "copied to float32 (a subclassed network); pass --precision as_trained.") from None
+        if model_copy is not getattr(model, "classifier", model):
+            print(f"{PROG}: attacking a float32 copy of the model (--precision float32)",
+                  file=sys.stderr)
     dataset = batching.make_dataset(x, y, args.batch_size)
     settings = dict(steps=args.steps, restarts=args.restarts, attack=args.attack.split(","),
                     apgd_steps=args.apgd_steps, apgd_restarts=args.apgd_restarts,
