@@ -186,18 +186,9 @@ def input_gradient(objective, x, y):
 def loss_and_gradient(objective, x, y):
     """Per-example losses, input gradient and predictions at `x`.
 
-    `input_gradient`, the gradient held constant (`tf.stop_gradient`).
-
-    Args:
-        objective: a callable `(x, y) -> (per_example_loss, y_pred)`.
-        x: the inputs.
-        y: the targets.
-
-    Returns:
-        `(losses, gradient, y_pred)`.
-
-    Raises:
-        ValueError: if the loss does not depend on `x`.
+    `input_gradient(objective, x, y)` (same arguments, same errors), the
+    gradient held constant (`tf.stop_gradient`): what single-step and
+    iterative attacks step along.
 
     Examples:
         >>> import tensorflow as tf
