@@ -139,7 +139,7 @@ def model_objective(model, loss=None, training=False, stateless=None):
         return losses(y, y_pred), y_pred
 
     # Input gradients through float16 layers underflow (to zero, so their
-    # sign is 0) without scaling; `attacks.ops.loss_and_gradient` scales the
+    # sign is 0) without scaling; `attacks.ops.input_gradient` scales the
     # loss by this power of two before the backward pass and divides after:
     # exact, and 2**12 leaves room below float16's largest value (65504) for
     # activation gradients up to 16.
