@@ -4,7 +4,8 @@ A precision is a Keras dtype policy name: `"float32"`, `"mixed_bfloat16"`
 (bfloat16 compute, float32 variables: CPUs with bfloat16 matrix units, TPUs)
 or `"mixed_float16"` (float16 compute with loss scaling: GPUs with tensor
 cores). In every one the inputs, the perturbation `delta`, ZeroGrad's mask,
-the projection and the clip stay float32, and the logits are float32.
+the projection and the clip stay float32 (the network's first layer then
+rounds `x + delta` to its compute dtype), and the logits are float32.
 
 `"auto"` is what the programs default to. It resolves to float32 until the
 robustness-parity study (docs/precision.md) shows that a lower precision
@@ -24,8 +25,9 @@ _BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 def cpu_has_bfloat16_units(cpuinfo=None):
     """Whether the CPU has bfloat16 matrix or dot-product units.
 
-    Without them (e.g. an AVX2-only CPU) bfloat16 is emulated and slower
-    than float32, so no automatic choice should pick it there.
+    Without them (e.g. an AVX2-only CPU) bfloat16 arithmetic is converted
+    to and from float32 around float32 kernels, which gains nothing, so no
+    automatic choice should pick it there.
 
     Args:
         cpuinfo: the text of `/proc/cpuinfo`. Defaults to `None`: read it
