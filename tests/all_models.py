@@ -9,8 +9,9 @@ MODELS = [
     (zg.FGSMModel, {}),
     (zg.FGSMModel, {"random_init": True}),
     (zg.NFGSMModel, {}),
+    (zg.ZeroGradNFGSMModel, {"quantile": 0.5}),
     (zg.PGDModel, {"steps": 3}),
     (zg.GradAlignModel, {"gradalign_lambda": 0.5}),
 ]
-IDS = ["zerograd", "zerograd_topk", "multigrad", "fgsm", "fgsm_rs", "n_fgsm", "pgd",
-       "gradalign"]
+IDS = ["zerograd", "zerograd_topk", "multigrad", "fgsm", "fgsm_rs", "n_fgsm", "zerograd_n_fgsm",
+       "pgd", "gradalign"]

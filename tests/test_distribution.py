@@ -84,7 +84,7 @@ MIRRORED = textwrap.dedent("""
 # mode is compared with itself.
 @pytest.mark.parametrize("cls, jit", [("ZeroGradModel", "graph"), ("MultiGradModel", "graph"),
                                       ("PGDModel", "graph"), ("FGSMModel", "graph"),
-                                      ("GradAlignModel", "graph"),
+                                      ("GradAlignModel", "graph"), ("ZeroGradNFGSMModel", "graph"),
                                       ("ZeroGradModel", "jit"), ("MultiGradModel", "jit")])
 @pytest.mark.slow
 def test_mirrored_matches_single_device(tmp_path, cls, jit):

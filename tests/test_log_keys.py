@@ -17,6 +17,7 @@ MODELS = {
     "NFGSMModel": {},
     "PGDModel": {"steps": 2},
     "ZeroGradModel": {},
+    "ZeroGradNFGSMModel": {},
 }
 
 

@@ -322,3 +322,38 @@ def test_the_compiled_mask_serves_inputs_of_several_ranks_in_one_process():
         assert info["zeroed_fraction"].shape == (3,)
         _, info = zg.attacks.zerograd(objective, flat, None, EPS, quantile=0.5, seed=1)
         np.testing.assert_allclose(info["zeroed_fraction"].numpy(), [1 / 3, 1 / 3])
+
+
+def test_zerograd_on_n_fgsm_zeroes_the_small_gradient_elements_of_the_step():
+    # A linear loss: the input gradient is w everywhere, so the mask is known.
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(1, 16)).astype(np.float32)
+
+    def objective(x, y):
+        return tf.reduce_sum(x * w, axis=1), x
+
+    x = np.full((3, 16), 0.5, np.float32)
+    plain, info = zg.n_fgsm(objective, x, None, EPS, seed=4)
+    assert info == {}
+    again, _ = zg.n_fgsm(objective, x, None, EPS, seed=4, quantile=0.0)
+    np.testing.assert_array_equal(plain.numpy(), again.numpy())  # q = 0 is N-FGSM
+    masked, info = zg.n_fgsm(objective, x, None, EPS, seed=4, quantile=0.5)
+    small = np.abs(w[0]) < np.quantile(np.abs(w[0]), 0.5)
+    np.testing.assert_allclose(info["zeroed_fraction"].numpy(), small.mean())
+    # Kept elements take N-FGSM's step; zeroed ones keep the noise alone.
+    np.testing.assert_array_equal(masked.numpy()[:, ~small], plain.numpy()[:, ~small])
+    noise = plain.numpy() - EPS * np.sign(w)
+    np.testing.assert_allclose(masked.numpy()[:, small], noise[:, small], atol=1e-7)
+    with pytest.raises(ValueError, match="quantile"):
+        zg.n_fgsm(objective, x, None, EPS, seed=4, quantile=1.0)
+
+
+def test_the_zerograd_n_fgsm_method_reaches_its_model():
+    from zerograd_tf.runs import pipeline
+    from zerograd_tf.runs.config import ConfigError, RunConfig
+
+    config = RunConfig(method="zerograd_n_fgsm", quantile=0.6, epsilon=0.1)
+    assert pipeline.adversarial_model_class(config.method) is zg.ZeroGradNFGSMModel
+    assert pipeline.method_arguments(config)["quantile"] == 0.6
+    with pytest.raises(ConfigError, match="quantile"):
+        RunConfig(method="zerograd_n_fgsm", quantile="auto")

@@ -4,7 +4,8 @@ overfitting, for Keras 3 and TensorFlow.
 Public API:
 
 - Models: `AdversarialModel`, `CleanModel`, `FGSMModel`, `ZeroGradModel`, `MultiGradModel`,
-  `NFGSMModel`, `PGDModel`, `GradAlignModel` (`keras.Model` subclasses).
+  `NFGSMModel`, `ZeroGradNFGSMModel`, `PGDModel`, `GradAlignModel`
+  (`keras.Model` subclasses).
 - Attacks (`zerograd_tf.attacks`, each returning `(delta, info)`): `fgsm`,
   `zerograd`, `multigrad`, `n_fgsm`, `pgd`.
 - `per_example_quantile`; `evaluate_robustness` with PGD, APGD-CE, APGD-T,
@@ -36,6 +37,7 @@ __all__ = [
     "PiecewiseLR",
     "QUANTILE_METHODS",
     "ZeroGradModel",
+    "ZeroGradNFGSMModel",
     "crossentropy",
     "evaluate_robustness",
     "fgsm",
@@ -64,6 +66,7 @@ _OWNERS = {
     "NFGSMModel": "models",
     "PGDModel": "models",
     "ZeroGradModel": "models",
+    "ZeroGradNFGSMModel": "models",
     "crossentropy": "objectives",
     "model_objective": "objectives",
     "fgsm": "attacks",
@@ -135,6 +138,7 @@ else:
         NFGSMModel,
         PGDModel,
         ZeroGradModel,
+        ZeroGradNFGSMModel,
     )
     from zerograd_tf.objectives import crossentropy, model_objective
     from zerograd_tf.attacks import fgsm, multigrad, n_fgsm, pgd, zerograd

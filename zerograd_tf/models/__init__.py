@@ -7,7 +7,8 @@
   `replica_xla.ReplicaXLA` (XLA per replica under `tf.distribute`).
 - `fgsm.FGSMModel` (FGSM, FGSM-RS), `zerograd.ZeroGradModel`,
   `multigrad.MultiGradModel`, `n_fgsm.NFGSMModel`, `pgd.PGDModel`,
-  `clean.CleanModel`, `gradalign.GradAlignModel`.
+  `clean.CleanModel`, `gradalign.GradAlignModel`,
+  `zerograd_n_fgsm.ZeroGradNFGSMModel` (ZeroGrad's mask on N-FGSM).
 """
 
 from zerograd_tf.models.base import AdversarialModel
@@ -18,6 +19,7 @@ from zerograd_tf.models.multigrad import MultiGradModel
 from zerograd_tf.models.n_fgsm import NFGSMModel
 from zerograd_tf.models.pgd import PGDModel
 from zerograd_tf.models.zerograd import ZeroGradModel
+from zerograd_tf.models.zerograd_n_fgsm import ZeroGradNFGSMModel
 
 __all__ = [
     "AdversarialModel",
@@ -28,4 +30,5 @@ __all__ = [
     "NFGSMModel",
     "PGDModel",
     "ZeroGradModel",
+    "ZeroGradNFGSMModel",
 ]

@@ -23,7 +23,8 @@ from zerograd_tf.runs.fields import (
     AllOrCount, Choice, Epsilon, Integer, Names, Number, NumberOrWord, Shape, Switch, Text,
     UpTo, option)
 
-METHODS = ("zerograd", "multigrad", "fgsm", "fgsm_rs", "n_fgsm", "pgd", "gradalign", "clean")
+METHODS = ("zerograd", "multigrad", "fgsm", "fgsm_rs", "n_fgsm", "zerograd_n_fgsm", "pgd",
+           "gradalign", "clean")
 OPTIMIZERS = ("sgd", "adam")
 CO_MONITOR_ACTIONS = ("off", "warn", "stop", "adapt")
 # The final evaluation of `zerograd-train` and the default of `zerograd-eval`.
@@ -108,7 +109,8 @@ class RunConfig:
     quantile: Union[float, str] = option(
         DEFAULT_QUANTILE, METHOD, NumberOrWord("auto", UpTo(0, 1),
                                                "a number in [0, 1) or 'auto'"),
-        f"ZeroGrad's quantile q; 'auto' starts at {DEFAULT_QUANTILE} and rises when the "
+        f"ZeroGrad's (and zerograd_n_fgsm's) quantile q; 'auto' (zerograd only) starts at "
+        f"{DEFAULT_QUANTILE} and rises when the "
         "held-out checks see catastrophic overfitting (see "
         "zerograd_tf.callbacks.AutoQuantile; needs `val_size` > 0)")
     zero_iters: int = option(1, METHOD, Integer(1), "ZeroGrad's zeroed sign steps per example")
@@ -218,6 +220,9 @@ class RunConfig:
         if self.quantile == "auto" and self.co_monitor != "off":
             raise ConfigError("co_monitor", "must be 'off' with quantile 'auto', which runs "
                                             f"its own monitor (got {self.co_monitor!r})")
+        if self.quantile == "auto" and self.method == "zerograd_n_fgsm":
+            raise ConfigError("quantile", "'auto' is ZeroGrad's (method 'zerograd'); give "
+                                          "zerograd_n_fgsm a number in [0, 1)")
         if self.threshold is not None and self.threshold > self.samples:
             raise ConfigError("threshold", f"must be in [1, samples={self.samples}], got "
                                            f"{self.threshold}")

@@ -25,6 +25,7 @@ def adversarial_model_class(method):
         "fgsm": zg.FGSMModel,
         "fgsm_rs": zg.FGSMModel,
         "n_fgsm": zg.NFGSMModel,
+        "zerograd_n_fgsm": zg.ZeroGradNFGSMModel,
         "pgd": zg.PGDModel,
         "gradalign": zg.GradAlignModel,
         "clean": zg.CleanModel,
@@ -40,6 +41,8 @@ def method_arguments(config):
         kwargs["alpha_factor"] = config.alpha  # a multiple of epsilon, as the flag
     if method == "zerograd":
         kwargs.update(quantile=config.quantile, zero_iters=config.zero_iters)
+    elif method == "zerograd_n_fgsm":
+        kwargs.update(quantile=config.quantile)
     elif method == "multigrad":
         kwargs.update(samples=config.samples, threshold=config.threshold)
     elif method == "fgsm_rs":
