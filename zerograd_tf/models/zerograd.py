@@ -9,14 +9,13 @@ from zerograd_tf import validation
 from zerograd_tf.callbacks import auto_quantile
 from zerograd_tf.callbacks.co_monitor import CatastrophicOverfittingMonitor
 from zerograd_tf.models.base import PACKAGE
-from zerograd_tf.models.hyperparameters import read_variable
-from zerograd_tf.models.masked_gradient import MaskedGradientModel
+from zerograd_tf.models.masked_gradient import QuantileMaskedModel
 
 AUTO = "auto"
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class ZeroGradModel(MaskedGradientModel):
+class ZeroGradModel(QuantileMaskedModel):
     """ZeroGrad adversarial training (Golgooni et al., 2021).
 
     FGSM from a random start, after zeroing, per example, the input-gradient
@@ -70,26 +69,11 @@ class ZeroGradModel(MaskedGradientModel):
         self.quantile_auto = isinstance(quantile, str) and quantile == AUTO
         if isinstance(quantile, str) and not self.quantile_auto:
             raise ValueError(f"`quantile` must be a number in [0, 1) or 'auto', got {quantile!r}.")
-        quantile = validation.check_quantile(
-            auto_quantile.START_QUANTILE if self.quantile_auto else quantile)
         self.zero_iters = validation.check_int(zero_iters, "zero_iters", 1)
         self.init = validation.check_choice(init, "init", validation.PERTURBATION_INITS)
-        self.quantile_method = validation.check_choice(
-            quantile_method, "quantile_method", quantile_lib.QUANTILE_METHODS)
-        super().__init__(*args, **kwargs)
-        self.add_hyperparameter("quantile", quantile)
-
-    @property
-    def quantile(self):
-        """The ZeroGrad quantile q (a float); settable, validated."""
-        return self._read_hyperparameter("quantile")
-
-    @quantile.setter
-    def quantile(self, value):
-        self._assign_hyperparameter("quantile", validation.check_quantile(value))
-        if self.quantile_method == "top_k" and self.train_function is not None:
-            # TopK needs a static q: retrace with the new value.
-            self.make_train_function(force=True)
+        super().__init__(
+            *args, quantile=auto_quantile.START_QUANTILE if self.quantile_auto else quantile,
+            quantile_method=quantile_method, **kwargs)
 
     def _check_callbacks(self, callbacks):
         adapts = any(isinstance(c, CatastrophicOverfittingMonitor) and c.action == "adapt"
@@ -103,14 +87,10 @@ class ZeroGradModel(MaskedGradientModel):
                 "`quantile`.")
 
     def perturb(self, x, y, seed, hyperparameters):
-        quantile = hyperparameters["quantile"]
-        if self.quantile_method == "top_k":
-            # TopK's k is static: the value when the step is traced (the
-            # `quantile` setter retraces).
-            quantile = read_variable(self._hyperparameter_variables["quantile"])
         return attacks.zerograd(
             self.attack_objective(), x, y, hyperparameters["epsilon"],
-            hyperparameters["alpha"], quantile=quantile, iterations=self.zero_iters,
+            hyperparameters["alpha"], quantile=self.mask_quantile(hyperparameters),
+            iterations=self.zero_iters,
             init=self.init, seed=seed, quantile_method=self.quantile_method,
         )
 

@@ -5,15 +5,13 @@ import keras
 from zerograd_tf import _names
 from zerograd_tf import attacks
 from zerograd_tf import quantile as quantile_lib
-from zerograd_tf import validation
 from zerograd_tf.models.base import PACKAGE
-from zerograd_tf.models.hyperparameters import read_variable
-from zerograd_tf.models.masked_gradient import MaskedGradientModel
+from zerograd_tf.models.masked_gradient import QuantileMaskedModel
 from zerograd_tf.models.n_fgsm import NFGSMModel
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class ZeroGradNFGSMModel(MaskedGradientModel, NFGSMModel):
+class ZeroGradNFGSMModel(QuantileMaskedModel, NFGSMModel):
     """N-FGSM training with ZeroGrad's mask on the step.
 
     N-FGSM's perturbation (noise `U(-k epsilon, k epsilon)`, one sign step
@@ -54,31 +52,14 @@ class ZeroGradNFGSMModel(MaskedGradientModel, NFGSMModel):
 
     def __init__(self, *args, quantile=_names.DEFAULT_QUANTILE,
                  quantile_method=quantile_lib.DEFAULT_QUANTILE_METHOD, **kwargs):
-        quantile = validation.check_quantile(quantile)
-        self.quantile_method = validation.check_choice(
-            quantile_method, "quantile_method", quantile_lib.QUANTILE_METHODS)
-        super().__init__(*args, **kwargs)
-        self.add_hyperparameter("quantile", quantile)
-
-    @property
-    def quantile(self):
-        """The quantile q of the mask (a float); settable, validated."""
-        return self._read_hyperparameter("quantile")
-
-    @quantile.setter
-    def quantile(self, value):
-        self._assign_hyperparameter("quantile", validation.check_quantile(value))
-        if self.quantile_method == "top_k" and self.train_function is not None:
-            self.make_train_function(force=True)  # TopK needs a static q
+        super().__init__(*args, quantile=quantile, quantile_method=quantile_method, **kwargs)
 
     def perturb(self, x, y, seed, hyperparameters):
-        quantile = hyperparameters["quantile"]
-        if self.quantile_method == "top_k":
-            quantile = read_variable(self._hyperparameter_variables["quantile"])
         return attacks.n_fgsm(
             self.attack_objective(), x, y, hyperparameters["epsilon"],
             hyperparameters["alpha"], noise_magnitude=self.noise_magnitude, clip=self.clip,
-            seed=seed, quantile=quantile, quantile_method=self.quantile_method,
+            seed=seed, quantile=self.mask_quantile(hyperparameters),
+            quantile_method=self.quantile_method,
         )
 
     def get_config(self):
