@@ -280,3 +280,14 @@ def test_a_mixed_precision_model_starts_from_the_float32_weights():
     assert precision.policy_of(b) == "mixed_bfloat16"
     for u, v in zip(a.classifier.get_weights(), b.classifier.get_weights()):
         np.testing.assert_array_equal(u, v)
+
+
+def test_a_mixed_precision_sequential_classifier_has_a_float32_copy():
+    net = dtype_policies.with_dtype_policy(keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(2, name="logits")]),
+        "mixed_bfloat16")
+    assert precision.policy_of(net) == "mixed_bfloat16"
+    copy = dtype_policies.float32_copy(net)
+    assert precision.policy_of(copy) == "float32"
+    for a, b in zip(copy.get_weights(), net.get_weights()):
+        np.testing.assert_array_equal(a, b)

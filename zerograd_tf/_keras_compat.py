@@ -133,8 +133,9 @@ def is_graph_model(model):
 
     Private: `keras.src.models.Functional`. Keras exports no public class
     or predicate for functional models (`keras.Model(inputs, outputs)`
-    returns one); `Sequential` is a subclass of it.
+    returns one); `keras.Sequential` is not a subclass of it.
     """
+    import keras
     from keras.src.models import Functional
 
-    return isinstance(model, Functional)
+    return isinstance(model, (Functional, keras.Sequential))
