@@ -74,8 +74,8 @@ def gradients(model, x, y):
     """The attack objective's input gradient (as the model computes, and on
     its float32 copy)."""
     as_trained = model.attack_objective()
-    copy = objectives.model_objective(dtype_policies.float32_copy(model),
-                                      loss=model.loss, training=model.attack_training)
+    copy, loss = dtype_policies.attacked_model(model)
+    copy = objectives.model_objective(copy, loss=loss, training=model.attack_training)
     x, y = tf.constant(x), tf.constant(y)
     return {"mixed_bfloat16": ops.loss_and_gradient(as_trained, x, y)[1].numpy(),
             "float32": ops.loss_and_gradient(copy, x, y)[1].numpy()}

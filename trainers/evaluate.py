@@ -162,16 +162,17 @@ def evaluate(argv=None):
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]
     check_compatible(model, x, y, args.dataset)
+    attacked, loss = model, None
     if args.precision == "float32":
         from zerograd_tf import dtype_policies
 
-        try:  # the copy evaluate_robustness attacks; made once here to check it
-            model_copy = dtype_policies.float32_copy(model)
+        try:  # made once here: every evaluation below attacks this copy
+            attacked, loss = dtype_policies.attacked_model(model)
         except ValueError:
             raise options.UsageError(
                 "--precision float32: the model computes in lower precision and cannot be "
                 "copied to float32 (a subclassed network); pass --precision as_trained.") from None
-        if model_copy is not getattr(model, "classifier", model):
+        if attacked is not model:
             print(f"{PROG}: attacking a float32 copy of the model (--precision float32)",
                   file=sys.stderr)
     dataset = batching.make_dataset(x, y, args.batch_size)
@@ -179,16 +180,16 @@ def evaluate(argv=None):
                     apgd_steps=args.apgd_steps, apgd_restarts=args.apgd_restarts,
                     apgd_targets=args.apgd_targets, square_queries=args.square_queries,
                     batch_size=args.batch_size, seed=args.seed, verbose=args.verbose,
-                    precision=args.precision)
+                    precision=args.precision, **({} if loss is None else {"loss": loss}))
     with contextlib.redirect_stdout(sys.stderr):  # progress bars: stdout is for results
-        report = zg.evaluate_robustness(model, dataset, epsilon, alpha=args.alpha * epsilon,
+        report = zg.evaluate_robustness(attacked, dataset, epsilon, alpha=args.alpha * epsilon,
                                         **settings)
     report = {"model": args.model, "dataset": args.dataset, "split": split,
               **report}
     if args.epsilon_sweep:
         others = [epsilon / 2] + ([min(1.0, 2 * epsilon)] if epsilon < 1 else [])
         with contextlib.redirect_stdout(sys.stderr):
-            sweep = evaluation.epsilon_sweep(model, dataset, others,
+            sweep = evaluation.epsilon_sweep(attacked, dataset, others,
                                              relative_alpha=args.alpha, **settings)
         radii = sorted([epsilon, *sweep["epsilons"]])
         accuracy = dict(zip(sweep["epsilons"], sweep["robust_accuracy"]))

@@ -2,7 +2,7 @@
 
 import keras
 
-from zerograd_tf import _keras_compat
+from zerograd_tf import _keras_compat, _names, validation
 from zerograd_tf.precision import is_lower_precision, leaf_layers
 
 
@@ -99,3 +99,43 @@ def float32_copy(model):
             f"(a layer keras.models.clone_model cannot rebuild); evaluate it as it runs "
             f"(precision='as_trained')")
     return copy
+
+
+def attacked_model(model, loss=None, precision="float32"):
+    """The model an evaluation in `precision` attacks, and its loss.
+
+    Args:
+        model: a Keras classifier or a `zerograd_tf.AdversarialModel`.
+        loss: the loss the attacks maximise, or `None` for the model's own.
+            Defaults to `None`.
+        precision: `"float32"` (a lower-precision model is replaced by its
+            `float32_copy`) or `"as_trained"` (the model as it computes).
+            Defaults to `"float32"`.
+
+    Returns:
+        `(model, loss)`: `model` and `loss` unchanged, or the float32 copy
+        and the loss `model`'s attacks use (`loss`, else an adversarial
+        model's `objective_loss()`), which the copy, a plain classifier,
+        does not know.
+
+    Raises:
+        ValueError: for an unknown `precision`, or a model `float32_copy`
+            cannot copy.
+
+    Example:
+
+    >>> import keras
+    >>> from zerograd_tf.dtype_policies import attacked_model, with_dtype_policy
+    >>> net = with_dtype_policy(keras.Sequential(
+    ...     [keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(2, name="logits")]),
+    ...     "mixed_bfloat16")
+    >>> copy, _ = attacked_model(net)
+    >>> copy is net, attacked_model(net, precision="as_trained")[0] is net
+    (False, True)
+    """
+    validation.check_choice(precision, "precision", _names.EVAL_PRECISIONS)
+    if precision == "as_trained" or not is_lower_precision(getattr(model, "classifier", model)):
+        return model, loss
+    if loss is None and hasattr(model, "objective_loss"):
+        loss = model.objective_loss()
+    return float32_copy(model), loss

@@ -209,12 +209,7 @@ def evaluate_robustness(model, data, epsilon, steps=50, restarts=10,
         apgd_targets=validation.check_int(apgd_targets, "apgd_targets", 1),
         square_queries=validation.check_int(square_queries, "square_queries", 1))
     seed = validation.check_int(seed, "seed", 0)
-    validation.check_choice(precision, "precision", PRECISIONS)
-    if precision == "float32" and precision_lib.is_lower_precision(
-            getattr(model, "classifier", model)):
-        if loss is None and hasattr(model, "attack_objective"):
-            loss = model.attack_loss if model.attack_loss is not None else model.loss
-        model = dtype_policies.float32_copy(model)
+    model, loss = dtype_policies.attacked_model(model, loss, precision)
     members = attack_members(attack)
     batch_size = validation.check_int(batch_size, "batch_size", 1)
     dataset = engine.as_dataset(data, batch_size)

@@ -228,12 +228,14 @@ class AdversarialModel(Hyperparameters, AdversarialTrainer, ReplicaXLA, keras.Mo
                 `attack_training`. The call is stateless either way.
         """
         training = self.attack_training if training is None else training
-        loss = self.attack_loss
-        if loss is None:
-            loss = getattr(self, "loss", None)
         return objectives_lib.model_objective(
-            self.classifier, loss=loss, training=training, stateless=True
+            self.classifier, loss=self.objective_loss(), training=training, stateless=True
         )
+
+    def objective_loss(self):
+        """The loss attacks maximise: `attack_loss`, else the compiled loss
+        (`None` before `compile`: a cross-entropy)."""
+        return self.attack_loss if self.attack_loss is not None else getattr(self, "loss", None)
 
     def perturb(self, x, y, seed, hyperparameters):
         """Builds the perturbation of this model's method.
