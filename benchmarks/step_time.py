@@ -270,8 +270,8 @@ def main(argv=None):
             # All precisions of one model and mode are timed together
             # (interleaved in the same rounds, so that "× float32" compares
             # steps of one session): kept from --output only when all are.
-            missing = [p for p in precisions if (model_name, jit, p) not in previous]
-            missing = precisions if missing else []
+            kept = all((model_name, jit, p) in previous for p in precisions)
+            missing = [] if kept else precisions
             measured = {}
             if missing:
                 ms = time_methods(args.methods, model_name, jit, args.batch_size, args.steps,
