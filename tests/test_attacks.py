@@ -239,8 +239,8 @@ def test_epsilon_sweep_flags_accuracy_that_rises_with_epsilon(monkeypatch, caplo
     monkeypatch.setattr(evaluation, "evaluate_robustness",
                         lambda model, data, e, **kw: {"robust_accuracy": scripted[e], **kw})
     with caplog.at_level("WARNING", logger="zerograd_tf"):
-        sweep = evaluation.epsilon_sweep(None, None, [0.2, 0.05, 0.1], relative_alpha=0.5,
-                                         attack="pgd")
+        sweep = evaluation.epsilon_sweep(keras.Sequential([keras.layers.Dense(3)]), None,
+                                         [0.2, 0.05, 0.1], relative_alpha=0.5, attack="pgd")
     assert sweep["epsilons"] == [0.05, 0.1, 0.2]
     assert sweep["robust_accuracy"] == [0.5, 0.3, 0.4]
     assert not sweep["monotone"] and sweep["violations"] == [(0.1, 0.2)]

@@ -172,3 +172,26 @@ def test_the_masking_warning_stays_quiet_on_the_unmasked_model(caplog):
                                         apgd_steps=20, apgd_targets=3, square_queries=100)
     assert report["gradient_masking"] is False
     assert "gradient masking" not in caplog.text
+
+
+def test_epsilon_sweep_of_a_mixed_precision_model_copies_it_once(monkeypatch):
+    """Every radius attacks the same float32 copy: one copy, not one per radius."""
+    from zerograd_tf import dtype_policies
+
+    model = dtype_policies.with_dtype_policy(
+        keras.Sequential([keras.Input((4,)), keras.layers.Dense(5),
+                          keras.layers.Dense(3, name="logits")]),
+        "mixed_bfloat16")
+    copies = []
+    copy = dtype_policies.float32_copy
+    monkeypatch.setattr(dtype_policies, "float32_copy",
+                        lambda m: copies.append(m) or copy(m))
+    x = np.random.default_rng(0).uniform(size=(8, 4)).astype("float32")
+    sweep = zg.evaluation.epsilon_sweep(model, (x, np.arange(8) % 3), [0.05, 0.1, 0.2],
+                                        steps=2, restarts=1)
+    assert len(copies) == 1
+    assert [r["precision"] for r in sweep["reports"]] == ["float32"] * 3
+    as_trained = zg.evaluation.epsilon_sweep(model, (x, np.arange(8) % 3), [0.05, 0.1],
+                                             steps=2, restarts=1, precision="as_trained")
+    assert len(copies) == 1
+    assert {r["precision"] for r in as_trained["reports"]} == {"mixed_bfloat16"}

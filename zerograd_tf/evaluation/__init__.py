@@ -346,6 +346,11 @@ def epsilon_sweep(model, data, epsilons, *, relative_alpha=None, **kwargs):
     if relative_alpha is not None:
         relative_alpha = validation.check_positive(relative_alpha, "relative_alpha")
         kwargs.pop("alpha", None)  # None: the default, replaced by each radius' own
+    # One model attacked at every radius: a lower-precision model's float32
+    # copy is made once here, then attacked as it is.
+    model, kwargs["loss"] = dtype_policies.attacked_model(
+        model, kwargs.pop("loss", None), kwargs.pop("precision", "float32"))
+    kwargs["precision"] = "as_trained"
     reports = [evaluate_robustness(
         model, data, e, **kwargs,
         **({} if relative_alpha is None else {"alpha": relative_alpha * e})) for e in radii]
