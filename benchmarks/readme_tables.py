@@ -25,6 +25,7 @@ DOCUMENTS = [README, os.path.join(ROOT, "docs", "cli.md"),
 RESULTS = os.path.join(HERE, "results")
 sys.path.insert(0, ROOT)
 from zerograd_tf.benchmarking import study_records, study_tables  # noqa: E402
+from zerograd_tf.benchmarking.step_cost import entry_precision  # noqa: E402
 from zerograd_tf.benchmarking.study_plan import StudyPlan  # noqa: E402
 
 ROBUST_MODELS = [
@@ -143,7 +144,7 @@ def vs_pytorch_table(name="vs_pytorch.json"):
 def step_cost_targets():
     """The step-cost targets, each met or missed, from both result files."""
     steps = {e["model"]: e["ms"] for e in _load("step_time.json")["steps"]
-             if not e["jit"] and e.get("precision", "float32") == "float32"}
+             if not e["jit"] and entry_precision(e) == "float32"}
     rows = []
 
     def row(text, value, limit, at_most=True):
@@ -213,7 +214,7 @@ def step_time_precision():
     name = "step_time_precision.json"
     if not os.path.exists(os.path.join(RESULTS, name)):
         return "Not measured yet."
-    steps = {(e["model"], e.get("precision", "float32")): e["ms"]
+    steps = {(e["model"], entry_precision(e)): e["ms"]
              for e in _load(name)["steps"] if not e["jit"]}
     lines = []
     for model in ("conv3", "preact_resnet18"):

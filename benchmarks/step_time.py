@@ -43,7 +43,7 @@ import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import io_utils, validation  # noqa: E402
 from zerograd_tf.benchmarking.machine import machine_record  # noqa: E402
 from zerograd_tf.benchmarking.step_cost import (  # noqa: E402
-    METHODS, NETWORKS, PRECISIONS, compiled_model, train_step_runner)
+    METHODS, NETWORKS, PRECISIONS, compiled_model, entry_precision, train_step_runner)
 from zerograd_tf.precision import cpu_has_bfloat16_units  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -51,14 +51,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 tf.get_logger().setLevel("ERROR")
 
 
-def precision_of(entry):
-    """An entry's precision: entries written before the precision axis
-    existed have none and were measured in float32."""
-    return entry.get("precision", "float32")
-
-
 def entry_key(entry):
-    return entry["model"], entry["jit"], precision_of(entry)
+    return entry["model"], entry["jit"], entry_precision(entry)
 
 
 def time_methods(methods, model_name, jit, batch_size, steps, warmup,
@@ -159,10 +153,10 @@ def markdown(report):
     entry, with a "× float32" column in a lower precision's table when the
     same model and mode were measured in float32 too."""
     float32 = {(e["model"], e["jit"]): e["ms"] for e in report["steps"]
-               if precision_of(e) == "float32"}
+               if entry_precision(e) == "float32"}
     lines = []
     for entry in report["steps"]:
-        times, precision = entry["ms"], precision_of(entry)
+        times, precision = entry["ms"], entry_precision(entry)
         clean, rs = times.get("clean"), times.get("fgsm_rs")
         base = float32.get((entry["model"], entry["jit"])) if precision != "float32" else None
         header = ["method", "ms / step", "× clean", "× FGSM-RS",

@@ -37,6 +37,20 @@ NETWORKS = ("small_cnn", "conv3", "preact_resnet18")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
+def entry_precision(entry):
+    """The precision of a stored step-time entry (a dict with `precision`):
+    entries written before the precision axis existed have none and were
+    measured in float32.
+
+    Example:
+
+    >>> from zerograd_tf.benchmarking.step_cost import entry_precision
+    >>> entry_precision({"ms": 12.8}), entry_precision({"precision": "mixed_bfloat16"})
+    ('float32', 'mixed_bfloat16')
+    """
+    return entry.get("precision", "float32")
+
+
 def _check_precision(precision):
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}: `precision` must be one of "
