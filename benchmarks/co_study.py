@@ -14,7 +14,11 @@ catastrophic overfitting during training (`zerograd_auto`,
 test examples. Each finished run is written to
 `<results>/<setting>/<method>_seed<k>.json` with its final weights in
 `<results>/<setting>/weights/` (not committed: too large); a restarted
-study skips the finished runs and trains an unfinished one afresh.
+study skips the finished runs and trains an unfinished one afresh. A plan
+that reuses another plan's methods (its `reuse` key) copies that plan's
+finished runs with the same fields and seed (from the results folder of that
+plan beside this one's), marked `reused_from`, instead of training them
+again.
 After every run, `epochs.csv` (one row per run and epoch), `runs.csv`,
 `summary.md` and the plots are regenerated from all finished runs.
 
@@ -256,10 +260,30 @@ def cost_one(plan, setting, method, seed, data, args):
     return True
 
 
+def take_over(plan, setting, method, seed, args, path):
+    """Copies the finished run of the plan that `plan` reuses (same fields,
+    same seed) to `path`, marked `reused_from`; whether there was one."""
+    other = plan.reused_from(setting, method, seed, args.overrides)
+    if other is None:
+        return False
+    # The other plan's results folder beside this plan's.
+    source = os.path.join(os.path.dirname(os.path.abspath(args.results)), other.name, setting,
+                          f"{method}_seed{seed}.json")
+    if not os.path.exists(source):
+        return False
+    with open(source) as f:
+        record = json.load(f)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    io_utils.write_json_atomic(path, {**record, "reused_from": other.name})
+    return True
+
+
 def run_one(plan, setting, method, seed, data, args, monitor, evaluation):
     path = os.path.join(args.results, setting, f"{method}_seed{seed}.json")
     if finished(path, plan, setting, method, seed, args):
         return False
+    if take_over(plan, setting, method, seed, args, path):
+        return True
     config = plan.run_config(setting, method, seed, data, args.overrides)
     monitor_cb = EpochMonitor(*monitor, config.epsilon, args.monitor_pgd_steps, seed)
     model, acting = train_run(config, data, monitor_cb)

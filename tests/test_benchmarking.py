@@ -70,10 +70,66 @@ def test_a_plan_runs_seed_major_and_layers_the_fields():
     ({"a": {"dataset": "x", "fields": {}, "feilds": {}}}, {}, 5, "unknown keys"),
     ({"a": {"dataset": "x", "fields": {}, "monitor_split": "train"}}, {}, 5, "monitor_split"),
     ({}, {}, 0, "seeds"),
+    ({"a": {"dataset": "x", "fields": {}, "seeds": 0}}, {}, 5, "'a': seeds"),
+    ({"a": {"dataset": "x", "fields": {}, "first_seed": -1}}, {}, 5, "first_seed"),
+    ({"a": {"dataset": "x", "fields": {}, "final_split": "train"}}, {}, 5, "final_split"),
+    ({"a": {"dataset": "x", "fields": {}, "methods": ["g"]}}, {"f": {}}, 5, r"\['g'\]"),
 ])
 def test_a_bad_plan_is_refused_naming_what_is_wrong(settings, methods, seeds, message):
     with pytest.raises(ValueError, match=message):
         StudyPlan(settings, methods, seeds)
+
+
+def test_a_setting_may_run_fewer_seeds_and_methods():
+    plan = StudyPlan({"a": {"dataset": "x", "fields": {}},
+                      "b": {"dataset": "y", "fields": {}, "seeds": 1, "methods": ["g"]}},
+                     {"f": {"method": "fgsm_rs"}, "g": {"method": "n_fgsm"}}, seeds=2)
+    assert plan.runs() == [("a", "f", 0), ("a", "g", 0), ("a", "f", 1), ("a", "g", 1),
+                           ("b", "g", 0)]
+    assert plan.runs(["b"], ["f"]) == []
+    # An explicit count of seeds is the caller's choice, for every setting.
+    assert plan.runs(["b"], seeds=2) == [("b", "g", 0), ("b", "g", 1)]
+    plan.settings["b"]["first_seed"] = 100
+    assert plan.runs(["b"]) == [("b", "g", 100)]
+
+
+def test_v3_takes_over_exactly_the_v2_runs_whose_fields_are_unchanged():
+    v2 = StudyPlan.from_file(os.path.join(STUDIES, "co_study_v2.json"))
+    v3 = StudyPlan.from_file(os.path.join(STUDIES, "co_study_v3.json"))
+    assert (v3.name, v3.reuse[0].name) == ("co_study_v3", "co_study_v2")
+    taken = {(s, m, k) for s, m, k in v3.runs() if v3.reused_from(s, m, k) is not None}
+    assert taken == {(s, m, k) for s, m, k in v2.runs(["mnist", "cifar10"])
+                     if m in v3.reuse[1]}
+    for s, m, k in taken:
+        assert v3.fields(s, m, k) == v2.fields(s, m, k)
+    # Another step size, the new setting or a changed field: trained anew.
+    assert v3.reused_from("mnist", "fgsm_rs_a1.25", 0) is None
+    assert v3.reused_from("cifar10_resnet", "fgsm_rs", 0) is None
+    assert v3.reused_from("mnist", "fgsm_rs", 0, {"epochs": 3}) is None
+    assert len(v3.runs(["cifar10_resnet"], ["fgsm_rs"])) == 3
+
+
+def test_co_study_copies_a_reused_run_and_the_summary_says_so(tmp_path):
+    import types
+
+    sys.path.insert(0, ROOT)
+    from benchmarks import co_study
+
+    v3 = StudyPlan.from_file(os.path.join(STUDIES, "co_study_v3.json"))
+    # The v2 results folder lies beside the v3 one.
+    args = types.SimpleNamespace(results=os.path.join(RESULTS, "co_study_v3"), overrides={})
+    path = tmp_path / "mnist" / "fgsm_rs_seed1.json"
+    assert co_study.take_over(v3, "mnist", "fgsm_rs", 1, args, str(path))
+    with open(path) as f:
+        copy = json.load(f)
+    with open(os.path.join(RESULTS, "co_study_v2", "mnist", "fgsm_rs_seed1.json")) as f:
+        original = json.load(f)
+    assert copy == {**original, "reused_from": "co_study_v2"}
+    assert not co_study.take_over(v3, "mnist", "fgsm_rs_a1.25", 1, args,
+                                  str(tmp_path / "other.json"))
+    assert not (tmp_path / "other.json").exists()
+    text = study_tables.summary([copy])
+    assert "taken over from co_study_v2" in text and "fgsm_rs (1)" in text
 
 
 def test_unknown_settings_and_methods_name_the_valid_ones():
@@ -99,6 +155,10 @@ def test_data_without_a_test_split_takes_its_test_examples_from_the_held_out_spl
     np.testing.assert_array_equal(x_eval, data.x_test.astype(np.float32) / 255)
     config = plan.run_config("s", "f", 3, data)
     assert (config.seed, config.method, config.num_classes) == (3, "fgsm_rs", 3)
+    # A development setting evaluates on the held-out split, never on the test split.
+    plan.settings["s"]["final_split"] = "validation"
+    _, (x_dev, _) = plan.monitor_and_evaluation("s", data)
+    np.testing.assert_array_equal(x_dev, data.x_val.astype(np.float32) / 255)
 
 
 def test_mnist_falls_back_to_the_digits_shipped_with_the_package(tmp_path):

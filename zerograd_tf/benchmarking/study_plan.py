@@ -10,8 +10,9 @@ from zerograd_tf.runs.config import RunConfig
 
 # Keys of a setting in the plan file; `note` is prose for the reader.
 _SETTING_KEYS = {"note", "dataset", "monitor_split", "test_from_held_out", "fields",
-                 "method_fields"}
-_PLAN_KEYS = {"description", "seeds", "settings", "methods", "methods_note"}
+                 "method_fields", "seeds", "first_seed", "methods", "final_split"}
+_PLAN_KEYS = {"description", "seeds", "settings", "methods", "methods_note", "reuse"}
+_REUSE_KEYS = {"plan", "methods", "note"}
 
 
 class StudyPlan:
@@ -22,8 +23,13 @@ class StudyPlan:
     `"test"` or `"validation"`; `fields`, the `RunConfig` fields of the
     setting; optional `method_fields`, method → fields for that setting
     only; optional `test_from_held_out`, for data without a test split: the
-    first N held-out examples become the test split) and `methods` (name →
-    `RunConfig` fields). `description`, `note` and `methods_note` are prose.
+    first N held-out examples become the test split; optional `seeds`, this
+    setting's runs per method; optional `methods`, the only methods run in
+    this setting) and `methods` (name → `RunConfig` fields). An optional
+    `reuse` names another plan file (`plan`, beside this one) and the
+    `methods` whose runs this plan takes from that plan's results instead of
+    training them again, where the other plan has the same run with the same
+    fields. `description`, `note` and `methods_note` are prose.
     One run's configuration is the setting's fields, then the method's,
     then the setting's fields for that method, then the seed and the
     caller's overrides.
@@ -34,6 +40,8 @@ class StudyPlan:
         seeds: int, runs per method and setting (seeds `0 .. seeds - 1`).
             Defaults to 5.
         description: str, what the study is. Defaults to `""`.
+        reuse: `(other StudyPlan, method names)` whose runs are taken over
+            (see `reused_from`), or `None`. Defaults to `None`.
 
     Example:
 
@@ -48,21 +56,39 @@ class StudyPlan:
     2.0
     """
 
-    def __init__(self, settings, methods, seeds=5, description=""):
+    def __init__(self, settings, methods, seeds=5, description="", reuse=None):
         if not isinstance(seeds, int) or seeds < 1:
             raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
         for name, setting in settings.items():
+            count = setting.get("seeds", 1)
+            if not isinstance(count, int) or count < 1:
+                raise ValueError(f"setting {name!r}: seeds must be an integer >= 1, "
+                                 f"got {count!r}")
+            unknown = set(setting.get("methods", ())) - set(methods)
+            if unknown:
+                raise ValueError(f"setting {name!r}: methods {sorted(unknown)} are not "
+                                 f"among the plan's methods")
             unknown = set(setting) - _SETTING_KEYS
             if unknown:
                 raise ValueError(f"setting {name!r}: unknown keys {sorted(unknown)} "
                                  f"(valid: {sorted(_SETTING_KEYS)})")
-            if setting.get("monitor_split", "test") not in ("test", "validation"):
-                raise ValueError(f"setting {name!r}: monitor_split must be 'test' or "
-                                 f"'validation', got {setting['monitor_split']!r}")
+            for key in ("monitor_split", "final_split"):
+                if setting.get(key, "test") not in ("test", "validation"):
+                    raise ValueError(f"setting {name!r}: {key} must be 'test' or "
+                                     f"'validation', got {setting[key]!r}")
+            first = setting.get("first_seed", 0)
+            if not isinstance(first, int) or first < 0:
+                raise ValueError(f"setting {name!r}: first_seed must be an integer >= 0, "
+                                 f"got {first!r}")
         self.settings = settings
         self.methods = methods
         self.seeds = seeds
         self.description = description
+        if reuse is not None and set(reuse[1]) - set(methods):
+            raise ValueError(f"reuse: methods {sorted(set(reuse[1]) - set(methods))} are "
+                             f"not among the plan's methods")
+        self.reuse = reuse
+        self.name = None  # the file's name without .json, when read from one
 
     @classmethod
     def from_file(cls, path):
@@ -73,20 +99,62 @@ class StudyPlan:
         if unknown:
             raise ValueError(f"{path}: unknown keys {sorted(unknown)} "
                              f"(valid: {sorted(_PLAN_KEYS)})")
-        return cls(values["settings"], values["methods"], values.get("seeds", 5),
-                   values.get("description", ""))
+        reuse = values.get("reuse")
+        if reuse is not None:
+            unknown = set(reuse) - _REUSE_KEYS
+            if unknown:
+                raise ValueError(f"{path}: reuse: unknown keys {sorted(unknown)} "
+                                 f"(valid: {sorted(_REUSE_KEYS)})")
+            other = os.path.join(os.path.dirname(path), reuse["plan"])
+            reuse = (cls.from_file(other), list(reuse["methods"]))
+        plan = cls(values["settings"], values["methods"], values.get("seeds", 5),
+                   values.get("description", ""), reuse)
+        plan.name = os.path.splitext(os.path.basename(path))[0]
+        return plan
 
     def runs(self, settings=None, methods=None, seeds=None):
         """`(setting, method, seed)` of every run, seed-major within a setting.
 
         Args:
             settings: names to include. Defaults to every setting.
-            methods: names to include. Defaults to every method.
-            seeds: runs per method. Defaults to the plan's `seeds`.
+            methods: names to include (of those a setting runs). Defaults to
+                every method.
+            seeds: runs per method. Defaults to each setting's `seeds`, else
+                the plan's; they start at the setting's `first_seed`.
         """
-        seeds = self.seeds if seeds is None else seeds
-        return [(s, m, k) for s in (settings or self.settings) for k in range(seeds)
-                for m in (methods or self.methods)]
+        runs = []
+        for s in settings or self.settings:
+            setting = self._setting(s)
+            count = seeds if seeds is not None else setting.get("seeds", self.seeds)
+            first = setting.get("first_seed", 0)
+            names = [m for m in (methods or self.methods)
+                     if m in setting.get("methods", self.methods)]
+            runs += [(s, m, k) for k in range(first, first + count) for m in names]
+        return runs
+
+    def reused_from(self, setting, method, seed, overrides=None):
+        """The plan whose run this one takes over, or `None` (train it).
+
+        A run is taken over when `method` is among `reuse`'s methods and the
+        other plan has the same run with the same fields (`fields`, this
+        plan's with `overrides`, the other's as planned).
+
+        Args:
+            setting: a setting name.
+            method: a method name.
+            seed: the run's seed.
+            overrides: fields that win over the plan's. Defaults to none.
+        """
+        if self.reuse is None or method not in self.reuse[1]:
+            return None
+        other = self.reuse[0]
+        if (setting not in other.settings or method not in other.methods
+                or (setting, method, seed) not in other.runs([setting], [method])):
+            return None
+        # The other plan's runs were trained without this call's overrides.
+        same = other.fields(setting, method, seed) == self.fields(setting, method, seed,
+                                                                  overrides)
+        return other if same else None
 
     def _setting(self, setting):
         if setting not in self.settings:
@@ -154,7 +222,8 @@ class StudyPlan:
 
     def monitor_and_evaluation(self, setting, data, monitor_size=500, final_size=None):
         """`((x, y) monitored after each epoch, (x, y) of the final
-        evaluation)`, in [0, 1] float32.
+        evaluation)`, in [0, 1] float32 (the setting's `monitor_split` and
+        `final_split`).
 
         Args:
             setting: a setting name.
@@ -162,12 +231,17 @@ class StudyPlan:
             monitor_size: examples monitored per epoch. Defaults to 500.
             final_size: evaluate the first N examples only. Defaults to all.
         """
+        values = self._setting(setting)
         x_eval, y_eval, _ = data.evaluation_split()
-        if (self._setting(setting).get("monitor_split") == "validation"
-                and data.x_val is not None and len(data.x_val)):
+        held_out = data.x_val is not None and len(data.x_val)
+        x_mon, y_mon = x_eval, y_eval
+        if values.get("monitor_split") == "validation" and held_out:
             x_mon, y_mon = data.x_val, data.y_val
-        else:
-            x_mon, y_mon = x_eval, y_eval
+        if values.get("final_split") == "validation":
+            if not held_out:
+                raise ValueError(f"setting {setting!r}: final_split 'validation' needs a "
+                                 "held-out split (val_size > 0)")
+            x_eval, y_eval = data.x_val, data.y_val
         final_size = final_size or len(x_eval)
         return ((_unit(x_mon[:monitor_size]), y_mon[:monitor_size]),
                 (_unit(x_eval[:final_size]), y_eval[:final_size]))

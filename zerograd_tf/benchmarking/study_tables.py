@@ -64,6 +64,15 @@ def summary(records, costs=(), methods=None):
                 f"{mean_std([r['best_pgd10_accuracy'] for r in runs])} | "
                 f"{mean_std([r['final_pgd10_accuracy'] for r in runs])} | "
                 f"{seconds:.1f} | {cost} |")
+        reused = {}
+        for r in subset:
+            if r.get("reused_from"):
+                reused.setdefault(r["reused_from"], {}).setdefault(r["method"], 0)
+                reused[r["reused_from"]][r["method"]] += 1
+        for source, counts in sorted(reused.items()):
+            lines += ["", f"Runs taken over from {source} (same fields and seeds, not "
+                      "trained again): " + ", ".join(
+                          f"{m} ({n})" for m, n in counts.items()) + "."]
         lines += ["", *auto_target(subset, base_time,
                                    [c for c in costs if c["setting"] == setting]), ""]
     return "\n".join(lines)
