@@ -24,9 +24,9 @@ DOCUMENTS = [README, os.path.join(ROOT, "docs", "cli.md"),
              os.path.join(ROOT, "docs", "benchmarks.md"), os.path.join(ROOT, "docs", "study.md")]
 RESULTS = os.path.join(HERE, "results")
 sys.path.insert(0, ROOT)
-from zerograd_tf.benchmarking import study_records, study_tables  # noqa: E402
+from zerograd_tf.benchmarking import study_docs  # noqa: E402
 from zerograd_tf.benchmarking.step_cost import entry_precision  # noqa: E402
-from zerograd_tf.benchmarking.study_plan import StudyPlan  # noqa: E402
+from zerograd_tf.benchmarking.study_docs import machine_text  # noqa: E402
 
 ROBUST_MODELS = [
     ("mnist_fgsm_rs", "MNIST, FGSM-RS"),
@@ -38,16 +38,6 @@ ROBUST_MODELS = [
 ROBUST_COLUMNS = [("pgd50_10", "our PGD-50-10"), ("apgd_ce", "APGD-CE"),
                   ("apgd_dlr", "APGD-DLR"), ("apgd_t", "APGD-T"), ("square", "Square"),
                   ("autoattack", "**our AutoAttack**"), ("art_autoattack", "ART AutoAttack")]
-
-
-def machine_text(m, extra=()):
-    """"2 CPUs, TensorFlow x, Keras y, [extra package versions,] date" of a
-    result entry's machine record; `extra` is `(label, package)` pairs."""
-    if "cpus" not in m:
-        return f"an unrecorded machine ({m['unknown']})"
-    versions = [f"TensorFlow {m['tensorflow']}", f"Keras {m['keras']}",
-                *[f"{label} {m[package]}" for label, package in extra]]
-    return f"{m['cpus']} CPUs, {', '.join(versions)}, {m['date']}"
 
 
 def robust_eval_table():
@@ -175,38 +165,6 @@ def step_cost_targets():
                       "| --- | --- | --- | --- |", *rows])
 
 
-def co_study_v2():
-    """The CO study rerun's summary, from its committed run records."""
-    plan = StudyPlan.from_file(os.path.join(HERE, "studies", "co_study_v2.json"))
-    records = study_records.load_records(os.path.join(RESULTS, "co_study_v2"))
-    planned = len(plan.runs())
-    dates = sorted({r.get("date", "") for r in records} - {""})
-    return (f"{len(records)} of {planned} runs finished"
-            + (f" ({dates[0]}{' to ' + dates[-1] if dates[-1] != dates[0] else ''})"
-               if dates else "") + ".\n\n"
-            + study_tables.summary(records, study_records.load_costs(
-                os.path.join(RESULTS, "co_study_v2")), list(plan.methods)).rstrip())
-
-
-def precision_parity():
-    """The bfloat16 parity study against the CO study's float32 runs."""
-    plan = StudyPlan.from_file(os.path.join(HERE, "studies", "precision_parity.json"))
-    records = study_records.load_records(os.path.join(RESULTS, "precision_parity"))
-    if not records:
-        return "No run has finished yet."
-    reference = study_records.load_records(os.path.join(RESULTS, "co_study_v2"))
-    dates = sorted({r["date"] for r in records})
-    text = (f"{len(records)} of {len(plan.runs())} runs finished ({dates[0]}"
-            + (f" to {dates[-1]}" if dates[-1] != dates[0] else "") + "); measured on "
-            + "; ".join(sorted({machine_text(r["machine"]) for r in records})) + ".\n\n"
-            + study_tables.parity(reference, records, list(plan.methods)))
-    both = study_tables.as_trained_comparison(records)
-    if both:
-        text += ("\n\nThe same attacks (AutoAttack + PGD-50-10, worst case) on the float32 "
-                 "copy and on the bfloat16 model as it computes:\n\n" + both)
-    return text
-
-
 def step_time_precision():
     """The float32 / mixed_bfloat16 step-time tables and issue 26's targets
     on them: every single-step method at least 3x faster in bfloat16 on
@@ -233,35 +191,6 @@ def step_time_precision():
     return (step_time_table(name) + "\n\n\"× float32\" is the step's time over the same "
             "method's float32 step in the same rounds (0.64: 1.56× faster).\n\n"
             + "\n".join(lines))
-
-
-def precision_ties():
-    """ZeroGrad's threshold ties in bfloat16 and float32 (`precision_ties.json`)."""
-    path = os.path.join(RESULTS, "precision_ties.json")
-    if not os.path.exists(path):
-        return "Not measured yet."
-    report = _load("precision_ties.json")
-    groups = {}
-    for e in report["entries"]:
-        groups.setdefault((e["setting"], e["method"]), []).append(e)
-    keys = [("zeroed_fraction", "zeroed fraction"),
-            ("tied_examples", "examples whose threshold ties"),
-            ("at_threshold_fraction", "elements equal to the threshold"),
-            ("distinct_fraction", "distinct magnitudes")]
-    lines = ["| setting | method | runs | " + " | ".join(
-        f"{label} (float32 / bfloat16)" for _, label in keys) + " |",
-             "| --- | --- | --- |" + " --- |" * len(keys)]
-    for (setting, method), entries in groups.items():
-        cells = []
-        for key, _ in keys:
-            a, b = (sum(e[p][key] for e in entries) / len(entries)
-                    for p in ("float32", "mixed_bfloat16"))
-            cells.append(f"{a:.3f} / {b:.3f}")
-        lines.append(f"| {setting} | {method} | {len(entries)} | " + " | ".join(cells) + " |")
-    return ("\n".join(lines) + f"\n\nInput gradients of the first "
-            f"{report['entries'][0]['num_examples']} test examples at the clean input, per "
-            f"trained model; measured on {machine_text(report['machine'])}."
-            if report["entries"] else "No trained ZeroGrad model yet.")
 
 
 # The saved profiles (`profile_step.py --save`), before and after each change.
@@ -308,23 +237,6 @@ def profile_table():
         "more than the wall time, and a nested XLA function (ZeroGrad's compiled mask) is not "
         "among them: its cost shows in the wall time. Measured on "
         f"{'; '.join(sorted(machines))}."])
-
-
-def _co_study_v1(setting):
-    """The first CO study's table of one setting (PGD-50-10 only: the
-    AutoAttack column, empty there, is left out)."""
-    plan = StudyPlan.from_file(os.path.join(HERE, "studies", "co_study_v1.json"))
-    records = [r for r in study_records.load_records(os.path.join(RESULTS, "co_study"))
-               if r["setting"] == setting]
-    rows = [line for line in study_tables.summary(records, methods=list(plan.methods))
-            .splitlines() if line.startswith("|")]
-    cells = [line.strip("|").split(" | ") for line in rows]
-    drop = next(i for i, c in enumerate(cells[0]) if "AutoAttack" in c)
-    if any(c[drop].strip() != "–" for c in cells[2:]):
-        raise ValueError("the first study has AutoAttack numbers: show them")
-    dates = sorted({r["date"] for r in records if r.get("date")})
-    return "\n".join("| " + " | ".join(c.strip() for j, c in enumerate(row) if j != drop) + " |"
-                     for row in cells) + (f"\n\nRuns of {dates[0]} to {dates[-1]}." if dates else "")
 
 
 def input_check_line():
@@ -381,41 +293,36 @@ def profile_before_after():
     return "\n".join(lines)
 
 
-def diagnostics_table():
-    """Per method of the diagnostics figure: the numbers its reading uses."""
-    report = _load("diagnostics_mnist.json")
-    labels = {"fgsm_rs": "FGSM-RS", "zerograd_q0.35": "ZeroGrad q = 0.35",
-              "zerograd_q0.7": "ZeroGrad q = 0.7"}
-    lines = ["| method | PGD-10: best (epoch), final | FGSM: final | alignment: best (epoch), "
-             "final | tiny-gradient fraction: final | mean \\|δ\\| |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for method, rows in report.items():
-        pgd = [r["pgd_accuracy"] for r in rows]
-        alignment = [r["alignment"] for r in rows]
-        best_pgd, best_alignment = max(pgd), max(alignment)
-        lines.append(
-            f"| {labels.get(method, method)} | {best_pgd:.3f} ({pgd.index(best_pgd) + 1}), "
-            f"{pgd[-1]:.3f} | {rows[-1]['fgsm_accuracy']:.3f} | {best_alignment:.2f} "
-            f"({alignment.index(best_alignment) + 1}), {alignment[-1]:.2f} | "
-            f"{rows[-1]['small_fraction']:.3f} | {rows[-1]['mean_abs_delta']:.3f} |")
-    return "\n".join(lines)
-
-
 def quick_start_output():
     """What `zerograd-train` printed in the timed quick-start run."""
     printed = _load("timings.json")["quick_start"]["printed"]
     return "```\n" + "\n".join(printed) + "\n```"
 
 
+STUDIES = os.path.join(HERE, "studies")
+
+
+def _study(name):
+    return study_docs.study_summary(os.path.join(STUDIES, f"{name}.json"),
+                                    os.path.join(RESULTS, name))
+
+
 GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
-              "precision_parity": precision_parity, "precision_ties": precision_ties,
+              "precision_parity": lambda: study_docs.parity_summary(
+                  os.path.join(STUDIES, "precision_parity.json"),
+                  os.path.join(RESULTS, "precision_parity"), os.path.join(RESULTS, "co_study_v2")),
+              "precision_ties": lambda: study_docs.ties_table(
+                  os.path.join(RESULTS, "precision_ties.json")),
               "step_time_precision": step_time_precision,
               "vs_pytorch_precision": lambda: vs_pytorch_table("vs_pytorch_precision.json"),
-              "co_study_v2": co_study_v2, "profile": profile_table,
-              "co_study_v1_mnist": lambda: _co_study_v1("mnist"),
-              "co_study_v1_cifar10": lambda: _co_study_v1("cifar10"),
+              "co_study_v2": lambda: _study("co_study_v2"), "profile": profile_table,
+              **{f"co_study_v1_{setting}": (lambda setting=setting: study_docs.first_study_table(
+                  os.path.join(STUDIES, "co_study_v1.json"), os.path.join(RESULTS, "co_study"),
+                  setting)) for setting in ("mnist", "cifar10")},
               "input_check": input_check_line, "timings": timings_lines,
-              "quick_start_output": quick_start_output, "diagnostics": diagnostics_table,
+              "quick_start_output": quick_start_output,
+              "diagnostics": lambda: study_docs.diagnostics_table(
+                  os.path.join(RESULTS, "diagnostics_mnist.json")),
               "profile_before_after": profile_before_after,
               "vs_pytorch": vs_pytorch_table, "step_cost_targets": step_cost_targets}
 _BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- end generated -->)", re.S)

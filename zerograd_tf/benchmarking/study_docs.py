@@ -1,0 +1,155 @@
+"""The documents' text about the studies, from their committed result files.
+
+`benchmarks/readme_tables.py` writes these into the README and the docs;
+each function reads only the files it is given, so the same function serves
+every study of the same kind.
+"""
+
+import json
+import os
+
+from zerograd_tf.benchmarking import study_records, study_tables
+from zerograd_tf.benchmarking.study_plan import StudyPlan
+
+
+def machine_text(machine, extra=()):
+    """`"2 CPUs, TensorFlow x, Keras y, [extra versions,] date"` of a
+    result's machine record (`zerograd_tf.benchmarking.machine`).
+
+    Args:
+        machine: the machine record, a dict.
+        extra: `(label, package)` pairs of further versions to name.
+            Defaults to none.
+
+    Example:
+
+    >>> from zerograd_tf.benchmarking.study_docs import machine_text
+    >>> machine_text({"cpus": 2, "tensorflow": "2.21.0", "keras": "3.15.1",
+    ...               "date": "2026-12-03"})
+    '2 CPUs, TensorFlow 2.21.0, Keras 3.15.1, 2026-12-03'
+    """
+    if "cpus" not in machine:
+        return f"an unrecorded machine ({machine['unknown']})"
+    versions = [f"TensorFlow {machine['tensorflow']}", f"Keras {machine['keras']}",
+                *[f"{label} {machine[package]}" for label, package in extra]]
+    return f"{machine['cpus']} CPUs, {', '.join(versions)}, {machine['date']}"
+
+
+def _dates(records):
+    dates = sorted({r.get("date", "") for r in records} - {""})
+    if not dates:
+        return ""
+    return f" ({dates[0]}" + (f" to {dates[-1]}" if dates[-1] != dates[0] else "") + ")"
+
+
+def study_summary(plan_file, results):
+    """How many of a study's runs finished, and its summary tables.
+
+    Args:
+        plan_file: the study's plan (a JSON file, `StudyPlan`).
+        results: its results folder (run records, `cost/`).
+    """
+    plan = StudyPlan.from_file(plan_file)
+    records = study_records.load_records(results)
+    return (f"{len(records)} of {len(plan.runs())} runs finished{_dates(records)}.\n\n"
+            + study_tables.summary(records, study_records.load_costs(results),
+                                   list(plan.methods)).rstrip())
+
+
+def parity_summary(plan_file, results, reference_results):
+    """A lower-precision study's parity table against the float32 runs of
+    `reference_results`, and the as-trained comparison where measured.
+
+    Args:
+        plan_file: the parity study's plan.
+        results: its results folder.
+        reference_results: the results folder of the float32 runs.
+    """
+    plan = StudyPlan.from_file(plan_file)
+    records = study_records.load_records(results)
+    if not records:
+        return "No run has finished yet."
+    reference = study_records.load_records(reference_results)
+    text = (f"{len(records)} of {len(plan.runs())} runs finished{_dates(records)}; measured on "
+            + "; ".join(sorted({machine_text(r["machine"]) for r in records})) + ".\n\n"
+            + study_tables.parity(reference, records, list(plan.methods)))
+    both = study_tables.as_trained_comparison(records)
+    if both:
+        text += ("\n\nThe same attacks (AutoAttack + PGD-50-10, worst case) on the float32 "
+                 "copy and on the bfloat16 model as it computes:\n\n" + both)
+    return text
+
+
+def first_study_table(plan_file, results, setting):
+    """The first CO study's table of one setting (PGD-50-10 only: the
+    AutoAttack column, empty there, is left out).
+
+    Args:
+        plan_file: the first study's plan.
+        results: its results folder.
+        setting: the setting's name.
+    """
+    plan = StudyPlan.from_file(plan_file)
+    records = [r for r in study_records.load_records(results) if r["setting"] == setting]
+    rows = [line for line in study_tables.summary(records, methods=list(plan.methods))
+            .splitlines() if line.startswith("|")]
+    cells = [line.strip("|").split(" | ") for line in rows]
+    drop = next(i for i, c in enumerate(cells[0]) if "AutoAttack" in c)
+    if any(c[drop].strip() != "–" for c in cells[2:]):
+        raise ValueError("the first study has AutoAttack numbers: show them")
+    dates = sorted({r["date"] for r in records if r.get("date")})
+    return "\n".join("| " + " | ".join(c.strip() for j, c in enumerate(row) if j != drop) + " |"
+                     for row in cells) + (f"\n\nRuns of {dates[0]} to {dates[-1]}." if dates else "")
+
+
+def ties_table(path):
+    """ZeroGrad's threshold ties in bfloat16 and float32, from the file
+    `benchmarks/precision_ties.py` writes (`path`)."""
+    if not os.path.exists(path):
+        return "Not measured yet."
+    with open(path) as f:
+        report = json.load(f)
+    if not report["entries"]:
+        return "No trained ZeroGrad model yet."
+    groups = {}
+    for e in report["entries"]:
+        groups.setdefault((e["setting"], e["method"]), []).append(e)
+    keys = [("zeroed_fraction", "zeroed fraction"),
+            ("tied_examples", "examples whose threshold ties"),
+            ("at_threshold_fraction", "elements equal to the threshold"),
+            ("distinct_fraction", "distinct magnitudes")]
+    lines = ["| setting | method | runs | " + " | ".join(
+        f"{label} (float32 / bfloat16)" for _, label in keys) + " |",
+             "| --- | --- | --- |" + " --- |" * len(keys)]
+    for (setting, method), entries in groups.items():
+        cells = []
+        for key, _ in keys:
+            a, b = (sum(e[p][key] for e in entries) / len(entries)
+                    for p in ("float32", "mixed_bfloat16"))
+            cells.append(f"{a:.3f} / {b:.3f}")
+        lines.append(f"| {setting} | {method} | {len(entries)} | " + " | ".join(cells) + " |")
+    return ("\n".join(lines) + f"\n\nInput gradients of the first "
+            f"{report['entries'][0]['num_examples']} test examples at the clean input, per "
+            f"trained model; measured on {machine_text(report['machine'])}.")
+
+
+def diagnostics_table(path):
+    """Per method of the diagnostics figure, the numbers its reading uses,
+    from the file `benchmarks/diagnostics_figure.py` writes (`path`)."""
+    with open(path) as f:
+        report = json.load(f)
+    labels = {"fgsm_rs": "FGSM-RS", "zerograd_q0.35": "ZeroGrad q = 0.35",
+              "zerograd_q0.7": "ZeroGrad q = 0.7"}
+    lines = ["| method | PGD-10: best (epoch), final | FGSM: final | alignment: best (epoch), "
+             "final | tiny-gradient fraction: final | mean \\|δ\\| |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for method, rows in report.items():
+        pgd = [r["pgd_accuracy"] for r in rows]
+        alignment = [r["alignment"] for r in rows]
+        best_pgd, best_alignment = max(pgd), max(alignment)
+        lines.append(
+            f"| {labels.get(method, method)} | {best_pgd:.3f} ({pgd.index(best_pgd) + 1}), "
+            f"{pgd[-1]:.3f} | {rows[-1]['fgsm_accuracy']:.3f} | {best_alignment:.2f} "
+            f"({alignment.index(best_alignment) + 1}), {alignment[-1]:.2f} | "
+            f"{rows[-1]['small_fraction']:.3f} | {rows[-1]['mean_abs_delta']:.3f} |")
+    return "\n".join(lines)
