@@ -58,7 +58,7 @@ import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import dtype_policies, io_utils, monitoring, precision  # noqa: E402
-from zerograd_tf.benchmarking import study_records, study_tables  # noqa: E402
+from zerograd_tf.benchmarking import study_plots, study_records, study_tables  # noqa: E402
 from zerograd_tf.benchmarking.machine import machine_record  # noqa: E402
 from zerograd_tf.benchmarking.study_plan import StudyPlan  # noqa: E402
 from zerograd_tf.runs import options, pipeline, training  # noqa: E402
@@ -341,68 +341,6 @@ def write_tables(records, results, methods=None):
     return text
 
 
-def write_plots(records, results, order=()):
-    """PGD-10 accuracy per epoch for every seed and method; robustness vs cost."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    paths = []
-    for setting in sorted({r["setting"] for r in records}):
-        subset = [r for r in records if r["setting"] == setting]
-        order = [*order, *dict.fromkeys(r["method"] for r in subset)]
-        methods = [m for m in dict.fromkeys(order) if any(r["method"] == m for r in subset)]
-        columns = min(3, len(methods))
-        rows = -(-len(methods) // columns)
-        fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows),
-                                 squeeze=False, sharey=True)
-        for ax, method in zip(axes.flat, methods):
-            for r in [r for r in subset if r["method"] == method]:
-                epochs = [e["epoch"] for e in r["epochs"]]
-                line, = ax.plot(epochs, [e["pgd_accuracy"] for e in r["epochs"]],
-                                label=f"seed {r['seed']}")
-                ax.plot(epochs, [e["fgsm_accuracy"] for e in r["epochs"]], ls=":",
-                        color=line.get_color(), alpha=0.6)
-            ax.set_title(method)
-            ax.set_xlabel("epoch")
-            ax.grid(alpha=0.3)
-        for ax in axes[:, 0]:
-            ax.set_ylabel("accuracy (PGD-10 solid, FGSM dotted)")
-        for ax in list(axes.flat)[len(methods):]:
-            ax.axis("off")
-        fig.suptitle(f"{setting}: validation accuracy per epoch, every seed")
-        fig.tight_layout()
-        path = os.path.join(results, f"pgd_per_epoch_{setting}.png")
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        paths.append(path)
-
-        base = [r["mean_epoch_seconds"] for r in subset if r["method"] == "fgsm_rs"]
-        base_time = statistics.median(base) if base else 1.0
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for method in methods:
-            runs = [study_records.run_row(r) for r in subset if r["method"] == method]
-            cost = statistics.median(r["mean_epoch_seconds"] for r in runs) / base_time
-            accs = [r["final_worst_case_accuracy"] for r in runs]
-            if None in accs:  # a run without the AutoAttack evaluation
-                accs = [r["final_pgd50_10_accuracy"] for r in runs]
-            std = statistics.stdev(accs) if len(accs) > 1 else 0.0
-            ax.errorbar(cost, statistics.fmean(accs), yerr=std, fmt="o", capsize=3)
-            ax.annotate(method, (cost, statistics.fmean(accs)), fontsize=7,
-                        xytext=(4, 3), textcoords="offset points")
-        ax.set_xlabel("cost per epoch (× FGSM-RS)" if base else "seconds per epoch")
-        ax.set_ylabel("final worst-case accuracy (AutoAttack + PGD-50-10)")
-        ax.set_title(f"{setting}: robustness vs cost (mean ± std over seeds)")
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        path = os.path.join(results, f"robustness_vs_cost_{setting}.png")
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        paths.append(path)
-    return paths
-
-
 def main(argv=None):
     args, plan = parse(argv)
     os.makedirs(args.results, exist_ok=True)
@@ -412,7 +350,7 @@ def main(argv=None):
         records = study_records.load_records(args.results)
         text = write_tables(records, args.results, order)
         if args.plots and records:
-            write_plots(records, args.results, order)
+            study_plots.write_plots(records, args.results, order)
         return text
 
     if args.tables_only:

@@ -284,3 +284,22 @@ def test_co_study_keeps_each_plan_apart_and_refuses_another_plans_runs(tmp_path,
     args, plan = co_study.parse([])
     assert co_study.finished(v2, plan, "mnist", "fgsm_rs", 0, args)
     assert not co_study.finished(str(tmp_path / "none.json"), plan, "mnist", "fgsm_rs", 0, args)
+
+
+def test_the_step_size_figure_has_a_panel_per_method_run_at_two_step_sizes(tmp_path):
+    from zerograd_tf.benchmarking import study_plots
+
+    def run(method, alpha, seed, quantile=0.35):
+        return {"config": {"method": method, "alpha": alpha, "quantile": quantile},
+                "seed": seed, "epochs": [{"pgd_accuracy": a} for a in (0.2, 0.3 * seed)]}
+
+    records = [run("fgsm_rs", 2.0, 0), run("fgsm_rs", 2.0, 1), run("fgsm_rs", 1.25, 0),
+               run("zerograd", 2.0, 0, 0.5), run("zerograd", 2.0, 0, 0.7),
+               run("n_fgsm", None, 0)]
+    groups = study_plots.step_size_groups(records)
+    assert list(groups) == [("fgsm_rs", None)] and sorted(groups[("fgsm_rs", None)]) == [1.25, 2.0]
+    path = tmp_path / "step_size.png"
+    assert study_plots.write_step_size_plot(records, str(path), "mnist")
+    assert path.stat().st_size > 0
+    assert not study_plots.write_step_size_plot(records[3:], str(tmp_path / "none.png"), "x")
+    assert not (tmp_path / "none.png").exists()
