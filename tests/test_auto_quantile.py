@@ -31,6 +31,23 @@ class CollapseAt:
         return COLLAPSED if step in self.steps else HEALTHY
 
 
+class SlideScript:
+    """A scripted slow slide, keyed by the optimizer's step (2 steps an
+    epoch): PGD accuracy peaks at the end of epoch 1 and erodes while FGSM
+    accuracy holds, a slide at the end of epoch 3 (step 6)."""
+
+    PGD = {1: 0.15, 2: 0.18, 3: 0.17, 4: 0.17, 5: 0.15, 6: 0.13, 7: 0.16, 8: 0.16}
+
+    def __init__(self):
+        self.weights = {}
+
+    def __call__(self, model):
+        step = int(model.optimizer.iterations.numpy())
+        self.weights[step] = [w.copy() for w in model.classifier.get_weights()]
+        return {"clean_accuracy": 0.5, "fgsm_accuracy": 0.20 if step < 5 else 0.22,
+                "pgd_accuracy": self.PGD[step]}
+
+
 class WeightsAfterBatch(keras.callbacks.Callback):
     """Records the classifier's weights after each step's callbacks before it."""
 
@@ -113,16 +130,18 @@ def test_quantile_is_capped():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_after", [4, 5])
-def test_the_rule_survives_a_kill_and_resume(tmp_path, kill_after):
+@pytest.mark.parametrize("kill_after, slide_drop", [(4, None), (5, None), (5, 0.2), (7, 0.2)])
+def test_the_rule_survives_a_kill_and_resume(tmp_path, kill_after, slide_drop):
     """A run killed after step 4 (an epoch end) or 5 (the adaptation was
     saved, the checkpoint of epoch 3 was not) resumes to exactly the
-    uninterrupted run: weights, quantile, checks and events."""
+    uninterrupted run: weights, quantile, checks and events; so does a run
+    with the slide rule killed inside the slide or after acting on it."""
     x, y = robustness_problem(128)
 
     def run(folder, callbacks=(), epochs=4, restore=False):
-        monitor = zg.AutoQuantile(measure=CollapseAt(5), frequency=1, verbose=0,
-                                  state_path=str(folder / "auto.json"))
+        measure = CollapseAt(5) if slide_drop is None else SlideScript()
+        monitor = zg.AutoQuantile(measure=measure, frequency=1, verbose=0,
+                                  slide_drop=slide_drop, state_path=str(folder / "auto.json"))
         checkpoint = zg.callbacks.EpochCheckpoint(str(folder / "checkpoint"))
         keras.utils.set_random_seed(0)
         model = _model()
@@ -141,6 +160,7 @@ def test_the_rule_survives_a_kill_and_resume(tmp_path, kill_after):
         np.testing.assert_array_equal(a, b)
     assert resumed_monitor.checks == whole_monitor.checks
     assert resumed_monitor.events == whole_monitor.events
+    assert len(whole_monitor.events) == 1
     with open(tmp_path / "killed" / "auto.json") as f:
         assert json.load(f)["events"] == whole_monitor.events
 
@@ -254,3 +274,31 @@ def test_a_large_fgsm_pgd_gap_adapts_even_without_a_collapse():
     model.compile(**compile_kwargs())
     model.fit(x, y, batch_size=64, epochs=2, verbose=0, callbacks=[plain])
     assert not plain.events and model.quantile == pytest.approx(0.35)
+
+
+def test_a_slow_slide_goes_back_to_the_last_healthy_epoch_end_and_raises_q():
+    """CIFAR-10's failure mode: PGD accuracy erodes over epochs, no collapse."""
+    x, y = robustness_problem(128)
+    for slide_drop, events in ((None, []), (0.2, [(2, 2, "adapt")])):
+        script = SlideScript()
+        auto = zg.AutoQuantile(measure=script, frequency=1, slide_drop=slide_drop, verbose=0)
+        model = _model()
+        starts = {}
+        record = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: starts.update(
+            {epoch: [w.copy() for w in model.classifier.get_weights()]}))
+        model.fit(x, y, batch_size=64, epochs=4, shuffle=False, verbose=0,
+                  callbacks=[auto, record])
+        assert [(e["epoch"], e["step"], e["action"]) for e in auto.events] == events
+    assert model.quantile == pytest.approx(
+        auto_quantile.START_QUANTILE + auto_quantile.QUANTILE_STEP)
+    assert len([c for c in auto.checks if c.get("epoch_end")]) == 4
+    # The 4th epoch starts from the end of the 2nd (step 4), not from step
+    # 5's check, which passed the collapse test inside the slide.
+    for restored, healthy in zip(starts[3], script.weights[4]):
+        np.testing.assert_array_equal(restored, healthy)
+    assert any((a != b).any() for a, b in zip(script.weights[5], script.weights[4]))
+
+
+def test_slide_drop_is_checked():
+    with pytest.raises(ValueError, match="slide_drop"):
+        zg.AutoQuantile(measure=lambda model: None, slide_drop=1.5)

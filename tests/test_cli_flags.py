@@ -29,6 +29,7 @@ TRAIN_FLAGS = {
     "--epsilon": (["--epsilon", "8/255"], 8 / 255),
     "--alpha": (["--alpha", "1.5"], 1.5),
     "--quantile": (["--quantile", "0.6"], 0.6),
+    "--auto-slide": (["--quantile", "auto", "--auto-slide", "0.2"], 0.2),
     "--zero-iters": (["--zero-iters", "2"], 2),
     "--samples": (["--samples", "5"], 5),
     "--threshold": (["--threshold", "2"], 2),
@@ -82,7 +83,9 @@ def test_train_flag_reaches_the_run_config(flag):
     config = options.config_from_args(train_program.build_parser().parse_args(argv))
     field = flag[2:].replace("-", "_") if flag != "--no-download" else "download"
     assert getattr(config, field) == pytest.approx(expected)
-    others = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.name != field}
+    named = {a[2:].replace("-", "_") for a in argv if a.startswith("--")}
+    others = {f.name: f.default for f in dataclasses.fields(RunConfig)
+              if f.name != field and f.name not in named}
     assert {k: getattr(config, k) for k in others} == others  # and nothing else
 
 

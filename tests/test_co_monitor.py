@@ -242,3 +242,15 @@ def test_stop_restores_the_optimizer_moments_of_the_healthy_check():
         np.testing.assert_array_equal(restored, healthy)
     for restored, healthy in zip(model.classifier.get_weights(), script.weights[1]):
         np.testing.assert_array_equal(restored, healthy)
+
+
+@pytest.mark.parametrize("pgd, fgsm, slid", [
+    ([0.18, 0.17, 0.15, 0.13], [0.20, 0.20, 0.21, 0.22], True),
+    ([0.18, 0.17, 0.15, 0.13], [0.21, 0.20, 0.17, 0.14], False),  # both fall
+    ([0.18, 0.12, 0.13], [0.20, 0.22, 0.22], False),               # no longer falling
+    ([0.18, 0.17, 0.15], [0.20, 0.21, 0.22], False),               # within 20 % of the best
+    ([0.04, 0.03, 0.01], [0.05, 0.06, 0.09], False),               # never robust
+    ([0.18], [0.20], False),
+])
+def test_the_slow_slide_rule(pgd, fgsm, slid):
+    assert zg.monitoring.slow_slide(pgd, fgsm) is slid

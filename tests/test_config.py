@@ -41,6 +41,8 @@ def test_cross_field_rules():
         RunConfig(method="fgsm_rs", co_monitor="adapt")
     with pytest.raises(ConfigError, match="`depth` of wide_resnet must be 6n \\+ 4"):
         RunConfig(model="wide_resnet", depth=27)
+    with pytest.raises(ConfigError, match="`auto_slide` acts on quantile 'auto' only"):
+        RunConfig(auto_slide=0.2)
 
 
 def test_resolved_fills_the_data_dependent_defaults(tmp_path):
@@ -143,6 +145,7 @@ def test_the_documented_table_of_fields_matches_the_declarations():
     (["--quantile", "1"], "quantile", "must be a number in [0, 1) or 'auto', got 1.0"),
     (["--method", "fgsm3"], "method", "must be one of zerograd"),
     (["--co-frequency", "0"], "co_frequency", "must be 'epoch' or a number of steps >= 1"),
+    (["--auto-slide", "1"], "auto_slide", "must be a number in (0, 1), got 1.0"),
 ])
 def test_a_flag_and_its_field_refuse_a_value_with_the_same_words(argv, field, problem, capsys):
     with pytest.raises(SystemExit):

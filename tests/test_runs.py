@@ -172,3 +172,14 @@ def test_another_keras_backend_gets_a_clear_error():
     assert result.returncode != 0
     assert ("ImportError: zerograd_tf needs Keras' TensorFlow backend, but Keras runs on "
             "'jax'") in result.stderr
+
+
+def test_auto_slide_reaches_the_auto_quantile_monitor(tmp_path):
+    from zerograd_tf.runs import training
+
+    data = datasets.load_image_data(make_npz(tmp_path / "d.npz", n_train=64, n_test=16),
+                                    val_size=16)
+    for auto_slide in (None, 0.25):
+        config = RunConfig(quantile="auto", auto_slide=auto_slide).resolved(data)
+        (monitor,) = training.monitor_callbacks(config, data, str(tmp_path), logdir=None)
+        assert monitor.slide_drop == auto_slide

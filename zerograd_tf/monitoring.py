@@ -16,12 +16,13 @@ from zerograd_tf import attacks
 from zerograd_tf.attacks import ops
 from zerograd_tf import validation
 
-__all__ = ["catastrophic_overfitting", "AttackMeter", "input_gradients",
+__all__ = ["catastrophic_overfitting", "slow_slide", "AttackMeter", "input_gradients",
            "inference_gradient_alignment"]
 
 # The CO rule's defaults, documented in the README.
 DEFAULT_DROP = 0.5
 DEFAULT_MIN_BEST = 0.05
+DEFAULT_SLIDE_DROP = 0.2
 
 
 def catastrophic_overfitting(pgd_accuracies, fgsm_accuracies, drop=DEFAULT_DROP,
@@ -65,6 +66,54 @@ def catastrophic_overfitting(pgd_accuracies, fgsm_accuracies, drop=DEFAULT_DROP,
     best = max(pgd_accuracies[:-1])
     return bool(best >= min_best and best > 0 and pgd_accuracies[-1] < drop * best
                 and fgsm_accuracies[-1] > best)
+
+
+def slow_slide(pgd_accuracies, fgsm_accuracies, drop=DEFAULT_SLIDE_DROP,
+               min_best=DEFAULT_MIN_BEST):
+    """Whether the last measurement shows robustness sliding away.
+
+    Catastrophic overfitting collapses within an epoch; on harder data it
+    can also arrive slowly, PGD accuracy eroding over epochs while FGSM
+    accuracy holds (the CO study's CIFAR-10 runs). The rule: with `best` the
+    highest PGD accuracy of the earlier measurements (at least `min_best`),
+    the last measurement has slid when its PGD accuracy is below
+    `(1 - drop) * best`, still falling (below the measurement before it),
+    and its FGSM-PGD gap is wider than at the best measurement: the
+    single-step attack misses more of what PGD finds, the signature of CO,
+    not of a general decline, where both fall together.
+
+    Args:
+        pgd_accuracies: PGD accuracies in order (at least two to decide).
+        fgsm_accuracies: FGSM accuracies of the same measurements.
+        drop: the fraction of the best PGD accuracy lost, in (0, 1).
+            Defaults to 0.2.
+        min_best: the least best-earlier PGD accuracy that counts as robust.
+            Defaults to 0.05.
+
+    Returns:
+        A bool.
+
+    Raises:
+        ValueError: for sequences of different lengths or `drop` outside (0, 1).
+
+    Examples:
+        >>> slow_slide([0.18, 0.17, 0.15, 0.13], [0.20, 0.20, 0.21, 0.22])
+        True
+        >>> slow_slide([0.18, 0.17, 0.15, 0.13], [0.21, 0.20, 0.17, 0.14])  # both fall
+        False
+    """
+    if not 0 < drop < 1:
+        raise ValueError(f"`drop` must be in (0, 1), got {drop!r}.")
+    if len(pgd_accuracies) != len(fgsm_accuracies):
+        raise ValueError("`pgd_accuracies` and `fgsm_accuracies` differ in length.")
+    if len(pgd_accuracies) < 2:
+        return False
+    earlier = list(pgd_accuracies[:-1])
+    best = max(earlier)
+    at_best = earlier.index(best)
+    pgd, fgsm = pgd_accuracies[-1], fgsm_accuracies[-1]
+    return bool(best >= min_best and pgd < (1 - drop) * best and pgd < earlier[-1]
+                and fgsm - pgd > fgsm_accuracies[at_best] - best)
 
 
 class AttackMeter:

@@ -20,6 +20,8 @@ CHECK_SIZE = 128
 CONFIRM_SIZE = 512
 CHECK_PGD_STEPS = 5
 MAX_GAP = 0.5
+# Off until the development runs of study v3 choose it (docs/study.md).
+SLIDE_DROP = None
 
 
 class AutoQuantile(CatastrophicOverfittingMonitor):
@@ -53,6 +55,15 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
       training: even the largest quantile overfits, and the last healthy
       weights are the best this run has (early stopping as the last
       resort).
+    - **Slides** (optional, `slide_drop`): robustness can also erode over
+      epochs instead of collapsing (the CO study's CIFAR-10 runs). With
+      `slide_drop`, every epoch ends with a check of all held-out examples,
+      judged also by `zerograd_tf.monitoring.slow_slide` against the
+      earlier epoch-end checks since the last adaptation: PGD accuracy
+      below `1 - slide_drop` of its best, still falling, with a wider
+      FGSM-PGD gap than at the best. A slide is acted on as CO is, except
+      that the state restored is that of the last healthy epoch-end check
+      (the checks within the slide passed the collapse test).
     - q **never comes down**: the lower quantile overfitted in this run
       already, and each collapse costs the steps since the last healthy
       check; a slightly high q costs little robustness near the safe range
@@ -81,6 +92,9 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
         max_quantile: the largest q. Defaults to 0.85.
         max_gap: the largest FGSM-PGD accuracy gap of a healthy check.
             Defaults to 0.5.
+        slide_drop: act also on a slow slide that loses this fraction of
+            the best PGD accuracy, in (0, 1), or `None` (off). Defaults to
+            `None`.
         state_path: JSON file of the state, for resuming. Defaults to
             `None` (not saved).
         logdir: TensorBoard folder for the adaptation messages. Defaults
@@ -106,8 +120,13 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
 
     def __init__(self, x=None, y=None, epsilon=None, *, frequency=CHECK_EVERY,
                  check_size=CHECK_SIZE, pgd_steps=CHECK_PGD_STEPS, quantile_step=QUANTILE_STEP,
-                 max_quantile=MAX_QUANTILE, max_gap=MAX_GAP, state_path=None, logdir=None,
-                 measure=None, verbose=1):
+                 max_quantile=MAX_QUANTILE, max_gap=MAX_GAP, slide_drop=SLIDE_DROP,
+                 state_path=None, logdir=None, measure=None, verbose=1):
+        if slide_drop is not None and not 0 < slide_drop < 1:
+            raise ValueError(f"`slide_drop` must be in (0, 1) or None, got {slide_drop!r}.")
+        self.slide_drop = None if slide_drop is None else float(slide_drop)
+        self._at_epoch_end = False
+        self._epoch_end_state = None  # (weights, optimizer) of the last healthy epoch end
         x, y = _first_examples(x, y, CONFIRM_SIZE)
         super().__init__(x, y, epsilon, action="adapt", frequency=frequency,
                          check_size=check_size, pgd_steps=pgd_steps,
@@ -115,6 +134,54 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
                          quantile_step=quantile_step, max_quantile=max_quantile,
                          max_gap=max_gap, logdir=logdir, state_path=state_path, measure=measure,
                          verbose=verbose)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._at_epoch_end = True
+        try:
+            last = self.checks[-1] if self.checks else {}
+            if (self.slide_drop is not None and not self.model.stop_training
+                    and (last.get("epoch"), last.get("step")) == (epoch, self._step_in_epoch)
+                    and not last.get("epoch_end") and not last["co"]):
+                # The epoch's last step was checked as a routine one: the
+                # slide rule needs its full check too.
+                self._check(logs)
+            else:
+                super().on_epoch_end(epoch, logs)
+        finally:
+            self._at_epoch_end = False
+
+    def _full_check(self):
+        return self.slide_drop is not None and self._at_epoch_end
+
+    def _slid(self, check):
+        if self.slide_drop is None or not self._at_epoch_end:
+            return False
+        judged = [c for c in self.checks[self._judge_from():]
+                  if c.get("epoch_end") and not c["co"]] + [check]
+        return monitoring.slow_slide([c["pgd_accuracy"] for c in judged],
+                                     [c["fgsm_accuracy"] for c in judged], self.slide_drop,
+                                     self.min_best)
+
+    def _record(self, measured, size):
+        check = super()._record(measured, size)
+        if self._full_check():
+            check["epoch_end"] = True
+            if not check["co"] and self._slid(check):
+                check["co"] = check["slide"] = True
+                check["cause"] = "a slow slide of robustness"
+        return check
+
+    def _snapshot_healthy(self):
+        super()._snapshot_healthy()
+        if self.checks and self.checks[-1].get("epoch_end"):
+            self._epoch_end_state = (self.healthy_weights, self.healthy_optimizer)
+
+    def _act(self, check):
+        if check.get("slide") and self._epoch_end_state is not None:
+            # The checks within the slide passed the collapse test: go back to
+            # the last healthy epoch end instead.
+            self.healthy_weights, self.healthy_optimizer = self._epoch_end_state
+        super()._act(check)
 
 
 def _first_examples(x, y, size):

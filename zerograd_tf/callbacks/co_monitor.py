@@ -257,9 +257,14 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
     def _judge_from(self):
         return self.checks[-1]["judge_from"] if self.checks else 0
 
+    def _full_check(self):
+        """Whether this check measures all of `x` (subclasses: at an epoch's end)."""
+        return False
+
     def _check(self, logs):
         routine = self.check_size
-        if self.x is not None and (routine is None or routine >= len(self.x)):
+        if self.x is not None and (routine is None or routine >= len(self.x)
+                                   or self._full_check()):
             routine = None
         check = self._record(self._measure(routine), routine)
         if check["co"] and routine is not None:
@@ -313,7 +318,7 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         best = max((c["pgd_accuracy"] for c in self.checks[check["judge_from"]:-1]),
                    default=0.0)
         cause = ("an FGSM-PGD gap above the limit" if self._gap_exceeded(check)
-                 else "catastrophic overfitting")
+                 else check.get("cause", "catastrophic overfitting"))
         message = (f"{cause} at epoch {check['epoch'] + 1}, step "
                    f"{check['step']}: PGD-{self.pgd_steps} accuracy {check['pgd_accuracy']:.3f} "
                    f"(best {best:.3f}) while FGSM accuracy is {check['fgsm_accuracy']:.3f}")

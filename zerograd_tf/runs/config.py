@@ -20,8 +20,8 @@ from zerograd_tf._names import (
     TFDS_DATASETS)
 from zerograd_tf.runs import fields
 from zerograd_tf.runs.fields import (
-    AllOrCount, Choice, Epsilon, Integer, Names, Number, NumberOrWord, Shape, Switch, Text,
-    UpTo, option)
+    AllOrCount, Choice, Epsilon, Fraction, Integer, Names, Number, NumberOrWord, Shape, Switch,
+    Text, UpTo, option)
 
 METHODS = ("zerograd", "multigrad", "fgsm", "fgsm_rs", "n_fgsm", "zerograd_n_fgsm", "pgd",
            "gradalign", "clean")
@@ -113,6 +113,11 @@ class RunConfig:
         f"{DEFAULT_QUANTILE} and rises when the "
         "held-out checks see catastrophic overfitting (see "
         "zerograd_tf.callbacks.AutoQuantile; needs `val_size` > 0)")
+    auto_slide: Optional[float] = option(
+        None, METHOD, Fraction(optional=True),
+        "with quantile 'auto': act also when the held-out PGD accuracy slides away slowly, "
+        "losing this fraction of its best (zerograd_tf.callbacks.AutoQuantile's "
+        "slide_drop)", "off")
     zero_iters: int = option(1, METHOD, Integer(1), "ZeroGrad's zeroed sign steps per example")
     samples: int = option(3, METHOD, Integer(1), "MultiGrad's random starts n")
     threshold: Optional[int] = option(None, METHOD, Integer(1, optional=True),
@@ -220,6 +225,9 @@ class RunConfig:
         if self.quantile == "auto" and self.co_monitor != "off":
             raise ConfigError("co_monitor", "must be 'off' with quantile 'auto', which runs "
                                             f"its own monitor (got {self.co_monitor!r})")
+        if self.auto_slide is not None and self.quantile != "auto":
+            raise ConfigError("auto_slide", "acts on quantile 'auto' only (got quantile "
+                                            f"{self.quantile!r})")
         if self.quantile == "auto" and self.method == "zerograd_n_fgsm":
             raise ConfigError("quantile", "'auto' is ZeroGrad's (method 'zerograd'); give "
                                           "zerograd_n_fgsm a number in [0, 1)")

@@ -234,6 +234,21 @@ class UpTo(Number):
         return super().accepts(value) and value < self.high
 
 
+class Fraction(Number):
+    """A number in (0, 1) (`auto_slide`).
+
+    Examples:
+        >>> Fraction().parse("0.2")
+        0.2
+    """
+
+    def __init__(self, optional=False):
+        super().__init__(0, strict=True, optional=optional, description="a number in (0, 1)")
+
+    def accepts(self, value):
+        return super().accepts(value) and value < 1
+
+
 class Epsilon(Kind):
     """A radius in (0, 1]; its flag also takes 0-255 units and fractions.
 

@@ -38,7 +38,7 @@ EVALUATION_KEYS = ("eval_steps", "eval_restarts", "eval_alpha", "eval_size", "ev
 # their default.
 ADDED_DEFAULTS = {"eval_attack": "pgd", "eval_apgd_steps": 100, "eval_square_queries": 5000,
                   "gradalign_lambda": 0.2, "co_check_size": None, "co_pgd_steps": 10,
-                  "eval_batch_size": 256}
+                  "eval_batch_size": 256, "auto_slide": None}
 
 
 def _first_existing(path):

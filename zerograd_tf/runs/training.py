@@ -88,7 +88,7 @@ def monitor_callbacks(config, data, output, logdir):
         # Its own held-out examples (the first of the validation split,
         # which `RunConfig.resolved` insists on).
         found.append(callbacks_lib.AutoQuantile(
-            x, y, config.epsilon, logdir=logdir,
+            x, y, config.epsilon, slide_drop=config.auto_slide, logdir=logdir,
             state_path=os.path.join(output, "auto_quantile.json")))
     x, y = x[:config.co_size], y[:config.co_size]
     if config.co_monitor != "off":
