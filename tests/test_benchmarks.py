@@ -78,7 +78,7 @@ def test_step_time_runs_and_merges_partial_runs(tmp_path):
               "--quantile-shapes", "4x64", "--precisions", "float32", "--output", str(output)]
     _run("step_time.py", *common, "--jit", "off")
     first = json.loads(output.read_text())
-    out = _run("step_time.py", *common, "--jit", "on", "--no-quantile")
+    out = _run("step_time.py", *common, "--jit", "on", "--no-quantile", "--no-memory")
     report = json.loads(output.read_text())
     assert [(e["model"], e["jit"]) for e in report["steps"]] == [("small_cnn", False),
                                                                  ("small_cnn", True)]
@@ -108,7 +108,7 @@ def test_step_time_runs_and_merges_partial_runs(tmp_path):
     replaced["input_check"] = [{"shape": [8, 32, 32, 3], "ms_per_fit": 1.0}]
     output.write_text(json.dumps(replaced))
     fewer = [a for a in common if a != "zerograd_bisect"]
-    _run("step_time.py", *fewer, "--jit", "on", "--replace", "--no-quantile")
+    _run("step_time.py", *fewer, "--jit", "on", "--replace", "--no-quantile", "--no-memory")
     last = json.loads(output.read_text())
     assert last["steps"][0] == replaced["steps"][0]
     assert set(last["steps"][1]["ms"]) == {"clean", "fgsm_rs"}

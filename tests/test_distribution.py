@@ -25,111 +25,121 @@ MIRRORED = textwrap.dedent("""
     import keras, numpy as np
     import zerograd_tf as zg
 
-    CLASS, JIT = sys.argv[1], sys.argv[2] == "jit"
-    POLICY = sys.argv[3] if len(sys.argv) > 3 else "float32"
+    # argv: graph|jit, then CLASS[:POLICY] runs, each printed as one JSON line.
+    JIT = sys.argv[1] == "jit"
     rng = np.random.default_rng(0)
     x = rng.random((32, 6, 6, 1)).astype("float32")
     y = rng.integers(0, 3, 32)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
-    def build():
+    def build(cls, policy):
         inputs = keras.Input((6, 6, 1))
-        h = keras.layers.Flatten(dtype=POLICY)(inputs)
-        h = keras.layers.Dense(16, activation="relu", dtype=POLICY)(h)
-        extra = {"samples": 2} if CLASS == "MultiGradModel" else {}
+        h = keras.layers.Flatten(dtype=policy)(inputs)
+        h = keras.layers.Dense(16, activation="relu", dtype=policy)(h)
+        extra = {"samples": 2} if cls == "MultiGradModel" else {}
         logits = keras.layers.Dense(3, dtype="float32")(h)
-        model = getattr(zg, CLASS)(inputs, logits, epsilon=0.1, seed=3,
-                                   validation_pgd_steps=2, dtype=POLICY, **extra)
+        model = getattr(zg, cls)(inputs, logits, epsilon=0.1, seed=3,
+                                 validation_pgd_steps=2, dtype=policy, **extra)
         model.compile(optimizer=keras.optimizers.SGD(0.5),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"], jit_compile=JIT)
         return model
 
-    keras.utils.set_random_seed(0)
-    single = build()
-    initial = single.get_weights()
-    logs_single = single.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0).history
-    report_single = zg.evaluate_robustness(single, (x, y), 0.1, steps=3, restarts=2,
-                                           batch_size=16)
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    with strategy.scope():
-        mirrored = build()
-        mirrored.set_weights(initial)
-    logs_mirrored = mirrored.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0).history
-    with strategy.scope():
-        report_mirrored = zg.evaluate_robustness(mirrored, (x, y), 0.1, steps=3, restarts=2,
-                                                 batch_size=16)
-    report_explicit = zg.evaluate_robustness(single, (x, y), 0.1, steps=3, restarts=2,
-                                             batch_size=16, strategy=strategy)
-    eval_single = single.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
-    eval_mirrored = mirrored.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
-    predict_diff = float(np.abs(single.predict(x, batch_size=16, verbose=0)
-                                - mirrored.predict(x, batch_size=16, verbose=0)).max())
-    diff = max(float(np.abs(a - b).max()) for a, b in
-               zip(single.get_weights(), mirrored.get_weights()))
-    changed = max(float(np.abs(a - b).max()) for a, b in zip(initial, single.get_weights()))
-    print(json.dumps({"replicas": strategy.num_replicas_in_sync, "diff": diff,
-                      "changed": changed, "single": logs_single, "mirrored": logs_mirrored,
-                      "report_single": report_single, "report_mirrored": report_mirrored,
-                      "report_explicit": report_explicit, "eval_single": eval_single,
-                      "eval_mirrored": eval_mirrored, "predict_diff": predict_diff,
-                      "jit_compile": mirrored.jit_compile,
-                      "compute_dtype": mirrored.classifier.layers[2].compute_dtype,
-                      "finite": bool(np.isfinite(logs_mirrored["loss"]).all())}, default=float))
+    def compare(cls, policy):
+        keras.utils.set_random_seed(0)
+        single = build(cls, policy)
+        initial = single.get_weights()
+        logs_single = single.fit(x, y, batch_size=16, epochs=1, shuffle=False,
+                                 verbose=0).history
+        report_single = zg.evaluate_robustness(single, (x, y), 0.1, steps=3, restarts=2,
+                                               batch_size=16)
+        with strategy.scope():
+            mirrored = build(cls, policy)
+            mirrored.set_weights(initial)
+        logs_mirrored = mirrored.fit(x, y, batch_size=16, epochs=1, shuffle=False,
+                                     verbose=0).history
+        with strategy.scope():
+            report_mirrored = zg.evaluate_robustness(mirrored, (x, y), 0.1, steps=3,
+                                                     restarts=2, batch_size=16)
+        report_explicit = zg.evaluate_robustness(single, (x, y), 0.1, steps=3, restarts=2,
+                                                 batch_size=16, strategy=strategy)
+        eval_single = single.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+        eval_mirrored = mirrored.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+        predict_diff = float(np.abs(single.predict(x, batch_size=16, verbose=0)
+                                    - mirrored.predict(x, batch_size=16, verbose=0)).max())
+        diff = max(float(np.abs(a - b).max()) for a, b in
+                   zip(single.get_weights(), mirrored.get_weights()))
+        changed = max(float(np.abs(a - b).max()) for a, b in
+                      zip(initial, single.get_weights()))
+        return {"run": f"{cls}:{policy}", "replicas": strategy.num_replicas_in_sync,
+                "diff": diff, "changed": changed, "single": logs_single,
+                "mirrored": logs_mirrored, "report_single": report_single,
+                "report_mirrored": report_mirrored, "report_explicit": report_explicit,
+                "eval_single": eval_single, "eval_mirrored": eval_mirrored,
+                "predict_diff": predict_diff, "jit_compile": mirrored.jit_compile,
+                "compute_dtype": mirrored.classifier.layers[2].compute_dtype,
+                "finite": bool(np.isfinite(logs_mirrored["loss"]).all())}
+
+    for run in sys.argv[2:]:
+        cls, _, policy = run.partition(":")
+        print(json.dumps(compare(cls, policy or "float32"), default=float), flush=True)
 """)
+
+
+def _mirrored_runs(tmp_path, jit, runs):
+    """Runs the MIRRORED script on `runs` (CLASS[:POLICY]) in one process;
+    returns run -> its measurements."""
+    script = tmp_path / "mirrored.py"
+    script.write_text(MIRRORED)
+    result = subprocess.run([sys.executable, str(script), jit, *runs], env=ENV, cwd=ROOT,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = [json.loads(line) for line in result.stdout.splitlines()
+               if line.startswith('{"run"')]
+    return {out["run"]: out for out in outputs}
 
 
 # "jit": the single-device model compiles its whole step with XLA (Keras),
 # the mirrored one each replica's work (Keras' own whole-step XLA fails with
 # several replicas). XLA draws other random numbers than graph mode, so each
-# mode is compared with itself.
-@pytest.mark.parametrize("cls, jit", [("ZeroGradModel", "graph"), ("MultiGradModel", "graph"),
-                                      ("PGDModel", "graph"), ("FGSMModel", "graph"),
-                                      ("GradAlignModel", "graph"), ("ZeroGradNFGSMModel", "graph"),
-                                      ("ZeroGradModel", "jit"), ("MultiGradModel", "jit")])
-@pytest.mark.slow
-def test_mirrored_matches_single_device(tmp_path, cls, jit):
-    script = tmp_path / "mirrored.py"
-    script.write_text(MIRRORED)
-    result = subprocess.run([sys.executable, str(script), cls, jit], env=ENV, cwd=ROOT,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert out["replicas"] == 2
-    assert out["changed"] > 1e-3  # training moved the weights ...
-    assert out["diff"] < 1e-5     # ... identically on 1 and 2 replicas
-    for key in out["single"]:
-        np.testing.assert_allclose(out["mirrored"][key], out["single"][key], rtol=1e-5,
-                                   err_msg=key)
-    assert out["jit_compile"] is (jit == "jit")  # the user's setting is kept
-    assert set(out["eval_single"]) == {"loss", "accuracy", "pgd_accuracy"}
-    for key in out["eval_single"]:
-        np.testing.assert_allclose(out["eval_mirrored"][key], out["eval_single"][key],
-                                   rtol=1e-5, err_msg=key)
-    assert out["predict_diff"] < 1e-5
-    for report in (out["report_mirrored"], out["report_explicit"]):
-        assert report["num_examples"] == 32
-        assert report["num_robust_correct"] == out["report_single"]["num_robust_correct"]
-        np.testing.assert_allclose(report["robust_loss"], out["report_single"]["robust_loss"],
-                                   rtol=1e-5)
+# mode is compared with itself. Every class runs in one process per mode
+# (one TensorFlow start-up, one strategy), with bfloat16 compute last:
+# float32 weights, delta and logits; it trains, and one and two replicas
+# agree to bfloat16's rounding (the replicas' partial sums round
+# differently from the whole batch's); evaluation attacks the float32 copy.
+MIRRORED_CLASSES = {"graph": ["ZeroGradModel", "MultiGradModel", "PGDModel", "FGSMModel",
+                              "GradAlignModel", "ZeroGradNFGSMModel"],
+                    "jit": ["ZeroGradModel", "MultiGradModel"]}
 
 
-# bfloat16 compute (float32 weights, delta and logits) under MirroredStrategy,
-# in graph mode and with XLA per replica: it trains, and one and two
-# replicas agree to bfloat16's rounding (the replicas' partial sums round
-# differently from the whole batch's).
 @pytest.mark.parametrize("jit", ["graph", "jit"])
 @pytest.mark.slow
-def test_mirrored_trains_in_bfloat16(tmp_path, jit):
-    script = tmp_path / "mirrored.py"
-    script.write_text(MIRRORED)
-    result = subprocess.run([sys.executable, str(script), "ZeroGradModel", jit,
-                             "mixed_bfloat16"], env=ENV, cwd=ROOT, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert out["replicas"] == 2 and out["compute_dtype"] == "bfloat16" and out["finite"]
-    assert out["changed"] > 1e-3 and out["diff"] < 2e-2
-    # Evaluation attacks the float32 copy, on one device or two.
+def test_mirrored_matches_single_device_and_trains_in_bfloat16(tmp_path, jit):
+    bf16 = "ZeroGradModel:mixed_bfloat16"
+    outputs = _mirrored_runs(tmp_path, jit, [*MIRRORED_CLASSES[jit], bf16])
+    assert set(outputs) == {f"{c}:float32" for c in MIRRORED_CLASSES[jit]} | {bf16}
+    for run, out in outputs.items():
+        assert out["replicas"] == 2, run
+        assert out["jit_compile"] is (jit == "jit"), run  # the user's setting is kept
+        assert out["changed"] > 1e-3, run  # training moved the weights ...
+        if run == bf16:
+            continue
+        assert out["diff"] < 1e-5, run     # ... identically on 1 and 2 replicas
+        for key in out["single"]:
+            np.testing.assert_allclose(out["mirrored"][key], out["single"][key], rtol=1e-5,
+                                       err_msg=f"{run} {key}")
+        assert set(out["eval_single"]) == {"loss", "accuracy", "pgd_accuracy"}
+        for key in out["eval_single"]:
+            np.testing.assert_allclose(out["eval_mirrored"][key], out["eval_single"][key],
+                                       rtol=1e-5, err_msg=f"{run} {key}")
+        assert out["predict_diff"] < 1e-5, run
+        for report in (out["report_mirrored"], out["report_explicit"]):
+            assert report["num_examples"] == 32
+            assert report["num_robust_correct"] == out["report_single"]["num_robust_correct"]
+            np.testing.assert_allclose(report["robust_loss"],
+                                       out["report_single"]["robust_loss"], rtol=1e-5)
+    out = outputs[bf16]
+    assert out["compute_dtype"] == "bfloat16" and out["finite"] and out["diff"] < 2e-2
     for report in (out["report_single"], out["report_mirrored"], out["report_explicit"]):
         assert report["precision"] == "float32" and report["num_examples"] == 32
 
