@@ -168,6 +168,10 @@ def build_parser():
     parser.add_argument("--no-plots", dest="plots", action="store_false")
     parser.add_argument("--tables-only", action="store_true",
                         help="only regenerate the tables and plots from the finished runs")
+    parser.add_argument("--compare-with", default=None, metavar="RESULTS",
+                        help="print, as JSON, how each finished run here compares with the "
+                             "same run in the results folder RESULTS (trained again: are its "
+                             "epochs identical?)")
     parser.add_argument("--cost-only", action="store_true",
                         help="only time the training epochs (no measurement, no evaluation) "
                              "into <results>/cost/, on a quiet machine: the zerograd_auto "
@@ -331,6 +335,20 @@ def run_one(plan, setting, method, seed, data, args, monitor, evaluation):
     return True
 
 
+def compare(results, recorded):
+    """Each finished run of `results` against the same run's record in the
+    folder `recorded` (`study_records.reproduction`), with the machine."""
+    runs = []
+    for again in study_records.load_records(results):
+        path = os.path.join(recorded, again["setting"],
+                            f"{again['method']}_seed{again['seed']}.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                runs.append(study_records.reproduction(json.load(f), again))
+    return {"recorded": os.path.relpath(recorded, os.path.dirname(HERE)),
+            "runs": runs, "machine": machine_record()}
+
+
 def write_tables(records, results, methods=None):
     """epochs.csv, runs.csv and summary.md from all finished runs (rows in
     the order of `methods`)."""
@@ -355,6 +373,9 @@ def main(argv=None):
 
     if args.tables_only:
         print(tables())
+        return 0
+    if args.compare_with:
+        print(json.dumps(compare(args.results, args.compare_with), indent=1))
         return 0
     runs = []
     loaded = {}

@@ -316,6 +316,8 @@ GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
               "step_time_precision": step_time_precision,
               "vs_pytorch_precision": lambda: vs_pytorch_table("vs_pytorch_precision.json"),
               "co_study_v2": lambda: _study("co_study_v2"), "profile": profile_table,
+              "co_study_v3": lambda: _study("co_study_v3"),
+              "co_study_v3_dev": lambda: _study("co_study_v3_dev"),
               **{f"co_study_v1_{setting}": (lambda setting=setting: study_docs.first_study_table(
                   os.path.join(STUDIES, "co_study_v1.json"), os.path.join(RESULTS, "co_study"),
                   setting)) for setting in ("mnist", "cifar10")},

@@ -303,3 +303,22 @@ def test_the_step_size_figure_has_a_panel_per_method_run_at_two_step_sizes(tmp_p
     assert path.stat().st_size > 0
     assert not study_plots.write_step_size_plot(records[3:], str(tmp_path / "none.png"), "x")
     assert not (tmp_path / "none.png").exists()
+
+
+def test_co_study_compares_runs_trained_again_with_their_records(tmp_path):
+    sys.path.insert(0, ROOT)
+    from benchmarks import co_study
+
+    with open(os.path.join(RESULTS, "co_study_v2", "mnist", "fgsm_rs_seed0.json")) as f:
+        record = json.load(f)
+    again = json.loads(json.dumps(record))
+    again["epochs"][3]["pgd_accuracy"] += 0.002
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / "fgsm_rs_seed0.json").write_text(json.dumps(again))
+    report = co_study.compare(str(tmp_path), os.path.join(RESULTS, "co_study_v2"))
+    (run,) = report["runs"]
+    assert run["run"] == ["mnist", "fgsm_rs", 0] and not run["epochs_identical"]
+    assert run["config_differences"] == {} and "cpus" in report["machine"]
+    (tmp_path / "mnist" / "fgsm_rs_seed0.json").write_text(json.dumps(record))
+    assert co_study.compare(str(tmp_path), os.path.join(RESULTS, "co_study_v2"))[
+        "runs"][0]["epochs_identical"]

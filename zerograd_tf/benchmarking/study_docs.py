@@ -51,6 +51,8 @@ def study_summary(plan_file, results):
     """
     plan = StudyPlan.from_file(plan_file)
     records = study_records.load_records(results)
+    if not records:
+        return f"None of the {len(plan.runs())} runs has finished yet."
     return (f"{len(records)} of {len(plan.runs())} runs finished{_dates(records)}.\n\n"
             + study_tables.summary(records, study_records.load_costs(results),
                                    list(plan.methods)).rstrip())

@@ -114,6 +114,51 @@ def run_row(record):
     }
 
 
+# What a run trained, epoch by epoch (the epoch's seconds aside).
+TRAINED_KEYS = ("train_loss", "train_accuracy", "clean_accuracy", "fgsm_accuracy",
+                "pgd_accuracy")
+
+
+def reproduction(record, again):
+    """How a run trained again (`again`) compares with its record.
+
+    Args:
+        record: the run's record.
+        again: the record of the same run trained again (same fields, same
+            seed), e.g. with later code.
+
+    Returns:
+        A dict: `run` (setting, method, seed), `epochs_identical` (every
+        per-epoch accuracy and loss equal), `worst_case` and `pgd50_10`
+        (`[recorded, again]` final accuracies) and the `config_differences`
+        (field: `[recorded, again]`).
+
+    Example:
+
+    >>> from zerograd_tf.benchmarking.study_records import reproduction
+    >>> run = {"setting": "m", "method": "f", "seed": 0, "config": {"epochs": 2},
+    ...        "epochs": [{"train_loss": 1.0, "pgd_accuracy": 0.2}],
+    ...        "final": {"robust_accuracy": 0.1}, "final_autoattack": None}
+    >>> reproduction(run, {**run, "config": {"epochs": 2, "precision": "float32"}})
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'run': ['m', 'f', 0], 'epochs_identical': True, 'worst_case': [None, None],
+     'pgd50_10': [0.1, 0.1], 'config_differences': {'precision': [None, 'float32']}}
+    """
+    def worst(r):
+        return (r.get("final_autoattack") or {}).get("robust_accuracy")
+
+    identical = len(record["epochs"]) == len(again["epochs"]) and all(
+        a.get(k) == b.get(k) for a, b in zip(record["epochs"], again["epochs"])
+        for k in TRAINED_KEYS)
+    keys = sorted(set(record["config"]) | set(again["config"]))
+    return {"run": [record["setting"], record["method"], record["seed"]],
+            "epochs_identical": identical, "worst_case": [worst(record), worst(again)],
+            "pgd50_10": [record["final"]["robust_accuracy"], again["final"]["robust_accuracy"]],
+            "config_differences": {k: [record["config"].get(k), again["config"].get(k)]
+                                   for k in keys
+                                   if record["config"].get(k) != again["config"].get(k)}}
+
+
 def write_csv(records, results):
     """`<results>/epochs.csv` (one row per run and epoch) and
     `<results>/runs.csv` (one row per run, `run_row`)."""
