@@ -24,8 +24,12 @@ class StudyPlan:
     setting; optional `method_fields`, method → fields for that setting
     only; optional `test_from_held_out`, for data without a test split: the
     first N held-out examples become the test split; optional `seeds`, this
-    setting's runs per method; optional `methods`, the only methods run in
-    this setting) and `methods` (name → `RunConfig` fields). An optional
+    setting's runs per method; optional `first_seed`, its first seed (0);
+    optional `methods`, the only methods run in this setting; optional
+    `final_split`, `"test"` or `"validation"`, the split of the final
+    evaluation: development runs that choose a recipe before a study
+    evaluate on held-out data, never on the test split) and `methods`
+    (name → `RunConfig` fields). An optional
     `reuse` names another plan file (`plan`, beside this one) and the
     `methods` whose runs this plan takes from that plan's results instead of
     training them again, where the other plan has the same run with the same
