@@ -57,15 +57,21 @@ def catastrophic_overfitting(pgd_accuracies, fgsm_accuracies, drop=DEFAULT_DROP,
         >>> catastrophic_overfitting([0.20, 0.30, 0.04], [0.25, 0.20, 0.10])  # divergence
         False
     """
-    if not 0 < drop < 1:
-        raise ValueError(f"`drop` must be in (0, 1), got {drop!r}.")
-    if len(pgd_accuracies) != len(fgsm_accuracies):
-        raise ValueError("`pgd_accuracies` and `fgsm_accuracies` differ in length.")
-    if len(pgd_accuracies) < 2:
+    if not _decidable(pgd_accuracies, fgsm_accuracies, drop):
         return False
     best = max(pgd_accuracies[:-1])
     return bool(best >= min_best and best > 0 and pgd_accuracies[-1] < drop * best
                 and fgsm_accuracies[-1] > best)
+
+
+def _decidable(pgd_accuracies, fgsm_accuracies, drop):
+    """Whether a rule can decide on these measurements (at least two); raises
+    `ValueError` for sequences of different lengths or `drop` outside (0, 1)."""
+    if not 0 < drop < 1:
+        raise ValueError(f"`drop` must be in (0, 1), got {drop!r}.")
+    if len(pgd_accuracies) != len(fgsm_accuracies):
+        raise ValueError("`pgd_accuracies` and `fgsm_accuracies` differ in length.")
+    return len(pgd_accuracies) >= 2
 
 
 def slow_slide(pgd_accuracies, fgsm_accuracies, drop=DEFAULT_SLIDE_DROP,
@@ -102,11 +108,7 @@ def slow_slide(pgd_accuracies, fgsm_accuracies, drop=DEFAULT_SLIDE_DROP,
         >>> slow_slide([0.18, 0.17, 0.15, 0.13], [0.21, 0.20, 0.17, 0.14])  # both fall
         False
     """
-    if not 0 < drop < 1:
-        raise ValueError(f"`drop` must be in (0, 1), got {drop!r}.")
-    if len(pgd_accuracies) != len(fgsm_accuracies):
-        raise ValueError("`pgd_accuracies` and `fgsm_accuracies` differ in length.")
-    if len(pgd_accuracies) < 2:
+    if not _decidable(pgd_accuracies, fgsm_accuracies, drop):
         return False
     earlier = list(pgd_accuracies[:-1])
     best = max(earlier)
