@@ -152,8 +152,9 @@ def write_step_size_plot(records, path, title):
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0, 0].set_ylabel("PGD-10 accuracy (mean, band: seeds' range)")
-    fig.suptitle(f"{title}: the step size as the variable")
+    axes[0, 0].set_ylabel("PGD-10 accuracy")
+    fig.suptitle(f"{title}: PGD-10 accuracy per epoch with the step size as the variable "
+                 "(mean over seeds; band: lowest to highest seed)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
