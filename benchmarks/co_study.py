@@ -248,7 +248,7 @@ def train_run(config, data, timer):
 def cost_one(plan, setting, method, seed, data, args):
     """Times one run's training epochs alone (checks of the CO callbacks
     included) into `<results>/cost/<setting>/<method>_seed<seed>.json`."""
-    path = os.path.join(args.results, "cost", setting, f"{method}_seed{seed}.json")
+    path = study_records.record_path(os.path.join(args.results, "cost"), setting, method, seed)
     if finished(path, plan, setting, method, seed, args):
         return False
     config = plan.run_config(setting, method, seed, data, args.overrides)
@@ -271,8 +271,9 @@ def take_over(plan, setting, method, seed, args, path):
     if other is None:
         return False
     # The other plan's results folder beside this plan's.
-    source = os.path.join(os.path.dirname(os.path.abspath(args.results)), other.name, setting,
-                          f"{method}_seed{seed}.json")
+    source = study_records.record_path(
+        os.path.join(os.path.dirname(os.path.abspath(args.results)), other.name), setting,
+        method, seed)
     if not os.path.exists(source):
         return False
     with open(source) as f:
@@ -283,7 +284,7 @@ def take_over(plan, setting, method, seed, args, path):
 
 
 def run_one(plan, setting, method, seed, data, args, monitor, evaluation):
-    path = os.path.join(args.results, setting, f"{method}_seed{seed}.json")
+    path = study_records.record_path(args.results, setting, method, seed)
     if finished(path, plan, setting, method, seed, args):
         return False
     if take_over(plan, setting, method, seed, args, path):
@@ -340,8 +341,8 @@ def compare(results, recorded):
     folder `recorded` (`study_records.reproduction`), with the machine."""
     runs = []
     for again in study_records.load_records(results):
-        path = os.path.join(recorded, again["setting"],
-                            f"{again['method']}_seed{again['seed']}.json")
+        path = study_records.record_path(recorded, again["setting"], again["method"],
+                                         again["seed"])
         if os.path.exists(path):
             with open(path) as f:
                 runs.append(study_records.reproduction(json.load(f), again))

@@ -36,6 +36,11 @@ def _load_all(pattern):
     return records
 
 
+def record_path(results, setting, method, seed):
+    """Where a study writes one run's record: `<results>/<setting>/<method>_seed<seed>.json`."""
+    return os.path.join(results, setting, f"{method}_seed{seed}.json")
+
+
 def load_records(results):
     """Every finished run's record under the folder `results`, sorted by path."""
     return _load_all(os.path.join(results, "*", "*_seed*.json"))

@@ -1,5 +1,6 @@
 """A study's Markdown summary and its targets, from its run records."""
 
+import collections
 import statistics
 
 from zerograd_tf.benchmarking.study_records import run_row
@@ -64,15 +65,12 @@ def summary(records, costs=(), methods=None):
                 f"{mean_std([r['best_pgd10_accuracy'] for r in runs])} | "
                 f"{mean_std([r['final_pgd10_accuracy'] for r in runs])} | "
                 f"{seconds:.1f} | {cost} |")
-        reused = {}
-        for r in subset:
-            if r.get("reused_from"):
-                reused.setdefault(r["reused_from"], {}).setdefault(r["method"], 0)
-                reused[r["reused_from"]][r["method"]] += 1
-        for source, counts in sorted(reused.items()):
+        reused = collections.Counter((r["reused_from"], r["method"]) for r in subset
+                                     if r.get("reused_from"))
+        for source in sorted({source for source, _ in reused}):
             lines += ["", f"Runs taken over from {source} (same fields and seeds, not "
                       "trained again): " + ", ".join(
-                          f"{m} ({n})" for m, n in counts.items()) + "."]
+                          f"{m} ({n})" for (s, m), n in reused.items() if s == source) + "."]
         lines += ["", *auto_target(subset, base_time,
                                    [c for c in costs if c["setting"] == setting]), ""]
     return "\n".join(lines)

@@ -154,8 +154,7 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
         return self.slide_drop is not None and self._at_epoch_end
 
     def _slid(self, check):
-        if self.slide_drop is None or not self._at_epoch_end:
-            return False
+        """Whether an epoch-end check (`_full_check`) shows a slow slide."""
         judged = [c for c in self.checks[self._judge_from():]
                   if c.get("epoch_end") and not c["co"]] + [check]
         return monitoring.slow_slide([c["pgd_accuracy"] for c in judged],
