@@ -318,6 +318,8 @@ GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
               "co_study_v2": lambda: _study("co_study_v2"), "profile": profile_table,
               "co_study_v3": lambda: _study("co_study_v3"),
               "co_study_v3_dev": lambda: _study("co_study_v3_dev"),
+              "co_study_v3_default": lambda: study_docs.default_summary(
+                  os.path.join(STUDIES, "co_study_v3.json"), os.path.join(RESULTS, "co_study_v3")),
               **{f"co_study_v1_{setting}": (lambda setting=setting: study_docs.first_study_table(
                   os.path.join(STUDIES, "co_study_v1.json"), os.path.join(RESULTS, "co_study"),
                   setting)) for setting in ("mnist", "cifar10")},

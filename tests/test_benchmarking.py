@@ -234,17 +234,17 @@ def test_auto_target_is_reported_met_or_missed():
     fixed = [record("zerograd_q0.5", i, w) for i, w in enumerate([0.30, 0.32, 0.34])]
     base = [record("fgsm_rs", i, 0.0) for i in range(3)]
     good = [record("zerograd_auto", i, 0.31, seconds=1.2, quantile=0.45) for i in range(3)]
-    lines = study_tables.auto_target(fixed + base + good, 1.0)
+    lines = study_tables.auto_target(fixed + base + good)
     assert [line.rsplit(": ", 1)[-1] for line in lines[1:4]] == ["met", "met", "met"]
     bad = [record("zerograd_auto", 0, 0.2, seconds=1.5, co=True)] + [
         record("zerograd_auto", i, 0.31, seconds=1.5) for i in (1, 2)]
-    lines = study_tables.auto_target(fixed + base + bad, 1.0)
+    lines = study_tables.auto_target(fixed + base + bad)
     assert [line.rsplit(": ", 1)[-1] for line in lines[1:4]] == ["missed", "missed", "missed"]
     # Quiet-machine timings (--cost-only) replace the study's epoch times.
     machine = {"date": "2026-11-28"}
     costs = [{"method": "fgsm_rs", "mean_epoch_seconds": 1.0, "machine": machine},
              {"method": "zerograd_auto", "mean_epoch_seconds": 1.25, "machine": machine}]
-    lines = study_tables.auto_target(fixed + base + bad, 1.0, costs)
+    lines = study_tables.auto_target(fixed + base + bad, costs)
     assert "cost 1.25 x FGSM-RS" in lines[3] and lines[3].endswith(": met")
 
 

@@ -8,7 +8,7 @@ every study of the same kind.
 import json
 import os
 
-from zerograd_tf.benchmarking import study_records, study_tables
+from zerograd_tf.benchmarking import study_choices, study_records, study_tables
 from zerograd_tf.benchmarking.study_plan import StudyPlan
 
 
@@ -53,9 +53,45 @@ def study_summary(plan_file, results):
     records = study_records.load_records(results)
     if not records:
         return f"None of the {len(plan.runs())} runs has finished yet."
-    return (f"{len(records)} of {len(plan.runs())} runs finished{_dates(records)}.\n\n"
+    text = (f"{len(records)} of {len(plan.runs())} runs finished{_dates(records)}.\n\n"
             + study_tables.summary(records, study_records.load_costs(results),
                                    list(plan.methods)).rstrip())
+    if plan.choices:
+        lines = ["Choices by the plan's rule:"]
+        for what, candidates in plan.choices.items():
+            lines += study_choices.development_choice(records, what, candidates,
+                                                      plan.runs(methods=candidates))[1]
+        text += "\n\n" + "\n".join(lines)
+    return text
+
+
+def default_summary(plan_file, results, families=("zerograd", "zerograd_n_fgsm")):
+    """Issue 27's target for the default recipe, per ZeroGrad-family method
+    of the study (`study_choices.default_target`): the single-step methods
+    are every method but PGD training.
+
+    Args:
+        plan_file: the study's plan.
+        results: its results folder.
+        families: the `method` values of the candidates. Defaults to
+            ZeroGrad and ZeroGrad on N-FGSM's step.
+    """
+    plan = StudyPlan.from_file(plan_file)
+    candidates = [m for m, f in plan.methods.items() if f["method"] in families]
+    single_step = [m for m, f in plan.methods.items() if f["method"] != "pgd"]
+    decided, lines = study_choices.default_target(
+        study_records.load_records(results), candidates, single_step, plan.runs(),
+        study_records.load_costs(results))
+    met = [m for m, ok in decided.items() if ok]
+    open_ = sum(ok is None for ok in decided.values())
+    if met:
+        verdict = f"Recipes that meet it: {', '.join(met)}."
+    elif open_:
+        verdict = (f"No ZeroGrad-family recipe meets it so far; {open_} of {len(candidates)} "
+                   f"are not decided yet.")
+    else:
+        verdict = f"None of the {len(candidates)} ZeroGrad-family recipes of the plan meets it."
+    return "\n".join([verdict, "", *lines])
 
 
 def parity_summary(plan_file, results, reference_results):

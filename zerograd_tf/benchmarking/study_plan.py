@@ -11,7 +11,8 @@ from zerograd_tf.runs.config import RunConfig
 # Keys of a setting in the plan file; `note` is prose for the reader.
 _SETTING_KEYS = {"note", "dataset", "monitor_split", "test_from_held_out", "fields",
                  "method_fields", "seeds", "first_seed", "methods", "final_split"}
-_PLAN_KEYS = {"description", "seeds", "settings", "methods", "methods_note", "reuse"}
+_PLAN_KEYS = {"description", "seeds", "settings", "methods", "methods_note", "reuse",
+              "choices"}
 _REUSE_KEYS = {"plan", "methods", "note"}
 
 
@@ -33,7 +34,10 @@ class StudyPlan:
     `reuse` names another plan file (`plan`, beside this one) and the
     `methods` whose runs this plan takes from that plan's results instead of
     training them again, where the other plan has the same run with the same
-    fields. `description`, `note` and `methods_note` are prose.
+    fields. An optional `choices` (development plans) maps what is chosen
+    to its candidate methods, in tie-breaking order
+    (`study_choices.development_choice`). `description`, `note` and
+    `methods_note` are prose.
     One run's configuration is the setting's fields, then the method's,
     then the setting's fields for that method, then the seed and the
     caller's overrides.
@@ -46,6 +50,8 @@ class StudyPlan:
         description: str, what the study is. Defaults to `""`.
         reuse: `(other StudyPlan, method names)` whose runs are taken over
             (see `reused_from`), or `None`. Defaults to `None`.
+        choices: dict, what is chosen → candidate method names. Defaults to
+            none.
 
     Example:
 
@@ -60,7 +66,7 @@ class StudyPlan:
     2.0
     """
 
-    def __init__(self, settings, methods, seeds=5, description="", reuse=None):
+    def __init__(self, settings, methods, seeds=5, description="", reuse=None, choices=None):
         if not isinstance(seeds, int) or seeds < 1:
             raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
         for name, setting in settings.items():
@@ -92,6 +98,12 @@ class StudyPlan:
             raise ValueError(f"reuse: methods {sorted(set(reuse[1]) - set(methods))} are "
                              f"not among the plan's methods")
         self.reuse = reuse
+        choices = dict(choices or {})
+        for what, names in choices.items():
+            if not names or set(names) - set(methods):
+                raise ValueError(f"choices: {what!r} must list methods of the plan, "
+                                 f"got {names!r}")
+        self.choices = choices
         self.name = None  # the file's name without .json, when read from one
 
     @classmethod
@@ -112,7 +124,7 @@ class StudyPlan:
             other = os.path.join(os.path.dirname(path), reuse["plan"])
             reuse = (cls.from_file(other), list(reuse["methods"]))
         plan = cls(values["settings"], values["methods"], values.get("seeds", 5),
-                   values.get("description", ""), reuse)
+                   values.get("description", ""), reuse, values.get("choices"))
         plan.name = os.path.splitext(os.path.basename(path))[0]
         return plan
 

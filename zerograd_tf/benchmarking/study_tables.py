@@ -71,12 +71,11 @@ def summary(records, costs=(), methods=None):
             lines += ["", f"Runs taken over from {source} (same fields and seeds, not "
                       "trained again): " + ", ".join(
                           f"{m} ({n})" for (s, m), n in reused.items() if s == source) + "."]
-        lines += ["", *auto_target(subset, base_time,
-                                   [c for c in costs if c["setting"] == setting]), ""]
+        lines += ["", *auto_target(subset, [c for c in costs if c["setting"] == setting]), ""]
     return "\n".join(lines)
 
 
-def auto_target(records, base_time, costs=()):
+def auto_target(records, costs=()):
     """The zerograd_auto target of one setting, as met/missed lines.
 
     Target: no catastrophic overfitting in any run; final worst-case
@@ -88,8 +87,6 @@ def auto_target(records, base_time, costs=()):
 
     Args:
         records: the run records of one setting.
-        base_time: FGSM-RS's median seconds per epoch in the study, or
-            `None`.
         costs: the cost-only records of that setting. Defaults to none.
 
     Returns:
@@ -120,18 +117,7 @@ def auto_target(records, base_time, costs=()):
                      f"quantile ({best}) {mean_std(values)} (target: at least "
                      f"{mean - std:.3f}, one standard deviation below its mean): "
                      f"{'met' if ours >= mean - std else 'missed'}")
-    timed = {m: [c["mean_epoch_seconds"] for c in costs if c["method"] == m]
-             for m in ("zerograd_auto", "fgsm_rs")}
-    if all(timed.values()):
-        cost = statistics.median(timed["zerograd_auto"]) / statistics.median(timed["fgsm_rs"])
-        dates = sorted({c["machine"]["date"] for c in costs})
-        source = (f"timed apart with --cost-only, {len(timed['zerograd_auto'])} and "
-                  f"{len(timed['fgsm_rs'])} runs, {', '.join(dates)}")
-    elif base_time:
-        cost = statistics.median(r["mean_epoch_seconds"] for r in auto) / base_time
-        source = "the study's epoch times"
-    else:
-        cost = None
+    cost, source = cost_ratio(rows, "zerograd_auto", costs)
     if cost is not None:
         lines.append(f"- cost {cost:.2f} x FGSM-RS per epoch, checks included ({source}; "
                      f"target 1.30): {'met' if cost <= 1.3 else 'missed'}")
@@ -141,6 +127,33 @@ def auto_target(records, base_time, costs=()):
     return lines
 
 
+def cost_ratio(rows, method, costs=(), reference="fgsm_rs"):
+    """A method's seconds per epoch over the reference's, with its source.
+
+    From the `--cost-only` records (`costs`) when they time both methods,
+    else from the study's own epoch times (medians).
+
+    Args:
+        rows: run rows (`study_records.run_row`) of one setting.
+        method: the method's name.
+        costs: cost-only records of that setting. Defaults to none.
+        reference: the method it is compared with. Defaults to `"fgsm_rs"`.
+
+    Returns:
+        `(ratio or None, source text)`.
+    """
+    timed = {m: [c["mean_epoch_seconds"] for c in costs if c["method"] == m]
+             for m in (method, reference)}
+    if all(timed.values()):
+        dates = sorted({c["machine"]["date"] for c in costs})
+        return (statistics.median(timed[method]) / statistics.median(timed[reference]),
+                f"timed apart with --cost-only, {len(timed[method])} and "
+                f"{len(timed[reference])} runs, {', '.join(dates)}")
+    own = [r["mean_epoch_seconds"] for r in rows if r["method"] == method]
+    base = [r["mean_epoch_seconds"] for r in rows if r["method"] == reference]
+    if own and base:
+        return statistics.median(own) / statistics.median(base), "the study's epoch times"
+    return None, ""
 
 
 def parity(reference, candidate, methods=None, label="bfloat16"):
