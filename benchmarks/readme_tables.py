@@ -300,6 +300,8 @@ def quick_start_output():
 
 
 STUDIES = os.path.join(HERE, "studies")
+# The study v3 method that is zerograd-train's default recipe (tests/test_readme.py checks it).
+DEFAULT_METHOD = "zerograd_q0.35"
 
 
 def _study(name):
@@ -318,6 +320,9 @@ GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
               "co_study_v2": lambda: _study("co_study_v2"), "profile": profile_table,
               "co_study_v3": lambda: _study("co_study_v3"),
               "co_study_v3_dev": lambda: _study("co_study_v3_dev"),
+              "default_claim": lambda: study_docs.default_claim(
+                  os.path.join(STUDIES, "co_study_v3.json"), os.path.join(RESULTS, "co_study_v3"),
+                  DEFAULT_METHOD, "ZeroGrad with q = 0.35 and α = 2ε"),
               "co_study_v3_default": lambda: study_docs.default_summary(
                   os.path.join(STUDIES, "co_study_v3.json"), os.path.join(RESULTS, "co_study_v3")),
               **{f"co_study_v1_{setting}": (lambda setting=setting: study_docs.first_study_table(

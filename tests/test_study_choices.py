@@ -1,5 +1,6 @@
 """The study's decisions: the development choice and the default's target."""
 
+import json
 import os
 
 import pytest
@@ -110,3 +111,45 @@ def test_the_committed_plans_state_their_choices_and_the_default_target():
     text = study_docs.default_summary(f"{ROOT}/benchmarks/studies/co_study_v3.json",
                                       f"{ROOT}/benchmarks/results/co_study_v3")
     assert "- zerograd_q0.35: missed" in text   # 3 of 5 MNIST runs overfit
+
+
+def test_the_readme_claim_follows_the_records(tmp_path):
+    plan = {"seeds": 2, "settings": {"mnist": {"dataset": "mnist10k.npz", "fields": {}}},
+            "methods": {"fgsm_rs": {"method": "fgsm_rs"},
+                        "zerograd_q0.35": {"method": "zerograd", "quantile": 0.35},
+                        "pgd10": {"method": "pgd"}}}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    (tmp_path / "r" / "mnist").mkdir(parents=True)
+
+    def write(z_co):
+        for method, worst, co in [("fgsm_rs", 0.0, True), ("zerograd_q0.35", 0.3, z_co),
+                                  ("pgd10", 0.8, False)]:
+            for seed in (0, 1):
+                path = tmp_path / "r" / "mnist" / f"{method}_seed{seed}.json"
+                path.write_text(json.dumps(record(method, worst, seed, "mnist",
+                                                  co=co and seed == 0)))
+        return study_docs.default_claim(tmp_path / "plan.json", tmp_path / "r",
+                                        "zerograd_q0.35", "ZeroGrad q = 0.35")
+
+    text = write(z_co=True)
+    assert text.startswith("**Not safe by default yet.**")
+    assert "overfitted catastrophically in 1 of 2 MNIST runs" in text
+    text = write(z_co=False)
+    assert "Not safe" not in text and "meet the target for a safe default: zerograd_q0.35" in text
+
+
+def test_the_readme_names_the_study_method_that_is_zerograd_trains_default():
+    import sys
+
+    import zerograd_tf as zg
+    from zerograd_tf.runs.config import RunConfig
+
+    sys.path.insert(0, ROOT)
+    from benchmarks import readme_tables
+
+    fields = StudyPlan.from_file(
+        f"{ROOT}/benchmarks/studies/co_study_v3.json").methods[readme_tables.DEFAULT_METHOD]
+    config = RunConfig()
+    alpha = zg.ZeroGradModel.default_alpha_factor
+    assert (config.method, config.quantile, config.alpha or alpha) == (
+        fields["method"], fields["quantile"], fields["alpha"])

@@ -94,6 +94,55 @@ def default_summary(plan_file, results, families=("zerograd", "zerograd_n_fgsm")
     return "\n".join([verdict, "", *lines])
 
 
+SETTING_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10",
+                 "cifar10_resnet": "CIFAR-10 PreAct ResNet-18"}
+
+
+def default_claim(plan_file, results, default_method, description):
+    """The README's opening numbers: how often the current default overfitted
+    in the study, and how many ZeroGrad-family recipes meet the target for a
+    safe default (`default_summary`).
+
+    Args:
+        plan_file: the study's plan.
+        results: its results folder.
+        default_method: the plan's method name of `zerograd-train`'s default
+            recipe (e.g. `"zerograd_q0.35"`).
+        description: how the README names that recipe.
+    """
+    plan = StudyPlan.from_file(plan_file)
+    rows = [study_records.run_row(r) for r in study_records.load_records(results)]
+    own = [r for r in rows if r["method"] == default_method]
+    counts = [f"{sum(r['catastrophic_overfitting'] for r in runs)} of {len(runs)} "
+              f"{SETTING_NAMES.get(setting, setting)} runs"
+              for setting in plan.settings
+              for runs in [[r for r in own if r["setting"] == setting]] if runs]
+    candidates = [m for m, f in plan.methods.items()
+                  if f["method"] in ("zerograd", "zerograd_n_fgsm")]
+    decided, _ = study_choices.default_target(
+        study_records.load_records(results), candidates,
+        [m for m, f in plan.methods.items() if f["method"] != "pgd"], plan.runs(),
+        study_records.load_costs(results))
+    met = [m for m, ok in decided.items() if ok]
+    open_ = sum(ok is None for ok in decided.values())
+    advice = ("\n\nUntil a recipe meets that target, check every model you train with AutoAttack "
+              "and the CO monitor; [Choosing a method](docs/guides/choosing_a_method.md) says "
+              "what worked where.")
+    text = (f"{'**Not safe by default yet.** ' if not met else ''}"
+            f"In [the catastrophic-overfitting study](docs/study.md) (AutoAttack + PGD-50-10 "
+            f"worst case, {len(rows)} of {len(plan.runs())} runs finished), "
+            f"`zerograd-train`'s default, {description}, overfitted catastrophically in "
+            f"{' and '.join(counts)}. ")
+    if met:
+        return text + (f"{len(met)} of the {len(candidates)} ZeroGrad-family recipes studied "
+                       f"meet the target for a safe default: {', '.join(met)}.")
+    return text + (f"None of the {len(candidates)} ZeroGrad-family recipes studied so far meets "
+                   f"the target for a safe default (no catastrophic overfitting in any setting, "
+                   f"within a point of the best single-step method, at most 1.3 times "
+                   f"FGSM-RS's cost)" + (f"; {open_} are still being measured." if open_
+                                         else ".") + advice)
+
+
 def parity_summary(plan_file, results, reference_results):
     """A lower-precision study's parity table against the float32 runs of
     `reference_results`, and the as-trained comparison where measured.
