@@ -21,7 +21,8 @@ ROOT = os.path.dirname(HERE)
 README = os.path.join(ROOT, "README.md")
 DOCUMENTS = [README, os.path.join(ROOT, "docs", "cli.md"),
              os.path.join(ROOT, "docs", "precision.md"),
-             os.path.join(ROOT, "docs", "benchmarks.md"), os.path.join(ROOT, "docs", "study.md")]
+             os.path.join(ROOT, "docs", "benchmarks.md"), os.path.join(ROOT, "docs", "study.md"),
+             os.path.join(ROOT, "docs", "guides", "choosing_a_method.md")]
 RESULTS = os.path.join(HERE, "results")
 sys.path.insert(0, ROOT)
 from zerograd_tf.benchmarking import study_docs  # noqa: E402
@@ -323,6 +324,9 @@ GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
               "default_claim": lambda: study_docs.default_claim(
                   os.path.join(STUDIES, "co_study_v3.json"), os.path.join(RESULTS, "co_study_v3"),
                   DEFAULT_METHOD, "ZeroGrad with q = 0.35 and α = 2ε"),
+              "method_guide": lambda: study_docs.guide_table(
+                  [(os.path.join(STUDIES, f"{name}.json"), os.path.join(RESULTS, name))
+                   for name in ("co_study_v3", "co_study_v2")]),
               "co_study_v3_default": lambda: study_docs.default_summary(
                   os.path.join(STUDIES, "co_study_v3.json"), os.path.join(RESULTS, "co_study_v3")),
               **{f"co_study_v1_{setting}": (lambda setting=setting: study_docs.first_study_table(

@@ -153,3 +153,31 @@ def test_the_readme_names_the_study_method_that_is_zerograd_trains_default():
     alpha = zg.ZeroGradModel.default_alpha_factor
     assert (config.method, config.quantile, config.alpha or alpha) == (
         fields["method"], fields["quantile"], fields["alpha"])
+
+
+def test_the_guide_table_takes_each_method_from_the_newest_study(tmp_path):
+    settings = {"mnist": {"dataset": "mnist10k.npz", "fields": {}},
+                "cifar10": {"dataset": "cifar10_5k.npz", "fields": {}}}
+    sources = []
+    for name, methods in [("new", {"fgsm_rs": {"method": "fgsm_rs"}, "z": {"method": "zerograd"}}),
+                          ("old", {"z": {"method": "zerograd"}, "m": {"method": "multigrad"}})]:
+        (tmp_path / f"{name}.json").write_text(json.dumps(
+            {"seeds": 1, "settings": settings, "methods": methods}))
+        for method in methods:
+            worst = {"new": 0.3, "old": 0.1}[name]
+            for setting in ("mnist", "cifar10") if name == "new" or method == "m" else ("mnist",):
+                path = tmp_path / name / setting / f"{method}_seed0.json"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                run = record(method, worst, 0, setting, seconds=2.0 if method == "m" else 1.0,
+                             co=method == "fgsm_rs")
+                if method == "m" and setting == "mnist":
+                    run["final"]["clean_accuracy"] = 0.1          # did not learn
+                path.write_text(json.dumps(run))
+        sources.append((tmp_path / f"{name}.json", tmp_path / name))
+    rows = {line.split(" | ")[0].strip("| "): line.strip("| ").split(" | ")
+            for line in study_docs.guide_table(sources).splitlines()[2:]}
+    assert rows["z"] == ["z", "0/1", "0.300 ± 0.000", "0/1", "0.300 ± 0.000", "1.00"]
+    assert rows["fgsm_rs"][1] == "1/1"
+    # The old study's method, with its runs that did not learn; no FGSM-RS there: no cost.
+    assert rows["m"] == ["m", "0/1 (1 not learned)", "0.100 ± 0.000", "0/1", "0.100 ± 0.000",
+                         "–"]

@@ -143,6 +143,52 @@ def default_claim(plan_file, results, default_method, description):
                                          else ".") + advice)
 
 
+def guide_table(sources, skip=("clean",), cost_setting="cifar10"):
+    """The choosing-a-method guide's table: per method and setting, the
+    catastrophic-overfitting count (and runs that did not learn) and the
+    worst-case accuracy; and the cost per epoch in one setting.
+
+    Args:
+        sources: `(plan_file, results)` pairs, newest study first; a method
+            of a later pair that an earlier one has is left out (the newest
+            study's runs of it count).
+        skip: method names left out. Defaults to `("clean",)`.
+        cost_setting: the setting whose epoch times give the cost column
+            (median seconds per epoch over FGSM-RS's in the same study).
+            Defaults to `"cifar10"`.
+    """
+    rows, costs, settings = {}, {}, []
+    for plan_file, results in sources:
+        plan = StudyPlan.from_file(plan_file)
+        records = [study_records.run_row(r) for r in study_records.load_records(results)]
+        settings += [s for s in plan.settings if s not in settings]
+        timed = [r for r in records if r["setting"] == cost_setting]
+        for method in plan.methods:
+            if method not in rows and method not in skip:
+                rows[method] = [r for r in records if r["method"] == method]
+                costs[method] = study_tables.cost_ratio(timed, method)[0]
+    settings = [s for s in settings if any(r["setting"] == s for v in rows.values() for r in v)]
+    lines = ["| method | " + " | ".join(
+                 f"{SETTING_NAMES.get(s, s)}: CO | {SETTING_NAMES.get(s, s)}: worst case"
+                 for s in settings)
+             + f" | cost × FGSM-RS ({SETTING_NAMES.get(cost_setting, cost_setting)}) |",
+             "| --- |" + " --- | --- |" * len(settings) + " --- |"]
+    for method, runs in rows.items():
+        cells = []
+        for setting in settings:
+            here = [r for r in runs if r["setting"] == setting]
+            worst = [r["final_worst_case_accuracy"] for r in here
+                     if r["final_worst_case_accuracy"] is not None]
+            dead = sum(r["did_not_learn"] for r in here)
+            cells += ([f"{sum(r['catastrophic_overfitting'] for r in here)}/{len(here)}"
+                       + (f" ({dead} not learned)" if dead else ""),
+                       study_tables.mean_std(worst)] if here else ["–", "–"])
+        if any(c != "–" for c in cells):
+            cost = f"{costs[method]:.2f}" if costs[method] is not None else "–"
+            lines.append(f"| {method} | " + " | ".join(cells) + f" | {cost} |")
+    return "\n".join(lines)
+
+
 def parity_summary(plan_file, results, reference_results):
     """A lower-precision study's parity table against the float32 runs of
     `reference_results`, and the as-trained comparison where measured.
