@@ -1,9 +1,12 @@
 """The README's diagnostics figure: what changes when catastrophic overfitting sets in.
 
     python benchmarks/diagnostics_figure.py       # MNIST setting of the CO study, seed 0
+    python benchmarks/diagnostics_figure.py --plan benchmarks/studies/co_study_v3.json \
+        --methods fgsm_rs zerograd_q0.7 n_fgsm --output benchmarks/results/diagnostics_v3
 
-Trains FGSM-RS and ZeroGrad (q = 0.35 and 0.7) in the CO study's MNIST
-setting and records, after every epoch, the statistics of
+Trains FGSM-RS and ZeroGrad (q = 0.35 and 0.7; `--methods`: any methods of
+the plan) in a study's MNIST setting (the first study's by default: trained
+on all 8,000 digits) and records, after every epoch, the statistics of
 `zerograd_tf.AdversarialDiagnostics` on 500 test digits: FGSM and PGD-10
 accuracy, gradient alignment, the fraction of tiny gradient elements, and the
 training perturbation's size and zeroed fraction. Writes
@@ -35,7 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 tf.get_logger().setLevel("ERROR")
 SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data"))
 # The MNIST setting of the first CO study (trained on all 8,000 digits).
-PLAN = StudyPlan.from_file(os.path.join(HERE, "studies", "co_study_v1.json"))
+FIRST_PLAN = os.path.join(HERE, "studies", "co_study_v1.json")
 
 
 class Recorder(zg.AdversarialDiagnostics):
@@ -58,10 +61,13 @@ class Recorder(zg.AdversarialDiagnostics):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = options.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--plan", default=FIRST_PLAN,
+                        help="the study whose setting and methods are run (co_study_v1.json)")
+    parser.add_argument("--setting", default="mnist", help="a setting of the plan (mnist)")
     parser.add_argument("--methods", nargs="+",
                         default=["fgsm_rs", "zerograd_q0.35", "zerograd_q0.7"],
-                        choices=list(PLAN.methods))
+                        help="methods of the plan (fgsm_rs zerograd_q0.35 zerograd_q0.7)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=SHARED)
     parser.add_argument("--size", type=int, default=500,
@@ -72,15 +78,26 @@ def main(argv=None):
     parser.add_argument("flags", nargs=argparse.REMAINDER,
                         help="after '--': zerograd-train flags overriding the setting's")
     args = parser.parse_args(argv)
+    try:
+        plan = StudyPlan.from_file(args.plan)
+    except (OSError, ValueError, KeyError) as error:
+        parser.error(f"--plan: cannot read a study plan from {args.plan}: {error}")
+    if args.setting not in plan.settings:
+        parser.error(f"--setting: must be one of {', '.join(plan.settings)}, "
+                     f"got {args.setting!r}")
+    unknown = [m for m in args.methods if m not in plan.methods]
+    if unknown:
+        parser.error(f"--methods: {', '.join(unknown)} not in the plan (valid: "
+                     f"{', '.join(plan.methods)})")
 
     overrides = options.explicit_fields(options.config_parser("zerograd-train"),
                                         [f for f in args.flags if f != "--"])
-    data = PLAN.load_data("mnist", PLAN.dataset_path("mnist", args.data_dir),
+    data = plan.load_data(args.setting, plan.dataset_path(args.setting, args.data_dir),
                           train_size=args.train_size)
-    _, (x, y) = PLAN.monitor_and_evaluation("mnist", data, final_size=args.size)
+    _, (x, y) = plan.monitor_and_evaluation(args.setting, data, final_size=args.size)
     results = {}
     for method in args.methods:
-        config = PLAN.run_config("mnist", method, args.seed, data, overrides)
+        config = plan.run_config(args.setting, method, args.seed, data, overrides)
         keras.backend.clear_session()
         model = pipeline.build_model(config, data)
         recorder = Recorder(x, y, logdir=os.path.join(args.output + "_logs", method))
@@ -88,11 +105,13 @@ def main(argv=None):
         results[method] = recorder.rows
         print(method, json.dumps(recorder.rows[-1]))
     io_utils.write_json_atomic(args.output + ".json", results)
-    plot(results, args.output + ".png")
+    plot(results, args.output + ".png",
+         f"{args.setting}, ε = {config.epsilon:g}, seed {args.seed}: diagnostics on {len(x)} "
+         f"held-out examples")
     return 0
 
 
-def plot(results, path):
+def plot(results, path, title):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -114,7 +133,7 @@ def plot(results, path):
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("MNIST, ε = 0.25, seed 0: diagnostics on 500 test digits")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -228,18 +228,38 @@ def test_profile_step_attributes_ops_to_the_package_scopes():
 def test_diagnostics_figure_runs(tmp_path):
     output = tmp_path / "diagnostics"
     _run("diagnostics_figure.py", "--data-dir", str(tmp_path / "absent"), "--size", "16",
-         "--train-size", "128", "--methods", "fgsm_rs", "zerograd_q0.7",
+         "--train-size", "128", "--plan", os.path.join(ROOT, "benchmarks", "studies",
+                                                        "co_study_v3.json"),
+         "--methods", "fgsm_rs", "zerograd_q0.7", "n_fgsm",
          "--output", str(output), "--", "--epochs", "2")
     results = json.loads((tmp_path / "diagnostics.json").read_text())
-    assert set(results) == {"fgsm_rs", "zerograd_q0.7"}
+    assert set(results) == {"fgsm_rs", "zerograd_q0.7", "n_fgsm"}
     for rows in results.values():
         assert [r["epoch"] for r in rows] == [1, 2]
         for r in rows:
             assert -1 <= r["alignment"] <= 1 and 0 <= r["small_fraction"] <= 1
             assert 0 <= r["pgd_accuracy"] <= 1 and 0 <= r["fgsm_accuracy"] <= 1
-            assert 0 < r["mean_abs_delta"] <= 0.25  # the setting's epsilon
+    epsilon = 0.25  # the setting's
+    for method in ("fgsm_rs", "zerograd_q0.7"):
+        assert all(0 < r["mean_abs_delta"] <= epsilon for r in results[method])
+    # N-FGSM does not project: noise of 2 eps plus a step of eps.
+    assert all(0 < r["mean_abs_delta"] <= 3 * epsilon for r in results["n_fgsm"])
     assert all(r["zeroed_fraction"] > 0.6 for r in results["zerograd_q0.7"])
     assert (tmp_path / "diagnostics.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, flag", [(["--methods", "nope"], "--methods"),
+                                        (["--setting", "svhn"], "--setting"),
+                                        (["--plan", "missing.json"], "--plan")])
+def test_diagnostics_figure_refuses_bad_input_in_one_line(args, flag, capsys):
+    sys.path.insert(0, ROOT)
+    from benchmarks import diagnostics_figure
+
+    with pytest.raises(SystemExit) as exit_info:
+        diagnostics_figure.main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and flag in err[0]
 
 
 @pytest.mark.slow
