@@ -43,7 +43,9 @@ def _dates(records):
 
 
 def study_summary(plan_file, results):
-    """How many of a study's runs finished, and its summary tables.
+    """How many of a study's runs finished, its summary tables, and, for a
+    plan with `choices`, the development choices
+    (`study_choices.development_choice`).
 
     Args:
         plan_file: the study's plan (a JSON file, `StudyPlan`).
@@ -65,7 +67,31 @@ def study_summary(plan_file, results):
     return text
 
 
-def default_summary(plan_file, results, families=("zerograd", "zerograd_n_fgsm")):
+FAMILIES = ("zerograd", "zerograd_n_fgsm")
+SETTING_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10",
+                 "cifar10_resnet": "CIFAR-10 PreAct ResNet-18"}
+
+
+def _judge_default(plan_file, results, families):
+    """`(plan, candidates, decided, lines)` of `study_choices.default_target`
+    on a study: the candidates are its methods of `families`, the
+    single-step methods every method but PGD training."""
+    plan = StudyPlan.from_file(plan_file)
+    candidates = [m for m, f in plan.methods.items() if f["method"] in families]
+    single_step = [m for m, f in plan.methods.items() if f["method"] != "pgd"]
+    decided, lines = study_choices.default_target(
+        study_records.load_records(results), candidates, single_step, plan.runs(),
+        study_records.load_costs(results))
+    return plan, candidates, decided, lines
+
+
+def _target_text():
+    return (f"no catastrophic overfitting in any setting, a worst case at most "
+            f"{study_choices.TARGET_MARGIN * 100:g} point below the best single-step "
+            f"method's, at most {study_choices.TARGET_COST:g} times FGSM-RS's cost")
+
+
+def default_summary(plan_file, results, families=FAMILIES):
     """Issue 27's target for the default recipe, per ZeroGrad-family method
     of the study (`study_choices.default_target`): the single-step methods
     are every method but PGD training.
@@ -76,71 +102,67 @@ def default_summary(plan_file, results, families=("zerograd", "zerograd_n_fgsm")
         families: the `method` values of the candidates. Defaults to
             ZeroGrad and ZeroGrad on N-FGSM's step.
     """
-    plan = StudyPlan.from_file(plan_file)
-    candidates = [m for m, f in plan.methods.items() if f["method"] in families]
-    single_step = [m for m, f in plan.methods.items() if f["method"] != "pgd"]
-    decided, lines = study_choices.default_target(
-        study_records.load_records(results), candidates, single_step, plan.runs(),
-        study_records.load_costs(results))
+    _, candidates, decided, lines = _judge_default(plan_file, results, families)
     met = [m for m, ok in decided.items() if ok]
-    open_ = sum(ok is None for ok in decided.values())
+    undecided = sum(ok is None for ok in decided.values())
     if met:
         verdict = f"Recipes that meet it: {', '.join(met)}."
-    elif open_:
-        verdict = (f"No ZeroGrad-family recipe meets it so far; {open_} of {len(candidates)} "
-                   f"are not decided yet.")
+    elif undecided:
+        verdict = (f"No ZeroGrad-family recipe meets it so far; {undecided} of "
+                   f"{len(candidates)} are not decided yet.")
     else:
         verdict = f"None of the {len(candidates)} ZeroGrad-family recipes of the plan meets it."
     return "\n".join([verdict, "", *lines])
 
 
-SETTING_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10",
-                 "cifar10_resnet": "CIFAR-10 PreAct ResNet-18"}
-
-
-def default_claim(plan_file, results, default_method, description):
-    """The README's opening numbers: how often the current default overfitted
-    in the study, and how many ZeroGrad-family recipes meet the target for a
-    safe default (`default_summary`).
+def default_claim(plan_file, results, default_method, families=FAMILIES):
+    """The README's opening numbers: how often `zerograd-train`'s default
+    overfitted in the study, whether it meets the target for a safe default
+    (`default_summary`), and which other recipes do.
 
     Args:
         plan_file: the study's plan.
         results: its results folder.
         default_method: the plan's method name of `zerograd-train`'s default
-            recipe (e.g. `"zerograd_q0.35"`).
-        description: how the README names that recipe.
+            recipe (e.g. `"zerograd_q0.35"`, a ZeroGrad method).
+        families: the `method` values of the candidates. Defaults to
+            ZeroGrad and ZeroGrad on N-FGSM's step.
     """
-    plan = StudyPlan.from_file(plan_file)
+    plan, candidates, decided, _ = _judge_default(plan_file, results, families)
+    fields = plan.methods[default_method]
+    description = f"ZeroGrad with q = {fields['quantile']:g} and α = {fields['alpha']:g}ε"
     rows = [study_records.run_row(r) for r in study_records.load_records(results)]
     own = [r for r in rows if r["method"] == default_method]
-    counts = [f"{sum(r['catastrophic_overfitting'] for r in runs)} of {len(runs)} "
-              f"{SETTING_NAMES.get(setting, setting)} runs"
-              for setting in plan.settings
-              for runs in [[r for r in own if r["setting"] == setting]] if runs]
-    candidates = [m for m, f in plan.methods.items()
-                  if f["method"] in ("zerograd", "zerograd_n_fgsm")]
-    decided, _ = study_choices.default_target(
-        study_records.load_records(results), candidates,
-        [m for m, f in plan.methods.items() if f["method"] != "pgd"], plan.runs(),
-        study_records.load_costs(results))
+    counts, missing = [], []
+    for setting in plan.settings:
+        runs = [r for r in own if r["setting"] == setting]
+        name = SETTING_NAMES.get(setting, setting)
+        if runs:
+            counts.append(f"{sum(r['catastrophic_overfitting'] for r in runs)} of "
+                          f"{len(runs)} {name} runs")
+        else:
+            missing.append(name)
+    study = (f"In [the catastrophic-overfitting study](docs/study.md) (AutoAttack + PGD-50-10 "
+             f"worst case, {len(rows)} of {len(plan.runs())} runs finished"
+             + (f"; none yet in {', '.join(missing)}" if missing else "") + ")")
+    if decided.get(default_method):
+        return (f"{study}, `zerograd-train`'s default, {description}, meets the target for a "
+                f"safe default ({_target_text()}).")
+    text = ("**Not safe by default yet.** " + study + f", `zerograd-train`'s default, "
+            f"{description}, " + (f"overfitted catastrophically in {' and '.join(counts)}."
+                                  if counts else "has no finished runs."))
     met = [m for m, ok in decided.items() if ok]
-    open_ = sum(ok is None for ok in decided.values())
-    advice = ("\n\nUntil a recipe meets that target, check every model you train with AutoAttack "
-              "and the CO monitor; [Choosing a method](docs/guides/choosing_a_method.md) says "
-              "what worked where.")
-    text = (f"{'**Not safe by default yet.** ' if not met else ''}"
-            f"In [the catastrophic-overfitting study](docs/study.md) (AutoAttack + PGD-50-10 "
-            f"worst case, {len(rows)} of {len(plan.runs())} runs finished), "
-            f"`zerograd-train`'s default, {description}, overfitted catastrophically in "
-            f"{' and '.join(counts)}. ")
+    undecided = sum(ok is None for ok in decided.values())
     if met:
-        return text + (f"{len(met)} of the {len(candidates)} ZeroGrad-family recipes studied "
-                       f"meet the target for a safe default: {', '.join(met)}.")
-    return text + (f"None of the {len(candidates)} ZeroGrad-family recipes studied so far meets "
-                   f"the target for a safe default (no catastrophic overfitting in any setting, "
-                   f"within a point of the best single-step method, at most 1.3 times "
-                   f"FGSM-RS's cost)" + (f"; {open_} are still being measured." if open_
-                                         else ".") + advice)
+        text += (f" {', '.join(met)} meet{'s' if len(met) == 1 else ''} the target for a safe "
+                 f"default ({_target_text()}); the default has not been switched yet.")
+    else:
+        text += (f" None of the {len(candidates)} ZeroGrad-family recipes studied so far meets "
+                 f"the target for a safe default ({_target_text()})"
+                 + (f"; {undecided} are still being measured." if undecided else "."))
+    return text + ("\n\nUntil the default meets it, check every model you train with "
+                   "AutoAttack and the CO monitor; [Choosing a method]"
+                   "(docs/guides/choosing_a_method.md) says what worked where.")
 
 
 def guide_table(sources, skip=("clean",), cost_setting="cifar10"):
@@ -149,43 +171,54 @@ def guide_table(sources, skip=("clean",), cost_setting="cifar10"):
     worst-case accuracy; and the cost per epoch in one setting.
 
     Args:
-        sources: `(plan_file, results)` pairs, newest study first; a method
-            of a later pair that an earlier one has is left out (the newest
-            study's runs of it count).
+        sources: `(plan_file, results)` pairs, newest study first: each
+            method's runs in a setting come from the first study that has
+            runs of it there.
         skip: method names left out. Defaults to `("clean",)`.
-        cost_setting: the setting whose epoch times give the cost column
-            (median seconds per epoch over FGSM-RS's in the same study).
-            Defaults to `"cifar10"`.
+        cost_setting: the setting whose timings give the cost column
+            (`study_tables.cost_ratio`: `--cost-only` timings where the
+            study has them, else its epoch times; from the first study with
+            either). Defaults to `"cifar10"`.
     """
-    rows, costs, settings = {}, {}, []
+    studies, methods, settings = [], [], []
     for plan_file, results in sources:
         plan = StudyPlan.from_file(plan_file)
-        records = [study_records.run_row(r) for r in study_records.load_records(results)]
+        studies.append(([study_records.run_row(r) for r in study_records.load_records(results)],
+                        [c for c in study_records.load_costs(results)
+                         if c["setting"] == cost_setting]))
+        methods += [m for m in plan.methods if m not in methods and m not in skip]
         settings += [s for s in plan.settings if s not in settings]
-        timed = [r for r in records if r["setting"] == cost_setting]
-        for method in plan.methods:
-            if method not in rows and method not in skip:
-                rows[method] = [r for r in records if r["method"] == method]
-                costs[method] = study_tables.cost_ratio(timed, method)[0]
-    settings = [s for s in settings if any(r["setting"] == s for v in rows.values() for r in v)]
+    cells = {}
+    for method in methods:
+        for setting in settings:
+            cells[method, setting] = next(
+                ([r for r in rows if r["method"] == method and r["setting"] == setting]
+                 for rows, _ in studies
+                 if any(r["method"] == method and r["setting"] == setting for r in rows)), [])
+        cells[method, "cost"] = next(
+            (ratio for ratio, _ in (study_tables.cost_ratio(
+                [r for r in rows if r["setting"] == cost_setting], method, costs)
+                for rows, costs in studies) if ratio is not None), None)
+    settings = [s for s in settings if any(cells[m, s] for m in methods)]
     lines = ["| method | " + " | ".join(
                  f"{SETTING_NAMES.get(s, s)}: CO | {SETTING_NAMES.get(s, s)}: worst case"
                  for s in settings)
              + f" | cost × FGSM-RS ({SETTING_NAMES.get(cost_setting, cost_setting)}) |",
              "| --- |" + " --- | --- |" * len(settings) + " --- |"]
-    for method, runs in rows.items():
-        cells = []
+    for method in methods:
+        row = []
         for setting in settings:
-            here = [r for r in runs if r["setting"] == setting]
+            here = cells[method, setting]
             worst = [r["final_worst_case_accuracy"] for r in here
                      if r["final_worst_case_accuracy"] is not None]
             dead = sum(r["did_not_learn"] for r in here)
-            cells += ([f"{sum(r['catastrophic_overfitting'] for r in here)}/{len(here)}"
-                       + (f" ({dead} not learned)" if dead else ""),
-                       study_tables.mean_std(worst)] if here else ["–", "–"])
-        if any(c != "–" for c in cells):
-            cost = f"{costs[method]:.2f}" if costs[method] is not None else "–"
-            lines.append(f"| {method} | " + " | ".join(cells) + f" | {cost} |")
+            row += ([f"{sum(r['catastrophic_overfitting'] for r in here)}/{len(here)}"
+                     + (f" ({dead} not learned)" if dead else ""),
+                     study_tables.mean_std(worst)] if here else ["–", "–"])
+        if any(c != "–" for c in row):
+            cost = cells[method, "cost"]
+            lines.append(f"| {method} | " + " | ".join(row)
+                         + f" | {'–' if cost is None else f'{cost:.2f}'} |")
     return "\n".join(lines)
 
 

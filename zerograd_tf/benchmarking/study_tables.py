@@ -127,7 +127,7 @@ def auto_target(records, costs=()):
     return lines
 
 
-def cost_ratio(rows, method, costs=(), reference="fgsm_rs"):
+def cost_ratio(rows, method, costs=(), reference="fgsm_rs", study_times=True):
     """A method's seconds per epoch over the reference's, with its source.
 
     From the `--cost-only` records (`costs`) when they time both methods,
@@ -138,20 +138,22 @@ def cost_ratio(rows, method, costs=(), reference="fgsm_rs"):
         method: the method's name.
         costs: cost-only records of that setting. Defaults to none.
         reference: the method it is compared with. Defaults to `"fgsm_rs"`.
+        study_times: whether to fall back on the study's epoch times.
+            Defaults to `True`.
 
     Returns:
         `(ratio or None, source text)`.
     """
-    timed = {m: [c["mean_epoch_seconds"] for c in costs if c["method"] == m]
-             for m in (method, reference)}
+    timed = {m: [c for c in costs if c["method"] == m] for m in (method, reference)}
     if all(timed.values()):
-        dates = sorted({c["machine"]["date"] for c in costs})
+        dates = sorted({c["machine"]["date"] for m in timed for c in timed[m]})
+        timed = {m: [c["mean_epoch_seconds"] for c in timed[m]] for m in timed}
         return (statistics.median(timed[method]) / statistics.median(timed[reference]),
                 f"timed apart with --cost-only, {len(timed[method])} and "
                 f"{len(timed[reference])} runs, {', '.join(dates)}")
     own = [r["mean_epoch_seconds"] for r in rows if r["method"] == method]
     base = [r["mean_epoch_seconds"] for r in rows if r["method"] == reference]
-    if own and base:
+    if own and base and study_times:
         return statistics.median(own) / statistics.median(base), "the study's epoch times"
     return None, ""
 
