@@ -1,5 +1,6 @@
-"""zerograd-tf: fast single-step adversarial training without catastrophic
-overfitting, for Keras 3 and TensorFlow.
+"""zerograd-tf: fast single-step adversarial training for Keras 3 and
+TensorFlow, with the remedies for catastrophic overfitting (ZeroGrad,
+MultiGrad, N-FGSM, GradAlign) and the tools that show whether they worked.
 
 Public API:
 
