@@ -10,7 +10,8 @@ on all 8,000 digits) and records, after every epoch, the statistics of
 `zerograd_tf.AdversarialDiagnostics` on 500 test digits: FGSM and PGD-10
 accuracy, gradient alignment, the fraction of tiny gradient elements, and the
 training perturbation's size and zeroed fraction. Writes
-`benchmarks/results/diagnostics_mnist.json` and `.png`.
+`benchmarks/results/diagnostics_mnist.json` (the machine, plan, setting and
+seed, and per method the rows) and `.png`.
 """
 
 import argparse
@@ -30,6 +31,7 @@ import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
 from zerograd_tf import io_utils  # noqa: E402
+from zerograd_tf.benchmarking.machine import machine_record  # noqa: E402
 from zerograd_tf.benchmarking.study_plan import StudyPlan  # noqa: E402
 from zerograd_tf.runs import options, pipeline  # noqa: E402
 
@@ -104,7 +106,9 @@ def main(argv=None):
         pipeline.fit(model, config, data, callbacks=[recorder])
         results[method] = recorder.rows
         print(method, json.dumps(recorder.rows[-1]))
-    io_utils.write_json_atomic(args.output + ".json", results)
+    io_utils.write_json_atomic(args.output + ".json", {
+        "machine": machine_record(), "plan": os.path.basename(args.plan),
+        "setting": args.setting, "seed": args.seed, "examples": len(x), "methods": results})
     plot(results, args.output + ".png",
          f"{args.setting}, ε = {config.epsilon:g}, seed {args.seed}: diagnostics on {len(x)} "
          f"held-out examples")
@@ -124,12 +128,12 @@ def plot(results, path, title):
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
     for method, rows in results.items():
         epochs = [r["epoch"] for r in rows]
-        for ax, (key, title) in zip(axes, panels):
+        for ax, (key, panel) in zip(axes, panels):
             line, = ax.plot(epochs, [r[key] for r in rows], marker="o", ms=3, label=method)
             if key == "pgd_accuracy":
                 ax.plot(epochs, [r["fgsm_accuracy"] for r in rows], ls=":",
                         color=line.get_color())
-            ax.set_title(title, fontsize=9)
+            ax.set_title(panel, fontsize=9)
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)

@@ -337,6 +337,8 @@ GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
               "quick_start_output": quick_start_output,
               "diagnostics": lambda: study_docs.diagnostics_table(
                   os.path.join(RESULTS, "diagnostics_mnist.json")),
+              "diagnostics_dev": lambda: study_docs.diagnostics_table(
+                  os.path.join(RESULTS, "diagnostics_dev_mnist.json")),
               "profile_before_after": profile_before_after,
               "vs_pytorch": vs_pytorch_table, "step_cost_targets": step_cost_targets}
 _BLOCK = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- end generated -->)", re.S)

@@ -232,7 +232,10 @@ def test_diagnostics_figure_runs(tmp_path):
                                                         "co_study_v3.json"),
          "--methods", "fgsm_rs", "zerograd_q0.7", "n_fgsm",
          "--output", str(output), "--", "--epochs", "2")
-    results = json.loads((tmp_path / "diagnostics.json").read_text())
+    report = json.loads((tmp_path / "diagnostics.json").read_text())
+    assert (report["plan"], report["setting"], report["seed"]) == ("co_study_v3.json", "mnist", 0)
+    assert "tensorflow" in report["machine"]
+    results = report["methods"]
     assert set(results) == {"fgsm_rs", "zerograd_q0.7", "n_fgsm"}
     for rows in results.values():
         assert [r["epoch"] for r in rows] == [1, 2]

@@ -304,18 +304,36 @@ def diagnostics_table(path):
     from the file `benchmarks/diagnostics_figure.py` writes (`path`)."""
     with open(path) as f:
         report = json.load(f)
-    labels = {"fgsm_rs": "FGSM-RS", "zerograd_q0.35": "ZeroGrad q = 0.35",
-              "zerograd_q0.7": "ZeroGrad q = 0.7"}
+    # The first figure's file holds only the rows per method.
+    methods = report["methods"] if "methods" in report else report
+    labels = {"fgsm_rs": "FGSM-RS", "n_fgsm": "N-FGSM"}
     lines = ["| method | PGD-10: best (epoch), final | FGSM: final | alignment: best (epoch), "
-             "final | tiny-gradient fraction: final | mean \\|δ\\| |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for method, rows in report.items():
+             "final | tiny-gradient fraction: final | zeroed fraction: final | mean \\|δ\\| |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for method, rows in methods.items():
         pgd = [r["pgd_accuracy"] for r in rows]
         alignment = [r["alignment"] for r in rows]
         best_pgd, best_alignment = max(pgd), max(alignment)
+        zeroed = rows[-1]["zeroed_fraction"]
         lines.append(
-            f"| {labels.get(method, method)} | {best_pgd:.3f} ({pgd.index(best_pgd) + 1}), "
-            f"{pgd[-1]:.3f} | {rows[-1]['fgsm_accuracy']:.3f} | {best_alignment:.2f} "
-            f"({alignment.index(best_alignment) + 1}), {alignment[-1]:.2f} | "
-            f"{rows[-1]['small_fraction']:.3f} | {rows[-1]['mean_abs_delta']:.3f} |")
+            f"| {labels.get(method, _label(method))} | {best_pgd:.3f} "
+            f"({pgd.index(best_pgd) + 1}), {pgd[-1]:.3f} | {rows[-1]['fgsm_accuracy']:.3f} | "
+            f"{best_alignment:.2f} ({alignment.index(best_alignment) + 1}), "
+            f"{alignment[-1]:.2f} | {rows[-1]['small_fraction']:.3f} | "
+            f"{'–' if zeroed != zeroed else f'{zeroed:.3f}'} | "
+            f"{rows[-1]['mean_abs_delta']:.3f} |")
+    if "machine" in report:
+        lines += ["", f"{report['setting']} setting of {report['plan']}, seed {report['seed']}, "
+                      f"statistics on {report['examples']} held-out examples; measured on "
+                      f"{machine_text(report['machine'])}."]
     return "\n".join(lines)
+
+
+def _label(method):
+    """`"ZeroGrad q = 0.7"` for `zerograd_q0.7`, `"ZeroGrad on N-FGSM, q = 0.5"` for
+    `zerograd_n_fgsm_q0.5`; other names unchanged."""
+    for prefix, name in (("zerograd_n_fgsm_q", "ZeroGrad on N-FGSM, q = "),
+                         ("zerograd_q", "ZeroGrad q = ")):
+        if method.startswith(prefix):
+            return name + method[len(prefix):]
+    return method
