@@ -205,7 +205,8 @@ def main(argv=None):
                         help="shapes of the micro-benchmark, as BxN")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "step_time.json"))
     parser.add_argument("--memory-only", action="store_true",
-                        help="re-measure only the memory of the entries in --output")
+                        help="re-measure only the memory of --methods in the entries of "
+                             "--output (every timing and the other methods' memory kept)")
     parser.add_argument("--input-check-only", action="store_true",
                         help="measure only fit's one-time input check and merge it into "
                              "--output")
@@ -249,9 +250,10 @@ def main(argv=None):
         for (model_name, jit, precision), entry in previous.items():
             if not jit and (model_name, jit, precision) in requested:
                 entry["peak_rss_mib"] = {
-                    m: peak_memory_mib(m, model_name, jit, args.batch_size,
-                                       precision=precision)
-                    for m in args.methods}
+                    **entry.get("peak_rss_mib", {}),
+                    **{m: peak_memory_mib(m, model_name, jit, args.batch_size,
+                                          precision=precision)
+                       for m in args.methods}}
                 entry["memory_machine"] = machine
         requested, model_names = set(), []
     else:
@@ -300,8 +302,9 @@ def main(argv=None):
 def _previous_entries(args):
     """Entries of an earlier run with the same settings, to keep (unless
     --fresh), by (model, jit, precision) (an entry without a precision is
-    float32): with --replace every entry not re-measured, else those of the
-    same methods."""
+    float32): with --replace every entry not re-measured, with --memory-only
+    every entry (its timings are not re-measured), else those of the same
+    methods."""
     if args.fresh or not os.path.exists(args.output):
         return {}
     with open(args.output) as f:
@@ -309,7 +312,7 @@ def _previous_entries(args):
     if old.get("batch_size") != args.batch_size or old.get("timed_steps") != args.steps:
         return {}
     return {entry_key(e): e for e in old.get("steps", [])
-            if args.replace or set(e["ms"]) == set(args.methods)}
+            if args.replace or args.memory_only or set(e["ms"]) == set(args.methods)}
 
 
 def _previous_quantile(args):

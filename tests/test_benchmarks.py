@@ -91,11 +91,16 @@ def test_step_time_runs_and_merges_partial_runs(tmp_path):
     assert {(r["method"], r["jit"]) for r in report["quantile"]} == {
         (m, j) for m in ("bisect", "sort", "top_k") for j in (False, True)}
     assert "| zerograd_bisect |" in out and "× FGSM-RS" in report["markdown"]
-    # --memory-only refreshes the memory column and keeps every timing.
-    _run("step_time.py", *common, "--jit", "off", "--memory-only", "--no-quantile")
+    # --memory-only refreshes the memory of the methods it is given, keeping every timing
+    # and the other methods' memory.
+    only_clean = [a for a in common if a not in ("fgsm_rs", "zerograd_bisect")]
+    _run("step_time.py", *only_clean, "--jit", "off", "--memory-only", "--no-quantile")
     again = json.loads(output.read_text())
     assert [e["ms"] for e in again["steps"]] == [e["ms"] for e in report["steps"]]
-    assert all(v and v > 0 for v in again["steps"][0]["peak_rss_mib"].values())
+    memory, before = again["steps"][0]["peak_rss_mib"], report["steps"][0]["peak_rss_mib"]
+    assert set(memory) == {"clean", "fgsm_rs", "zerograd_bisect"} and memory["clean"] > 0
+    assert {m: memory[m] for m in ("fgsm_rs", "zerograd_bisect")} == {
+        m: before[m] for m in ("fgsm_rs", "zerograd_bisect")}
     # --replace re-measures the requested mode and keeps the other.
     _run("step_time.py", *common, "--jit", "off", "--replace", "--no-memory", "--no-quantile")
     replaced = json.loads(output.read_text())
