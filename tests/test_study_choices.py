@@ -140,6 +140,9 @@ def test_only_quiet_machine_timings_decide_the_cost():
     # No FGSM-RS timing at all: undecided, not missed.
     decided, _ = default_target(records[2:], ["z"], ["z"], runs(["z"]), [cost("z", 1.1)])
     assert decided == {"z": None}
+    # The candidate is its own bar when no single-step method is named.
+    decided, lines = default_target(records, ["z"], [], expected)
+    assert decided == {"z": None} and "vs z 0.300" in lines[0]
 
 
 def test_a_plan_refuses_choices_among_methods_it_does_not_have():

@@ -159,7 +159,8 @@ def _judge_setting(rows, done, expected, setting, method, single_step, costs, ma
     own = [r for r in here if r["method"] == method]
     failed = sum(r["catastrophic_overfitting"] or r["did_not_learn"] for r in own)
     means = {m: statistics.fmean(_worst([r for r in here if r["method"] == m]))
-             for m in single_step if any(r["method"] == m for r in here)}
+             for m in dict.fromkeys([*single_step, method])
+             if any(r["method"] == m for r in here)}
     bar = max(means, key=means.get)
     gap = statistics.fmean(_worst(own)) - means[bar]
     quiet, source = cost_ratio(here, method, costs, study_times=False)
