@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from zerograd_tf.benchmarking import study_docs
+from zerograd_tf.benchmarking import study_docs, study_records
 from zerograd_tf.benchmarking.study_choices import default_target, development_choice
 from zerograd_tf.benchmarking.study_plan import StudyPlan
 
@@ -126,6 +126,32 @@ def test_one_missed_setting_decides_and_an_open_one_leaves_it_undecided():
     assert default_target([], ["z"], STEPS, [], quiet())[0] == {"z": None}
 
 
+def test_a_failure_or_a_finished_method_ahead_misses_before_the_other_methods_finish():
+    # The last n_fgsm run of setting x is missing: the bar may still rise,
+    # but the candidate's own finished runs can already miss it.
+    expected = runs(STEPS, settings=("x",))
+    missing_n = [r for r in setting_runs("x", z_co=True)
+                 if (r["method"], r["seed"]) != ("n_fgsm", 1)]
+    decided, lines = default_target(missing_n, ["z"], STEPS, expected, quiet(settings=("x",)))
+    assert decided == {"z": False} and "1 of 2 runs overfitted" in lines[0]
+    missing_f = [r for r in setting_runs("x", z_worst=0.1)
+                 if (r["method"], r["seed"]) != ("fgsm_rs", 1)]
+    decided, lines = default_target(missing_f, ["z"], STEPS, expected, quiet(settings=("x",)))
+    assert decided == {"z": False} and "worst case 0.200 below n_fgsm's" in lines[0]
+    # Only finished methods set the bar: without n_fgsm's runs, z is its own.
+    missing_n = [r for r in setting_runs("x", z_worst=0.1)
+                 if (r["method"], r["seed"]) != ("n_fgsm", 1)]
+    decided, lines = default_target(missing_n, ["z"], STEPS, expected, quiet(settings=("x",)))
+    assert decided == {"z": None} and "vs z 0.100" in lines[0]
+    decided, lines = default_target(
+        [r for r in setting_runs("x") if (r["method"], r["seed"]) != ("n_fgsm", 1)],
+        ["z"], STEPS, expected, quiet(settings=("x",)))
+    assert decided == {"z": None} and "waiting for 1 of 6 runs" in lines[0]
+    # The candidate's own runs missing: nothing is decided.
+    decided, _ = default_target(setting_runs("x", z_co=True)[:-1], ["z"], STEPS, expected,
+                                quiet(settings=("x",)))
+    assert decided == {"z": None}
+
 def test_only_quiet_machine_timings_decide_the_cost():
     expected = runs(["fgsm_rs", "z"])
     records = ([record("fgsm_rs", 0.0, k, seconds=1.0) for k in (0, 1)]
@@ -245,3 +271,19 @@ def test_the_guide_table_takes_each_method_from_the_newest_study(tmp_path):
     # FGSM-RS there: no cost.
     assert rows["m"] == ["m", "0/1 (1 not learned)", "0.100 ± 0.000", "0/1", "0.100 ± 0.000",
                          "–"]
+
+
+def test_the_study_carries_each_development_choice_unchanged():
+    # The development records choose; the study's plan must hold exactly the
+    # chosen method (same name, same fields), and nothing of a variant whose
+    # rule chose none.
+    dev = StudyPlan.from_file(f"{ROOT}/benchmarks/studies/co_study_v3_dev.json")
+    study = StudyPlan.from_file(f"{ROOT}/benchmarks/studies/co_study_v3.json")
+    records = study_records.load_records(f"{ROOT}/benchmarks/results/co_study_v3_dev")
+    for what, candidates in dev.choices.items():
+        chosen, _ = development_choice(records, what, candidates, dev.runs(methods=candidates))
+        for method in candidates:
+            if method == chosen:
+                assert study.methods[method] == dev.methods[method], what
+            else:
+                assert method not in study.methods, what

@@ -108,8 +108,11 @@ def default_target(records, candidates, single_step, expected, costs=(),
     (`--cost-only` records: the study's own epoch times share the machine
     with other work, so they are shown but decide nothing). A setting is
     judged once its planned runs of the candidate and of the single-step
-    methods have finished; one missed setting decides the candidate, and a
-    setting that does not run it leaves it undecided.
+    methods have finished, or missed as soon as the candidate's own runs
+    there show a failure or a finished single-step method more than
+    `margin` ahead (more runs can only raise that bar); one missed setting
+    decides the candidate, and a setting that does not run it leaves it
+    undecided.
 
     Args:
         records: the study's run records.
@@ -153,14 +156,19 @@ def _judge_setting(rows, done, expected, setting, method, single_step, costs, ma
     if not any(m == method for _, m, _ in planned):
         return None, "not run in this setting"
     needed = {run for run in planned if run[1] in {method, *single_step}}
-    if not needed <= done:
+    own_runs = {run for run in planned if run[1] == method}
+    if not own_runs <= done:
         return None, f"waiting for {len(needed - done)} of {len(needed)} runs"
+    # The candidate's own runs are in: a failure, or a finished single-step
+    # method more than `margin` ahead, misses already (more runs of other
+    # methods can only raise the bar); meeting it waits for every run.
+    finished = {m for m in dict.fromkeys([*single_step, method])
+                if {run for run in planned if run[1] == m} <= done}
     here = [r for r in rows if r["setting"] == setting]
     own = [r for r in here if r["method"] == method]
     failed = sum(r["catastrophic_overfitting"] or r["did_not_learn"] for r in own)
     means = {m: statistics.fmean(_worst([r for r in here if r["method"] == m]))
-             for m in dict.fromkeys([*single_step, method])
-             if any(r["method"] == m for r in here)}
+             for m in finished if any(r["method"] == m for r in here)}
     bar = max(means, key=means.get)
     gap = statistics.fmean(_worst(own)) - means[bar]
     quiet, source = cost_ratio(here, method, costs, study_times=False)
@@ -170,11 +178,14 @@ def _judge_setting(rows, done, expected, setting, method, single_step, costs, ma
         misses.append(f"worst case {-gap:.3f} below {bar}'s")
     if quiet is not None and quiet > max_cost + _ROUNDING:
         misses.append(f"cost above {max_cost:g} × FGSM-RS")
-    result = False if misses else (None if quiet is None else True)
+    waiting = needed - done
+    result = False if misses else (None if quiet is None or waiting else True)
     cost = (f"{shown:.2f} × FGSM-RS ({shown_source}"
             + (")" if quiet is not None else ", provisional)") if shown is not None else "–")
     text = (f"{failed} of {len(own)} runs failed, worst case {mean_std(_worst(own))} vs "
             f"{bar} {means[bar]:.3f}, cost {cost} → "
             + ("missed: " + ", ".join(misses) if misses else
-               "met" if result else "waiting for --cost-only timings"))
+               "met" if result else
+               f"waiting for {len(waiting)} of {len(needed)} runs" if waiting else
+               "waiting for --cost-only timings"))
     return result, text

@@ -109,7 +109,7 @@ def default_summary(plan_file, results, families=FAMILIES):
         verdict = f"Recipes that meet it: {', '.join(met)}."
     elif undecided:
         verdict = (f"No ZeroGrad-family recipe meets it so far; {undecided} of "
-                   f"{len(candidates)} are not decided yet.")
+                   f"{len(candidates)} {'is' if undecided == 1 else 'are'} not decided yet.")
     else:
         verdict = f"None of the {len(candidates)} ZeroGrad-family recipes of the plan meets it."
     return "\n".join([verdict, "", *lines])
@@ -159,7 +159,7 @@ def default_claim(plan_file, results, default_method, families=FAMILIES):
     else:
         text += (f" None of the {len(candidates)} ZeroGrad-family recipes studied so far meets "
                  f"the target for a safe default ({_target_text()})"
-                 + (f"; {undecided} are still being measured." if undecided else "."))
+                 + (f"; {undecided} {'is' if undecided == 1 else 'are'} still being measured." if undecided else "."))
     return text + ("\n\nUntil the default meets it, check every model you train with "
                    "AutoAttack and the CO monitor; [Choosing a method]"
                    "(docs/guides/choosing_a_method.md) says what worked where.")
