@@ -159,7 +159,8 @@ def default_claim(plan_file, results, default_method, families=FAMILIES):
     else:
         text += (f" None of the {len(candidates)} ZeroGrad-family recipes studied so far meets "
                  f"the target for a safe default ({_target_text()})"
-                 + (f"; {undecided} {'is' if undecided == 1 else 'are'} still being measured." if undecided else "."))
+                 + (f"; {undecided} {'is' if undecided == 1 else 'are'} still being measured."
+                    if undecided else "."))
     return text + ("\n\nUntil the default meets it, check every model you train with "
                    "AutoAttack and the CO monitor; [Choosing a method]"
                    "(docs/guides/choosing_a_method.md) says what worked where.")
