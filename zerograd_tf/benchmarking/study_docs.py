@@ -240,11 +240,33 @@ def parity_summary(plan_file, results, reference_results):
     text = (f"{len(records)} of {len(plan.runs())} runs finished{_dates(records)}; measured on "
             + "; ".join(sorted({machine_text(r["machine"]) for r in records})) + ".\n\n"
             + study_tables.parity(reference, records, list(plan.methods)))
+    missed = parity_missed(plan_file, results, reference_results)
+    if missed:
+        text += ("\n\nSo `--precision auto` stays float32: "
+                 + ", ".join(f"{setting} {method}" for setting, method in missed)
+                 + (" misses" if len(missed) == 1 else " miss")
+                 + " the target, which every method must meet in every setting.")
     both = study_tables.as_trained_comparison(records)
     if both:
         text += ("\n\nThe same attacks (AutoAttack + PGD-50-10, worst case) on the float32 "
                  "copy and on the bfloat16 model as it computes:\n\n" + both)
     return text
+
+
+def parity_missed(plan_file, results, reference_results):
+    """`(setting, method)` of every row of `parity_summary` that misses the
+    parity target (`study_tables.parity_rows`), in the table's order.
+
+    Args:
+        plan_file: the parity study's plan.
+        results: its results folder.
+        reference_results: the results folder of the float32 runs.
+    """
+    plan = StudyPlan.from_file(plan_file)
+    table = study_tables.parity_rows(study_records.load_records(reference_results),
+                                     study_records.load_records(results), list(plan.methods))
+    return [(setting, row["method"]) for setting, rows in table.items() for row in rows
+            if row["met"] is False]
 
 
 def first_study_table(plan_file, results, setting):

@@ -196,45 +196,66 @@ def parity(reference, candidate, methods=None, label="bfloat16"):
     >>> text.splitlines()[-1]
     "1 of 1 methods meet the target (no new CO, mean at most one float32 std below float32's)."
     """
-    order = list(methods or dict.fromkeys(r["method"] for r in candidate))
     lines = []
-    for setting in sorted({r["setting"] for r in candidate}):
-        ref = [run_row(r) for r in reference if r["setting"] == setting]
-        new = [run_row(r) for r in candidate if r["setting"] == setting]
+    for setting, rows in parity_rows(reference, candidate, methods).items():
         lines += [f"**Setting: {setting}**", "",
                   f"| method | runs | CO float32 | CO {label} | worst case float32 | "
                   f"worst case {label} | difference | target |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-        met = total = 0
+        for row in rows:
+            verdict = {True: "met", False: "**missed**", None: "– (one seed)"}[row["met"]]
+            lines.append(
+                f"| {row['method']} | {row['seeds']} | {row['co_reference']}/{row['seeds']} | "
+                f"{row['co']}/{row['seeds']} | {mean_std(row['worst_reference'])} | "
+                f"{mean_std(row['worst'])} | {row['difference']:+.3f} | {verdict} |")
+        judged = [row["met"] for row in rows if row["met"] is not None]
+        lines += ["", f"{sum(judged)} of {len(judged)} methods meet the target (no new CO, "
+                      f"mean at most one float32 std below float32's)." if judged else
+                  "No method has two paired seeds yet: no target is judged."]
+    return "\n".join(lines)
+
+
+def parity_rows(reference, candidate, methods=None):
+    """The rows of `parity`, per setting: for each method with finished runs
+    of the same seeds on both sides, a dict of `method`, `seeds` (how many),
+    `co_reference`, `co` (catastrophic overfitting counts), `worst_reference`,
+    `worst` (final worst-case accuracies), `difference` (of their means) and
+    `met` (the target; `None` with a single seed).
+
+    Args:
+        reference: run records of the reference (float32) study.
+        candidate: run records of the compared study.
+        methods: the order of the rows. Defaults to the order in which
+            methods first appear in `candidate`.
+
+    Returns:
+        dict setting → list of row dicts, settings sorted.
+    """
+    order = list(methods or dict.fromkeys(r["method"] for r in candidate))
+    table = {}
+    for setting in sorted({r["setting"] for r in candidate}):
+        ref = [run_row(r) for r in reference if r["setting"] == setting]
+        new = [run_row(r) for r in candidate if r["setting"] == setting]
+        rows = table[setting] = []
         for method in order:
             a = [r for r in ref if r["method"] == method]
             b = [r for r in new if r["method"] == method]
             seeds = {r["seed"] for r in b} & {r["seed"] for r in a}
             a = [r for r in a if r["seed"] in seeds]
             b = [r for r in b if r["seed"] in seeds]
-            if not seeds:
-                continue
             worst_a = [r["final_worst_case_accuracy"] for r in a]
             worst_b = [r["final_worst_case_accuracy"] for r in b]
-            if None in worst_a or None in worst_b:
+            if not seeds or None in worst_a or None in worst_b:
                 continue
             co_a = sum(r["catastrophic_overfitting"] for r in a)
             co_b = sum(r["catastrophic_overfitting"] for r in b)
             difference = statistics.fmean(worst_b) - statistics.fmean(worst_a)
-            if len(seeds) > 1:
-                ok = co_b <= co_a and difference >= -statistics.stdev(worst_a)
-                met, total = met + ok, total + 1
-                verdict = "met" if ok else "**missed**"
-            else:
-                verdict = "– (one seed)"
-            lines.append(
-                f"| {method} | {len(seeds)} | {co_a}/{len(a)} | {co_b}/{len(b)} | "
-                f"{mean_std(worst_a)} | {mean_std(worst_b)} | {difference:+.3f} | "
-                f"{verdict} |")
-        lines += ["", f"{met} of {total} methods meet the target (no new CO, mean at most "
-                      f"one float32 std below float32's)." if total else
-                  "No method has two paired seeds yet: no target is judged."]
-    return "\n".join(lines)
+            met = (co_b <= co_a and difference >= -statistics.stdev(worst_a)
+                   if len(seeds) > 1 else None)
+            rows.append({"method": method, "seeds": len(seeds), "co_reference": co_a,
+                         "co": co_b, "worst_reference": worst_a, "worst": worst_b,
+                         "difference": difference, "met": met})
+    return table
 
 
 def as_trained_comparison(records):
