@@ -259,10 +259,13 @@ def timings_lines():
         lines.append(f"- `zerograd-train`: {quick['seconds']:.0f} s in all, of which the final "
                      f"evaluation {quick['evaluation_seconds']:.0f} s "
                      f"({machine_text(quick['machine'])}).")
-    for part, command in (("test_suite", "python -m pytest -x -q"),
-                          ("fast_tests", 'python -m pytest -m "not slow"')):
+    for part in ("test_suite", "fast_tests"):
         suite = report.get(part)
         if suite:
+            # The command that was timed (files written before it was
+            # recorded timed the serial commands).
+            command = suite.get("command", {"test_suite": "python -m pytest -x -q",
+                                            "fast_tests": 'python -m pytest -m "not slow"'}[part])
             # pytest's last line without its own timing: "338 passed, 2 warnings".
             outcome = (suite["summary"].split(" in ")[0]
                        or ("passed" if suite["passed"] else "failed"))

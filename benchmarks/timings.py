@@ -7,9 +7,10 @@
 start runs) in a fresh temporary folder and records its wall time, the
 final evaluation's seconds from the run's `report.json` and the evaluation
 table it printed (the README shows it). `test_suite` runs
-the README's test command, `python -m pytest -x -q`, from the repository root
-and records its wall time and outcome (with the failed tests' lines);
-`fast_tests` does the same for the fast tier, `python -m pytest -m "not slow"`. Each entry is written to
+the README's test command, `python -m pytest -x -q -n auto`, from the repository
+root and records its wall time, outcome (with the failed tests' lines) and the
+command; `fast_tests` does the same for the fast tier,
+`python -m pytest -m "not slow" -n auto`. Each entry is written to
 `benchmarks/results/timings.json` with the machine, date and versions as
 soon as it finishes (the other entries are kept), and `readme_tables.py`
 rewrites the README's numbers from that file at once (the next part's test
@@ -59,26 +60,38 @@ def quick_start():
             "robust_accuracy": report["robust_accuracy"], "printed": printed[start:end]}
 
 
-def _pytest(*args):
-    """Wall seconds and outcome of `python -m pytest -q *args` in the repository."""
+# The README's two test commands (pytest's arguments): one worker per core.
+TEST_COMMANDS = {"test_suite": ("-x", "-q", "-n", "auto"),
+                 "fast_tests": ("-m", "not slow", "-n", "auto")}
+
+
+def command_text(part):
+    """The command line of a test part, as the README writes it."""
+    return " ".join(["python -m pytest"] + [f'"{a}"' if " " in a else a
+                                            for a in TEST_COMMANDS[part]])
+
+
+def _pytest(part):
+    """Wall seconds, outcome and command of one of `TEST_COMMANDS`, run in
+    the repository."""
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", *args], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "pytest", *TEST_COMMANDS[part]], cwd=ROOT,
                             capture_output=True, text=True)
     seconds = time.perf_counter() - start
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     return {"seconds": seconds, "passed": result.returncode == 0,
-            "summary": lines[-1] if lines else "",
+            "summary": lines[-1] if lines else "", "command": command_text(part),
             "failed": [line for line in lines if line.startswith("FAILED")]}
 
 
 def test_suite():
-    """The README's test command, `python -m pytest -x -q`."""
-    return _pytest("-x")
+    """The README's test command, `python -m pytest -x -q -n auto`."""
+    return _pytest("test_suite")
 
 
 def fast_tests():
-    """The fast tier, `python -m pytest -m "not slow"`."""
-    return _pytest("-m", "not slow")
+    """The fast tier, `python -m pytest -m "not slow" -n auto`."""
+    return _pytest("fast_tests")
 
 
 def main(argv=None):

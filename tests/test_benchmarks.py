@@ -386,9 +386,10 @@ def test_timings_runs_both_test_tiers_and_the_readme_names_both(monkeypatch, tmp
     monkeypatch.setattr(timings.subprocess, "run", run)
     output = tmp_path / "timings.json"
     assert timings.main(["--only", "test_suite", "fast_tests", "--output", str(output)]) == 0
-    assert commands == [["-m", "pytest", "-q", "-x"], ["-m", "pytest", "-q", "-m", "not slow"]]
+    assert commands == [["-m", "pytest", "-x", "-q", "-n", "auto"],
+                        ["-m", "pytest", "-m", "not slow", "-n", "auto"]]
     monkeypatch.setattr(readme_tables, "RESULTS", str(tmp_path))
     lines = readme_tables.timings_lines().splitlines()
     assert [line.split("`")[1] for line in lines] == [
-        "python -m pytest -x -q", 'python -m pytest -m "not slow"']
+        "python -m pytest -x -q -n auto", 'python -m pytest -m "not slow" -n auto']
     assert all("12 passed" in line for line in lines)
