@@ -61,8 +61,10 @@ def quick_start():
 
 
 # The README's two test commands (pytest's arguments): one worker per core.
-TEST_COMMANDS = {"test_suite": ("-x", "-q", "-n", "auto"),
-                 "fast_tests": ("-m", "not slow", "-n", "auto")}
+# Whole files go to a worker (--dist loadfile): a module's fixtures are made
+# once, and a file's tests never race each other.
+TEST_COMMANDS = {"test_suite": ("-x", "-q", "-n", "auto", "--dist", "loadfile"),
+                 "fast_tests": ("-m", "not slow", "-n", "auto", "--dist", "loadfile")}
 
 
 def command_text(part):
@@ -80,7 +82,8 @@ def _pytest(part):
     seconds = time.perf_counter() - start
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     return {"seconds": seconds, "passed": result.returncode == 0,
-            "summary": lines[-1] if lines else "", "command": command_text(part),
+            # pytest's last line, without the "=====" banner it has without -q.
+            "summary": lines[-1].strip("= ") if lines else "", "command": command_text(part),
             "failed": [line for line in lines if line.startswith("FAILED")]}
 
 

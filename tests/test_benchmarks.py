@@ -381,15 +381,18 @@ def test_timings_runs_both_test_tiers_and_the_readme_names_both(monkeypatch, tmp
 
     def run(command, **kwargs):
         commands.append(command[1:])
-        return subprocess.CompletedProcess(command, 0, stdout="12 passed in 3.0s\n", stderr="")
+        # The fast tier runs without -q: its last line has pytest's banner.
+        last = "12 passed in 3.0s" if "-x" in command else "===== 12 passed in 3.0s ====="
+        return subprocess.CompletedProcess(command, 0, stdout=last + "\n", stderr="")
 
     monkeypatch.setattr(timings.subprocess, "run", run)
     output = tmp_path / "timings.json"
     assert timings.main(["--only", "test_suite", "fast_tests", "--output", str(output)]) == 0
-    assert commands == [["-m", "pytest", "-x", "-q", "-n", "auto"],
-                        ["-m", "pytest", "-m", "not slow", "-n", "auto"]]
+    assert commands == [["-m", "pytest", "-x", "-q", "-n", "auto", "--dist", "loadfile"],
+                        ["-m", "pytest", "-m", "not slow", "-n", "auto", "--dist", "loadfile"]]
     monkeypatch.setattr(readme_tables, "RESULTS", str(tmp_path))
     lines = readme_tables.timings_lines().splitlines()
     assert [line.split("`")[1] for line in lines] == [
-        "python -m pytest -x -q -n auto", 'python -m pytest -m "not slow" -n auto']
-    assert all("12 passed" in line for line in lines)
+        "python -m pytest -x -q -n auto --dist loadfile",
+        'python -m pytest -m "not slow" -n auto --dist loadfile']
+    assert all("(12 passed;" in line for line in lines)

@@ -147,10 +147,16 @@ def test_a_failure_or_a_finished_method_ahead_misses_before_the_other_methods_fi
         [r for r in setting_runs("x") if (r["method"], r["seed"]) != ("n_fgsm", 1)],
         ["z"], STEPS, expected, quiet(settings=("x",)))
     assert decided == {"z": None} and "waiting for 1 of 6 runs" in lines[0]
+    # ... unless its quiet cost is already above the bound.
+    decided, lines = default_target(
+        [r for r in setting_runs("x") if (r["method"], r["seed"]) != ("n_fgsm", 1)],
+        ["z"], STEPS, expected, quiet(z_seconds=1.4, settings=("x",)))
+    assert decided == {"z": False} and "cost above 1.3 × FGSM-RS" in lines[0]
     # The candidate's own runs missing: nothing is decided.
     decided, _ = default_target(setting_runs("x", z_co=True)[:-1], ["z"], STEPS, expected,
                                 quiet(settings=("x",)))
     assert decided == {"z": None}
+
 
 def test_only_quiet_machine_timings_decide_the_cost():
     expected = runs(["fgsm_rs", "z"])

@@ -107,12 +107,13 @@ def default_target(records, candidates, single_step, expected, costs=(),
     is at most `max_cost` times FGSM-RS's, timed on a quiet machine
     (`--cost-only` records: the study's own epoch times share the machine
     with other work, so they are shown but decide nothing). A setting is
-    judged once its planned runs of the candidate and of the single-step
-    methods have finished, or missed as soon as the candidate's own runs
-    there show a failure or a finished single-step method more than
-    `margin` ahead (more runs can only raise that bar); one missed setting
-    decides the candidate, and a setting that does not run it leaves it
-    undecided.
+    met once its planned runs of the candidate and of the single-step
+    methods have finished. It is missed earlier, once the candidate's own
+    planned runs there have all finished, if one of them failed, if a
+    single-step method whose runs have all finished is more than `margin`
+    ahead (more runs can only raise that bar), or if the quiet timings
+    present put it above `max_cost`. One missed setting decides the
+    candidate, and a setting that does not run it leaves it undecided.
 
     Args:
         records: the study's run records.
@@ -159,9 +160,10 @@ def _judge_setting(rows, done, expected, setting, method, single_step, costs, ma
     own_runs = {run for run in planned if run[1] == method}
     if not own_runs <= done:
         return None, f"waiting for {len(needed - done)} of {len(needed)} runs"
-    # The candidate's own runs are in: a failure, or a finished single-step
-    # method more than `margin` ahead, misses already (more runs of other
-    # methods can only raise the bar); meeting it waits for every run.
+    # The candidate's own runs are in: a failure, a finished single-step
+    # method more than `margin` ahead (more runs of other methods can only
+    # raise the bar) or a quiet cost above the bound misses already; meeting
+    # it waits for every run.
     finished = {m for m in dict.fromkeys([*single_step, method])
                 if {run for run in planned if run[1] == m} <= done}
     here = [r for r in rows if r["setting"] == setting]

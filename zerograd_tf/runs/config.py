@@ -161,9 +161,9 @@ class RunConfig:
     precision: str = option(
         "auto", TRAINING, Choice(PRECISIONS),
         "compute precision (a Keras dtype policy): float32; mixed_bfloat16 (CPUs with "
-        "bfloat16 units, TPUs); mixed_float16 (GPUs); auto = float32 until bfloat16's "
-        "robustness parity is measured (docs/precision.md). Inputs, delta and evaluation "
-        "stay float32")
+        "bfloat16 units, TPUs); mixed_float16 (GPUs); auto = float32 (bfloat16 missed the "
+        "robustness-parity target on MNIST: docs/precision.md). Inputs, delta and "
+        "evaluation stay float32")
     strategy: str = option(
         "default", TRAINING, Choice(STRATEGIES),
         "tf.distribute strategy: one device (default), all local GPUs (mirrored), several "
