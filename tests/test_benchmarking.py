@@ -325,3 +325,43 @@ def test_co_study_compares_runs_trained_again_with_their_records(tmp_path):
     (tmp_path / "mnist" / "fgsm_rs_seed0.json").write_text(json.dumps(record))
     assert co_study.compare(str(tmp_path), os.path.join(RESULTS, "co_study_v2"))[
         "runs"][0]["epochs_identical"]
+
+
+def _masked_record(method, seed, square_attacked, square_broken, flag=None):
+    final_aa = {"robust_accuracy": 0.3, "attacks": [
+        {"name": "apgd-ce", "robust_accuracy": 0.4},
+        {"name": "square", "robust_accuracy": 0.3, "num_attacked": square_attacked,
+         "num_broken": square_broken}]}
+    if flag is not None:
+        final_aa["gradient_masking"] = flag
+    return {"setting": "s", "method": method, "seed": seed, "config": {"num_classes": 10},
+            "epochs": [{"pgd_accuracy": 0.3, "fgsm_accuracy": 0.35}],
+            "final": {"clean_accuracy": 0.8, "robust_accuracy": 0.3},
+            "final_autoattack": final_aa, "mean_epoch_seconds": 1.0}
+
+
+def test_the_summary_names_the_runs_with_a_sign_of_gradient_masking():
+    # Square's breaks after every gradient attack decide it, by the rule the
+    # evaluation applies (also for records written before it stored a flag).
+    records = [_masked_record("a", 0, 800, 36, flag=True), _masked_record("a", 1, 800, 30),
+               _masked_record("b", 0, 800, 1), _masked_record("b", 1, 800, 2)]
+    rows = [study_records.run_row(r) for r in records]
+    assert [r["gradient_masking"] for r in rows] == [True, True, False, False]
+    text = study_tables.summary(records)
+    assert "Signs of gradient masking" in text and "a (2 of 2 runs)" in text
+    assert "b (" not in text
+    assert "Signs of gradient masking" not in study_tables.summary(records[2:])
+    without_square = dict(records[0], final_autoattack=None)
+    assert study_records.run_row(without_square)["gradient_masking"] is None
+
+
+def test_the_computed_masking_sign_is_the_flag_the_evaluation_stored():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    stored = [r for study in ("co_study_v3", "co_study_v3_dev", "precision_parity")
+              for r in study_records.load_records(os.path.join(root, "benchmarks", "results",
+                                                               study))
+              if "gradient_masking" in (r.get("final_autoattack") or {})]
+    assert any(r["final_autoattack"]["gradient_masking"] for r in stored)
+    for r in stored:
+        assert (study_records.gradient_masking(r)
+                == r["final_autoattack"]["gradient_masking"]), (r["method"], r["seed"])

@@ -18,6 +18,7 @@ import json
 import os
 
 from zerograd_tf import monitoring
+from zerograd_tf.evaluation import masking
 
 EPOCH_COLUMNS = ["setting", "method", "seed", "epoch", "train_loss", "train_accuracy",
                  "clean_accuracy", "fgsm_accuracy", "pgd_accuracy", "epoch_seconds"]
@@ -25,7 +26,7 @@ RUN_COLUMNS = ["setting", "method", "seed", "epochs", "final_clean_accuracy",
                "final_pgd50_10_accuracy", "final_autoattack_accuracy",
                "final_worst_case_accuracy", "best_pgd10_accuracy", "final_pgd10_accuracy",
                "final_fgsm_accuracy", "catastrophic_overfitting", "did_not_learn",
-               "mean_epoch_seconds", "final_quantile", "co_events"]
+               "mean_epoch_seconds", "final_quantile", "co_events", "gradient_masking"]
 
 
 def _load_all(pattern):
@@ -78,6 +79,30 @@ def _autoattack_accuracy(record):
     return members[-1]["robust_accuracy"]
 
 
+def gradient_masking(record):
+    """Whether the final evaluation showed a sign of gradient masking.
+
+    Square, run after every gradient attack on the examples they left
+    robust, broke more of them than chance explains
+    (`zerograd_tf.evaluation.masking.gradient_masking`, the rule the
+    evaluation applies; computed from Square's counts, so records written
+    before the evaluation stored the flag are judged alike). The worst case
+    counts Square's breaks, but a model that masks gradients may be weaker
+    still than every attack found.
+
+    Args:
+        record: a run record.
+
+    Returns:
+        bool, or `None` without a final AutoAttack that ran Square.
+    """
+    square = next((e for e in (record.get("final_autoattack") or {}).get("attacks", [])
+                   if e["name"] == "square" and "num_attacked" in e), None)
+    if square is None:
+        return None
+    return masking.gradient_masking(square["num_broken"], square["num_attacked"])
+
+
 def run_row(record):
     """One run's numbers (`RUN_COLUMNS`) from its record.
 
@@ -116,6 +141,7 @@ def run_row(record):
         "mean_epoch_seconds": record["mean_epoch_seconds"],
         "final_quantile": record.get("final_quantile"),
         "co_events": sum(len(m["events"]) for m in record.get("co_monitor") or []),
+        "gradient_masking": gradient_masking(record),
     }
 
 

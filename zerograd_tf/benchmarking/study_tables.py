@@ -65,6 +65,7 @@ def summary(records, costs=(), methods=None):
                 f"{mean_std([r['best_pgd10_accuracy'] for r in runs])} | "
                 f"{mean_std([r['final_pgd10_accuracy'] for r in runs])} | "
                 f"{seconds:.1f} | {cost} |")
+        lines += _masking_lines([run_row(r) for r in subset], order)
         reused = collections.Counter((r["reused_from"], r["method"]) for r in subset
                                      if r.get("reused_from"))
         for source in sorted({source for source, _ in reused}):
@@ -73,6 +74,19 @@ def summary(records, costs=(), methods=None):
                           f"{m} ({n})" for (s, m), n in reused.items() if s == source) + "."]
         lines += ["", *auto_target(subset, [c for c in costs if c["setting"] == setting]), ""]
     return "\n".join(lines)
+
+
+def _masking_lines(rows, order):
+    """The methods with runs that showed a sign of gradient masking."""
+    flagged = [f"{m} ({sum(bool(r['gradient_masking']) for r in own)} of {len(own)} runs)"
+               for m in order
+               for own in [[r for r in rows if r["method"] == m]]
+               if any(r["gradient_masking"] for r in own)]
+    if not flagged:
+        return []
+    return ["", "Signs of gradient masking (Square, after every gradient attack, broke more "
+                "examples than chance explains; the worst case counts them, but such a model "
+                "may be weaker still): " + ", ".join(flagged) + "."]
 
 
 def auto_target(records, costs=()):
