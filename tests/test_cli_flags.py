@@ -29,7 +29,7 @@ TRAIN_FLAGS = {
     "--epsilon": (["--epsilon", "8/255"], 8 / 255),
     "--alpha": (["--alpha", "1.5"], 1.5),
     "--quantile": (["--quantile", "0.6"], 0.6),
-    "--auto-slide": (["--quantile", "auto", "--auto-slide", "0.2"], 0.2),
+    "--auto-slide": (["--method", "zerograd", "--quantile", "auto", "--auto-slide", "0.2"], 0.2),
     "--zero-iters": (["--zero-iters", "2"], 2),
     "--samples": (["--samples", "5"], 5),
     "--threshold": (["--threshold", "2"], 2),
@@ -103,7 +103,7 @@ def _resolved(argv, data):
 # Method flags -> the model's constructor arguments.
 @pytest.mark.parametrize("argv, keyword, expected", [
     (["--quantile", "0.6"], "quantile", 0.6),
-    (["--zero-iters", "2"], "zero_iters", 2),
+    (["--method", "zerograd", "--zero-iters", "2"], "zero_iters", 2),
     (["--alpha", "1.5", "--epsilon", "0.2"], "alpha_factor", 1.5),
     (["--method", "multigrad", "--samples", "5", "--threshold", "4"], "threshold", 4),
     (["--method", "multigrad", "--samples", "5"], "samples", 5),

@@ -180,6 +180,7 @@ def test_auto_slide_reaches_the_auto_quantile_monitor(tmp_path):
     data = datasets.load_image_data(make_npz(tmp_path / "d.npz", n_train=64, n_test=16),
                                     val_size=16)
     for auto_slide in (None, 0.25):
-        config = RunConfig(quantile="auto", auto_slide=auto_slide).resolved(data)
+        config = RunConfig(method="zerograd", quantile="auto",
+                           auto_slide=auto_slide).resolved(data)
         (monitor,) = training.monitor_callbacks(config, data, str(tmp_path), logdir=None)
         assert monitor.slide_drop == auto_slide

@@ -33,7 +33,7 @@ def test_end_to_end_train_then_eval(tmp_path, capsys):
     report = json.loads((out / "report.json").read_text())
     config = json.loads((out / "config.json").read_text())
     assert report["split"] == "test" and report["num_examples"] == 48
-    assert config["method"] == "zerograd" and config["epsilon"] == pytest.approx(0.1)
+    assert config["method"] == "zerograd_n_fgsm" and config["epsilon"] == pytest.approx(0.1)
     assert config["model"] == "small_cnn" and config["optimizer"] == "adam"
     history = json.loads((out / "history.json").read_text())
     assert history["epoch"] == [1]
@@ -41,6 +41,7 @@ def test_end_to_end_train_then_eval(tmp_path, capsys):
             "val_pgd_accuracy", "learning_rate"} <= set(history)
     model = keras.models.load_model(out / "model.keras")
     assert model.epsilon == pytest.approx(0.1) and model.quantile == pytest.approx(0.35)
+    assert type(model).__name__ == "ZeroGradNFGSMModel" and model.noise_magnitude == 2.0
     capsys.readouterr()
     json_path = tmp_path / "eval.json"
     code = eval_program.main([str(out / "model.keras"), "--dataset", data, "--attack", "pgd",
@@ -287,7 +288,8 @@ def test_co_monitor_and_diagnostics_flags(tmp_path):
     data = make_npz(tmp_path / "tiny.npz")
     out, logdir = tmp_path / "run", tmp_path / "tb"
     assert train_program.main(["--dataset", data, "--output", str(out), "--logdir",
-                               str(logdir), "--co-monitor", "adapt", "--co-size", "16",
+                               str(logdir), "--method", "zerograd", "--co-monitor", "adapt",
+                               "--co-size", "16",
                                "--diagnostics", *FAST]) == 0
     history = json.loads((out / "history.json").read_text())
     assert {"co_monitor/pgd_accuracy", "co_monitor/fgsm_accuracy", "co_monitor/detected",
@@ -302,8 +304,8 @@ def test_co_monitor_and_diagnostics_flags(tmp_path):
 def test_quantile_auto_from_the_command_line(tmp_path, capsys):
     data = make_npz(tmp_path / "tiny.npz")
     out = tmp_path / "run"
-    assert train_program.main(["--dataset", data, "--output", str(out), "--quantile", "auto",
-                               *FAST]) == 0
+    assert train_program.main(["--dataset", data, "--output", str(out), "--method", "zerograd",
+                               "--quantile", "auto", *FAST]) == 0
     history = json.loads((out / "history.json").read_text())
     assert {"co_monitor/pgd_accuracy", "co_monitor/detected"} <= set(history)
     state = json.loads((out / "auto_quantile.json").read_text())
@@ -315,11 +317,17 @@ def test_quantile_auto_from_the_command_line(tmp_path, capsys):
     fast = [f for f in FAST]
     fast[fast.index("--val-size") + 1] = "0"
     assert train_program.main(["--dataset", data, "--output", str(tmp_path / "o"),
-                               "--quantile", "auto", *fast]) == 2
+                               "--method", "zerograd", "--quantile", "auto", *fast]) == 2
     assert "--val-size must be > 0 with quantile 'auto'" in capsys.readouterr().err
     assert train_program.main(["--dataset", data, "--output", str(tmp_path / "o"),
-                               "--quantile", "auto", "--co-monitor", "warn", *FAST]) == 2
+                               "--method", "zerograd", "--quantile", "auto", "--co-monitor", "warn",
+                               *FAST]) == 2
     assert "--co-monitor must be 'off' with quantile 'auto'" in capsys.readouterr().err
+    # The default method is not ZeroGrad: 'auto' alone is refused, saying what to add.
+    assert train_program.main(["--dataset", data, "--output", str(tmp_path / "o"),
+                               "--quantile", "auto", *FAST]) == 2
+    assert ("--quantile 'auto' is ZeroGrad's: it needs method 'zerograd' (the default method "
+            "is zerograd_n_fgsm") in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_status:
         train_program.main(["--dataset", data, "--quantile", "autp", *FAST])
     assert exit_status.value.code == 2
@@ -371,7 +379,7 @@ def test_saved_model_loads_in_a_fresh_process_with_only_the_package(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, str(out / "model.keras")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["ZeroGradModel", "CyclicLR"]
+    assert result.stdout.split() == ["ZeroGradNFGSMModel", "CyclicLR"]
 
 
 @pytest.mark.slow

@@ -109,7 +109,7 @@ def test_multigrad_search_space(tmp_path):
     import keras_tuner
 
     data = datasets.load_image_data(_data(tmp_path), val_size=32)
-    config = RunConfig(dataset="x.npz", epochs=1).resolved(data)
+    config = RunConfig(dataset="x.npz", method="zerograd", epochs=1).resolved(data)
     hypermodel = ZeroGradHyperModel(config, data, method="search", lr_range=(1e-4, 1e-2))
     hp = keras_tuner.HyperParameters()
     hp.values["method"] = "multigrad"

@@ -1,6 +1,6 @@
 """zerograd-eval: clean and robust accuracy (AutoAttack by default) of a saved model.
 
-    zerograd-eval runs/mnist10k-zerograd/model.keras --dataset mnist10k
+    zerograd-eval runs/mnist10k-zerograd_n_fgsm/model.keras --dataset mnist10k
     zerograd-eval model.keras --dataset cifar10 --epsilon 8/255 --attack pgd --steps 50 \
         --restarts 10
     zerograd-eval model.keras --json - > report.json      # the JSON report alone on stdout

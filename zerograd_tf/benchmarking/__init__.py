@@ -6,8 +6,10 @@
 - `study_records`: a study's run records: loading, the per-run row and the
   CSV files.
 - `study_tables`: a study's Markdown summary and its targets.
-- `study_choices`: the decisions taken from a study's records by rules
-  written before its runs (a development choice, the default's target).
+- `study_choices`: the decisions taken from a study's records by written
+  rules (a development choice, the default's target, the safest method).
+- `study_default`: what the study says of `zerograd-train`'s default (the
+  target per recipe, the README's opening claim).
 - `study_docs`, `study_plots`: the documents' text and figures.
 - `vs_pytorch_report`: the side-by-side's tables and targets.
 - `step_cost`: a method's compiled model on a network and a callable that

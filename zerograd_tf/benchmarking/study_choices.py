@@ -1,9 +1,12 @@
-"""The study's two decisions, computed from run records by rules written down
-before the runs: which setting of a variant the study runs (development
-runs), and which recipe may become the default (issue 27's target).
+"""The study's decisions, computed from run records by written rules: which
+setting of a variant the study runs (development runs) and which recipe may
+become the default (issue 27's target), both written down before the runs;
+and, when no recipe meets that target, which single-step method is the
+safest (`safest_method`, written after the MNIST and CIFAR-10 runs).
 
-Both return Markdown lines that say what was decided, or why nothing is
-decided yet; `benchmarks/readme_tables.py` writes them into docs/study.md.
+The first two return Markdown lines that say what was decided, or why
+nothing is decided yet; `benchmarks/readme_tables.py` writes them into
+docs/study.md.
 """
 
 import statistics
@@ -191,3 +194,56 @@ def _judge_setting(rows, done, expected, setting, method, single_step, costs, ma
                f"waiting for {len(waiting)} of {len(needed)} runs" if waiting else
                "waiting for --cost-only timings"))
     return result, text
+
+
+def safest_method(records, single_step, expected):
+    """The single-step method with the fewest failed runs, what
+    `zerograd-train`'s default falls back to when no ZeroGrad-family recipe
+    meets `default_target`.
+
+    A run fails when it overfits catastrophically or does not learn. A
+    method is compared once every planned run of it has finished in every
+    setting that has any finished single-step run (a setting no run has
+    reached decides nothing yet); the fewest failures per finished run
+    win, and among equals the highest worst-case accuracy (each setting's
+    mean over its seeds, averaged over the settings).
+
+    Args:
+        records: the study's run records.
+        single_step: the single-step method names of the study.
+        expected: `(setting, method, seed)` of every planned run.
+
+    Returns:
+        `(method name or None, dict method → (failed runs, finished runs))`
+        of the methods compared.
+
+    Example:
+
+    >>> from zerograd_tf.benchmarking.study_choices import safest_method
+    >>> def run(method, clean):
+    ...     return {"setting": "s", "method": method, "seed": 0,
+    ...             "config": {"num_classes": 10},
+    ...             "epochs": [{"pgd_accuracy": 0.3, "fgsm_accuracy": 0.35}],
+    ...             "final": {"clean_accuracy": clean, "robust_accuracy": 0.2},
+    ...             "final_autoattack": {"robust_accuracy": 0.2, "attacks": [
+    ...                 {"name": "apgd-ce", "robust_accuracy": 0.2}]},
+    ...             "mean_epoch_seconds": 1.0}
+    >>> safest_method([run("a", 0.1), run("b", 0.8)], ["a", "b"],
+    ...               [("s", "a", 0), ("s", "b", 0)])
+    ('b', {'a': (1, 1), 'b': (0, 1)})
+    """
+    rows = [r for r in _planned_rows(records, expected) if r["method"] in single_step]
+    done = {(r["setting"], r["method"], r["seed"]) for r in rows}
+    reached = {r["setting"] for r in rows}
+    failures, scores = {}, {}
+    for method in single_step:
+        planned = {run for run in expected if run[1] == method and run[0] in reached}
+        if not planned or not planned <= done:
+            continue
+        own = [r for r in rows if r["method"] == method]
+        failed = sum(r["catastrophic_overfitting"] or r["did_not_learn"] for r in own)
+        failures[method] = (failed, len(own))
+        scores[method] = (-failed / len(own), statistics.fmean(
+            statistics.fmean(_worst([r for r in own if r["setting"] == s]))
+            for s in sorted({r["setting"] for r in own})))
+    return (max(scores, key=scores.get) if scores else None), failures

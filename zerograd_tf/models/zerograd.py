@@ -24,7 +24,11 @@ class ZeroGradModel(QuantileMaskedModel):
     drive catastrophic overfitting.
 
     The safe quantile depends on the data and epsilon; docs/study.md
-    measures it per data set. `quantile="auto"` tunes it during training: q starts
+    measures it per data set (so far no quantile there has been free of
+    catastrophic overfitting in both of its settings; the same mask on
+    N-FGSM's step, `ZeroGradNFGSMModel` and `zerograd-train`'s default, has
+    been). `quantile="auto"`
+    tunes it during training: q starts
     at 0.35 and the `zerograd_tf.callbacks.AutoQuantile` callback, which you
     pass to `fit` with held-out examples, raises it whenever catastrophic
     overfitting starts (the rule and its reasons are in `AutoQuantile`'s

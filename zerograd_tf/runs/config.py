@@ -97,7 +97,9 @@ class RunConfig:
         "if < 1)")
     augment: Optional[bool] = option(None, DATA, Switch(optional=True),
                                      "pad-4 crop + flip augmentation", "on for CIFAR/SVHN")
-    method: str = option("zerograd", METHOD, Choice(METHODS), "the adversarial training method")
+    method: str = option("zerograd_n_fgsm", METHOD, Choice(METHODS),
+                         "the adversarial training method (zerograd_n_fgsm: ZeroGrad's mask on "
+                         "N-FGSM's step; why it is the default: docs/study.md)")
     epsilon: Optional[float] = option(
         None, METHOD, Epsilon(optional=True),
         "the radius, a fraction of the pixel range (the flag also takes 8/255, or 8: a value "
@@ -105,7 +107,8 @@ class RunConfig:
         "0.1 for grayscale data, 8/255 for colour data")
     alpha: Optional[float] = option(None, METHOD, Number(0, optional=True),
                                     "step size as a multiple of epsilon",
-                                    "the method's, e.g. 2 for zerograd, 1.25 for fgsm_rs")
+                                    "the method's: 1 for zerograd_n_fgsm and n_fgsm, 2 for "
+                                    "zerograd, 1.25 for fgsm_rs")
     quantile: Union[float, str] = option(
         DEFAULT_QUANTILE, METHOD, NumberOrWord("auto", UpTo(0, 1),
                                                "a number in [0, 1) or 'auto'"),
@@ -229,8 +232,9 @@ class RunConfig:
             raise ConfigError("auto_slide", "acts on quantile 'auto' only (got quantile "
                                             f"{self.quantile!r})")
         if self.quantile == "auto" and self.method == "zerograd_n_fgsm":
-            raise ConfigError("quantile", "'auto' is ZeroGrad's (method 'zerograd'); give "
-                                          "zerograd_n_fgsm a number in [0, 1)")
+            raise ConfigError("quantile", "'auto' is ZeroGrad's: it needs method 'zerograd' "
+                                          "(the default method is zerograd_n_fgsm, which takes "
+                                          "a number in [0, 1))")
         if self.threshold is not None and self.threshold > self.samples:
             raise ConfigError("threshold", f"must be in [1, samples={self.samples}], got "
                                            f"{self.threshold}")
