@@ -30,7 +30,7 @@ TRAIN_FLAGS = {
     "--alpha": (["--alpha", "1.5"], 1.5),
     "--quantile": (["--quantile", "0.6"], 0.6),
     "--auto-slide": (["--method", "zerograd", "--quantile", "auto", "--auto-slide", "0.2"], 0.2),
-    "--zero-iters": (["--zero-iters", "2"], 2),
+    "--zero-iters": (["--method", "zerograd", "--zero-iters", "2"], 2),
     "--samples": (["--samples", "5"], 5),
     "--threshold": (["--threshold", "2"], 2),
     "--pgd-steps": (["--pgd-steps", "3"], 3),

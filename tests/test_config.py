@@ -43,6 +43,12 @@ def test_cross_field_rules():
         RunConfig(model="wide_resnet", depth=27)
     with pytest.raises(ConfigError, match="`auto_slide` acts on quantile 'auto' only"):
         RunConfig(auto_slide=0.2)
+    # ZeroGrad's own hyperparameters are refused, not ignored, with another method (the
+    # default is zerograd_n_fgsm since 0.2.0).
+    with pytest.raises(ConfigError, match="`zero_iters` acts on method 'zerograd' only "
+                                          "\\(got method 'zerograd_n_fgsm'\\)"):
+        RunConfig(zero_iters=2)
+    assert RunConfig(method="zerograd", zero_iters=2).zero_iters == 2
 
 
 def test_resolved_fills_the_data_dependent_defaults(tmp_path):

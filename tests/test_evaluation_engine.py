@@ -131,7 +131,7 @@ def test_epsilon_sweep_takes_relative_alpha_with_alpha_none():
 
 def test_one_square_break_in_459_is_chance_and_many_are_masking():
     from zerograd_tf.evaluation import masking
-    assert not masking.gradient_masking(1, 459)   # the README's quick start
+    assert not masking.gradient_masking(1, 459)   # ZeroGrad on the quick start's digits
     assert not masking.gradient_masking(2, 2)     # too few to decide
     assert masking.gradient_masking(12, 100)
     assert masking.gradient_masking(3, 3)

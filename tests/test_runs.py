@@ -184,3 +184,24 @@ def test_auto_slide_reaches_the_auto_quantile_monitor(tmp_path):
                            auto_slide=auto_slide).resolved(data)
         (monitor,) = training.monitor_callbacks(config, data, str(tmp_path), logdir=None)
         assert monitor.slide_drop == auto_slide
+
+
+def test_a_run_of_the_old_default_method_says_which_flag_resumes_it(tmp_path):
+    """0.2.0 changed zerograd-train's default method: the same command on a
+    run of 0.1.0's default is refused, naming the run's method, not only
+    that it differs (pass --overwrite would delete the run)."""
+    from zerograd_tf.runs import options, run_dir
+
+    data = datasets.load_image_data(make_npz(tmp_path / "d.npz", n_train=64, n_test=16),
+                                    val_size=16)
+    old = RunConfig(method="zerograd", epochs=1).resolved(data)
+    output = tmp_path / "run"
+    output.mkdir()
+    (output / "config.json").write_text(json.dumps(old.to_dict()))
+    with pytest.raises(options.UsageError) as refused:
+        run_dir.check_output(str(output), RunConfig(epochs=1).resolved(data), resume=True,
+                             overwrite=False)
+    assert ("differs in: method: 'zerograd' there, 'zerograd_n_fgsm' here); give the run's "
+            "values to resume it") in str(refused.value)
+    saved, _ = run_dir.check_output(str(output), old, resume=True, overwrite=False)
+    assert saved["method"] == "zerograd"

@@ -1,7 +1,7 @@
 """zerograd-train: train a robust classifier, with TensorBoard logs,
 checkpoints that resume, and a final robust-accuracy report (AutoAttack).
 
-    zerograd-train                                   # ZeroGrad on the embedded MNIST subset
+    zerograd-train                                   # the default method on the MNIST subset
     zerograd-train --dataset cifar10 --epsilon 8/255 --method zerograd --quantile 0.35
     tensorboard --logdir runs
 

@@ -202,11 +202,12 @@ def safest_method(records, single_step, expected):
     meets `default_target`.
 
     A run fails when it overfits catastrophically or does not learn. A
-    method is compared once every planned run of it has finished in every
-    setting that has any finished single-step run (a setting no run has
-    reached decides nothing yet); the fewest failures per finished run
-    win, and among equals the highest worst-case accuracy (each setting's
-    mean over its seeds, averaged over the settings).
+    setting counts once every planned single-step run in it has finished
+    (until then a method with runs left could still come out safer); the
+    methods planned in every counted setting are compared there: the
+    fewest failures per run win, and among equals the highest worst-case
+    accuracy (each setting's mean over its seeds, averaged over the
+    settings).
 
     Args:
         records: the study's run records.
@@ -214,8 +215,8 @@ def safest_method(records, single_step, expected):
         expected: `(setting, method, seed)` of every planned run.
 
     Returns:
-        `(method name or None, dict method → (failed runs, finished runs))`
-        of the methods compared.
+        `(method name or None, dict method → (failed runs, runs), counted
+        settings)`.
 
     Example:
 
@@ -230,20 +231,22 @@ def safest_method(records, single_step, expected):
     ...             "mean_epoch_seconds": 1.0}
     >>> safest_method([run("a", 0.1), run("b", 0.8)], ["a", "b"],
     ...               [("s", "a", 0), ("s", "b", 0)])
-    ('b', {'a': (1, 1), 'b': (0, 1)})
+    ('b', {'a': (1, 1), 'b': (0, 1)}, ['s'])
     """
-    rows = [r for r in _planned_rows(records, expected) if r["method"] in single_step]
+    planned = [run for run in expected if run[1] in single_step]
+    rows = _planned_rows(records, planned)
     done = {(r["setting"], r["method"], r["seed"]) for r in rows}
-    reached = {r["setting"] for r in rows}
+    counted = [s for s in sorted({run[0] for run in planned})
+               if {run for run in planned if run[0] == s} <= done]
     failures, scores = {}, {}
     for method in single_step:
-        planned = {run for run in expected if run[1] == method and run[0] in reached}
-        if not planned or not planned <= done:
+        if not all(any(run[:2] == (s, method) for run in planned) for s in counted):
             continue
-        own = [r for r in rows if r["method"] == method]
-        failed = sum(r["catastrophic_overfitting"] or r["did_not_learn"] for r in own)
+        own = [r for r in rows if r["method"] == method and r["setting"] in counted]
+        if not own:
+            continue
+        failed = sum(bool(r["catastrophic_overfitting"] or r["did_not_learn"]) for r in own)
         failures[method] = (failed, len(own))
         scores[method] = (-failed / len(own), statistics.fmean(
-            statistics.fmean(_worst([r for r in own if r["setting"] == s]))
-            for s in sorted({r["setting"] for r in own})))
-    return (max(scores, key=scores.get) if scores else None), failures
+            statistics.fmean(_worst([r for r in own if r["setting"] == s])) for s in counted))
+    return (max(scores, key=scores.get) if scores else None), failures, counted

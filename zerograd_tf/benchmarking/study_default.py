@@ -23,10 +23,10 @@ def _judge_default(plan_file, results, families):
     """`(plan, candidates, single_step, decided, lines)` of
     `study_choices.default_target` on a study: the candidates are its
     methods of `families`, the single-step methods every method but PGD
-    training."""
+    training and clean training."""
     plan = StudyPlan.from_file(plan_file)
     candidates = [m for m, f in plan.methods.items() if f["method"] in families]
-    single_step = [m for m, f in plan.methods.items() if f["method"] != "pgd"]
+    single_step = [m for m, f in plan.methods.items() if f["method"] not in ("pgd", "clean")]
     decided, lines = study_choices.default_target(
         study_records.load_records(results), candidates, single_step, plan.runs(),
         study_records.load_costs(results))
@@ -98,11 +98,10 @@ def _counts(rows, method, settings, failures):
     return " and ".join(counts), missing
 
 
-def _worst_cases(rows, method, settings, single_step, expected):
+def _worst_cases(rows, method, settings, single_step, expected, names):
     """Per setting with runs of `method`: its worst case and the best
     other single-step method's mean (among those whose planned runs there
     have all finished)."""
-    rows = [r for r in rows if r["final_worst_case_accuracy"] is not None]
     done = {(r["setting"], r["method"], r["seed"]) for r in rows}
     parts = []
     for setting in settings:
@@ -117,9 +116,9 @@ def _worst_cases(rows, method, settings, single_step, expected):
                  and any(run[:2] == (setting, m) for run in expected)}
         best = max(means, key=means.get) if means else None
         gap = (means[best] - statistics.fmean(own)) * 100 if best else 0.0
-        other = ("the best single-step method there" if gap <= 0
-                 else f"{best} {means[best]:.3f}, {gap:.1f} points higher")
-        parts.append(f"{mean_std(own)} on {SETTING_NAMES.get(setting, setting)} ({other})")
+        other = ("" if best is None else " (the best single-step method there)" if gap <= 0
+                 else f" ({names[best]} {means[best]:.3f}, {gap:.1f} points higher)")
+        parts.append(f"{mean_std(own)} on {SETTING_NAMES.get(setting, setting)}{other}")
     return "; ".join(parts)
 
 
@@ -143,8 +142,12 @@ def default_claim(plan_file, results, default_method, paper_method=None, familie
     """
     plan, candidates, single_step, decided, _ = _judge_default(plan_file, results, families)
     records = study_records.load_records(results)
-    rows = [study_records.run_row(r) for r in records]
-    description = describe(plan.methods[default_method])
+    planned = set(plan.runs())
+    rows = [row for row in map(study_records.run_row, records)
+            if (row["setting"], row["method"], row["seed"]) in planned
+            and row["final_worst_case_accuracy"] is not None]
+    names = {m: describe(fields) for m, fields in plan.methods.items()}
+    description = names[default_method]
     settings = list(plan.settings)
     counts, missing = _counts(rows, default_method, settings, failures=False)
     study = (f"In [the catastrophic-overfitting study](docs/study.md) (AutoAttack + PGD-50-10 "
@@ -157,7 +160,8 @@ def default_claim(plan_file, results, default_method, paper_method=None, familie
     undecided = sum(ok is None for ok in decided.values())
     still = (f"; {undecided} {'is' if undecided == 1 else 'are'} still being measured"
              if undecided else "")
-    safest, _ = study_choices.safest_method(records, single_step, plan.runs())
+    safest, compared, counted = study_choices.safest_method(records, single_step,
+                                                            plan.runs())
     advice = ("\n\nCheck every model you train with AutoAttack and the CO monitor; "
               "[Choosing a method](docs/guides/choosing_a_method.md) says what worked where.")
     if not met and safest == default_method:
@@ -171,16 +175,20 @@ def default_claim(plan_file, results, default_method, paper_method=None, familie
                 f"safe default yet** "
                 f"({_target_text()}). {study}, none of the {len(candidates)} ZeroGrad-family "
                 f"recipes meets it{still}. `zerograd-train`'s default is the single-step "
-                f"method with the fewest failed runs: {description}, with {failed} "
-                f"overfitting catastrophically or failing to learn; worst case "
-                f"{_worst_cases(rows, default_method, settings, single_step, plan.runs())}.")
+                f"method with the fewest failed runs (of the {len(compared)} compared in "
+                f"{' and '.join(SETTING_NAMES.get(s, s) for s in counted)}, "
+                + ("the one setting whose runs have" if len(counted) == 1 else
+                   "the settings whose runs have")
+                + f" all finished): {description}, with {failed} overfitting "
+                f"catastrophically or failing to learn; worst case "
+                f"{_worst_cases(rows, default_method, settings, single_step, plan.runs(), names)}.")
         if masking:
             text += (f" Square found signs of gradient masking {masking}: the worst case "
                      f"counts what it broke, but such a model may be weaker still.")
         if paper_method and paper_method != default_method:
             paper, _ = _counts(rows, paper_method, settings, failures=False)
             flag = plan.methods[paper_method]["method"]
-            text += (f" The paper's recipe, {describe(plan.methods[paper_method])} "
+            text += (f" The paper's recipe, {names[paper_method]} "
                      f"(`--method {flag}`), overfitted catastrophically in {paper}.")
         return text + advice
     text = ("**Not safe by default yet.** " + study + f", `zerograd-train`'s default, "
@@ -193,5 +201,6 @@ def default_claim(plan_file, results, default_method, paper_method=None, familie
         text += (f" None of the {len(candidates)} ZeroGrad-family recipes studied so far meets "
                  f"the target for a safe default ({_target_text()}){still}.")
     if safest and safest != default_method:
-        text += f" The safest single-step method in the study is {safest}."
+        text += (f" The safest single-step method in the study is {names[safest]} "
+                 f"(`{safest}`).")
     return text + advice.replace("Check every", "Until the default meets it, check every")

@@ -25,10 +25,9 @@ class ZeroGradModel(QuantileMaskedModel):
 
     The safe quantile depends on the data and epsilon; docs/study.md
     measures it per data set (so far no quantile there has been free of
-    catastrophic overfitting in both of its settings; the same mask on
+    catastrophic overfitting on both MNIST and CIFAR-10; the same mask on
     N-FGSM's step, `ZeroGradNFGSMModel` and `zerograd-train`'s default, has
-    been). `quantile="auto"`
-    tunes it during training: q starts
+    been). `quantile="auto"` tunes it during training: q starts
     at 0.35 and the `zerograd_tf.callbacks.AutoQuantile` callback, which you
     pass to `fit` with held-out examples, raises it whenever catastrophic
     overfitting starts (the rule and its reasons are in `AutoQuantile`'s

@@ -231,6 +231,9 @@ class RunConfig:
         if self.auto_slide is not None and self.quantile != "auto":
             raise ConfigError("auto_slide", "acts on quantile 'auto' only (got quantile "
                                             f"{self.quantile!r})")
+        if self.zero_iters != 1 and self.method != "zerograd":
+            raise ConfigError("zero_iters", "acts on method 'zerograd' only (got method "
+                                            f"{self.method!r})")
         if self.quantile == "auto" and self.method == "zerograd_n_fgsm":
             raise ConfigError("quantile", "'auto' is ZeroGrad's: it needs method 'zerograd' "
                                           "(the default method is zerograd_n_fgsm, which takes "

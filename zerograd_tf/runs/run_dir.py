@@ -270,10 +270,16 @@ def check_output(output, config, resume, overwrite, prog="zerograd-train"):
         saved = _read_saved_config(config_path)
         different = _differences(saved, config)
         if different:
+            # The run's values too: a default that changed between versions
+            # (0.2.0's --method) is then one flag away from resuming it.
+            upgraded, wanted = config_lib.upgraded(saved), config.to_dict()
+            values = "; ".join(
+                f"{k}: {upgraded.get(k, ADDED_DEFAULTS.get(k))!r} there, "
+                f"{wanted.get(k, ADDED_DEFAULTS.get(k))!r} here" for k in different)
             raise options.UsageError(
                 f"{output} holds a run with a different configuration (differs in: "
-                f"{', '.join(different)}); pass --overwrite to replace it, or choose "
-                "another --output.")
+                f"{values}); give the run's values to resume it, pass --overwrite to "
+                "replace it, or choose another --output.")
         return saved, check_run_files(output, prog)
     if resume:
         raise options.UsageError(f"--resume: there is no run to resume in {output}.")
