@@ -365,3 +365,18 @@ def test_the_computed_masking_sign_is_the_flag_the_evaluation_stored():
     for r in stored:
         assert (study_records.gradient_masking(r)
                 == r["final_autoattack"]["gradient_masking"]), (r["method"], r["seed"])
+
+
+def test_the_parity_table_keeps_each_setting_a_block_of_its_own():
+    def run(setting, seed, worst=0.3):
+        return {"setting": setting, "method": "m", "seed": seed, "config": {"num_classes": 10},
+                "epochs": [{"pgd_accuracy": 0.3, "fgsm_accuracy": 0.35}],
+                "final": {"clean_accuracy": 0.8, "robust_accuracy": worst},
+                "final_autoattack": {"robust_accuracy": worst, "attacks": [
+                    {"name": "apgd-ce", "robust_accuracy": worst}]},
+                "mean_epoch_seconds": 1.0}
+
+    runs = [run("s", 0), run("t", 0), run("t", 1)]
+    text = study_tables.parity(runs, runs)
+    # Markdown needs an empty line before the next setting's heading.
+    assert "judged.\n\n**Setting: t**" in text

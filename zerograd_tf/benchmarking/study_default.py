@@ -42,6 +42,13 @@ def _target_text():
 def describe(fields):
     """A recipe in words, from its plan fields.
 
+    Args:
+        fields: a method's fields in a study plan: `method`, and `quantile`
+            and `alpha` where the method has them.
+
+    Returns:
+        The recipe's name for the documents' prose.
+
     Example:
 
     >>> from zerograd_tf.benchmarking.study_default import describe
@@ -60,7 +67,7 @@ def describe(fields):
 def default_summary(plan_file, results, families=FAMILIES):
     """Issue 27's target for the default recipe, per ZeroGrad-family method
     of the study (`study_choices.default_target`): the single-step methods
-    are every method but PGD training.
+    are every method but PGD and clean training.
 
     Args:
         plan_file: the study's plan.

@@ -212,7 +212,7 @@ def parity(reference, candidate, methods=None, label="bfloat16"):
     """
     lines = []
     for setting, rows in parity_rows(reference, candidate, methods).items():
-        lines += [f"**Setting: {setting}**", "",
+        lines += ([""] if lines else []) + [f"**Setting: {setting}**", "",
                   f"| method | runs | CO float32 | CO {label} | worst case float32 | "
                   f"worst case {label} | difference | target |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
