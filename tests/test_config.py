@@ -39,6 +39,10 @@ def test_cross_field_rules():
         RunConfig(method="multigrad", threshold=4)
     with pytest.raises(ConfigError, match="`co_monitor` 'adapt' .* needs method 'zerograd'"):
         RunConfig(method="fgsm_rs", co_monitor="adapt")
+    with pytest.raises(ConfigError, match="needs method 'zerograd' \\(got 'zerograd_n_fgsm'\\)"):
+        RunConfig(co_monitor="adapt")                 # the default method is not ZeroGrad
+    with pytest.raises(ConfigError, match="`quantile` 'auto' is ZeroGrad's: it needs method"):
+        RunConfig(quantile="auto")
     with pytest.raises(ConfigError, match="`depth` of wide_resnet must be 6n \\+ 4"):
         RunConfig(model="wide_resnet", depth=27)
     with pytest.raises(ConfigError, match="`auto_slide` acts on quantile 'auto' only"):
