@@ -17,10 +17,12 @@ fraction of elements equal to the threshold, the mean fraction of distinct
 magnitudes, and the fraction of exactly-zero gradient elements.
 
 Writes `benchmarks/results/precision_ties.json`, which `readme_tables.py`
-renders into docs/precision.md.
+renders into docs/precision.md. A run whose weights are not on this machine
+keeps the entry an earlier measurement gave it (with that entry's machine).
 """
 
 import argparse
+import json
 import os
 import sys
 import warnings
@@ -92,6 +94,16 @@ def main(argv=None):
     if args.size < 1:
         parser.error(f"--size must be >= 1, got {args.size}")
     plan = StudyPlan.from_file(PLAN)
+    machine = machine_record()
+    # The weights stay on the machine that trained them: a run measured
+    # before keeps its entry (and that entry's machine) when they are gone.
+    previous = {}
+    if os.path.exists(args.output):
+        with open(args.output) as f:
+            report = json.load(f)
+        for entry in report["entries"]:
+            previous[entry["setting"], entry["method"], entry["seed"]] = {
+                "machine": report["machine"], **entry}
     entries, loaded = [], {}
     records = [r for r in study_records.load_records(args.results)
                if r["config"]["method"] == "zerograd"]
@@ -99,6 +111,9 @@ def main(argv=None):
         weights = os.path.join(args.results, record["setting"], "weights",
                                f"{record['method']}_seed{record['seed']}.weights.h5")
         if not os.path.exists(weights):
+            key = (record["setting"], record["method"], record["seed"])
+            if key in previous:
+                entries.append(previous[key])
             continue
         setting = record["setting"]
         if setting not in loaded:
@@ -116,11 +131,10 @@ def main(argv=None):
         q = float(config.quantile)
         stats = {name: tie_statistics(g, q) for name, g in gradients(model, x, y).items()}
         entries.append({"setting": setting, "method": record["method"], "seed": record["seed"],
-                        "quantile": q, "num_examples": len(x), **stats})
+                        "quantile": q, "num_examples": len(x), **stats, "machine": machine})
         print(f"precision_ties: {i + 1}/{len(records)} {setting} {record['method']} seed "
               f"{record['seed']}", file=sys.stderr, flush=True)
-    io_utils.write_json_atomic(args.output, {"entries": entries,
-                                             "machine": machine_record()})
+    io_utils.write_json_atomic(args.output, {"entries": entries, "machine": machine})
     return 0
 
 

@@ -272,6 +272,43 @@ def test_tie_statistics_count_thresholds_that_fall_on_equal_values():
     assert stats["zero_fraction"] == pytest.approx(4 / 12)
 
 
+def test_precision_ties_keeps_the_entries_of_runs_whose_weights_are_gone(tmp_path):
+    """The weights stay on the machine that trained them: a later measurement
+    (the CIFAR-10 runs, elsewhere) must not drop the MNIST entries."""
+    sys.path.insert(0, ROOT)
+    from benchmarks import precision_ties
+
+    for setting, seed in (("mnist", 0), ("mnist", 1)):
+        folder = tmp_path / "results" / setting
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"zerograd_q0.5_seed{seed}.json").write_text(json.dumps(
+            {"setting": setting, "method": "zerograd_q0.5", "seed": seed,
+             "config": {"method": "zerograd", "quantile": 0.5}}))
+    old_machine = {"cpus": 2, "tensorflow": "2.21.0", "keras": "3.15.1", "date": "2026-12-03"}
+    kept = {"setting": "mnist", "method": "zerograd_q0.5", "seed": 0, "quantile": 0.5,
+            "num_examples": 500, "float32": {"zeroed_fraction": 0.5},
+            "mixed_bfloat16": {"zeroed_fraction": 0.49}}
+    gone = {**kept, "method": "zerograd_q0.7"}            # no record any more: dropped
+    output = tmp_path / "ties.json"
+    output.write_text(json.dumps({"entries": [kept, gone], "machine": old_machine}))
+    assert precision_ties.main(["--results", str(tmp_path / "results"),
+                                "--output", str(output)]) == 0
+    entries = json.loads(output.read_text())["entries"]
+    assert entries == [{**kept, "machine": old_machine}]
+    # The table names every machine its entries were measured on.
+    stats = {"zeroed_fraction": 0.5, "tied_examples": 0.5, "at_threshold_fraction": 0.01,
+             "distinct_fraction": 0.9}
+    new_machine = {**old_machine, "date": "2026-12-05"}
+    output.write_text(json.dumps({"machine": new_machine, "entries": [
+        {**kept, "float32": stats, "mixed_bfloat16": stats},
+        {**kept, "seed": 1, "float32": stats, "mixed_bfloat16": stats,
+         "machine": old_machine}]}))
+    from zerograd_tf.benchmarking import study_docs
+    text = study_docs.ties_table(str(output))
+    assert text.endswith("measured on 2 CPUs, TensorFlow 2.21.0, Keras 3.15.1, 2026-12-05; "
+                         "2 CPUs, TensorFlow 2.21.0, Keras 3.15.1, 2026-12-03.")
+
+
 def test_co_study_keeps_each_plan_apart_and_refuses_another_plans_runs(tmp_path, capsys):
     sys.path.insert(0, ROOT)
     from benchmarks import co_study

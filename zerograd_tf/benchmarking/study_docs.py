@@ -222,9 +222,11 @@ def ties_table(path):
                     for p in ("float32", "mixed_bfloat16"))
             cells.append(f"{a:.3f} / {b:.3f}")
         lines.append(f"| {setting} | {method} | {len(entries)} | " + " | ".join(cells) + " |")
+    machines = dict.fromkeys(machine_text(e.get("machine", report["machine"]))
+                             for e in report["entries"])
     return ("\n".join(lines) + f"\n\nInput gradients of the first "
             f"{report['entries'][0]['num_examples']} test examples at the clean input, per "
-            f"trained model; measured on {machine_text(report['machine'])}.")
+            f"trained model; measured on {'; '.join(machines)}.")
 
 
 def diagnostics_table(path):
