@@ -23,7 +23,7 @@ TARGET_COST = 1.3
 _ROUNDING = 1e-9
 
 
-def _planned_rows(records, expected):
+def planned_rows(records, expected):
     """The run rows of the expected runs that have a worst case (others are
     ignored: extra seeds, runs without AutoAttack)."""
     wanted = set(expected)
@@ -33,6 +33,20 @@ def _planned_rows(records, expected):
 
 def _worst(rows):
     return [r["final_worst_case_accuracy"] for r in rows]
+
+
+def finished_means(rows, expected, setting, methods):
+    """`{method: mean worst case}` in `setting` of those of `methods` that
+    are planned there and whose planned runs there are all among `rows`
+    (`planned_rows`): the bar other methods are measured against."""
+    done = {(r["setting"], r["method"], r["seed"]) for r in rows}
+    means = {}
+    for method in methods:
+        planned = {run for run in expected if run[:2] == (setting, method)}
+        if planned and planned <= done:
+            means[method] = statistics.fmean(
+                _worst([r for r in rows if r["setting"] == setting and r["method"] == method]))
+    return means
 
 
 def development_choice(records, name, candidates, expected, tie=0.01):
@@ -73,7 +87,7 @@ def development_choice(records, name, candidates, expected, tie=0.01):
     >>> development_choice(records, "q", ["a", "b"], [("s", "a", 0), ("s", "b", 0)])[0]
     'a'
     """
-    rows = _planned_rows(records, expected)
+    rows = planned_rows(records, expected)
     if len(rows) < len(set(expected)):
         return None, [f"- {name}: not chosen yet ({len(rows)} of {len(set(expected))} "
                       f"development runs finished)."]
@@ -134,7 +148,7 @@ def default_target(records, candidates, single_step, expected, costs=(),
         `(dict candidate → True (met), False (missed) or None (not decided
         yet), Markdown lines)`.
     """
-    rows = _planned_rows(records, expected)
+    rows = planned_rows(records, expected)
     done = {(r["setting"], r["method"], r["seed"]) for r in rows}
     settings = sorted({s for s, _, _ in expected})
     decided, lines = {}, []
@@ -167,13 +181,10 @@ def _judge_setting(rows, done, expected, setting, method, single_step, costs, ma
     # method more than `margin` ahead (more runs of other methods can only
     # raise the bar) or a quiet cost above the bound misses already; meeting
     # it waits for every run.
-    finished = {m for m in dict.fromkeys([*single_step, method])
-                if {run for run in planned if run[1] == m} <= done}
     here = [r for r in rows if r["setting"] == setting]
     own = [r for r in here if r["method"] == method]
     failed = sum(r["catastrophic_overfitting"] or r["did_not_learn"] for r in own)
-    means = {m: statistics.fmean(_worst([r for r in here if r["method"] == m]))
-             for m in finished if any(r["method"] == m for r in here)}
+    means = finished_means(rows, expected, setting, dict.fromkeys([*single_step, method]))
     bar = max(means, key=means.get)
     gap = statistics.fmean(_worst(own)) - means[bar]
     quiet, source = cost_ratio(here, method, costs, study_times=False)
@@ -234,7 +245,7 @@ def safest_method(records, single_step, expected):
     ('b', {'a': (1, 1), 'b': (0, 1)}, ['s'])
     """
     planned = [run for run in expected if run[1] in single_step]
-    rows = _planned_rows(records, planned)
+    rows = planned_rows(records, planned)
     done = {(r["setting"], r["method"], r["seed"]) for r in rows}
     counted = [s for s in sorted({run[0] for run in planned})
                if {run for run in planned if run[0] == s} <= done]

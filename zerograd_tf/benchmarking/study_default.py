@@ -20,17 +20,17 @@ METHOD_NAMES = {"fgsm": "FGSM", "fgsm_rs": "FGSM-RS", "n_fgsm": "N-FGSM",
 
 
 def _judge_default(plan_file, results, families):
-    """`(plan, candidates, single_step, decided, lines)` of
+    """`(plan, records, candidates, single_step, decided, lines)` of
     `study_choices.default_target` on a study: the candidates are its
     methods of `families`, the single-step methods every method but PGD
     training and clean training."""
     plan = StudyPlan.from_file(plan_file)
+    records = study_records.load_records(results)
     candidates = [m for m, f in plan.methods.items() if f["method"] in families]
     single_step = [m for m, f in plan.methods.items() if f["method"] not in ("pgd", "clean")]
     decided, lines = study_choices.default_target(
-        study_records.load_records(results), candidates, single_step, plan.runs(),
-        study_records.load_costs(results))
-    return plan, candidates, single_step, decided, lines
+        records, candidates, single_step, plan.runs(), study_records.load_costs(results))
+    return plan, records, candidates, single_step, decided, lines
 
 
 def _target_text():
@@ -75,7 +75,7 @@ def default_summary(plan_file, results, families=FAMILIES):
         families: the `method` values of the candidates. Defaults to
             ZeroGrad and ZeroGrad on N-FGSM's step.
     """
-    _, candidates, _, decided, lines = _judge_default(plan_file, results, families)
+    _, _, candidates, _, decided, lines = _judge_default(plan_file, results, families)
     met = [m for m, ok in decided.items() if ok]
     undecided = sum(ok is None for ok in decided.values())
     if met:
@@ -109,18 +109,14 @@ def _worst_cases(rows, method, settings, single_step, expected, names):
     """Per setting with runs of `method`: its worst case and the best
     other single-step method's mean (among those whose planned runs there
     have all finished)."""
-    done = {(r["setting"], r["method"], r["seed"]) for r in rows}
     parts = []
     for setting in settings:
         own = [r["final_worst_case_accuracy"] for r in rows
                if r["method"] == method and r["setting"] == setting]
         if not own:
             continue
-        means = {m: statistics.fmean(r["final_worst_case_accuracy"] for r in rows
-                                     if r["method"] == m and r["setting"] == setting)
-                 for m in single_step if m != method
-                 and {run for run in expected if run[:2] == (setting, m)} <= done
-                 and any(run[:2] == (setting, m) for run in expected)}
+        means = study_choices.finished_means(rows, expected, setting,
+                                             [m for m in single_step if m != method])
         best = max(means, key=means.get) if means else None
         gap = (means[best] - statistics.fmean(own)) * 100 if best else 0.0
         other = ("" if best is None else " (the best single-step method there)" if gap <= 0
@@ -147,12 +143,9 @@ def default_claim(plan_file, results, default_method, paper_method=None, familie
         families: the `method` values of the candidates. Defaults to
             ZeroGrad and ZeroGrad on N-FGSM's step.
     """
-    plan, candidates, single_step, decided, _ = _judge_default(plan_file, results, families)
-    records = study_records.load_records(results)
-    planned = set(plan.runs())
-    rows = [row for row in map(study_records.run_row, records)
-            if (row["setting"], row["method"], row["seed"]) in planned
-            and row["final_worst_case_accuracy"] is not None]
+    plan, records, candidates, single_step, decided, _ = _judge_default(plan_file, results,
+                                                                         families)
+    rows = study_choices.planned_rows(records, plan.runs())
     names = {m: describe(fields) for m, fields in plan.methods.items()}
     description = names[default_method]
     settings = list(plan.settings)
