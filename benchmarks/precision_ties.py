@@ -1,14 +1,15 @@
 """How ZeroGrad's quantile threshold ties when the input gradient comes from bfloat16.
 
-    python benchmarks/precision_ties.py          # the parity study's finished ZeroGrad runs
+    python benchmarks/precision_ties.py   # the parity study's finished ZeroGrad-family runs
 
 ZeroGrad zeroes, per example, the input-gradient elements whose magnitude is
 below the q-quantile of |grad|. A bfloat16 backward pass rounds the gradient
 to 8 mantissa bits, so many magnitudes are equal, and the threshold can fall
 on a run of equal values: then fewer than a fraction q of the elements are
 zeroed, and which ones depends on rounding. For each trained model of the
-parity study (`benchmarks/results/precision_parity/`, weights kept on disk),
-this computes the input gradient of the first `--size` test examples as the
+parity study (`benchmarks/results/precision_parity/`, weights kept on disk)
+whose method masks that way (ZeroGrad, and ZeroGrad on N-FGSM), this
+computes the input gradient of the first `--size` test examples as the
 training attack does (the model's attack objective, at the clean input),
 once as the model computes (bfloat16) and once on its float32 copy, and
 records per precision: the mean zeroed fraction, the fraction of examples
@@ -48,6 +49,8 @@ from zerograd_tf.runs.config import RunConfig  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data"))
 PLAN = os.path.join(HERE, "studies", "precision_parity.json")
+# The methods whose training attack ranks |grad| against a quantile.
+RANKING_METHODS = ("zerograd", "zerograd_n_fgsm")
 tf.get_logger().setLevel("ERROR")
 
 
@@ -106,7 +109,7 @@ def main(argv=None):
                 "machine": report["machine"], **entry}
     entries, loaded = [], {}
     records = [r for r in study_records.load_records(args.results)
-               if r["config"]["method"] == "zerograd"]
+               if r["config"]["method"] in RANKING_METHODS]
     for i, record in enumerate(records):
         weights = os.path.join(args.results, record["setting"], "weights",
                                f"{record['method']}_seed{record['seed']}.weights.h5")

@@ -319,7 +319,7 @@ def _study(name):
 GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
               "precision_parity": lambda: study_docs.parity_summary(
                   os.path.join(STUDIES, "precision_parity.json"),
-                  os.path.join(RESULTS, "precision_parity"), os.path.join(RESULTS, "co_study_v2")),
+                  os.path.join(RESULTS, "precision_parity"), os.path.join(RESULTS, "co_study_v3")),
               "precision_ties": lambda: study_docs.ties_table(
                   os.path.join(RESULTS, "precision_ties.json")),
               "step_time_precision": step_time_precision,

@@ -35,12 +35,21 @@ def test_the_plan_files_reproduce_every_committed_run_configuration(plan_file, r
 
 
 def test_the_parity_plan_is_the_co_study_in_bfloat16():
-    v2 = StudyPlan.from_file(os.path.join(STUDIES, "co_study_v2.json"))
+    # The float32 rows of the parity table are study v3's runs (which hold
+    # v2's runs of the methods whose recipe did not change): every parity run
+    # must be a v3 run with only the precision changed, and zerograd-train's
+    # default recipe must be one of them.
+    sys.path.insert(0, ROOT)
+    from benchmarks import readme_tables
+
+    v3 = StudyPlan.from_file(os.path.join(STUDIES, "co_study_v3.json"))
     parity = StudyPlan.from_file(os.path.join(STUDIES, "precision_parity.json"))
-    assert set(parity.methods) <= set(v2.methods) and parity.seeds == v2.seeds
+    assert set(parity.methods) <= set(v3.methods) and parity.seeds == v3.seeds
+    assert readme_tables.DEFAULT_METHOD in parity.methods
+    assert set(parity.settings) <= set(v3.settings)
     for setting, method, seed in parity.runs():
         assert parity.fields(setting, method, seed) == {
-            **v2.fields(setting, method, seed), "precision": "mixed_bfloat16"}
+            **v3.fields(setting, method, seed), "precision": "mixed_bfloat16"}
 
 
 def test_the_committed_summary_is_what_the_library_writes():
@@ -270,6 +279,33 @@ def test_tie_statistics_count_thresholds_that_fall_on_equal_values():
     assert stats["zeroed_fraction"] == pytest.approx(2 / 12)
     assert stats["distinct_fraction"] == pytest.approx((2 / 4 + 1 + 1 / 4) / 3)
     assert stats["zero_fraction"] == pytest.approx(4 / 12)
+
+
+def test_precision_ties_measures_every_method_that_ranks_the_gradient(tmp_path):
+    # ZeroGrad on N-FGSM (the default) masks by the same quantile as ZeroGrad;
+    # N-FGSM ranks nothing. Entries of runs without weights on this machine
+    # are kept only for the runs the program measures.
+    sys.path.insert(0, ROOT)
+    from benchmarks import precision_ties
+
+    folder = tmp_path / "results" / "mnist"
+    folder.mkdir(parents=True)
+    runs = {"zerograd_n_fgsm_q0.35": {"method": "zerograd_n_fgsm", "quantile": 0.35},
+            "zerograd_q0.7": {"method": "zerograd", "quantile": 0.7},
+            "n_fgsm": {"method": "n_fgsm", "quantile": 0.35}}
+    entries = []
+    for name, config in runs.items():
+        (folder / f"{name}_seed0.json").write_text(json.dumps(
+            {"setting": "mnist", "method": name, "seed": 0, "config": config}))
+        entries.append({"setting": "mnist", "method": name, "seed": 0,
+                        "quantile": config["quantile"], "num_examples": 500,
+                        "machine": {"cpus": 2}})
+    output = tmp_path / "ties.json"
+    output.write_text(json.dumps({"entries": entries, "machine": {"cpus": 2}}))
+    assert precision_ties.main(["--results", str(tmp_path / "results"),
+                                "--output", str(output)]) == 0
+    kept = [e["method"] for e in json.loads(output.read_text())["entries"]]
+    assert sorted(kept) == ["zerograd_n_fgsm_q0.35", "zerograd_q0.7"]
 
 
 def test_precision_ties_keeps_the_entries_of_runs_whose_weights_are_gone(tmp_path):

@@ -50,7 +50,7 @@ def test_auto_and_its_reason_follow_the_committed_parity_records():
     missed = study_docs.parity_missed(
         f"{root}/benchmarks/studies/precision_parity.json",
         f"{root}/benchmarks/results/precision_parity",
-        f"{root}/benchmarks/results/co_study_v2")
+        f"{root}/benchmarks/results/co_study_v3")
     assert missed, "no parity row misses: revisit what 'auto' resolves to"
     assert precision.resolve_precision("auto") == "float32"
     assert "missed the robustness-parity target" in precision.AUTO_REASON
