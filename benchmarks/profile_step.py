@@ -127,6 +127,8 @@ def summarise(summary):
 def result_name(args):
     """The file name of a saved profile, from its settings."""
     parts = [args.method, args.model, f"jit-{args.jit}"]
+    if args.precision != "float32":
+        parts.append(args.precision)
     if args.mask_jit == "off":
         parts.append("mask-eager")
     if args.keras_batchnorm:
@@ -139,6 +141,8 @@ def main(argv=None):
     parser.add_argument("--method", default="zerograd_bisect", choices=list(step_cost.METHODS))
     parser.add_argument("--model", default="small_cnn", choices=step_cost.NETWORKS)
     parser.add_argument("--jit", choices=["off", "on"], default="off")
+    parser.add_argument("--precision", choices=list(step_cost.PRECISIONS), default="float32",
+                        help="the dtype policy of the network and the model (float32)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
@@ -159,7 +163,8 @@ def main(argv=None):
         attacks.zerograd = functools.partial(attacks.zerograd, mask_jit=False)
     if args.keras_batchnorm:
         architectures.FusedBatchNormalization = keras.layers.BatchNormalization
-    model = step_cost.compiled_model(args.method, args.model, args.jit == "on")
+    model = step_cost.compiled_model(args.method, args.model, args.jit == "on",
+                                     precision=args.precision)
     step = step_cost.train_step_runner(model, args.batch_size)
     for _ in range(args.warmup):
         step()
@@ -180,14 +185,15 @@ def main(argv=None):
         print("install `xprof` to print the per-scope summary here")
         return 0
     summary = {"step_ms": statistics.median(wall), **aggregate(rows, args.steps)}
-    print(f"\n{args.method}, {args.model}, batch {args.batch_size}, jit_compile="
-          f"{args.jit == 'on'}, mask_jit={args.mask_jit == 'on'}, keras_batchnorm="
+    print(f"\n{args.method}, {args.model}, {args.precision}, batch {args.batch_size}, "
+          f"jit_compile={args.jit == 'on'}, mask_jit={args.mask_jit == 'on'}, keras_batchnorm="
           f"{args.keras_batchnorm}, {args.steps} steps\n")
     print(summarise(summary))
     if args.save:
         os.makedirs(RESULTS, exist_ok=True)
         path = os.path.join(RESULTS, result_name(args))
         record = {"method": args.method, "model": args.model, "jit": args.jit == "on",
+                  "precision": args.precision,
                   "mask_jit": args.mask_jit == "on", "keras_batchnorm": args.keras_batchnorm,
                   "batch_size": args.batch_size, "steps": args.steps, **summary,
                   "machine": machine_record(("tensorflow", "keras", "xprof"))}

@@ -44,7 +44,6 @@ from zerograd_tf import io_utils, validation  # noqa: E402
 from zerograd_tf.benchmarking.machine import machine_record  # noqa: E402
 from zerograd_tf.benchmarking.step_cost import (  # noqa: E402
     METHODS, NETWORKS, PRECISIONS, compiled_model, entry_precision, train_step_runner)
-from zerograd_tf.precision import cpu_has_bfloat16_units  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Many models per process: TensorFlow's retracing warnings are expected here.
@@ -221,8 +220,7 @@ def main(argv=None):
     # Every entry records the machine it was measured on: entries of earlier
     # runs are kept, so one machine field for the file would misattribute them.
     machine = {**machine_record(),
-               "devices": [d.name for d in tf.config.list_logical_devices()],
-               "bfloat16_units": cpu_has_bfloat16_units()}
+               "devices": [d.name for d in tf.config.list_logical_devices()]}
     report = {"batch_size": args.batch_size, "timed_steps": args.steps,
               "steps": [], "quantile": []}
     if args.input_check_only:

@@ -60,7 +60,6 @@ from zerograd_tf.benchmarking import step_cost  # noqa: E402
 from zerograd_tf.benchmarking.machine import machine_record  # noqa: E402
 from zerograd_tf.benchmarking.vs_pytorch_report import (  # noqa: E402
     METHODS, PRECISIONS, TORCH_LAYOUTS, key, table, targets, torch_best_bf16, torch_settings)
-from zerograd_tf.precision import cpu_has_bfloat16_units  # noqa: E402
 
 tf.get_logger().setLevel("ERROR")
 EPSILON = 8 / 255
@@ -315,8 +314,7 @@ def main(argv=None):
         ms = measure(network, methods, args.rounds, args.steps, args.warmup, args.frameworks,
                      precisions=precisions, torch_layouts=report["torch_layouts"])
         entry = {"network": network, "ms": ms,
-                 "machine": {**machine_record(("tensorflow", "keras", "torch")),
-                             "bfloat16_units": cpu_has_bfloat16_units()}}
+                 "machine": machine_record(("tensorflow", "keras", "torch"))}
         if "mixed_bfloat16" in precisions and "torch" in args.frameworks:
             entry["torch_best_bf16"] = torch_best_bf16(ms)
         report["entries"].append(entry)

@@ -185,6 +185,28 @@ def test_the_machine_record_names_the_versions():
     assert record["cpus"] >= 1 and len(record["date"]) == 10
 
 
+def test_the_machine_record_names_the_cpu_and_its_bfloat16_units():
+    # Machines of the same size differ in what bfloat16 gains (AMX tiles or
+    # AVX512-BF16 dot products): a step time must say which it ran on.
+    from zerograd_tf.benchmarking.study_docs import machine_text
+
+    zen4 = ("processor\t: 0\nmodel name\t: AMD EPYC 9R14 96-Core Processor\n"
+            "flags\t\t: fpu avx512f avx512_bf16\nprocessor\t: 1\n"
+            "model name\t: AMD EPYC 9R14 96-Core Processor\nflags\t\t: fpu avx512f avx512_bf16\n")
+    record = machine_record(("keras",), cpuinfo=zen4)
+    assert record["cpu"] == "AMD EPYC 9R14 96-Core Processor"
+    assert record["bfloat16_units"] == ["avx512_bf16"]
+    versions = {"cpus": 2, "tensorflow": "2.21.0", "keras": "3.15.1", "date": "2026-12-04"}
+    assert machine_text({**versions, "cpu": record["cpu"], "bfloat16_units": ["avx512_bf16"]}) == (
+        "2 CPUs (AMD EPYC 9R14 96-Core Processor; bfloat16: avx512_bf16), TensorFlow 2.21.0, "
+        "Keras 3.15.1, 2026-12-04")
+    assert machine_text({**versions, "cpu": "", "bfloat16_units": []}) == (
+        "2 CPUs (an unnamed CPU; bfloat16: none), TensorFlow 2.21.0, Keras 3.15.1, 2026-12-04")
+    # Records written before the CPU was recorded read as they did.
+    assert machine_text(versions) == "2 CPUs, TensorFlow 2.21.0, Keras 3.15.1, 2026-12-04"
+    assert machine_record(("keras",), cpuinfo="")["bfloat16_units"] == []
+
+
 def test_no_benchmark_imports_another():
     # Benchmarks import the library, not each other (by package or by name).
     import ast

@@ -133,7 +133,7 @@ def test_step_time_interleaves_precisions_and_compares_them_to_float32(tmp_path)
     for entry in report["steps"]:
         assert set(entry["ms"]) == {"clean", "fgsm_rs"} and all(
             v > 0 for v in entry["ms"].values())
-        assert isinstance(entry["machine"]["bfloat16_units"], bool)
+        assert isinstance(entry["machine"]["bfloat16_units"], list)
     tables = report["markdown"].split("**small_cnn**")[1:]
     assert tables[0].startswith(", batch 4, jit_compile=False, float32")
     assert "× float32" not in tables[0]
@@ -283,7 +283,7 @@ def test_vs_pytorch_times_our_steps_and_reports_targets(tmp_path):
     report = json.loads(output.read_text())
     (entry,) = report["entries"]
     assert entry["network"] == "cnn3" and entry["machine"]["tensorflow"]
-    assert isinstance(entry["machine"]["bfloat16_units"], bool)
+    assert isinstance(entry["machine"]["bfloat16_units"], list)
     assert report["precisions"] == ["float32", "mixed_bfloat16"]
     settings = {"tf": ["", "@mixed_bfloat16"],
                 "torch": ["", "@bfloat16", "@bfloat16_channels_last"]}

@@ -12,6 +12,8 @@ from zerograd_tf.runs.config import RunConfig
 AVX2_ONLY = "processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 fma avx512f avx512bw\n"
 SAPPHIRE_RAPIDS = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\n"
 GRAVITON3 = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+ZEN4 = ("processor\t: 0\nmodel name\t: AMD EPYC 9R14 96-Core Processor\n"
+        "flags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n")
 
 
 def test_bfloat16_units_are_detected_from_the_cpu_flags():
@@ -19,6 +21,12 @@ def test_bfloat16_units_are_detected_from_the_cpu_flags():
     assert precision.cpu_has_bfloat16_units(SAPPHIRE_RAPIDS)
     assert precision.cpu_has_bfloat16_units(GRAVITON3)
     assert not precision.cpu_has_bfloat16_units("")
+    # Which units: AMX's matrix tiles gain far more than AVX512-BF16's dot
+    # products, so result records name them.
+    assert precision.cpu_bfloat16_flags(SAPPHIRE_RAPIDS) == ("avx512_bf16", "amx_bf16")
+    assert precision.cpu_bfloat16_flags(ZEN4) == ("avx512_bf16",)
+    assert precision.cpu_bfloat16_flags(GRAVITON3) == ("bf16",)
+    assert precision.cpu_bfloat16_flags(AVX2_ONLY) == ()
 
 
 def test_the_fastest_precision_follows_the_hardware(monkeypatch):

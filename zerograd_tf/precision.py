@@ -27,6 +27,47 @@ AUTO_REASON = ("float32: bfloat16 training missed the robustness-parity target o
 _BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 
 
+def read_cpuinfo():
+    """The text of `/proc/cpuinfo`, or `""` where there is none (e.g. macOS,
+    Windows)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def cpu_bfloat16_flags(cpuinfo=None):
+    """The CPU's bfloat16 feature flags: which units it has.
+
+    `amx_bf16` names matrix units (Intel's AMX tiles), which can gain more
+    over float32 than the dot-product instructions of `avx512_bf16` alone
+    (e.g. AMD Zen 4); Arm names its BF16 extension `bf16`.
+
+    Args:
+        cpuinfo: the text of `/proc/cpuinfo`. Defaults to `None`: read it
+            (a machine without that file counts as having none).
+
+    Returns:
+        tuple of str: those of `avx512_bf16`, `amx_bf16` and `bf16` that a
+        `flags`/`Features` line names, in that order.
+
+    Example:
+
+    >>> from zerograd_tf.precision import cpu_bfloat16_flags
+    >>> cpu_bfloat16_flags("flags\\t: fpu avx512f amx_bf16 avx512_bf16\\n")
+    ('avx512_bf16', 'amx_bf16')
+    """
+    if cpuinfo is None:
+        cpuinfo = read_cpuinfo()
+    found = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            found |= set(value.split()) & set(_BF16_FLAGS)
+    return tuple(flag for flag in _BF16_FLAGS if flag in found)
+
+
 def cpu_has_bfloat16_units(cpuinfo=None):
     """Whether the CPU has bfloat16 matrix or dot-product units.
 
@@ -41,7 +82,7 @@ def cpu_has_bfloat16_units(cpuinfo=None):
 
     Returns:
         bool: any `flags`/`Features` line names `avx512_bf16`, `amx_bf16`
-        or (Arm) `bf16`.
+        or (Arm) `bf16` (see `cpu_bfloat16_flags`).
 
     Example:
 
@@ -51,18 +92,7 @@ def cpu_has_bfloat16_units(cpuinfo=None):
     >>> cpu_has_bfloat16_units("flags\\t: fpu avx512f avx512_bf16 amx_bf16\\n")
     True
     """
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpuinfo = f.read()
-        except OSError:
-            return False
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() in ("flags", "features"):
-            if set(value.split()) & set(_BF16_FLAGS):
-                return True
-    return False
+    return bool(cpu_bfloat16_flags(cpuinfo))
 
 
 def _accelerators():

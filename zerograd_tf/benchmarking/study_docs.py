@@ -32,7 +32,11 @@ def machine_text(machine, extra=()):
         return f"an unrecorded machine ({machine['unknown']})"
     versions = [f"TensorFlow {machine['tensorflow']}", f"Keras {machine['keras']}",
                 *[f"{label} {machine[package]}" for label, package in extra]]
-    return f"{machine['cpus']} CPUs, {', '.join(versions)}, {machine['date']}"
+    cpus = f"{machine['cpus']} CPUs"
+    if "cpu" in machine:  # recorded since 2026-12-04
+        units = ", ".join(machine.get("bfloat16_units") or ["none"])
+        cpus += f" ({machine['cpu'] or 'an unnamed CPU'}; bfloat16: {units})"
+    return f"{cpus}, {', '.join(versions)}, {machine['date']}"
 
 
 def _dates(records):
