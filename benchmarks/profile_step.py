@@ -3,6 +3,7 @@
     python benchmarks/profile_step.py --method zerograd_bisect --model small_cnn
     python benchmarks/profile_step.py --method fgsm_rs --jit on --logdir /tmp/prof
     python benchmarks/profile_step.py --method zerograd_bisect --mask-jit off --save
+    python benchmarks/profile_step.py --method fgsm_rs --model conv3 --precision mixed_bfloat16
 
 Builds the model and step exactly as `benchmarks/step_time.py` does (with
 `zerograd_tf.benchmarking.step_cost`), runs a warm-up, then records
@@ -29,7 +30,8 @@ separate graph-mode ops (`zerograd_tf.attacks.zerograd(mask_jit=False)`)
 and `--keras-batchnorm` builds the residual networks with Keras'
 `BatchNormalization` instead of the package's fused layer. `--save` writes
 the summary with its machine record to `benchmarks/results/profile/`, from
-which `readme_tables.py` writes the profile table of docs/benchmarks.md.
+which `readme_tables.py` writes the profile tables of docs/benchmarks.md and
+docs/precision.md (`--precision` profiles a step under a Keras dtype policy).
 """
 
 import argparse

@@ -209,9 +209,30 @@ PROFILES = [
 ]
 
 
-def profile_table():
+# The bfloat16 step against its float32 step (docs/precision.md).
+PRECISION_PROFILES = [
+    ("fgsm_rs_conv3_jit-off.json", "FGSM-RS, conv3, float32"),
+    ("fgsm_rs_conv3_jit-off_mixed_bfloat16.json", "FGSM-RS, conv3, mixed_bfloat16"),
+]
+
+
+def precision_profile_table():
+    """`profile_table` of the float32 and bfloat16 conv3 steps, and how much
+    faster the convolutions alone became."""
+    table = profile_table(PRECISION_PROFILES)
+    paths = [os.path.join("profile", name) for name, _ in PRECISION_PROFILES]
+    if not all(os.path.exists(os.path.join(RESULTS, path)) for path in paths):
+        return table
+    f32, bf16 = (sum(ms for op, ms in _load(path)["by_type_ms"].items() if "Conv2D" in op)
+                 for path in paths)
+    return (table + f"\n\nThe convolution ops alone (forward and both backward kernels, self "
+            f"time): {f32:.1f} ms per step in float32, {bf16:.1f} ms in bfloat16 "
+            f"({f32 / bf16:.2f}× faster).")
+
+
+def profile_table(profiles=PROFILES):
     """Self time per step by part of the step, and the top op types, of
-    each saved profile."""
+    each saved profile (`(file, label)` pairs)."""
     parts = [("input_gradient", "input gradient"),
              ("per_example_quantile", "ZeroGrad quantile"), ("zerograd_mask", "ZeroGrad mask"),
              ("random_start", "random start"), ("weight_gradient", "weight gradient"),
@@ -220,7 +241,7 @@ def profile_table():
               *[label for _, label in parts], "most expensive op types"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     machines = set()
-    for name, label in PROFILES:
+    for name, label in profiles:
         path = os.path.join(RESULTS, "profile", name)
         if not os.path.exists(path):
             continue
@@ -325,6 +346,7 @@ GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
               "step_time_precision": step_time_precision,
               "vs_pytorch_precision": lambda: vs_pytorch_table("vs_pytorch_precision.json"),
               "co_study_v2": lambda: _study("co_study_v2"), "profile": profile_table,
+              "profile_precision": precision_profile_table,
               "co_study_v3": lambda: _study("co_study_v3"),
               "co_study_v3_dev": lambda: _study("co_study_v3_dev"),
               "default_claim": lambda: study_default.default_claim(
