@@ -46,7 +46,7 @@ SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_mirrored_evaluation_spreads_batches_and_keeps_pgd_equal():
+def test_mirrored_evaluation_spreads_batches_and_equals_one_device():
     process = subprocess.run([sys.executable, "-c", SCRIPT], env=ENV, capture_output=True,
                              text=True, timeout=600)
     assert process.returncode == 0, process.stderr[-3000:]
@@ -65,3 +65,8 @@ def test_mirrored_evaluation_spreads_batches_and_keeps_pgd_equal():
     for entry, before in zip(composed["attacks"][1:], composed["attacks"]):
         assert entry["num_attacked"] == before["num_attacked"] - before["num_broken"]
     assert composed["num_robust_correct"] <= mirrored["num_robust_correct"]
+    # Every attack draws its random numbers for the whole batch on each
+    # replica and keeps its slice: the number does not depend on the replicas.
+    for entry, alone in zip(composed["attacks"], composed_single["attacks"]):
+        assert (entry["name"], entry["num_broken"]) == (alone["name"], alone["num_broken"])
+    assert composed["robust_loss"] == pytest.approx(composed_single["robust_loss"], rel=1e-5)

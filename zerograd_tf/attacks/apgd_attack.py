@@ -100,7 +100,7 @@ def apgd(objective, x, y, epsilon, *, steps=100, rho=0.75, seed=None):
     batch = tf.shape(x)[0]
 
     with tf.name_scope("apgd_start"):
-        t = tf.random.stateless_uniform(tf.shape(x), seed, -1.0, 1.0, dtype=x.dtype)
+        t = ops.replica_uniform(tf.shape(x), seed, -1.0, 1.0, dtype=x.dtype)
         t_max = tf.reduce_max(tf.abs(tf.reshape(t, [batch, -1])), axis=1)
         x_adv = tf.clip_by_value(x + eps * t / ops.per_example(t_max + 1e-12, x), 0.0, 1.0)
     loss, gradient, y_pred = ops.loss_and_gradient(objective, x_adv, y)

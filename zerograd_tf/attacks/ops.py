@@ -3,7 +3,7 @@
 The attacks of `zerograd_tf.attacks` are pure TensorFlow functions built
 from these pieces, so that each piece exists once: a stateless seed
 (`as_seed`), uniform noise that is the same on one device and under
-`tf.distribute` (`uniform_noise`), the projection onto the epsilon-ball and
+`tf.distribute` (`uniform_noise`, `replica_uniform`), the projection onto the epsilon-ball and
 the [0, 1] box (`project`, `project_point`), the input gradient of the
 summed per-example loss (`loss_and_gradient`) and per-example reductions
 (`per_example_mean`, `per_example`).
@@ -81,19 +81,53 @@ def uniform_noise(shape, radius, seed, dtype=tf.float32, batch_axis=0):
         ((2, 3), True)
     """
     radius = tf.cast(radius, dtype)
+    return replica_uniform(shape, seed, -radius, radius, dtype, batch_axis, alg="philox")
+
+
+def replica_uniform(shape, seed, minval=0.0, maxval=1.0, dtype=tf.float32, batch_axis=0,
+                    alg="auto_select"):
+    """`tf.random.stateless_uniform` that a distributed run draws as one device does.
+
+    On one device this is `tf.random.stateless_uniform(shape, seed, minval,
+    maxval, dtype, alg)`. Inside a `tf.distribute` replica context with
+    several replicas, each replica draws the values of the global batch
+    (its local batch times the number of replicas along `batch_axis`, same
+    seed everywhere) and keeps its own contiguous slice, as `tf.distribute`
+    splits a batch: every example gets the values it would get on one
+    device.
+
+    Args:
+        shape: shape of the local tensor (a list or an int32 tensor).
+        seed: stateless seed, shape (2,).
+        minval: lower bound. Defaults to 0.
+        maxval: upper bound (excluded). Defaults to 1.
+        dtype: float dtype. Defaults to `tf.float32`.
+        batch_axis: the axis of `shape` that indexes examples. Defaults
+            to 0.
+        alg: the stateless algorithm. Defaults to `"auto_select"` (Philox
+            on CPUs and GPUs), as `tf.random.stateless_uniform`.
+
+    Examples:
+        >>> import tensorflow as tf
+        >>> seed = tf.constant([4, 2], tf.int64)
+        >>> a = replica_uniform([3, 2], seed)
+        >>> b = tf.random.stateless_uniform([3, 2], seed)
+        >>> bool(tf.reduce_all(a == b))
+        True
+    """
     replica = _replica_slice()
     if replica is None:
         return tf.random.stateless_uniform(
-            shape, seed=seed, minval=-radius, maxval=radius, dtype=dtype, alg="philox")
+            shape, seed=seed, minval=minval, maxval=maxval, dtype=dtype, alg=alg)
     replica_id, replicas = replica
     shape = tf.convert_to_tensor(shape, tf.int32)
     local = shape[batch_axis]
     global_shape = tf.tensor_scatter_nd_update(shape, [[batch_axis]], [local * replicas])
-    noise = tf.random.stateless_uniform(
-        global_shape, seed=seed, minval=-radius, maxval=radius, dtype=dtype, alg="philox")
+    values = tf.random.stateless_uniform(
+        global_shape, seed=seed, minval=minval, maxval=maxval, dtype=dtype, alg=alg)
     begin = tf.tensor_scatter_nd_update(tf.zeros_like(shape), [[batch_axis]],
                                         [local * tf.cast(replica_id, tf.int32)])
-    return tf.slice(noise, begin, shape)
+    return tf.slice(values, begin, shape)
 
 
 def project(x, delta, epsilon=None):

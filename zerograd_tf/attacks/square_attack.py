@@ -126,7 +126,7 @@ def square(objective, x, y, epsilon, *, queries=5000, p_init=0.8, seed=None):
         return tf.where(wrong, tf.minimum(margin, 0.0), margin)
 
     def signs(shape_, draw_seed):
-        u = tf.random.stateless_uniform(shape_, draw_seed, dtype=x.dtype)
+        u = ops.replica_uniform(shape_, draw_seed, dtype=x.dtype)
         return tf.where(u < 0.5, -tf.ones_like(u), tf.ones_like(u))
 
     start_seed = tf.random.experimental.stateless_fold_in(seed, -1)
@@ -143,8 +143,8 @@ def square(objective, x, y, epsilon, *, queries=5000, p_init=0.8, seed=None):
         side = tf.minimum(side, tf.minimum(height, width))
         step_seed = tf.random.experimental.stateless_fold_in(seed, i)
         seeds = tf.random.experimental.stateless_split(step_seed, 3)
-        uh = tf.random.stateless_uniform([batch], seeds[0], dtype=tf.float32)
-        uw = tf.random.stateless_uniform([batch], seeds[1], dtype=tf.float32)
+        uh = ops.replica_uniform([batch], seeds[0], dtype=tf.float32)
+        uw = ops.replica_uniform([batch], seeds[1], dtype=tf.float32)
         top = tf.minimum(tf.cast(uh * tf.cast(height - side + 1, tf.float32), tf.int32),
                          height - side)
         left = tf.minimum(tf.cast(uw * tf.cast(width - side + 1, tf.float32), tf.int32),

@@ -10,10 +10,10 @@ the batch, so the result is reproducible.
 Under a `tf.distribute` strategy with several replicas, a batch whose size is
 a multiple of the number of replicas is spread over them (contiguous slices,
 as `tf.distribute` splits a dataset's batches) and the results gathered; a
-smaller remainder batch runs whole on one device. PGD draws its noise for the
-whole batch on every replica (`attacks.ops.uniform_noise`), so its result
-equals a one-device evaluation; APGD and Square draw theirs per replica, so
-theirs is reproducible for a given number of replicas.
+smaller remainder batch runs whole on one device. Every attack draws its
+random numbers for the whole batch on every replica and keeps its slice
+(`attacks.ops.replica_uniform`), so the result equals a one-device
+evaluation.
 """
 
 import time
