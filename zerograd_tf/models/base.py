@@ -117,7 +117,7 @@ class AdversarialModel(Hyperparameters, AdversarialTrainer, ReplicaXLA, keras.Mo
         >>> import numpy as np, keras, tensorflow as tf, zerograd_tf as zg
         >>> class SignNoise(zg.AdversarialModel):
         ...     def perturb(self, x, y, seed, hyperparameters):
-        ...         noise = tf.random.stateless_uniform(tf.shape(x), seed, -1.0, 1.0)
+        ...         noise = zg.attacks.ops.replica_uniform(tf.shape(x), seed, -1.0, 1.0)
         ...         return hyperparameters["epsilon"] * tf.sign(noise), {}
         >>> inputs = keras.Input((8, 8, 1))
         >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
