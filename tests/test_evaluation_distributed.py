@@ -67,6 +67,49 @@ def test_mirrored_evaluation_spreads_batches_and_equals_one_device():
     assert composed["num_robust_correct"] <= mirrored["num_robust_correct"]
     # Every attack draws its random numbers for the whole batch on each
     # replica and keeps its slice: the number does not depend on the replicas.
+    # (The loss too, here; APGD stops a batch once all of it is fooled, so
+    # where one replica's share gets there first, the loss may move.)
     for entry, alone in zip(composed["attacks"], composed_single["attacks"]):
         assert (entry["name"], entry["num_broken"]) == (alone["name"], alone["num_broken"])
     assert composed["robust_loss"] == pytest.approx(composed_single["robust_loss"], rel=1e-5)
+
+
+DRAWS = textwrap.dedent("""
+    import json
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from zerograd_tf.attacks import ops
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    seed = tf.constant([7, 1], tf.int64)
+    out = {}
+    # (local shape, batch axis, one-device shape, axis the replicas' slices join on)
+    cases = {"axis0": (lambda: [3, 4], 0, [6, 4], 0),
+             "axis1": (lambda: (2, 3, 5), 1, [2, 6, 5], 1),
+             "axis-1": (lambda: [2, 3], -1, [2, 6], 1),
+             "tensors": (lambda: [tf.constant(3), 1, tf.constant(2, tf.int64)], 0, [6, 1, 2], 0),
+             "tensor": (lambda: tf.constant([3, 2], tf.int64), 0, [6, 2], 0)}
+    for name, (local, axis, whole, join) in cases.items():
+        @tf.function
+        def draw(local=local, axis=axis):
+            return ops.replica_uniform(local(), seed, -1.0, 1.0, batch_axis=axis)
+        parts = strategy.experimental_local_results(strategy.run(draw))
+        alone = tf.random.stateless_uniform(whole, seed, -1.0, 1.0)
+        out[name] = bool(tf.reduce_all(tf.concat(parts, join) == alone))
+    try:
+        strategy.run(tf.function(lambda: ops.replica_uniform([3, 2], seed, batch_axis=2)))
+        out["bad axis"] = "accepted"
+    except ValueError as error:
+        out["bad axis"] = str(error)
+    print(json.dumps(out))
+""")
+
+
+def test_replica_uniform_draws_under_a_strategy_what_one_device_draws():
+    process = subprocess.run([sys.executable, "-c", DRAWS], env=ENV, capture_output=True,
+                             text=True, timeout=300)
+    assert process.returncode == 0, process.stderr[-3000:]
+    out = json.loads(process.stdout.strip().splitlines()[-1])
+    assert "`batch_axis` must be in [-2, 2), got 2." in out.pop("bad axis")
+    assert out == {"axis0": True, "axis1": True, "axis-1": True, "tensors": True, "tensor": True}

@@ -93,19 +93,27 @@ def replica_uniform(shape, seed, minval=0.0, maxval=1.0, dtype=tf.float32, batch
     several replicas, each replica draws the values of the global batch
     (its local batch times the number of replicas along `batch_axis`, same
     seed everywhere) and keeps its own contiguous slice, as `tf.distribute`
-    splits a batch: every example gets the values it would get on one
-    device.
+    splits a batch evenly: every example gets the values it would get on
+    one device. Where a batch is split unevenly (the last batch of a data
+    set) or replicas do not hold contiguous slices in replica order
+    (a multi-worker input pipeline), the values are still valid draws but
+    depend on the split. Each replica draws the whole batch's values, so
+    this costs replicas times the memory of the local draw.
 
     Args:
-        shape: shape of the local tensor (a list or an int32 tensor).
+        shape: shape of the local tensor: a list of ints and integer
+            scalar tensors, or an integer tensor.
         seed: stateless seed, shape (2,).
-        minval: lower bound. Defaults to 0.
-        maxval: upper bound (excluded). Defaults to 1.
+        minval: lower bound. Defaults to `0.0`.
+        maxval: upper bound (excluded). Defaults to `1.0`.
         dtype: float dtype. Defaults to `tf.float32`.
-        batch_axis: the axis of `shape` that indexes examples. Defaults
-            to 0.
+        batch_axis: the axis of `shape` that indexes examples (negative
+            counts from the end). Defaults to `0`.
         alg: the stateless algorithm. Defaults to `"auto_select"` (Philox
             on CPUs and GPUs), as `tf.random.stateless_uniform`.
+
+    Returns:
+        A `dtype` tensor of `shape`, uniform in `[minval, maxval)`.
 
     Examples:
         >>> import tensorflow as tf
@@ -120,12 +128,20 @@ def replica_uniform(shape, seed, minval=0.0, maxval=1.0, dtype=tf.float32, batch
         return tf.random.stateless_uniform(
             shape, seed=seed, minval=minval, maxval=maxval, dtype=dtype, alg=alg)
     replica_id, replicas = replica
-    shape = tf.convert_to_tensor(shape, tf.int32)
-    local = shape[batch_axis]
-    global_shape = tf.tensor_scatter_nd_update(shape, [[batch_axis]], [local * replicas])
+    if isinstance(shape, (list, tuple)):
+        shape = tf.stack([tf.cast(size, tf.int32) for size in shape])
+    shape = tf.cast(shape, tf.int32)
+    rank = shape.shape[0]
+    if rank is None:
+        raise ValueError("`shape` needs a static length under `tf.distribute`.")
+    axis = batch_axis + rank if batch_axis < 0 else batch_axis
+    if not 0 <= axis < rank:
+        raise ValueError(f"`batch_axis` must be in [-{rank}, {rank}), got {batch_axis}.")
+    local = shape[axis]
+    global_shape = tf.tensor_scatter_nd_update(shape, [[axis]], [local * replicas])
     values = tf.random.stateless_uniform(
         global_shape, seed=seed, minval=minval, maxval=maxval, dtype=dtype, alg=alg)
-    begin = tf.tensor_scatter_nd_update(tf.zeros_like(shape), [[batch_axis]],
+    begin = tf.tensor_scatter_nd_update(tf.zeros_like(shape), [[axis]],
                                         [local * tf.cast(replica_id, tf.int32)])
     return tf.slice(values, begin, shape)
 

@@ -146,10 +146,13 @@ def evaluate_robustness(model, data, epsilon, steps=50, restarts=10,
             only when a GPU or TPU is present.
         strategy: a `tf.distribute.Strategy` whose replicas share each batch
             (a batch of a multiple of the number of replicas is split over
-            them, a smaller remainder runs on one device). PGD's result then
-            equals a one-device evaluation; APGD's and Square's random
-            draws depend on the number of replicas. Defaults to `None`: the
-            strategy whose scope is active, if any.
+            them, a smaller remainder runs on one device). Every attack
+            draws its random numbers for the whole batch and keeps its
+            replica's slice, so the same examples are broken as on one
+            device (`robust_loss` can differ slightly: APGD stops a batch
+            once all its examples are misclassified, and one replica's
+            share can get there first). Defaults to `None`: the strategy
+            whose scope is active, if any.
         verbose: 1 shows a Keras progress bar per attack. Defaults to 0.
         apgd_steps: APGD iterations. Defaults to 100 (the reference).
         apgd_restarts: APGD restarts (APGD-T: per target class). Defaults

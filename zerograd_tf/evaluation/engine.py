@@ -12,8 +12,11 @@ a multiple of the number of replicas is spread over them (contiguous slices,
 as `tf.distribute` splits a dataset's batches) and the results gathered; a
 smaller remainder batch runs whole on one device. Every attack draws its
 random numbers for the whole batch on every replica and keeps its slice
-(`attacks.ops.replica_uniform`), so the result equals a one-device
-evaluation.
+(`attacks.ops.replica_uniform`), so the same examples are broken as in a
+one-device evaluation. The worst loss can differ slightly: APGD stops a
+batch once all its examples are misclassified (and keeps moving the
+misclassified point until then), and one replica's share can get there
+first.
 """
 
 import time

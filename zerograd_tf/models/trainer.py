@@ -41,7 +41,7 @@ class AdversarialTrainer:
         The step reads the counter and never writes it, which keeps it valid
         under XLA and `tf.distribute`. Every replica gets the same seed: the
         random ops draw the noise of the global batch and keep their
-        replica's slice (see `attacks.ops.uniform_noise`), so a distributed
+        replica's slice (see `attacks.ops.replica_uniform`), so a distributed
         step perturbs each example exactly as a single-device step would.
         """
         step = tf.cast(self.optimizer.iterations, tf.int64)
