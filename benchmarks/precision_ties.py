@@ -10,7 +10,8 @@ zeroed, and which ones depends on rounding. For each trained model of the
 parity study (`benchmarks/results/precision_parity/`, weights kept on disk)
 whose method masks that way (ZeroGrad, and ZeroGrad on N-FGSM), this
 computes the input gradient of the first `--size` test examples as the
-training attack does (the model's attack objective, at the clean input),
+training attack does (the model's attack objective, at the clean input, or
+for ZeroGrad on N-FGSM at the input plus one fixed draw of its noise),
 once as the model computes (bfloat16) and once on its float32 copy, and
 records per precision: the mean zeroed fraction, the fraction of examples
 whose threshold is tied (at least two elements equal to it), the mean
@@ -75,13 +76,23 @@ def tie_statistics(gradient, q):
             "zero_fraction": float(np.mean(magnitude == 0))}
 
 
+def attack_point(model, x, seed=0):
+    """Where the model's training attack takes the input gradient it ranks:
+    the clean input for ZeroGrad, the input plus its noise (one fixed draw,
+    projected into [0, 1]) for ZeroGrad on N-FGSM."""
+    if not hasattr(model, "noise_magnitude"):
+        return x
+    radius = model.noise_magnitude * float(model.epsilon)
+    return x + ops.project(x, ops.uniform_noise(tf.shape(x), radius, ops.as_seed(seed)))
+
+
 def gradients(model, x, y):
-    """The attack objective's input gradient (as the model computes, and on
-    its float32 copy)."""
+    """The attack objective's input gradient at `attack_point` (as the
+    model computes, and on its float32 copy, at the same point)."""
     as_trained = model.attack_objective()
     copy, loss = dtype_policies.attacked_model(model)
     copy = objectives.model_objective(copy, loss=loss, training=model.attack_training)
-    x, y = tf.constant(x), tf.constant(y)
+    x, y = attack_point(model, tf.constant(x)), tf.constant(y)
     return {"mixed_bfloat16": ops.loss_and_gradient(as_trained, x, y)[1].numpy(),
             "float32": ops.loss_and_gradient(copy, x, y)[1].numpy()}
 

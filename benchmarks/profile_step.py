@@ -93,7 +93,8 @@ def op_stats(logdir):
 
 def aggregate(rows, steps, top=12):
     """Milliseconds of self time per step: in total, by scope, by op type
-    (the `top` most expensive)."""
+    (the `top` most expensive), and of every convolution op (forward and
+    backward, `convolution_ms`)."""
     rows = [r for r in rows if r["type"] != "IDLE"]
     by_scope = collections.Counter()
     by_type = collections.Counter()
@@ -102,6 +103,8 @@ def aggregate(rows, steps, top=12):
         by_type[r["type"]] += r["total_self_time"]
     ms = lambda us: us / steps / 1e3  # noqa: E731  (xprof reports microseconds)
     return {"total_ms": ms(sum(r["total_self_time"] for r in rows)),
+            "convolution_ms": ms(sum(value for name, value in by_type.items()
+                                     if "Conv2D" in name)),
             "by_scope_ms": {name: ms(by_scope[name])
                             for name in (*SCOPES, "weight_gradient", "other") if by_scope[name]},
             "by_type_ms": {name: ms(value) for name, value in by_type.most_common(top)}}
@@ -138,7 +141,8 @@ def result_name(args):
     return "_".join(parts) + ".json"
 
 
-def main(argv=None):
+def parse_args(argv=None):
+    """The command line's settings."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--method", default="zerograd_bisect", choices=list(step_cost.METHODS))
     parser.add_argument("--model", default="small_cnn", choices=step_cost.NETWORKS)
@@ -157,7 +161,11 @@ def main(argv=None):
                         help="where the trace goes (a temporary folder if not given)")
     parser.add_argument("--save", action="store_true",
                         help=f"write the summary to {os.path.relpath(RESULTS)}/")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     logdir = args.logdir or tempfile.mkdtemp(prefix="zerograd_profile_")
     # The two "before" switches replace a module attribute for this process
     # only (a benchmark program, never the library).

@@ -202,9 +202,18 @@ def test_the_machine_record_names_the_cpu_and_its_bfloat16_units():
         "Keras 3.15.1, 2026-12-04")
     assert machine_text({**versions, "cpu": "", "bfloat16_units": []}) == (
         "2 CPUs (an unnamed CPU; bfloat16: none), TensorFlow 2.21.0, Keras 3.15.1, 2026-12-04")
-    # Records written before the CPU was recorded read as they did.
+    # Records written before the CPU was recorded read as they did (step-time
+    # entries stored a bool there).
     assert machine_text(versions) == "2 CPUs, TensorFlow 2.21.0, Keras 3.15.1, 2026-12-04"
-    assert machine_record(("keras",), cpuinfo="")["bfloat16_units"] == []
+    assert machine_text({**versions, "bfloat16_units": True}) == machine_text(versions)
+    # Without /proc/cpuinfo (macOS, Windows) nothing is known: not "none".
+    unknown = machine_record(("keras",), cpuinfo="")
+    assert unknown["cpu"] == "" and unknown["bfloat16_units"] is None
+    assert machine_text({**versions, "cpu": "", "bfloat16_units": None}) == (
+        "2 CPUs (an unnamed CPU; bfloat16: unknown), TensorFlow 2.21.0, Keras 3.15.1, 2026-12-04")
+    # An Arm cpuinfo names no model.
+    arm = machine_record(("keras",), cpuinfo="processor\t: 0\nFeatures\t: fp asimd bf16\n")
+    assert arm["cpu"] == "" and arm["bfloat16_units"] == ["bf16"]
 
 
 def test_no_benchmark_imports_another():

@@ -227,6 +227,33 @@ def test_profile_step_attributes_ops_to_the_package_scopes():
     assert "| zerograd_mask | 0.50 | 12 % |" in table
     assert "| weight_gradient | 2.00 | 50 % |" in table
     assert "IDLE" not in table
+    # Every convolution op counts, not only those among the top types.
+    many = rows + [{"type": f"Op{i}", "operation": f"b/Op{i}", "total_self_time": 5000.0}
+                   for i in range(12)]
+    few = profile_step.aggregate(many, steps=2, top=12)
+    assert "Conv2D" not in few["by_type_ms"] and few["convolution_ms"] == 2.0
+    args = profile_step.parse_args(["--method", "fgsm_rs", "--model", "conv3",
+                                    "--precision", "mixed_bfloat16"])
+    assert profile_step.result_name(args) == "fgsm_rs_conv3_jit-off_mixed_bfloat16.json"
+    assert profile_step.result_name(profile_step.parse_args([])) == (
+        "zerograd_bisect_small_cnn_jit-off.json")
+
+
+def test_the_precision_profile_table_compares_the_convolutions(tmp_path, monkeypatch):
+    sys.path.insert(0, ROOT)
+    from benchmarks import readme_tables
+
+    (tmp_path / "profile").mkdir()
+    machine = {"cpus": 2, "tensorflow": "2.21.0", "keras": "3.15.1", "date": "2026-12-04"}
+    for (name, _), conv in zip(readme_tables.PRECISION_PROFILES, (300.0, 200.0)):
+        (tmp_path / "profile" / name).write_text(json.dumps({
+            "step_ms": conv + 50, "total_ms": conv + 60, "convolution_ms": conv,
+            "by_scope_ms": {"other": conv + 60}, "by_type_ms": {"Conv2D": conv - 100},
+            "machine": machine}))
+    monkeypatch.setattr(readme_tables, "RESULTS", str(tmp_path))
+    text = readme_tables.precision_profile_table()
+    assert "| FGSM-RS, conv3, float32 | 350.0 | 360.0 |" in text
+    assert text.endswith("300.0 ms per step in float32, 200.0 ms in bfloat16 (1.50× faster).")
 
 
 @pytest.mark.slow

@@ -24,9 +24,11 @@ def machine_record(packages=("tensorflow", "keras"), cpuinfo=None):
 
     Returns:
         A JSON-serialisable dict: `platform`, `processor`, `cpu` (the model
-        name, `""` where the system does not say), `bfloat16_units` (the
-        CPU's bfloat16 flags, `zerograd_tf.precision.cpu_bfloat16_flags`),
-        `cpus`, `date` and one entry per package.
+        name from `/proc/cpuinfo`, `""` where it names none, e.g. most Arm
+        machines, or where there is no such file), `bfloat16_units` (the
+        CPU's bfloat16 flags, `zerograd_tf.precision.cpu_bfloat16_flags`;
+        `None` without `/proc/cpuinfo`: not known), `cpus`, `date` and one
+        entry per package.
 
     Example:
 
@@ -44,8 +46,9 @@ def machine_record(packages=("tensorflow", "keras"), cpuinfo=None):
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return {"platform": platform.platform(), "processor": platform.processor(),
-            "cpu": _cpu_model(cpuinfo) or platform.processor(),
-            "bfloat16_units": list(precision.cpu_bfloat16_flags(cpuinfo)),
+            "cpu": _cpu_model(cpuinfo),
+            "bfloat16_units": (list(precision.cpu_bfloat16_flags(cpuinfo)) if cpuinfo
+                               else None),
             "cpus": os.cpu_count(), "date": datetime.date.today().isoformat(), **versions}
 
 

@@ -27,14 +27,18 @@ def machine_text(machine, extra=()):
     >>> machine_text({"cpus": 2, "tensorflow": "2.21.0", "keras": "3.15.1",
     ...               "date": "2026-12-03"})
     '2 CPUs, TensorFlow 2.21.0, Keras 3.15.1, 2026-12-03'
+    >>> machine_text({"cpus": 2, "cpu": "AMD EPYC", "bfloat16_units": ["avx512_bf16"],
+    ...               "tensorflow": "2.21.0", "keras": "3.15.1", "date": "2026-12-04"})
+    '2 CPUs (AMD EPYC; bfloat16: avx512_bf16), TensorFlow 2.21.0, Keras 3.15.1, 2026-12-04'
     """
     if "cpus" not in machine:
         return f"an unrecorded machine ({machine['unknown']})"
     versions = [f"TensorFlow {machine['tensorflow']}", f"Keras {machine['keras']}",
                 *[f"{label} {machine[package]}" for label, package in extra]]
     cpus = f"{machine['cpus']} CPUs"
-    if "cpu" in machine:  # recorded since 2026-12-04
-        units = ", ".join(machine.get("bfloat16_units") or ["none"])
+    if "cpu" in machine:  # machine records of 0.2.0 on (see machine_record)
+        units = machine.get("bfloat16_units")
+        units = "unknown" if not isinstance(units, list) else ", ".join(units) or "none"
         cpus += f" ({machine['cpu'] or 'an unnamed CPU'}; bfloat16: {units})"
     return f"{cpus}, {', '.join(versions)}, {machine['date']}"
 
@@ -229,8 +233,9 @@ def ties_table(path):
     machines = dict.fromkeys(machine_text(e.get("machine", report["machine"]))
                              for e in report["entries"])
     return ("\n".join(lines) + f"\n\nInput gradients of the first "
-            f"{report['entries'][0]['num_examples']} test examples at the clean input, per "
-            f"trained model; measured on {'; '.join(machines)}.")
+            f"{report['entries'][0]['num_examples']} test examples where the training attack "
+            f"takes them (ZeroGrad: the clean input; ZeroGrad on N-FGSM: the input plus one "
+            f"fixed draw of its noise), per trained model; measured on {'; '.join(machines)}.")
 
 
 def diagnostics_table(path):
