@@ -1,7 +1,7 @@
 """Training precision: the choices, the hardware's fast one, and `"auto"`.
 
 A precision is a Keras dtype policy name: `"float32"`, `"mixed_bfloat16"`
-(bfloat16 compute, float32 variables: CPUs with bfloat16 matrix units, TPUs)
+(bfloat16 compute, float32 variables: CPUs with bfloat16 units, TPUs)
 or `"mixed_float16"` (float16 compute with loss scaling: GPUs with tensor
 cores). In every one the inputs, the perturbation `delta`, ZeroGrad's mask,
 the projection and the clip stay float32 (the network's first layer then
