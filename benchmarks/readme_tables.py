@@ -25,7 +25,7 @@ DOCUMENTS = [README, os.path.join(ROOT, "docs", "cli.md"),
              os.path.join(ROOT, "docs", "guides", "choosing_a_method.md")]
 RESULTS = os.path.join(HERE, "results")
 sys.path.insert(0, ROOT)
-from zerograd_tf.benchmarking import study_default, study_docs  # noqa: E402
+from zerograd_tf.benchmarking import profile_report, study_default, study_docs  # noqa: E402
 from zerograd_tf.benchmarking.step_cost import entry_precision  # noqa: E402
 from zerograd_tf.benchmarking.study_docs import machine_text  # noqa: E402
 
@@ -194,76 +194,6 @@ def step_time_precision():
             + "\n".join(lines))
 
 
-# The saved profiles (`profile_step.py --save`), before and after each change.
-PROFILES = [
-    ("fgsm_rs_small_cnn_jit-off.json", "FGSM-RS, small_cnn (reference)"),
-    ("zerograd_bisect_small_cnn_jit-off_mask-eager.json",
-     "ZeroGrad, small_cnn, mask as separate ops (before)"),
-    ("zerograd_bisect_small_cnn_jit-off.json", "ZeroGrad, small_cnn, mask as one XLA function"),
-    ("fgsm_rs_preact_resnet18_jit-off_keras-bn.json",
-     "FGSM-RS, PreAct ResNet-18, Keras' BatchNormalization (before)"),
-    ("fgsm_rs_preact_resnet18_jit-off.json", "FGSM-RS, PreAct ResNet-18, FusedBatchNormalization"),
-    ("fgsm_rs_preact_resnet18_jit-on_keras-bn.json",
-     "the same under XLA, Keras' BatchNormalization (before)"),
-    ("fgsm_rs_preact_resnet18_jit-on.json", "the same under XLA, FusedBatchNormalization"),
-]
-
-
-# The bfloat16 step against its float32 step (docs/precision.md).
-PRECISION_PROFILES = [
-    ("fgsm_rs_conv3_jit-off.json", "FGSM-RS, conv3, float32"),
-    ("fgsm_rs_conv3_jit-off_mixed_bfloat16.json", "FGSM-RS, conv3, mixed_bfloat16"),
-]
-
-
-def precision_profile_table():
-    """`profile_table` of the float32 and bfloat16 conv3 steps, and how much
-    faster the convolutions alone became."""
-    table = profile_table(PRECISION_PROFILES)
-    paths = [os.path.join("profile", name) for name, _ in PRECISION_PROFILES]
-    if not all(os.path.exists(os.path.join(RESULTS, path)) for path in paths):
-        return table
-    # (Profiles saved before `convolution_ms` existed: their most expensive
-    # op types, among which every convolution kernel of these steps is.)
-    f32, bf16 = (entry.get("convolution_ms", sum(
-        ms for op, ms in entry["by_type_ms"].items() if "Conv2D" in op))
-        for entry in map(_load, paths))
-    return (table + f"\n\nThe convolution ops alone (forward and both backward kernels, self "
-            f"time): {f32:.1f} ms per step in float32, {bf16:.1f} ms in bfloat16 "
-            f"({f32 / bf16:.2f}× faster).")
-
-
-def profile_table(profiles=PROFILES):
-    """Self time per step by part of the step, and the top op types, of
-    each saved profile (`(file, label)` pairs)."""
-    parts = [("input_gradient", "input gradient"),
-             ("per_example_quantile", "ZeroGrad quantile"), ("zerograd_mask", "ZeroGrad mask"),
-             ("random_start", "random start"), ("weight_gradient", "weight gradient"),
-             ("other", "other")]
-    header = ["step (batch 128; graph mode unless XLA)", "wall", "op self time",
-              *[label for _, label in parts], "most expensive op types"]
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    machines = set()
-    for name, label in profiles:
-        path = os.path.join(RESULTS, "profile", name)
-        if not os.path.exists(path):
-            continue
-        entry = _load(os.path.join("profile", name))
-        scopes = entry["by_scope_ms"]
-        top = ", ".join(f"{op} {ms:.1f}" for op, ms in list(entry["by_type_ms"].items())[:4])
-        lines.append("| " + " | ".join(
-            [label, f"{entry['step_ms']:.1f}", f"{entry['total_ms']:.1f}",
-             *[f"{scopes[key]:.1f}" if key in scopes else "–" for key, _ in parts], top]) + " |")
-        machines.add(machine_text(entry["machine"]))
-    return "\n".join(lines + [
-        "", "Milliseconds per step: the median wall time without the profiler, then the "
-        "self time of TensorFlow's ops under it (xprof), in total and by part of the step. "
-        "The ops of a step run in parallel on the cores, so their self times can add up to "
-        "more than the wall time, and a nested XLA function (ZeroGrad's compiled mask) is not "
-        "among them: its cost shows in the wall time. Measured on "
-        f"{'; '.join(sorted(machines))}."])
-
-
 def input_check_line():
     """The measured cost of `fit`'s one-time input check."""
     rows = _load("step_time.json")["input_check"]
@@ -328,6 +258,7 @@ def quick_start_output():
 
 
 STUDIES = os.path.join(HERE, "studies")
+PROFILE_DIR = os.path.join(RESULTS, "profile")
 # The study v3 method that is zerograd-train's default recipe
 # (tests/test_study_choices.py checks it against zerograd-train's defaults),
 # and the paper's recipe, named beside it.
@@ -348,8 +279,9 @@ GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
                   os.path.join(RESULTS, "precision_ties.json")),
               "step_time_precision": step_time_precision,
               "vs_pytorch_precision": lambda: vs_pytorch_table("vs_pytorch_precision.json"),
-              "co_study_v2": lambda: _study("co_study_v2"), "profile": profile_table,
-              "profile_precision": precision_profile_table,
+              "co_study_v2": lambda: _study("co_study_v2"),
+              "profile": lambda: profile_report.profile_table(PROFILE_DIR),
+              "profile_precision": lambda: profile_report.precision_profile_table(PROFILE_DIR),
               "co_study_v3": lambda: _study("co_study_v3"),
               "co_study_v3_dev": lambda: _study("co_study_v3_dev"),
               "default_claim": lambda: study_default.default_claim(

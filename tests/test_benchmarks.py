@@ -239,21 +239,21 @@ def test_profile_step_attributes_ops_to_the_package_scopes():
         "zerograd_bisect_small_cnn_jit-off.json")
 
 
-def test_the_precision_profile_table_compares_the_convolutions(tmp_path, monkeypatch):
-    sys.path.insert(0, ROOT)
-    from benchmarks import readme_tables
+def test_the_precision_profile_table_compares_the_convolutions(tmp_path):
+    from zerograd_tf.benchmarking import profile_report
 
-    (tmp_path / "profile").mkdir()
     machine = {"cpus": 2, "tensorflow": "2.21.0", "keras": "3.15.1", "date": "2026-12-04"}
-    for (name, _), conv in zip(readme_tables.PRECISION_PROFILES, (300.0, 200.0)):
-        (tmp_path / "profile" / name).write_text(json.dumps({
+    for (name, _), conv in zip(profile_report.PRECISION, (300.0, 200.0)):
+        (tmp_path / name).write_text(json.dumps({
             "step_ms": conv + 50, "total_ms": conv + 60, "convolution_ms": conv,
             "by_scope_ms": {"other": conv + 60}, "by_type_ms": {"Conv2D": conv - 100},
             "machine": machine}))
-    monkeypatch.setattr(readme_tables, "RESULTS", str(tmp_path))
-    text = readme_tables.precision_profile_table()
+    text = profile_report.precision_profile_table(str(tmp_path))
     assert "| FGSM-RS, conv3, float32 | 350.0 | 360.0 |" in text
     assert text.endswith("300.0 ms per step in float32, 200.0 ms in bfloat16 (1.50× faster).")
+    # Without the bfloat16 profile: the table alone, no comparison.
+    (tmp_path / profile_report.PRECISION[1][0]).unlink()
+    assert "faster" not in profile_report.precision_profile_table(str(tmp_path))
 
 
 @pytest.mark.slow
