@@ -14,7 +14,11 @@ catastrophic overfitting during training (`zerograd_auto`,
 test examples. Each finished run is written to
 `<results>/<setting>/<method>_seed<k>.json` with its final weights in
 `<results>/<setting>/weights/` (not committed: too large); a restarted
-study skips the finished runs and trains an unfinished one afresh. A plan
+study skips the finished runs and resumes an unfinished one from the state
+its last process left in `<results>/<setting>/partial/<method>_seed<k>/`
+(not committed: the checkpoint of its last finished epoch, its per-epoch
+rows and its finished evaluations; `PartialRun`), to the record the
+uninterrupted run would have written, timings aside. A plan
 that reuses another plan's methods (its `reuse` key) copies that plan's
 finished runs with the same fields and seed (from the results folder of that
 plan beside this one's), marked `reused_from`, instead of training them
@@ -57,8 +61,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import zerograd_tf as zg  # noqa: E402
-from zerograd_tf import dtype_policies, io_utils, monitoring, precision  # noqa: E402
+from zerograd_tf import io_utils, monitoring  # noqa: E402
 from zerograd_tf.benchmarking import study_plots, study_records, study_tables  # noqa: E402
+from zerograd_tf.benchmarking.epoch_monitor import EpochMonitor  # noqa: E402
+from zerograd_tf.benchmarking.partial_run import PartialRun  # noqa: E402
 from zerograd_tf.benchmarking.machine import machine_record  # noqa: E402
 from zerograd_tf.benchmarking.study_plan import StudyPlan  # noqa: E402
 from zerograd_tf.runs import options, pipeline, training  # noqa: E402
@@ -69,51 +75,12 @@ tf.get_logger().setLevel("ERROR")
 SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data"))
 # The study's settings, methods and seeds, as data (see the file's notes).
 PLAN = os.path.join(HERE, "studies", "co_study_v2.json")
+# The options that change a run's measurement or evaluation (beside its
+# RunConfig): an unfinished run resumes only under the same ones.
+EVALUATION = ("monitor_size", "monitor_pgd_steps", "final_steps", "final_restarts",
+              "final_apgd_steps", "final_square_queries", "as_trained_seeds",
+              "no_autoattack", "final_size", "train_size")
 
-
-
-class EpochMonitor(keras.callbacks.Callback):
-    """Times each epoch's training and then measures clean/FGSM/PGD-10 accuracy.
-
-    A mixed-precision model is measured through a float32 copy with the
-    epoch's weights, as the final evaluation is: the CO rule then judges
-    the same function the reported robustness describes.
-    """
-
-    def __init__(self, x, y, epsilon, pgd_steps=10, seed=0):
-        super().__init__()
-        self.x, self.y, self.epsilon = x, y, epsilon
-        self.pgd_steps, self.seed = pgd_steps, seed
-        self.rows = []
-        self._start = None
-        self._meter = None
-        self._copy = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        seconds = time.perf_counter() - self._start
-        if self._meter is None:
-            measured_model = self.model
-            if precision.is_lower_precision(self.model.classifier):
-                self._copy = measured_model = dtype_policies.float32_copy(self.model)
-            self._meter = monitoring.AttackMeter(measured_model, self.epsilon,
-                                                 pgd_steps=self.pgd_steps)
-        if self._copy is not None:
-            self._copy.set_weights(self.model.classifier.get_weights())
-        measured = self._meter(self.x, self.y, self.seed)
-        logs = logs or {}
-        self.rows.append({
-            "epoch": epoch + 1,
-            "train_loss": float(logs.get("loss", float("nan"))),
-            "train_accuracy": float(logs.get("accuracy", float("nan"))),
-            **{k: float(v) for k, v in measured.items()},
-            "epoch_seconds": seconds,
-            # ZeroGrad's mean zeroed fraction of the epoch's training steps.
-            **({"zeroed_fraction": float(logs["zeroed_fraction"])}
-               if "zeroed_fraction" in logs else {}),
-        })
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -231,17 +198,29 @@ def finished(path, plan, setting, method, seed, args):
     return True
 
 
-def train_run(config, data, timer):
+def train_run(config, data, timer, partial=None):
     """Trains one run of the study with `timer` (a callback that times the
-    epochs) last; returns `(model, the acting CO callbacks)`."""
+    epochs) after the CO callbacks; returns `(model, the acting CO callbacks)`.
+
+    With `partial` (a `PartialRun`), the run resumes from its checkpoint,
+    the CO callbacks keep their state in its folder, and a checkpoint is
+    written after every epoch (after `timer`, which writes the epoch's row
+    first). `timer` is then made by `timer(finished_epochs)`.
+    """
     keras.backend.clear_session()
     model = pipeline.build_model(config, data)
     # The CO monitor of zerograd_auto / early stopping (on the validation
     # split) comes first: its checks are timed as part of the epoch.
-    scratch = tempfile.mkdtemp(prefix="co_study-")
+    scratch = partial.state_dir if partial else tempfile.mkdtemp(prefix="co_study-")
     acting = training.monitor_callbacks(config, data, scratch, logdir=None)
-    pipeline.fit(model, config, data, callbacks=[*acting, timer])
-    shutil.rmtree(scratch, ignore_errors=True)
+    if partial is None:
+        pipeline.fit(model, config, data, callbacks=[*acting, timer])
+        shutil.rmtree(scratch, ignore_errors=True)
+        return model, acting
+    model.build((None, *data.input_shape))
+    initial_epoch = partial.restore(model)
+    pipeline.fit(model, config, data, initial_epoch=initial_epoch,
+                 callbacks=[*acting, timer(initial_epoch), partial.checkpoint])
     return model, acting
 
 
@@ -290,49 +269,67 @@ def run_one(plan, setting, method, seed, data, args, monitor, evaluation):
     if take_over(plan, setting, method, seed, args, path):
         return True
     config = plan.run_config(setting, method, seed, data, args.overrides)
-    monitor_cb = EpochMonitor(*monitor, config.epsilon, args.monitor_pgd_steps, seed)
-    model, acting = train_run(config, data, monitor_cb)
+    # What a killed run resumes from (git-ignored; removed once the record is in).
+    partial = PartialRun(
+        os.path.join(args.results, setting, "partial", f"{method}_seed{seed}"),
+        {"config": config.to_dict(), "evaluation": {k: getattr(args, k) for k in EVALUATION}})
+    monitor_cb = None
+
+    def epoch_monitor(finished_epochs):
+        nonlocal monitor_cb
+        monitor_cb = EpochMonitor(*monitor, config.epsilon, args.monitor_pgd_steps, seed,
+                                  rows=partial.rows(finished_epochs),
+                                  rows_path=partial.rows_path)
+        return monitor_cb
+
+    model, acting = train_run(config, data, epoch_monitor, partial)
     x_eval, y_eval = evaluation
-    final = zg.evaluate_robustness(model, (x_eval, y_eval), config.epsilon,
-                                   steps=args.final_steps, restarts=args.final_restarts,
-                                   seed=seed)
+    common = dict(steps=args.final_steps, restarts=args.final_restarts, seed=seed)
+    final = partial.evaluation("final", lambda: {
+        k: (float(v) if isinstance(v, (float, np.floating)) else v)
+        for k, v in zg.evaluate_robustness(model, (x_eval, y_eval), config.epsilon,
+                                           **common).items()})
     # AutoAttack first (its own number after its last member), then PGD-50-10
     # on what it left: the last entry is the worst case per example.
     strongest = as_trained = None
+    autoattack = dict(common, attack=["autoattack", "pgd"], apgd_steps=args.final_apgd_steps,
+                      square_queries=args.final_square_queries)
     if not args.no_autoattack:
-        strongest = zg.evaluate_robustness(
-            model, (x_eval, y_eval), config.epsilon, attack=["autoattack", "pgd"],
-            steps=args.final_steps, restarts=args.final_restarts, seed=seed,
-            apgd_steps=args.final_apgd_steps, square_queries=args.final_square_queries)
+        strongest = partial.evaluation("autoattack", lambda: zg.evaluate_robustness(
+            model, (x_eval, y_eval), config.epsilon, **autoattack))
         if strongest["precision"] != config.precision and seed < args.as_trained_seeds:
             # A mixed-precision model: the same attacks on the model as it
             # computes, beside the float32 copy's (the reported) number.
-            as_trained = zg.evaluate_robustness(
-                model, (x_eval, y_eval), config.epsilon, attack=["autoattack", "pgd"],
-                steps=args.final_steps, restarts=args.final_restarts, seed=seed,
-                apgd_steps=args.final_apgd_steps, square_queries=args.final_square_queries,
-                precision="as_trained")
+            as_trained = partial.evaluation("as_trained", lambda: zg.evaluate_robustness(
+                model, (x_eval, y_eval), config.epsilon, precision="as_trained",
+                **autoattack))
     weights_dir = os.path.join(args.results, setting, "weights")
     os.makedirs(weights_dir, exist_ok=True)
     model.save_weights(os.path.join(weights_dir, f"{method}_seed{seed}.weights.h5"))
     rows = monitor_cb.rows
+    resumes = partial.resumes
+    # The first epoch of each process includes tracing: out of the mean.
+    traced = {1, *(epochs + 1 for epochs in resumes)}
+    steady = [r["epoch_seconds"] for r in rows if r["epoch"] not in traced]
     pgd = [r["pgd_accuracy"] for r in rows]
     fgsm = [r["fgsm_accuracy"] for r in rows]
     record = {
         "setting": setting, "method": method, "seed": seed, "config": config.to_dict(),
         "epochs": rows,
-        "final": {k: (float(v) if isinstance(v, (float, np.floating)) else v)
-                  for k, v in final.items()},
+        "final": final,
         "final_autoattack": strongest,
         **({"final_autoattack_as_trained": as_trained} if as_trained else {}),
         "co_monitor": [{"checks": len(m.checks), "events": m.events} for m in acting],
         "final_quantile": getattr(model, "quantile", None),
         "catastrophic_overfitting": monitoring.catastrophic_overfitting(pgd, fgsm),
-        "mean_epoch_seconds": statistics.fmean(r["epoch_seconds"] for r in rows[1:] or rows),
+        "mean_epoch_seconds": statistics.fmean(
+            steady or [r["epoch_seconds"] for r in rows] or [float("nan")]),
+        **({"resumed_after_epochs": resumes} if resumes else {}),
         "date": datetime.date.today().isoformat(),
         "machine": machine_record(),
     }
     io_utils.write_json_atomic(path, record)
+    partial.finish()
     return True
 
 

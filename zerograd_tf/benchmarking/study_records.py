@@ -8,8 +8,9 @@ A run record is the JSON file a study writes when a run finishes:
 `final` (`evaluate_robustness`'s PGD report), `final_autoattack` (AutoAttack
 + PGD worst case, or `None`), for some mixed-precision runs
 `final_autoattack_as_trained` (the same attacks on the model as it
-computes), `co_monitor`, `final_quantile`, `mean_epoch_seconds`, `date` and
-`machine`.
+computes), `co_monitor`, `final_quantile`, `mean_epoch_seconds` (the first
+epoch of each process left out), for a resumed run `resumed_after_epochs`
+(the finished epochs at each resume), `date` and `machine`.
 """
 
 import csv

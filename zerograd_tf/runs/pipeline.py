@@ -156,30 +156,49 @@ def warmup_callbacks(config, data):
                                         max(1, round(config.epsilon_warmup * steps)))]
 
 
-def fit(model, config, data, *, callbacks=(), verbose=0):
+def fit(model, config, data, *, callbacks=(), verbose=0, initial_epoch=0):
     """Trains `model` on `config`'s batches as `zerograd-train` does.
 
     The programs' training without their run directory: the warm-up of
-    `warmup_callbacks` first, then `callbacks`, every epoch of
-    `train_dataset`. `zerograd-train` puts checkpoints, history and
-    validation around the same pieces (`zerograd_tf.runs.training`); the
-    benchmarks call this.
+    `warmup_callbacks` first, then `callbacks`, the epochs of
+    `train_dataset` from `initial_epoch` on. `zerograd-train` puts
+    checkpoints, history and validation around the same pieces
+    (`zerograd_tf.runs.training`); the benchmarks call this.
 
     Args:
-        model: the compiled model of `build_model(config, data)`.
+        model: the compiled model of `build_model(config, data)`, with the
+            weights and optimizer state of `initial_epoch` finished epochs
+            when resuming.
         config: a resolved configuration.
         data: its `ImageData`.
         callbacks: further Keras callbacks, after the warm-up. Defaults to
             `()`.
         verbose: Keras `fit` verbosity. Defaults to 0.
+        initial_epoch: the number of epochs already trained (a resumed
+            run). Defaults to 0.
 
     Returns:
         The Keras `History`.
     """
-    return model.fit(train_dataset(config, data), epochs=config.epochs,
+    callbacks = [*warmup_callbacks(config, data), *callbacks]
+    return model.fit(train_dataset(config, data, initial_epoch),
+                     epochs=last_epoch(config, callbacks, initial_epoch),
+                     initial_epoch=initial_epoch,
                      steps_per_epoch=steps_per_epoch(config, len(data.x_train)),
-                     callbacks=[*warmup_callbacks(config, data), *callbacks],
-                     shuffle=False, verbose=verbose)
+                     callbacks=callbacks, shuffle=False, verbose=verbose)
+
+
+def last_epoch(config, callbacks, initial_epoch):
+    """The `epochs` to pass to `fit` when resuming after `initial_epoch` epochs.
+
+    `config.epochs`, unless a callback's saved state says it stopped the run
+    already (the CO monitor's `stopped_before`): a run stopped and then
+    killed before it was finished is finished; `fit` then runs no epoch
+    (its callbacks still load their state in `on_train_begin`).
+    """
+    stopped = any(getattr(c, "stopped_before", lambda epoch: False)(initial_epoch)
+                  for c in callbacks)
+    return initial_epoch if stopped else config.epochs
 
 
 def train_dataset(config, data, initial_epoch=0):

@@ -173,12 +173,10 @@ def fit_model(config, data, output, writes, logdir, verbose, extra_callbacks, ch
     ]
     callbacks[:0] = pipeline.warmup_callbacks(config, data)
     initial_epoch = callbacks_lib.EpochCheckpoint(os.path.join(output, "checkpoint")).restore(model)
-    stopped = any(getattr(c, "stopped_before", lambda epoch: False)(initial_epoch)
-                  for c in callbacks)
     # A run the CO monitor stopped, killed before its model was saved, is
     # finished: its checkpoint holds the restored healthy weights.
-    epochs = initial_epoch if stopped else config.epochs
-    model.fit(pipeline.train_dataset(config, data, initial_epoch), epochs=epochs,
+    model.fit(pipeline.train_dataset(config, data, initial_epoch),
+              epochs=pipeline.last_epoch(config, callbacks, initial_epoch),
               initial_epoch=initial_epoch,
               steps_per_epoch=pipeline.steps_per_epoch(config, len(data.x_train)),
               validation_data=pipeline.validation_dataset(config, data),
