@@ -7,6 +7,8 @@ import configparser
 import pathlib
 import re
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -85,3 +87,32 @@ def test_setup_cfg_lists_every_package_of_the_library():
              for init in (ROOT / "zerograd_tf").rglob("__init__.py")}
     found |= {"zerograd_tf.trainers", "zerograd_tf.tuning"}
     assert listed == found
+
+
+@pytest.mark.parametrize("script", ["run", "refresh-constraints"])
+def test_the_docs_build_of_the_ci_scripts_fails_on_a_warning(tmp_path, script):
+    """CI's docs build (and the one that checks a refresh of the pins) must
+    fail on any warning. `--quiet` raises the mkdocs logger's level above
+    WARNING, so warnings never reach strict mode's counter (mkdocs issue
+    #4126): with it, docstrings that griffe warned about passed CI. This
+    runs the script's own command line on a site with a broken link."""
+    import shlex
+    import subprocess
+    import sys
+
+    pytest.importorskip("mkdocs")
+    (line,) = [ln for ln in (ROOT / ".ci" / script).read_text().splitlines()
+               if "mkdocs build" in ln and not ln.lstrip().startswith("#")]
+    words = line.split("--site-dir")[0].split()
+    command = [sys.executable if word == '"$python"' else word for word in words]
+    assert command[:4] == [sys.executable, "-m", "mkdocs", "build"], line
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.md").write_text("# Home\n\nSee [the guide](missing.md).\n")
+    (tmp_path / "mkdocs.yml").write_text("site_name: t\n")
+    result = subprocess.run([*command, "--site-dir", str(tmp_path / "site")], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0, f"{shlex.join(command)} passed with a broken link"
+    (tmp_path / "docs" / "index.md").write_text("# Home\n")
+    result = subprocess.run([*command, "--site-dir", str(tmp_path / "site")], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

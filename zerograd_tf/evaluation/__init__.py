@@ -167,22 +167,22 @@ def evaluate_robustness(model, data, epsilon, steps=50, restarts=10,
     Returns:
         A dict with
 
-        - `clean_accuracy`, `robust_accuracy` (the worst case over the
-          attacks run), `num_examples`, `num_clean_correct`,
-          `num_robust_correct`, `epsilon`, `attack`, `seconds`;
-        - `clean_loss`: the mean over examples of `loss` at the clean input;
-        - `robust_loss`: the mean over examples of the highest `loss` found
-          for each: at its clean input and at every point
-          `clip(x + delta, 0, 1)` an attack returned for it (an example is
-          attacked only while it is classified correctly and unbroken, so a
-          misclassified example contributes its clean loss). It is never
-          below `clean_loss` and never falls when attacks are added;
-        - `attacks`: one entry per attack run with its `name`, `label` (e.g.
-          `"APGD-CE-100"`), `robust_accuracy` (after it), `num_attacked`,
-          `num_broken` and `seconds`;
-        - `precision`: the dtype policy of the model attacked;
-        - with PGD, `alpha`, `steps`, `restarts`; with Square after a
-          gradient attack, `square_only_broken` and `gradient_masking`.
+            - `clean_accuracy`, `robust_accuracy` (the worst case over the
+              attacks run), `num_examples`, `num_clean_correct`,
+              `num_robust_correct`, `epsilon`, `attack`, `seconds`;
+            - `clean_loss`: the mean over examples of `loss` at the clean input;
+            - `robust_loss`: the mean over examples of the highest `loss` found
+              for each: at its clean input and at every point
+              `clip(x + delta, 0, 1)` an attack returned for it (an example is
+              attacked only while it is classified correctly and unbroken, so a
+              misclassified example contributes its clean loss). It is never
+              below `clean_loss` and never falls when attacks are added;
+            - `attacks`: one entry per attack run with its `name`, `label` (e.g.
+              `"APGD-CE-100"`), `robust_accuracy` (after it), `num_attacked`,
+              `num_broken` and `seconds`;
+            - `precision`: the dtype policy of the model attacked;
+            - with PGD, `alpha`, `steps`, `restarts`; with Square after a
+              gradient attack, `square_only_broken` and `gradient_masking`.
 
     Raises:
         ValueError: for invalid attack settings or empty data.

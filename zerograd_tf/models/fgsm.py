@@ -31,9 +31,9 @@ class FGSMModel(AdversarialModel):
         1.25
     """
 
-    def __init__(self, *args, random_init=False, **kwargs):
+    def __init__(self, *args, random_init=False, alpha_factor=None, **kwargs):
         self.random_init = bool(random_init)
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, alpha_factor=alpha_factor, **kwargs)
 
     @property
     def default_alpha_factor(self):

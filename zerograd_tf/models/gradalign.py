@@ -95,12 +95,13 @@ class GradAlignModel(FGSMModel):
         True
     """
 
-    def __init__(self, *args, gradalign_lambda=0.2, random_init=False, **kwargs):
+    def __init__(self, *args, gradalign_lambda=0.2, random_init=False, alpha_factor=None,
+                 **kwargs):
         lam = gradalign_lambda
         if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam >= 0:
             raise ValueError(f"`gradalign_lambda` must be a number >= 0, got {lam!r}.")
         self.gradalign_lambda = float(lam)
-        super().__init__(*args, random_init=random_init, **kwargs)
+        super().__init__(*args, random_init=random_init, alpha_factor=alpha_factor, **kwargs)
         self.alignment_tracker = keras.metrics.Mean(name="gradient_alignment")
 
     def regularization(self, x, y, seed, hyperparameters):

@@ -40,11 +40,11 @@ class MultiGradModel(MaskedGradientModel):
 
     default_alpha_factor = 2.0
 
-    def __init__(self, *args, samples=3, threshold=None, **kwargs):
+    def __init__(self, *args, samples=3, threshold=None, alpha_factor=None, **kwargs):
         self.samples = validation.check_int(samples, "samples", 1)
         threshold = self.samples if threshold is None else threshold
         self.threshold = validation.check_int(threshold, "threshold", 1, self.samples)
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, alpha_factor=alpha_factor, **kwargs)
 
     def perturb(self, x, y, seed, hyperparameters):
         return attacks.multigrad(

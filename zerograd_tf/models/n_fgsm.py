@@ -33,10 +33,10 @@ class NFGSMModel(AdversarialModel):
         (2.0, None)
     """
 
-    def __init__(self, *args, noise_magnitude=2.0, clip=None, **kwargs):
+    def __init__(self, *args, noise_magnitude=2.0, clip=None, alpha_factor=None, **kwargs):
         self.noise_magnitude = validation.check_positive(noise_magnitude, "noise_magnitude")
         self.clip = None if clip is None else validation.check_positive(clip, "clip")
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, alpha_factor=alpha_factor, **kwargs)
 
     def perturb(self, x, y, seed, hyperparameters):
         return attacks.n_fgsm(

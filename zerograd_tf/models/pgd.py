@@ -32,10 +32,10 @@ class PGDModel(AdversarialModel):
         0.0833
     """
 
-    def __init__(self, *args, steps=10, restarts=1, **kwargs):
+    def __init__(self, *args, steps=10, restarts=1, alpha_factor=None, **kwargs):
         self.steps = validation.check_int(steps, "steps", 1)
         self.restarts = validation.check_int(restarts, "restarts", 1)
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, alpha_factor=alpha_factor, **kwargs)
 
     @property
     def default_alpha_factor(self):

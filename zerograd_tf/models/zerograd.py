@@ -68,7 +68,8 @@ class ZeroGradModel(QuantileMaskedModel):
     default_alpha_factor = 2.0
 
     def __init__(self, *args, quantile=_names.DEFAULT_QUANTILE, zero_iters=1, init="random",
-                 quantile_method=quantile_lib.DEFAULT_QUANTILE_METHOD, **kwargs):
+                 quantile_method=quantile_lib.DEFAULT_QUANTILE_METHOD, alpha_factor=None,
+                 **kwargs):
         self.quantile_auto = isinstance(quantile, str) and quantile == AUTO
         if isinstance(quantile, str) and not self.quantile_auto:
             raise ValueError(f"`quantile` must be a number in [0, 1) or 'auto', got {quantile!r}.")
@@ -76,7 +77,7 @@ class ZeroGradModel(QuantileMaskedModel):
         self.init = validation.check_choice(init, "init", validation.PERTURBATION_INITS)
         super().__init__(
             *args, quantile=auto_quantile.START_QUANTILE if self.quantile_auto else quantile,
-            quantile_method=quantile_method, **kwargs)
+            quantile_method=quantile_method, alpha_factor=alpha_factor, **kwargs)
 
     def _check_callbacks(self, callbacks):
         adapts = any(isinstance(c, CatastrophicOverfittingMonitor) and c.action == "adapt"

@@ -51,8 +51,11 @@ class ZeroGradNFGSMModel(QuantileMaskedModel, NFGSMModel):
     """
 
     def __init__(self, *args, quantile=_names.DEFAULT_QUANTILE,
-                 quantile_method=quantile_lib.DEFAULT_QUANTILE_METHOD, **kwargs):
-        super().__init__(*args, quantile=quantile, quantile_method=quantile_method, **kwargs)
+                 quantile_method=quantile_lib.DEFAULT_QUANTILE_METHOD, noise_magnitude=2.0,
+                 clip=None, alpha_factor=None, **kwargs):
+        super().__init__(*args, quantile=quantile, quantile_method=quantile_method,
+                         noise_magnitude=noise_magnitude, clip=clip,
+                         alpha_factor=alpha_factor, **kwargs)
 
     def perturb(self, x, y, seed, hyperparameters):
         return attacks.n_fgsm(
