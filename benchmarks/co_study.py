@@ -2,8 +2,9 @@
 
     python benchmarks/co_study.py                      # both settings, every method, 5 seeds
     python benchmarks/co_study.py --settings mnist --methods fgsm_rs zerograd_q0.35
-    python benchmarks/co_study.py --settings custom --dataset cifar10 --model preact_resnet18 \
-        --epsilon 8/255 --epochs 30 --optimizer sgd --lr-schedule cyclic --lr-max 0.2
+    python benchmarks/co_study.py --settings custom --dataset cifar10 -- \
+        --model preact_resnet18 --epsilon 8/255 --epochs 30 --optimizer sgd \
+        --lr-schedule cyclic --lr-max 0.2
 
 Every run trains one method with one seed, measuring after each epoch the
 clean, FGSM and PGD-10 accuracy on a fixed monitoring subset (the first 500

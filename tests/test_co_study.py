@@ -1,4 +1,5 @@
-"""A killed study run resumes to the record the uninterrupted run writes."""
+"""benchmarks/co_study.py: a killed run resumes to the record the uninterrupted run
+writes; its documented command lines parse."""
 
 import importlib.util
 import json
@@ -135,3 +136,37 @@ def test_partial_run_of_another_configuration_starts_afresh(tmp_path, capsys):
         "robust_accuracy": 0.5}
     other.finish()
     assert not folder.exists()
+
+
+def _documented_commands(text):
+    """The `python benchmarks/co_study.py ...` command lines of a text
+    (continuation lines joined, comments dropped)."""
+    commands, current = [], None
+    for line in text.splitlines():
+        line = line.split("  #")[0].strip()
+        if current is None and line.startswith("python benchmarks/co_study.py"):
+            current = line
+        elif current is not None:
+            current += " " + line
+        if current is not None and not current.endswith("\\"):
+            commands.append(current.replace("\\ ", " "))
+            current = None
+        elif current is not None:
+            current = current[:-1]
+    return commands
+
+
+def test_the_documented_study_commands_parse(co_study):
+    import shlex
+
+    texts = [co_study.__doc__, open(os.path.join(ROOT, "docs", "study.md")).read()]
+    commands = [c for text in texts for c in _documented_commands(text)]
+    assert any("preact_resnet18" in c for c in commands) and len(commands) >= 6
+    for command in commands:
+        words = shlex.split(command)[2:]
+        if "my_study.json" in words:  # the reader's own plan file
+            continue
+        try:
+            co_study.parse(words)
+        except SystemExit as error:
+            pytest.fail(f"{command!r} does not parse (exit {error.code})")
