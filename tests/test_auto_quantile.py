@@ -129,17 +129,53 @@ def test_quantile_is_capped():
     assert len(history.history["loss"]) == 3 and monitor.stopped
 
 
+class CollapseThenSlide:
+    """Healthy up to the end of epoch 1 (step 2, PGD accuracy's peak), a
+    collapse at both checks of epoch 2 (so epoch 2 ends without a healthy
+    check and its checkpoint holds step 2's restored weights), then a slow
+    slide at the end of epoch 3 (step 6), judged against step 2. The slide
+    rule goes back to the last healthy epoch end, step 2: also after a
+    resume from epoch 2's checkpoint, where the last healthy check is
+    step 5's (a routine one)."""
+
+    PGD = {1: 0.15, 2: 0.20, 5: 0.18, 6: 0.14, 7: 0.16, 8: 0.16}
+
+    def __init__(self):
+        self.weights = {}
+
+    def __call__(self, model):
+        step = int(model.optimizer.iterations.numpy())
+        self.weights[step] = [w.copy() for w in model.classifier.get_weights()]
+        if step in (3, 4):
+            return COLLAPSED
+        return {"clean_accuracy": 0.5, "fgsm_accuracy": 0.22 if step == 6 else 0.20,
+                "pgd_accuracy": self.PGD[step]}
+
+
+SCRIPTS = {"collapse": lambda: CollapseAt(5), "slide": SlideScript,
+           # Every check of epoch 1 collapses (no healthy check to restore),
+           # and so does the first of epoch 2.
+           "no_healthy_check": lambda: CollapseAt(1, 2, 3),
+           "collapse_then_slide": CollapseThenSlide}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_after, slide_drop", [(4, None), (5, None), (5, 0.2), (7, 0.2)])
-def test_the_rule_survives_a_kill_and_resume(tmp_path, kill_after, slide_drop):
+@pytest.mark.parametrize("kill_after, slide_drop, script", [
+    (4, None, "collapse"), (5, None, "collapse"), (5, 0.2, "slide"), (7, 0.2, "slide"),
+    (3, None, "no_healthy_check"), (5, 0.2, "collapse_then_slide")])
+def test_the_rule_survives_a_kill_and_resume(tmp_path, kill_after, slide_drop, script):
     """A run killed after step 4 (an epoch end) or 5 (the adaptation was
     saved, the checkpoint of epoch 3 was not) resumes to exactly the
     uninterrupted run: weights, quantile, checks and events; so does a run
-    with the slide rule killed inside the slide or after acting on it."""
+    with the slide rule killed inside the slide or after acting on it; a
+    run resumed before any healthy check has none to restore (as the
+    uninterrupted run); and a slide after a resume goes back to the last
+    healthy epoch end before it, also when that is older than the
+    checkpoint."""
     x, y = robustness_problem(128)
 
     def run(folder, callbacks=(), epochs=4, restore=False):
-        measure = CollapseAt(5) if slide_drop is None else SlideScript()
+        measure = SCRIPTS[script]()
         monitor = zg.AutoQuantile(measure=measure, frequency=1, verbose=0,
                                   slide_drop=slide_drop, state_path=str(folder / "auto.json"))
         checkpoint = zg.callbacks.EpochCheckpoint(str(folder / "checkpoint"))
@@ -160,7 +196,16 @@ def test_the_rule_survives_a_kill_and_resume(tmp_path, kill_after, slide_drop):
         np.testing.assert_array_equal(a, b)
     assert resumed_monitor.checks == whole_monitor.checks
     assert resumed_monitor.events == whole_monitor.events
-    assert len(whole_monitor.events) == 1
+    assert len(whole_monitor.events) == {"no_healthy_check": 3,
+                                         "collapse_then_slide": 3}.get(script, 1)
+    if script == "collapse_then_slide":
+        assert [c.get("slide", False) for c in whole_monitor.checks if c["co"]] == [
+            False, False, True]
+    # The slide rule's saved restore points go once training has ended.
+    assert not list((tmp_path / "killed").glob("*.npz"))
+    if slide_drop is not None:
+        assert sorted(p.name for p in (tmp_path / "whole").iterdir()) == [
+            "auto.json", "checkpoint"]
     with open(tmp_path / "killed" / "auto.json") as f:
         assert json.load(f)["events"] == whole_monitor.events
 

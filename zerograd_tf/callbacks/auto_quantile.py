@@ -3,13 +3,18 @@
 See `AutoQuantile`.
 """
 
+import glob
+import logging
+import os
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-from zerograd_tf import _names
+from zerograd_tf import _names, io_utils, monitoring
 from zerograd_tf.callbacks.co_monitor import CatastrophicOverfittingMonitor
-from zerograd_tf import monitoring
+
+_LOG = logging.getLogger("zerograd_tf")
 
 # The rule of `ZeroGradModel(quantile="auto")`; see `AutoQuantile`.
 START_QUANTILE = _names.DEFAULT_QUANTILE
@@ -76,7 +81,12 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
     elements remain that the attack no longer trains robustness (the
     study's q = 0.9 runs). The
     state (checks, adaptations) resumes with `state_path`; the quantile
-    itself is a model variable, saved with the weights.
+    itself is a model variable, saved with the weights. With `slide_drop`,
+    the weights and optimizer state of the last two healthy epoch-end
+    checks are saved beside `state_path` too
+    (`<state_path without .json>.epoch_end_<epoch>.npz`, removed when
+    training ends): a resumed run restores after a slide what the
+    uninterrupted run would.
 
     Args:
         x: held-out inputs (floats in [0, 1]), or a `tf.data.Dataset` or
@@ -171,10 +181,66 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
                 check["cause"] = "a slow slide of robustness"
         return check
 
+    def on_epoch_begin(self, epoch, logs=None):
+        resumed = self._resumed
+        super().on_epoch_begin(epoch, logs)
+        if resumed and self.slide_drop is not None:
+            self._epoch_end_state = self._load_epoch_end_state()
+
+    def on_train_end(self, logs=None):
+        # Training ended (not killed): nothing resumes from these any more.
+        for path in self._epoch_end_files():
+            os.remove(path)
+
     def _snapshot_healthy(self):
         super()._snapshot_healthy()
-        if self.checks and self.checks[-1].get("epoch_end"):
+        last = self.checks[-1] if self.checks else {}
+        if last.get("epoch_end") and not last["co"]:
             self._epoch_end_state = (self.healthy_weights, self.healthy_optimizer)
+            self._save_epoch_end_state(last["epoch"])
+
+    # The slide rule's restore point can be older than the checkpoint a run
+    # resumes from (after a collapse that ended an epoch), so with
+    # `state_path` it is saved beside the state: one file per healthy
+    # epoch-end check, the newest two kept (a kill can leave the newest one
+    # from the epoch that is run again).
+    def _epoch_end_path(self, epoch):
+        return f"{os.path.splitext(self.state_path)[0]}.epoch_end_{epoch}.npz"
+
+    def _save_epoch_end_state(self, epoch):
+        if not self.state_path or self.slide_drop is None:
+            return
+        weights, optimizer = self._epoch_end_state
+        arrays = {**{f"w{i}": w for i, w in enumerate(weights)},
+                  **{f"o{i}": v for i, v in enumerate(optimizer or [])}}
+        with io_utils.replacing(self._epoch_end_path(epoch)) as temporary:
+            with open(temporary, "wb") as f:
+                np.savez(f, **arrays)
+        for old in self._epoch_end_files()[:-2]:
+            os.remove(old)
+
+    def _epoch_end_files(self):
+        """The saved epoch-end states, oldest first."""
+        if not self.state_path:
+            return []
+        pattern = f"{glob.escape(os.path.splitext(self.state_path)[0])}.epoch_end_*.npz"
+        return sorted(glob.glob(pattern), key=lambda p: int(p.rsplit("_", 1)[1][:-4]))
+
+    def _load_epoch_end_state(self):
+        """The state of the last healthy epoch-end check that the resumed
+        run keeps, from its file (`None` when there is none)."""
+        ends = [c["epoch"] for c in self.checks if c.get("epoch_end") and not c["co"]]
+        if not ends or not self.state_path:
+            return None
+        path = self._epoch_end_path(ends[-1])
+        if not os.path.exists(path):
+            _LOG.warning("%s is missing: a slow slide will restore the last healthy check "
+                         "instead of the last healthy epoch end.", path)
+            return None
+        with np.load(path) as saved:
+            weights = [saved[f"w{i}"] for i in range(sum(k[0] == "w" for k in saved.files))]
+            optimizer = [saved[f"o{i}"] for i in range(sum(k[0] == "o" for k in saved.files))]
+        return weights, optimizer
 
     def _act(self, check):
         if check.get("slide") and self._epoch_end_state is not None:

@@ -198,10 +198,11 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
             # and events of the epochs that are run again. That checkpoint
             # was written after the epoch's closing check, whose weights were
             # healthy or restored to the healthy ones: they are the healthy
-            # state again.
+            # state again - if there was a healthy check at all (before the
+            # first one a collapse keeps the weights it finds).
             self.checks = [c for c in self.checks if c["epoch"] < epoch]
             self.events = [e for e in self.events if e["epoch"] < epoch]
-            if self.checks and self.action != "warn":
+            if any(not c["co"] for c in self.checks) and self.action != "warn":
                 self._snapshot_healthy()
             self._resumed = False
 
