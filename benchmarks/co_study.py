@@ -18,8 +18,10 @@ test examples. Each finished run is written to
 study skips the finished runs and resumes an unfinished one from the state
 its last process left in `<results>/<setting>/partial/<method>_seed<k>/`
 (not committed: the checkpoint of its last finished epoch, its per-epoch
-rows and its finished evaluations; `PartialRun`), to the record the
-uninterrupted run would have written, timings aside. A plan
+rows and its finished evaluations; `zerograd_tf.benchmarking.partial_run`),
+to the record the uninterrupted run would have written, timings aside; it
+refuses (exit 2, the folder kept) to resume one under other training
+options or software versions. A plan
 that reuses another plan's methods (its `reuse` key) copies that plan's
 finished runs with the same fields and seed (from the results folder of that
 plan beside this one's), marked `reused_from`, instead of training them
@@ -42,7 +44,6 @@ rule to the stored per-epoch accuracies, so they always follow this text.
 """
 
 import argparse
-import datetime
 import json
 import os
 import shutil
@@ -58,17 +59,14 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import zerograd_tf as zg  # noqa: E402
-from zerograd_tf import io_utils, monitoring  # noqa: E402
-from zerograd_tf.benchmarking import study_plots, study_records, study_tables  # noqa: E402
-from zerograd_tf.benchmarking.epoch_monitor import EpochMonitor  # noqa: E402
-from zerograd_tf.benchmarking.partial_run import PartialRun  # noqa: E402
+from zerograd_tf import io_utils  # noqa: E402
+from zerograd_tf.benchmarking import partial_run, study_plots, study_records  # noqa: E402
+from zerograd_tf.benchmarking import study_run, study_tables  # noqa: E402
 from zerograd_tf.benchmarking.machine import machine_record  # noqa: E402
 from zerograd_tf.benchmarking.study_plan import StudyPlan  # noqa: E402
-from zerograd_tf.runs import options, pipeline, training  # noqa: E402
+from zerograd_tf.runs import options, pipeline  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Many models per process: TensorFlow's retracing warnings are expected here.
@@ -76,11 +74,9 @@ tf.get_logger().setLevel("ERROR")
 SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data"))
 # The study's settings, methods and seeds, as data (see the file's notes).
 PLAN = os.path.join(HERE, "studies", "co_study_v2.json")
-# The options that change a run's measurement or evaluation (beside its
-# RunConfig): an unfinished run resumes only under the same ones.
-EVALUATION = ("monitor_size", "monitor_pgd_steps", "final_steps", "final_restarts",
-              "final_apgd_steps", "final_square_queries", "as_trained_seeds",
-              "no_autoattack", "final_size", "train_size")
+# The options that change what a run trains or measures each epoch (beside
+# its RunConfig): an unfinished run resumes only under the same ones.
+MEASUREMENT = ("monitor_size", "monitor_pgd_steps", "train_size")
 
 
 
@@ -199,29 +195,14 @@ def finished(path, plan, setting, method, seed, args):
     return True
 
 
-def train_run(config, data, timer, partial=None):
-    """Trains one run of the study with `timer` (a callback that times the
-    epochs) after the CO callbacks; returns `(model, the acting CO callbacks)`.
-
-    With `partial` (a `PartialRun`), the run resumes from its checkpoint,
-    the CO callbacks keep their state in its folder, and a checkpoint is
-    written after every epoch (after `timer`, which writes the epoch's row
-    first). `timer` is then made by `timer(finished_epochs)`.
-    """
-    keras.backend.clear_session()
-    model = pipeline.build_model(config, data)
-    # The CO monitor of zerograd_auto / early stopping (on the validation
-    # split) comes first: its checks are timed as part of the epoch.
-    scratch = partial.state_dir if partial else tempfile.mkdtemp(prefix="co_study-")
-    acting = training.monitor_callbacks(config, data, scratch, logdir=None)
-    if partial is None:
-        pipeline.fit(model, config, data, callbacks=[*acting, timer])
-        shutil.rmtree(scratch, ignore_errors=True)
-        return model, acting
-    model.build((None, *data.input_shape))
-    initial_epoch = partial.restore(model)
-    pipeline.fit(model, config, data, initial_epoch=initial_epoch,
-                 callbacks=[*acting, timer(initial_epoch), partial.checkpoint])
+def train_run(config, data, timer):
+    """Trains one run afresh with `timer` (a callback that times the epochs)
+    after the CO callbacks, whose checks are timed as part of the epoch;
+    returns `(model, the acting CO callbacks)`."""
+    scratch = tempfile.mkdtemp(prefix="co_study-")
+    model, acting = study_run.model_and_monitors(config, data, scratch)
+    pipeline.fit(model, config, data, callbacks=[*acting, timer])
+    shutil.rmtree(scratch, ignore_errors=True)
     return model, acting
 
 
@@ -266,72 +247,35 @@ def take_over(plan, setting, method, seed, args, path):
 def run_one(plan, setting, method, seed, data, args, monitor, evaluation):
     path = study_records.record_path(args.results, setting, method, seed)
     if finished(path, plan, setting, method, seed, args):
+        # A process killed between the record and the removal leaves this.
+        partial_run.remove(partial_path(args.results, setting, method, seed))
         return False
     if take_over(plan, setting, method, seed, args, path):
+        partial_run.remove(partial_path(args.results, setting, method, seed))
         return True
     config = plan.run_config(setting, method, seed, data, args.overrides)
-    # What a killed run resumes from (git-ignored; removed once the record is in).
-    partial = PartialRun(
-        os.path.join(args.results, setting, "partial", f"{method}_seed{seed}"),
-        {"config": config.to_dict(), "evaluation": {k: getattr(args, k) for k in EVALUATION}})
-    monitor_cb = None
-
-    def epoch_monitor(finished_epochs):
-        nonlocal monitor_cb
-        monitor_cb = EpochMonitor(*monitor, config.epsilon, args.monitor_pgd_steps, seed,
-                                  rows=partial.rows(finished_epochs),
-                                  rows_path=partial.rows_path)
-        return monitor_cb
-
-    model, acting = train_run(config, data, epoch_monitor, partial)
-    x_eval, y_eval = evaluation
-    common = dict(steps=args.final_steps, restarts=args.final_restarts, seed=seed)
-    final = partial.evaluation("final", lambda: {
-        k: (float(v) if isinstance(v, (float, np.floating)) else v)
-        for k, v in zg.evaluate_robustness(model, (x_eval, y_eval), config.epsilon,
-                                           **common).items()})
-    # AutoAttack first (its own number after its last member), then PGD-50-10
-    # on what it left: the last entry is the worst case per example.
-    strongest = as_trained = None
-    autoattack = dict(common, attack=["autoattack", "pgd"], apgd_steps=args.final_apgd_steps,
-                      square_queries=args.final_square_queries)
-    if not args.no_autoattack:
-        strongest = partial.evaluation("autoattack", lambda: zg.evaluate_robustness(
-            model, (x_eval, y_eval), config.epsilon, **autoattack))
-        if strongest["precision"] != config.precision and seed < args.as_trained_seeds:
-            # A mixed-precision model: the same attacks on the model as it
-            # computes, beside the float32 copy's (the reported) number.
-            as_trained = partial.evaluation("as_trained", lambda: zg.evaluate_robustness(
-                model, (x_eval, y_eval), config.epsilon, precision="as_trained",
-                **autoattack))
-    weights_dir = os.path.join(args.results, setting, "weights")
-    os.makedirs(weights_dir, exist_ok=True)
-    model.save_weights(os.path.join(weights_dir, f"{method}_seed{seed}.weights.h5"))
-    rows = monitor_cb.rows
-    resumes = partial.resumes
-    # The first epoch of each process includes tracing: out of the mean.
-    traced = {1, *(epochs + 1 for epochs in resumes)}
-    steady = [r["epoch_seconds"] for r in rows if r["epoch"] not in traced]
-    pgd = [r["pgd_accuracy"] for r in rows]
-    fgsm = [r["fgsm_accuracy"] for r in rows]
-    record = {
-        "setting": setting, "method": method, "seed": seed, "config": config.to_dict(),
-        "epochs": rows,
-        "final": final,
-        "final_autoattack": strongest,
-        **({"final_autoattack_as_trained": as_trained} if as_trained else {}),
-        "co_monitor": [{"checks": len(m.checks), "events": m.events} for m in acting],
-        "final_quantile": getattr(model, "quantile", None),
-        "catastrophic_overfitting": monitoring.catastrophic_overfitting(pgd, fgsm),
-        "mean_epoch_seconds": statistics.fmean(
-            steady or [r["epoch_seconds"] for r in rows] or [float("nan")]),
-        **({"resumed_after_epochs": resumes} if resumes else {}),
-        "date": datetime.date.today().isoformat(),
-        "machine": machine_record(),
-    }
-    io_utils.write_json_atomic(path, record)
-    partial.finish()
+    partial = partial_run.PartialRun(
+        partial_path(args.results, setting, method, seed),
+        study_run.identity(config, {k: getattr(args, k) for k in MEASUREMENT}))
+    try:
+        record = study_run.train_and_evaluate(
+            config, data, partial, monitor, evaluation,
+            os.path.join(args.results, setting, "weights", f"{method}_seed{seed}.weights.h5"),
+            monitor_pgd_steps=args.monitor_pgd_steps, final_steps=args.final_steps,
+            final_restarts=args.final_restarts, apgd_steps=args.final_apgd_steps,
+            square_queries=args.final_square_queries, autoattack=not args.no_autoattack,
+            as_trained=seed < args.as_trained_seeds)
+        io_utils.write_json_atomic(
+            path, {"setting": setting, "method": method, "seed": seed, **record})
+        partial.finish()
+    finally:
+        partial.release()
     return True
+
+
+def partial_path(results, setting, method, seed):
+    """The folder of an unfinished run (git-ignored; removed once its record is in)."""
+    return os.path.join(results, setting, "partial", f"{method}_seed{seed}")
 
 
 def compare(results, recorded):
@@ -394,7 +338,11 @@ def main(argv=None):
         return 0
     for i, (setting, method, seed) in enumerate(runs):
         data, monitor, evaluation = loaded[setting]
-        ran = run_one(plan, setting, method, seed, data, args, monitor, evaluation)
+        try:
+            ran = run_one(plan, setting, method, seed, data, args, monitor, evaluation)
+        except options.UsageError as error:  # an unfinished run it cannot resume
+            print(f"co_study: {error}", file=sys.stderr)
+            return 2
         if ran or i == len(runs) - 1:
             tables()
         progress.update(i + 1)

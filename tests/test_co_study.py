@@ -10,12 +10,13 @@ import pytest
 import zerograd_tf
 from conftest import make_npz
 from zerograd_tf.benchmarking.epoch_monitor import EpochMonitor
-from zerograd_tf.benchmarking.partial_run import PartialRun
+from zerograd_tf.benchmarking.partial_run import PartialRun, remove
+from zerograd_tf.callbacks.co_monitor import CatastrophicOverfittingMonitor
+from zerograd_tf.runs.options import UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What may differ between a resumed run and the uninterrupted one.
-TIMINGS = {"epoch_seconds", "mean_epoch_seconds", "seconds", "date", "machine",
-           "resumed_after_epochs"}
+TIMINGS = {"epoch_seconds", "mean_epoch_seconds", "seconds", "date", "machine", "processes"}
 
 
 class Killed(Exception):
@@ -31,11 +32,11 @@ def co_study():
     return module
 
 
-def _args(data, results, method):
+def _args(data, results, method, *extra):
     return ["--settings", "custom", "--dataset", data, "--methods", method, "--seeds", "1",
             "--monitor-size", "16", "--final-steps", "2", "--final-restarts", "1",
             "--final-apgd-steps", "3", "--final-square-queries", "10", "--no-plots",
-            "--results", str(results), "--", "--epochs", "3", "--val-size", "16"]
+            "--results", str(results), *extra, "--", "--epochs", "3", "--val-size", "16"]
 
 
 def _record(results, method):
@@ -53,14 +54,26 @@ def _differences(a, b, path=""):
     return [] if a == b else [f"{path}: {a!r} != {b!r}"[:300]]
 
 
+@pytest.fixture
+def collapse_at_second_check(monkeypatch):
+    """Every CO callback judges its second check a collapse (keyed by the
+    checks it keeps, so a resumed run sees the same): a CO event in a tiny run."""
+    judge = CatastrophicOverfittingMonitor._judge
+    monkeypatch.setattr(CatastrophicOverfittingMonitor, "_judge",
+                        lambda self, check: len(self.checks) == 1 or judge(self, check))
+
+
 @pytest.mark.slow
-def test_run_killed_in_training_resumes_to_the_uninterrupted_record(tmp_path, co_study,
-                                                                    monkeypatch):
+def test_run_killed_in_training_resumes_to_the_uninterrupted_record(
+        tmp_path, co_study, monkeypatch, collapse_at_second_check):
     data = make_npz(tmp_path / "tiny.npz", n_train=96, n_test=48)
-    # zerograd_auto: its CO callback keeps state (checks, the quantile) too.
+    # zerograd_auto: its CO callback keeps state (checks, the quantile) too,
+    # and adapts at the end of epoch 2 (restoring epoch 1's weights).
     method = "zerograd_auto"
     assert co_study.main(_args(data, tmp_path / "whole", method)) == 0
     whole = _record(tmp_path / "whole", method)
+    assert [e["epoch"] for e in whole["co_monitor"][0]["events"]] == [1]
+    assert whole["final_quantile"] == pytest.approx(0.45)
 
     measured = EpochMonitor.on_epoch_end
 
@@ -70,33 +83,37 @@ def test_run_killed_in_training_resumes_to_the_uninterrupted_record(tmp_path, co
             raise Killed
 
     results = tmp_path / "resumed"
-    monkeypatch.setattr(EpochMonitor, "on_epoch_end", killed_in_epoch_2)
-    with pytest.raises(Killed):
-        co_study.main(_args(data, results, method))
+    with monkeypatch.context() as patch:
+        patch.setattr(EpochMonitor, "on_epoch_end", killed_in_epoch_2)
+        with pytest.raises(Killed):
+            co_study.main(_args(data, results, method))
     partial = results / "custom" / "partial" / f"{method}_seed0"
     assert json.loads((partial / "epochs.json").read_text())[-1]["epoch"] == 2
     assert not (results / "custom" / f"{method}_seed0.json").exists()
-    monkeypatch.undo()
 
     assert co_study.main(_args(data, results, method)) == 0
     resumed = _record(results, method)
     # Epoch 2 was trained and measured again from epoch 1's checkpoint.
-    assert resumed["resumed_after_epochs"] == [1] and "resumed_after_epochs" not in whole
+    assert [p["from_epoch"] for p in resumed["processes"]] == [0, 1]
+    assert "processes" not in whole
     assert [r["epoch"] for r in resumed["epochs"]] == [1, 2, 3]
     assert resumed["co_monitor"][0]["checks"] == 3
     assert _differences(resumed, whole) == []
-    assert not partial.exists()
+    assert not partial.exists() and not list(partial.parent.iterdir())
 
 
 @pytest.mark.slow
 def test_run_killed_in_evaluation_keeps_its_training_and_finished_evaluations(
-        tmp_path, co_study, monkeypatch):
+        tmp_path, co_study, monkeypatch, collapse_at_second_check):
     data = make_npz(tmp_path / "tiny.npz", n_train=96, n_test=48)
-    method = "fgsm_rs"
+    # Early stopping stops this run at the end of epoch 2: its resume must
+    # not train epoch 3.
+    method = "fgsm_rs_early_stop"
     assert co_study.main(_args(data, tmp_path / "whole", method)) == 0
     whole = _record(tmp_path / "whole", method)
+    assert len(whole["epochs"]) == 2 and whole["co_monitor"][0]["events"][0]["action"] == "stop"
 
-    evaluate = zerograd_tf.evaluate_robustness
+    evaluate = zerograd_tf.evaluation.evaluate_robustness
     calls = []
 
     def killed_in_autoattack(*args, **kwargs):
@@ -106,36 +123,69 @@ def test_run_killed_in_evaluation_keeps_its_training_and_finished_evaluations(
         return evaluate(*args, **kwargs)
 
     results = tmp_path / "resumed"
-    monkeypatch.setattr(zerograd_tf, "evaluate_robustness", killed_in_autoattack)
-    with pytest.raises(Killed):
-        co_study.main(_args(data, results, method))
+    with monkeypatch.context() as patch:
+        patch.setattr(zerograd_tf.evaluation, "evaluate_robustness", killed_in_autoattack)
+        with pytest.raises(Killed):
+            co_study.main(_args(data, results, method))
     calls.clear()
-    monkeypatch.setattr(EpochMonitor, "on_epoch_end", lambda *a, **k: pytest.fail("trained"))
-    monkeypatch.setattr(zerograd_tf, "evaluate_robustness",
-                        lambda *a, **k: (calls.append(k.get("attack", "pgd")),
-                                         evaluate(*a, **k))[1])
-    assert co_study.main(_args(data, results, method)) == 0
+    with monkeypatch.context() as patch:
+        patch.setattr(EpochMonitor, "on_epoch_end", lambda *a, **k: pytest.fail("trained"))
+        patch.setattr(zerograd_tf.evaluation, "evaluate_robustness",
+                      lambda *a, **k: (calls.append(k.get("attack", "pgd")), evaluate(*a, **k))[1])
+        assert co_study.main(_args(data, results, method)) == 0
     # No epoch trained again; only AutoAttack (the PGD evaluation was kept).
     assert calls == [["autoattack", "pgd"]]
     resumed = _record(results, method)
-    assert resumed["resumed_after_epochs"] == [3]
+    assert [p["from_epoch"] for p in resumed["processes"]] == [0, 2]
     assert _differences(resumed, whole) == []
 
 
-def test_partial_run_of_another_configuration_starts_afresh(tmp_path, capsys):
+@pytest.mark.slow
+def test_an_unfinished_run_of_another_configuration_is_refused_and_kept(
+        tmp_path, co_study, monkeypatch, capsys):
+    data = make_npz(tmp_path / "tiny.npz", n_train=96, n_test=48)
+    results = tmp_path / "results"
+    with monkeypatch.context() as patch:
+        patch.setattr(EpochMonitor, "on_epoch_end", lambda *a, **k: (_ for _ in ()).throw(Killed))
+        with pytest.raises(Killed):
+            co_study.main(_args(data, results, "fgsm_rs"))
+    partial = results / "custom" / "partial" / "fgsm_rs_seed0"
+    before = sorted(p.name for p in partial.iterdir())
+    capsys.readouterr()
+    # Other training (the epochs) is refused in one line, the folder kept;
+    # another final evaluation is not another run.
+    other = _args(data, results, "fgsm_rs")[:-4] + ["--epochs", "2", "--val-size", "16"]
+    assert co_study.main(other) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "differs in: config.epochs" in error
+    assert sorted(p.name for p in partial.iterdir()) == before
+    assert co_study.main(_args(data, results, "fgsm_rs", "--final-steps", "3")) == 0
+    assert _record(results, "fgsm_rs")["final"]["steps"] == 3
+    assert not partial.exists()
+
+
+def test_partial_run_keeps_evaluations_per_options_and_refuses_foreign_folders(tmp_path):
     folder = tmp_path / "run"
     first = PartialRun(str(folder), {"config": {"seed": 0}})
-    first.evaluation("final", lambda: {"robust_accuracy": 0.25})
-    (folder / "epochs.json").write_text(json.dumps([{"epoch": 1}, {"epoch": 2}]))
+    assert first.evaluation("final", {"steps": 2}, lambda: {"robust_accuracy": 0.25}) == {
+        "robust_accuracy": 0.25}
+    # Locked while in use, by this process too.
+    with pytest.raises(UsageError, match="in use"):
+        PartialRun(str(folder), {"config": {"seed": 0}})
+    first.release()
     again = PartialRun(str(folder), {"config": {"seed": 0}})
-    assert again.rows(1) == [{"epoch": 1}] and again.rows(5) == [{"epoch": 1}, {"epoch": 2}]
-    other = PartialRun(str(folder), {"config": {"seed": 1}})
-    assert "another configuration" in capsys.readouterr().err
-    assert other.rows(5) == [] and other.resumes == []
-    assert other.evaluation("final", lambda: {"robust_accuracy": 0.5}) == {
+    assert again.evaluation("final", {"steps": 2}, lambda: 1 / 0) == {"robust_accuracy": 0.25}
+    assert again.evaluation("final", {"steps": 3}, lambda: {"robust_accuracy": 0.5}) == {
         "robust_accuracy": 0.5}
-    other.finish()
-    assert not folder.exists()
+    again.release()
+    with pytest.raises(UsageError, match=r"another configuration \(differs in: config.seed\)"):
+        PartialRun(str(folder), {"config": {"seed": 1}})
+    (folder / "identity.json").unlink()
+    with pytest.raises(UsageError, match="without identity.json"):
+        PartialRun(str(folder), {"config": {"seed": 0}})
+    assert (folder / "evaluation_final.json").exists()
+    remove(str(folder))
+    assert not folder.exists() and os.listdir(tmp_path) == []
 
 
 def _documented_commands(text):

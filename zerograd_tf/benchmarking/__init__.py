@@ -8,8 +8,9 @@
 - `study_tables`: a study's Markdown summary and its targets.
 - `study_choices`: the decisions taken from a study's records by written
   rules (a development choice, the default's target, the safest method).
-- `epoch_monitor`, `partial_run`: a study run's per-epoch measurement and
-  the state from which a killed run resumes.
+- `study_run`, `epoch_monitor`, `partial_run`: one run of a study (trained
+  or resumed, measured every epoch, evaluated), its per-epoch measurement,
+  and the state from which a killed run resumes.
 - `study_default`: what the study says of `zerograd-train`'s default (the
   target per recipe, the README's opening claim).
 - `study_docs`, `study_plots`: the documents' text and figures.

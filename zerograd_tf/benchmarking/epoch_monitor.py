@@ -10,10 +10,13 @@ from zerograd_tf import dtype_policies, io_utils, monitoring, precision
 class EpochMonitor(keras.callbacks.Callback):
     """Times each epoch's training, then measures clean/FGSM/PGD-10 accuracy.
 
-    One row per epoch in `rows`: `epoch` (1-based), `train_loss`,
-    `train_accuracy`, `clean_accuracy`, `fgsm_accuracy`, `pgd_accuracy`,
-    `epoch_seconds` (training only, the measurement excluded) and, for
-    ZeroGrad, the epoch's mean `zeroed_fraction`. The measurement is seeded
+    For the `fit` of an `AdversarialModel` (it measures `model.classifier`
+    through the model's attacks). One row per epoch in `rows`: `epoch`
+    (1-based), `train_loss`, `train_accuracy`, `clean_accuracy`,
+    `fgsm_accuracy`, `pgd_accuracy`, `epoch_seconds` (from the epoch's start
+    to this callback's epoch end: the training steps and the checks of the
+    callbacks before this one, not this measurement) and, for ZeroGrad, the
+    epoch's mean `zeroed_fraction`. The measurement is seeded
     (`seed`), so an epoch's accuracies depend only on its weights: a resumed
     run measures what the uninterrupted one did.
 

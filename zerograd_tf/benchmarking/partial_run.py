@@ -1,16 +1,20 @@
 """The saved state of an unfinished study run, from which a killed run resumes."""
 
+import datetime
 import json
 import os
 import shutil
-import sys
+import tempfile
 
 from zerograd_tf import io_utils
+from zerograd_tf.benchmarking.machine import machine_record
 from zerograd_tf.callbacks.epoch_checkpoint import EpochCheckpoint
+from zerograd_tf.runs.options import UsageError
+from zerograd_tf.runs.run_lock import RunLock
 
 _IDENTITY = "identity.json"
 _EPOCHS = "epochs.json"
-_RESUMES = "resumes.json"
+_PROCESSES = "processes.json"
 
 
 class PartialRun:
@@ -22,52 +26,77 @@ class PartialRun:
     a kill at any instant leaves consistent:
 
     - `checkpoint/`: an `EpochCheckpoint` of the weights and optimizer state
-      (whose step counter seeds the attacks), written after each epoch's
-      row; a resume truncates the rows to the checkpoint's epochs, so an
-      epoch killed between the two is trained and measured again.
+      (whose step counter seeds the attacks) after each epoch whose loss is
+      finite, written after the epoch's row; a resume truncates the rows to
+      the checkpoint's epochs, so an epoch killed between the two is trained
+      and measured again.
     - `epochs.json`: the per-epoch rows (`EpochMonitor(rows_path=...)`).
     - the CO callbacks' state files (`state_dir`), which they trim to the
       checkpoint's epochs themselves when they resume.
-    - `evaluation_<name>.json`: each finished final evaluation.
-    - `resumes.json`: the number of finished epochs at each resume.
+    - `evaluation_<name>.json`: each finished final evaluation with the
+      options it ran with; other options run it again.
+    - `processes.json`: each process that worked on the run (the epochs
+      finished when it started, its date and machine).
 
     Training batches depend only on the seed and the epoch, and every
     measurement is seeded, so a resumed run's record equals the
-    uninterrupted run's except for its timings (and `resumed_after_epochs`).
-    The folder belongs to one run configuration (`identity`): a folder left
-    by another configuration (the plan or the evaluation options changed)
-    is removed, with a line on stderr, and the run starts afresh.
+    uninterrupted run's except for its timings. The folder belongs to one
+    run (`identity`: what its training depends on, software versions
+    included); a folder of another identity, or one whose identity is
+    missing, is refused with a `UsageError` naming the difference, never
+    removed: it may hold hours of training. The folder is locked while the
+    object lives (`RunLock`), so two processes never work on one run.
 
     Args:
         directory: the run's folder (created if missing).
-        identity: a JSON-serialisable description of the run (its
-            configuration and evaluation options).
+        identity: a JSON-serialisable dict describing what the run's
+            training depends on.
+        prog: the program's name, for messages. Defaults to `"co_study"`.
+
+    Raises:
+        UsageError: for a folder of another run, or locked by another
+            process.
 
     Examples:
 
-        >>> import tempfile
+        >>> import os, tempfile
         >>> from zerograd_tf.benchmarking.partial_run import PartialRun
-        >>> folder = tempfile.mkdtemp()
+        >>> folder = os.path.join(tempfile.mkdtemp(), "run")
         >>> run = PartialRun(folder, {"seed": 0})
-        >>> run.evaluation("final", lambda: {"robust_accuracy": 0.5})
+        >>> run.evaluation("final", {"steps": 50}, lambda: {"robust_accuracy": 0.5})
         {'robust_accuracy': 0.5}
-        >>> PartialRun(folder, {"seed": 0}).evaluation("final", lambda: 1 / 0)  # kept
+        >>> run.release()
+        >>> again = PartialRun(folder, {"seed": 0})  # a later process: kept
+        >>> again.evaluation("final", {"steps": 50}, lambda: 1 / 0)
         {'robust_accuracy': 0.5}
-        >>> run.finish()
+        >>> again.finish(); os.path.exists(folder)
+        False
     """
 
-    def __init__(self, directory, identity):
+    def __init__(self, directory, identity, prog="co_study"):
         self.directory = directory
         self.identity = json.loads(json.dumps(identity))
-        saved = self._read(_IDENTITY)
-        if saved is not None and saved != self.identity:
-            print(f"{directory}: an unfinished run of another configuration; "
-                  "starting this run afresh", file=sys.stderr)
-            shutil.rmtree(directory)
-        os.makedirs(directory, exist_ok=True)
-        if saved != self.identity:
-            io_utils.write_json_atomic(self._path(_IDENTITY), self.identity)
+        self._lock = RunLock(f"{directory.rstrip(os.sep)}.lock", "--results", prog,
+                             what=directory)
+        try:
+            self._check_identity(prog)
+        except UsageError:
+            self.release()
+            raise
         self.checkpoint = EpochCheckpoint(self._path("checkpoint"))
+
+    def _check_identity(self, prog):
+        saved = self._read(_IDENTITY)
+        if saved is None and os.path.isdir(self.directory) and os.listdir(self.directory):
+            raise UsageError(f"{self.directory} holds an unfinished run without {_IDENTITY}; "
+                             "remove the folder to train the run afresh")
+        if saved is not None and saved != self.identity:
+            raise UsageError(
+                f"{self.directory} holds an unfinished run of another configuration "
+                f"(differs in: {', '.join(_differences(saved, self.identity))}); run {prog} "
+                "as that run was, or remove the folder to train the run afresh")
+        if saved is None:
+            io_utils.write_json_atomic(self._path(_IDENTITY), self.identity)
 
     def _path(self, name):
         return os.path.join(self.directory, name)
@@ -89,34 +118,86 @@ class PartialRun:
         """The JSON file of the per-epoch rows."""
         return self._path(_EPOCHS)
 
-    def rows(self, epochs):
-        """The saved rows of the first `epochs` epochs."""
-        return [row for row in self._read(_EPOCHS, []) if row["epoch"] <= epochs]
-
     def restore(self, model):
         """Loads the newest checkpoint into `model` (built and compiled) and
-        notes the resume; returns the number of finished epochs (0 when
-        there is no checkpoint: a fresh run)."""
-        epochs = self.checkpoint.restore(model)
-        if epochs:
-            io_utils.write_json_atomic(self._path(_RESUMES), self.resumes + [epochs])
-        return epochs
+        notes this process.
+
+        Returns:
+            `(epochs, rows)`: the number of finished epochs (0 for a fresh
+            run) and their saved per-epoch rows.
+
+        Raises:
+            UsageError: when every checkpoint is damaged, or the rows of a
+                checkpointed epoch are missing.
+        """
+        try:
+            epochs = self.checkpoint.restore(model)
+        except ValueError as error:
+            raise UsageError(f"{error}; remove {self.directory} to train the run "
+                             "afresh") from None
+        rows = [row for row in self._read(_EPOCHS, []) if row["epoch"] <= epochs]
+        if [row["epoch"] for row in rows] != list(range(1, epochs + 1)):
+            raise UsageError(f"{self.rows_path} lacks rows of the {epochs} checkpointed "
+                             f"epochs; remove {self.directory} to train the run afresh")
+        process = {"from_epoch": epochs, "date": datetime.date.today().isoformat(),
+                   "machine": machine_record()}
+        io_utils.write_json_atomic(self._path(_PROCESSES), self.processes + [process])
+        return epochs, rows
 
     @property
-    def resumes(self):
-        """The number of finished epochs at each resume so far."""
-        return self._read(_RESUMES, [])
+    def processes(self):
+        """Each process that restored this run so far (`restore`), oldest first."""
+        return self._read(_PROCESSES, [])
 
-    def evaluation(self, name, compute):
-        """The saved result of the evaluation `name`, else `compute()`'s,
-        saved (a JSON-serialisable report)."""
-        saved = self._read(f"evaluation_{name}.json")
-        if saved is not None:
-            return saved
+    def evaluation(self, name, options, compute):
+        """The result of the evaluation `name` with `options`: the saved one
+        when it ran with the same options, else `compute()`'s, saved.
+
+        Args:
+            name: the evaluation's name (a file name part).
+            options: JSON-serialisable options it runs with.
+            compute: `() -> report`, a JSON-serialisable dict.
+        """
+        path = self._path(f"evaluation_{name}.json")
+        options = json.loads(json.dumps(options))
+        saved = self._read(os.path.basename(path))
+        if saved is not None and saved["options"] == options:
+            return saved["result"]
         result = json.loads(json.dumps(compute()))
-        io_utils.write_json_atomic(self._path(f"evaluation_{name}.json"), result)
+        io_utils.write_json_atomic(path, {"options": options, "result": result})
         return result
 
+    def release(self):
+        """Unlocks the folder (the process is done with it, finished or not)."""
+        self._lock.release()
+
     def finish(self):
-        """Removes the folder (once the run's record is written)."""
-        shutil.rmtree(self.directory, ignore_errors=True)
+        """Removes the folder once the run's record is written, then unlocks.
+
+        The folder is first renamed away, so a kill during the removal never
+        leaves part of it under the run's name.
+        """
+        remove(self.directory)
+        self.release()
+
+
+def remove(directory):
+    """Removes a run's folder: renamed away first, then deleted."""
+    if not os.path.isdir(directory):
+        return
+    parent = os.path.dirname(os.path.abspath(directory))
+    doomed = tempfile.mkdtemp(prefix=".removing-", dir=parent)
+    os.replace(directory, os.path.join(doomed, "run"))
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _differences(saved, wanted, prefix=""):
+    """The keys (dotted) at which two identity dicts differ."""
+    keys = []
+    for key in sorted(set(saved) | set(wanted)):
+        a, b = saved.get(key), wanted.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys

@@ -9,8 +9,9 @@ A run record is the JSON file a study writes when a run finishes:
 + PGD worst case, or `None`), for some mixed-precision runs
 `final_autoattack_as_trained` (the same attacks on the model as it
 computes), `co_monitor`, `final_quantile`, `mean_epoch_seconds` (the first
-epoch of each process left out), for a resumed run `resumed_after_epochs`
-(the finished epochs at each resume), `date` and `machine`.
+epoch of each process left out), for a resumed run `processes` (each
+process that worked on it: `from_epoch`, `date`, `machine`), `date` and
+`machine` (of the process that finished it).
 """
 
 import csv

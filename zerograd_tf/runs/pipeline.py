@@ -191,10 +191,19 @@ def fit(model, config, data, *, callbacks=(), verbose=0, initial_epoch=0):
 def last_epoch(config, callbacks, initial_epoch):
     """The `epochs` to pass to `fit` when resuming after `initial_epoch` epochs.
 
-    `config.epochs`, unless a callback's saved state says it stopped the run
-    already (the CO monitor's `stopped_before`): a run stopped and then
-    killed before it was finished is finished; `fit` then runs no epoch
-    (its callbacks still load their state in `on_train_begin`).
+    A run that a callback stopped (the CO monitor's `stopped_before` reads
+    its saved state) and that was killed before it was finished is
+    finished: `fit` then runs no epoch, and its callbacks still load their
+    state in `on_train_begin`.
+
+    Args:
+        config: the run's resolved configuration.
+        callbacks: the run's callbacks.
+        initial_epoch: the epochs finished (restored from a checkpoint).
+
+    Returns:
+        `initial_epoch` when a callback stopped the run before it, else
+        `config.epochs`.
     """
     stopped = any(getattr(c, "stopped_before", lambda epoch: False)(initial_epoch)
                   for c in callbacks)
