@@ -1,9 +1,11 @@
 """benchmarks/co_study.py: a killed run resumes to the record the uninterrupted run
 writes; its documented command lines parse."""
 
+import glob
 import importlib.util
 import json
 import os
+import re
 
 import pytest
 
@@ -64,13 +66,18 @@ def collapse_at_second_check(monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
 def test_run_killed_in_training_resumes_to_the_uninterrupted_record(
-        tmp_path, co_study, monkeypatch, collapse_at_second_check):
+        tmp_path, co_study, monkeypatch, collapse_at_second_check, precision):
     data = make_npz(tmp_path / "tiny.npz", n_train=96, n_test=48)
     # zerograd_auto: its CO callback keeps state (checks, the quantile) too,
     # and adapts at the end of epoch 2 (restoring epoch 1's weights).
     method = "zerograd_auto"
-    assert co_study.main(_args(data, tmp_path / "whole", method)) == 0
+
+    def args(results):
+        return _args(data, results, method) + ["--precision", precision]
+
+    assert co_study.main(args(tmp_path / "whole")) == 0
     whole = _record(tmp_path / "whole", method)
     assert [e["epoch"] for e in whole["co_monitor"][0]["events"]] == [1]
     assert whole["final_quantile"] == pytest.approx(0.45)
@@ -86,13 +93,14 @@ def test_run_killed_in_training_resumes_to_the_uninterrupted_record(
     with monkeypatch.context() as patch:
         patch.setattr(EpochMonitor, "on_epoch_end", killed_in_epoch_2)
         with pytest.raises(Killed):
-            co_study.main(_args(data, results, method))
+            co_study.main(args(results))
     partial = results / "custom" / "partial" / f"{method}_seed0"
     assert json.loads((partial / "epochs.json").read_text())[-1]["epoch"] == 2
     assert not (results / "custom" / f"{method}_seed0.json").exists()
 
-    assert co_study.main(_args(data, results, method)) == 0
+    assert co_study.main(args(results)) == 0
     resumed = _record(results, method)
+    assert resumed["config"]["precision"] == precision
     # Epoch 2 was trained and measured again from epoch 1's checkpoint.
     assert [p["from_epoch"] for p in resumed["processes"]] == [0, 1]
     assert "processes" not in whole
@@ -189,9 +197,12 @@ def test_partial_run_keeps_evaluations_per_options_and_refuses_foreign_folders(t
 
 
 def _documented_commands(text):
-    """The `python benchmarks/co_study.py ...` command lines of a text
-    (continuation lines joined, comments dropped)."""
-    commands, current = [], None
+    """The `python benchmarks/co_study.py ...` command lines of a text: in
+    code blocks (continuation lines joined, comments dropped) and inline
+    (between backticks, possibly over several lines)."""
+    inline = [" ".join(c.split()) for c in
+              re.findall(r"`(python benchmarks/co_study\.py[^`]*)`", text)]
+    commands, current = inline, None
     for line in text.splitlines():
         line = line.split("  #")[0].strip()
         if current is None and line.startswith("python benchmarks/co_study.py"):
@@ -209,11 +220,13 @@ def _documented_commands(text):
 def test_the_documented_study_commands_parse(co_study):
     import shlex
 
-    texts = [co_study.__doc__, open(os.path.join(ROOT, "docs", "study.md")).read()]
+    docs = glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True)
+    texts = [co_study.__doc__, *(open(path).read() for path in docs),
+             open(os.path.join(ROOT, "README.md")).read()]
     commands = [c for text in texts for c in _documented_commands(text)]
-    assert any("preact_resnet18" in c for c in commands) and len(commands) >= 6
+    assert any("preact_resnet18" in c for c in commands) and len(commands) >= 8
     for command in commands:
-        words = shlex.split(command)[2:]
+        words = [w for w in shlex.split(command)[2:] if w != "..."]
         if "my_study.json" in words:  # the reader's own plan file
             continue
         try:
