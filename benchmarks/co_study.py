@@ -79,7 +79,6 @@ PLAN = os.path.join(HERE, "studies", "co_study_v2.json")
 MEASUREMENT = ("monitor_size", "monitor_pgd_steps", "train_size")
 
 
-
 class EpochTimer(keras.callbacks.Callback):
     """Times each epoch (for `--cost-only`: no measurement after it)."""
 
