@@ -105,3 +105,23 @@ def test_every_zerograd_train_option_is_in_the_command_line_reference():
                if o.startswith("--") and o != "--help"}
     missing = [o for o in options if not re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", reference)]
     assert options and not sorted(missing)
+
+
+def test_no_description_of_the_package_claims_more_than_the_study():
+    """The study found no ZeroGrad-family recipe that never overfits
+    catastrophically (docs/study.md), so no one-line description of the
+    package (PyPI, the docs site, the README, the docs' home page) may say
+    it trains "without catastrophic overfitting"; the README's generated
+    opening paragraph says what the records show."""
+    import configparser
+
+    root = README.parent
+    config = configparser.ConfigParser()
+    config.read(root / "setup.cfg")
+    (site,) = [line for line in (root / "mkdocs.yml").read_text().splitlines()
+               if line.startswith("site_description:")]
+    descriptions = {"setup.cfg": config["metadata"]["description"], "mkdocs.yml": site}
+    for name in ("README.md", "docs/index.md"):
+        descriptions[name] = (root / name).read_text().split("\n\n")[1]
+    for name, text in descriptions.items():
+        assert "without catastrophic overfitting" not in " ".join(text.split()).lower(), name
