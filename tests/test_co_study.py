@@ -66,16 +66,20 @@ def collapse_at_second_check(monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("recipe", [
+    [], ["--precision", "mixed_bfloat16"],
+    # The PreAct ResNet-18 setting's recipe: SGD, a cyclic rate, augmentation.
+    ["--optimizer", "sgd", "--lr-schedule", "cyclic", "--lr-max", "0.1", "--weight-decay",
+     "5e-4", "--augment"]], ids=["float32", "mixed_bfloat16", "sgd_cyclic_augment"])
 def test_run_killed_in_training_resumes_to_the_uninterrupted_record(
-        tmp_path, co_study, monkeypatch, collapse_at_second_check, precision):
+        tmp_path, co_study, monkeypatch, collapse_at_second_check, recipe):
     data = make_npz(tmp_path / "tiny.npz", n_train=96, n_test=48)
     # zerograd_auto: its CO callback keeps state (checks, the quantile) too,
     # and adapts at the end of epoch 2 (restoring epoch 1's weights).
     method = "zerograd_auto"
 
     def args(results):
-        return _args(data, results, method) + ["--precision", precision]
+        return _args(data, results, method) + recipe
 
     assert co_study.main(args(tmp_path / "whole")) == 0
     whole = _record(tmp_path / "whole", method)
@@ -100,7 +104,9 @@ def test_run_killed_in_training_resumes_to_the_uninterrupted_record(
 
     assert co_study.main(args(results)) == 0
     resumed = _record(results, method)
-    assert resumed["config"]["precision"] == precision
+    assert resumed["config"]["precision"] == ("mixed_bfloat16" if "--precision" in recipe
+                                              else "float32")
+    assert resumed["config"]["augment"] == ("--augment" in recipe)
     # Epoch 2 was trained and measured again from epoch 1's checkpoint.
     assert [p["from_epoch"] for p in resumed["processes"]] == [0, 1]
     assert "processes" not in whole
