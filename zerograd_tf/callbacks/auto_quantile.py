@@ -6,6 +6,7 @@ See `AutoQuantile`.
 import glob
 import logging
 import os
+import re
 
 import keras
 import numpy as np
@@ -188,8 +189,9 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
             self._epoch_end_state = self._load_epoch_end_state()
 
     def on_train_end(self, logs=None):
-        # Training ended (not killed): nothing resumes from these any more.
-        for path in self._epoch_end_files():
+        # Training ended (not killed): nothing resumes from these any more,
+        # nor from what a killed write left.
+        for path in self._epoch_end_files(temporaries=True):
             os.remove(path)
 
     def _snapshot_healthy(self):
@@ -203,7 +205,9 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
     # resumes from (after a collapse that ended an epoch), so with
     # `state_path` it is saved beside the state: one file per healthy
     # epoch-end check, the newest two kept (a kill can leave the newest one
-    # from the epoch that is run again).
+    # from the epoch that is run again; a checkpoint that skipped an epoch
+    # with a non-finite loss can lag further, and then a resumed slide
+    # restores the last healthy check, with a warning).
     def _epoch_end_path(self, epoch):
         return f"{os.path.splitext(self.state_path)[0]}.epoch_end_{epoch}.npz"
 
@@ -219,12 +223,18 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
         for old in self._epoch_end_files()[:-2]:
             os.remove(old)
 
-    def _epoch_end_files(self):
-        """The saved epoch-end states, oldest first."""
+    def _epoch_end_files(self, temporaries=False):
+        """The saved epoch-end states, oldest first (and with `temporaries`
+        the temporary files of writes a kill interrupted)."""
         if not self.state_path:
             return []
-        pattern = f"{glob.escape(os.path.splitext(self.state_path)[0])}.epoch_end_*.npz"
-        return sorted(glob.glob(pattern), key=lambda p: int(p.rsplit("_", 1)[1][:-4]))
+        base = os.path.splitext(self.state_path)[0]
+        saved = {}
+        for path in glob.glob(f"{glob.escape(base)}.epoch_end_*.npz"):
+            found = re.fullmatch(rf"{re.escape(base)}\.epoch_end_(\d+)(\.tmp)?\.npz", path)
+            if found and (temporaries or not found[2]):
+                saved[path] = int(found[1])
+        return sorted(saved, key=saved.get)
 
     def _load_epoch_end_state(self):
         """The state of the last healthy epoch-end check that the resumed
