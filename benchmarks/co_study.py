@@ -19,9 +19,9 @@ study skips the finished runs and resumes an unfinished one from the state
 its last process left in `<results>/<setting>/partial/<method>_seed<k>/`
 (not committed: the checkpoint of its last finished epoch, its per-epoch
 rows and its finished evaluations; `zerograd_tf.benchmarking.partial_run`),
-to the record the uninterrupted run would have written, timings aside; it
-refuses (exit 2, the folder kept) to resume one under other training
-options or software versions. A plan
+to the record the uninterrupted run would have written on that machine,
+timings aside; it refuses (exit 2, the folder kept) to resume one under
+other training options, data or software versions. A plan
 that reuses another plan's methods (its `reuse` key) copies that plan's
 finished runs with the same fields and seed (from the results folder of that
 plan beside this one's), marked `reused_from`, instead of training them
@@ -244,19 +244,27 @@ def take_over(plan, setting, method, seed, args, path):
 
 
 def run_one(plan, setting, method, seed, data, args, monitor, evaluation):
+    """Trains (or resumes), evaluates and records one run, unless it is
+    finished or taken over from the plan it reuses; whether it wrote a
+    record. Its lock is held throughout, so two processes never work on one
+    run; an unfinished run here is resumed rather than taken over."""
     path = study_records.record_path(args.results, setting, method, seed)
-    if finished(path, plan, setting, method, seed, args):
-        # A process killed between the record and the removal leaves this.
-        partial_run.remove(partial_path(args.results, setting, method, seed))
-        return False
-    if take_over(plan, setting, method, seed, args, path):
-        partial_run.remove(partial_path(args.results, setting, method, seed))
-        return True
-    config = plan.run_config(setting, method, seed, data, args.overrides)
-    partial = partial_run.PartialRun(
-        partial_path(args.results, setting, method, seed),
-        study_run.identity(config, {k: getattr(args, k) for k in MEASUREMENT}))
-    try:
+    directory = partial_path(args.results, setting, method, seed)
+    with partial_run.lock(directory):
+        if finished(path, plan, setting, method, seed, args):
+            # A process killed between the record and the removal leaves this.
+            partial_run.remove(directory)
+            return False
+        if not partial_run.unfinished(directory) and take_over(plan, setting, method, seed,
+                                                               args, path):
+            return True
+        config = plan.run_config(setting, method, seed, data, args.overrides)
+        split = {k: v for k, v in plan.settings[setting].items()
+                 if k not in ("fields", "method_fields", "note", "seeds", "first_seed")}
+        measurement = {**{k: getattr(args, k) for k in MEASUREMENT}, "setting": split,
+                       "monitor": study_run.fingerprint(*monitor)}
+        partial = partial_run.PartialRun(directory,
+                                         study_run.identity(config, data, measurement))
         record = study_run.train_and_evaluate(
             config, data, partial, monitor, evaluation,
             os.path.join(args.results, setting, "weights", f"{method}_seed{seed}.weights.h5"),
@@ -267,8 +275,6 @@ def run_one(plan, setting, method, seed, data, args, monitor, evaluation):
         io_utils.write_json_atomic(
             path, {"setting": setting, "method": method, "seed": seed, **record})
         partial.finish()
-    finally:
-        partial.release()
     return True
 
 

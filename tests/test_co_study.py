@@ -12,7 +12,8 @@ import pytest
 import zerograd_tf
 from conftest import make_npz
 from zerograd_tf.benchmarking.epoch_monitor import EpochMonitor
-from zerograd_tf.benchmarking.partial_run import PartialRun, remove
+from zerograd_tf.benchmarking import partial_run
+from zerograd_tf.benchmarking.partial_run import PartialRun
 from zerograd_tf.callbacks.co_monitor import CatastrophicOverfittingMonitor
 from zerograd_tf.runs.options import UsageError
 
@@ -179,27 +180,51 @@ def test_an_unfinished_run_of_another_configuration_is_refused_and_kept(
 
 
 def test_partial_run_keeps_evaluations_per_options_and_refuses_foreign_folders(tmp_path):
-    folder = tmp_path / "run"
-    first = PartialRun(str(folder), {"config": {"seed": 0}})
-    assert first.evaluation("final", {"steps": 2}, lambda: {"robust_accuracy": 0.25}) == {
-        "robust_accuracy": 0.25}
-    # Locked while in use, by this process too.
-    with pytest.raises(UsageError, match="in use"):
-        PartialRun(str(folder), {"config": {"seed": 0}})
-    first.release()
+    folder = tmp_path / "partial" / "run"
+    with partial_run.lock(str(folder)):
+        # Locked while in use, against this process too.
+        with pytest.raises(UsageError, match="in use"):
+            partial_run.lock(str(folder))
+        first = PartialRun(str(folder), {"config": {"seed": 0}})
+        assert first.evaluation("final", {"steps": 2}, lambda: {"robust_accuracy": 0.25}) == {
+            "robust_accuracy": 0.25}
     again = PartialRun(str(folder), {"config": {"seed": 0}})
     assert again.evaluation("final", {"steps": 2}, lambda: 1 / 0) == {"robust_accuracy": 0.25}
     assert again.evaluation("final", {"steps": 3}, lambda: {"robust_accuracy": 0.5}) == {
         "robust_accuracy": 0.5}
-    again.release()
     with pytest.raises(UsageError, match=r"another configuration \(differs in: config.seed\)"):
         PartialRun(str(folder), {"config": {"seed": 1}})
     (folder / "identity.json").unlink()
     with pytest.raises(UsageError, match="without identity.json"):
         PartialRun(str(folder), {"config": {"seed": 0}})
-    assert (folder / "evaluation_final.json").exists()
-    remove(str(folder))
-    assert not folder.exists() and os.listdir(tmp_path) == []
+    assert (folder / "evaluation_final.json").exists() and partial_run.unfinished(str(folder))
+    # What a kill leaves of an interrupted removal is cleared by the next one.
+    (tmp_path / "partial" / ".removing-x" / "run").mkdir(parents=True)
+    partial_run.remove(str(folder))
+    assert os.listdir(tmp_path / "partial") == []
+
+
+def test_a_folder_left_by_a_killed_first_write_is_a_fresh_run(tmp_path):
+    """A real kill during the first write of identity.json leaves only its
+    temporary file (an exception would have removed it)."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "identity.tmp.json").write_text('{"conf')
+    assert not partial_run.unfinished(str(folder))
+    run = PartialRun(str(folder), {"config": {"seed": 0}})
+    assert os.listdir(folder) == ["identity.json"] and run.processes == []
+
+
+@pytest.mark.slow
+def test_a_run_another_process_works_on_is_refused_in_one_line(tmp_path, co_study, capsys):
+    data = make_npz(tmp_path / "tiny.npz", n_train=96, n_test=48)
+    results = tmp_path / "results"
+    folder = results / "custom" / "partial" / "fgsm_rs_seed0"
+    with partial_run.lock(str(folder)):  # as another process would hold it
+        assert co_study.main(_args(data, results, "fgsm_rs")) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "in use by another co_study run" in error[0], error
+    assert not (results / "custom" / "fgsm_rs_seed0.json").exists()
 
 
 def _documented_commands(text):

@@ -13,6 +13,7 @@ from zerograd_tf.runs.options import UsageError
 from zerograd_tf.runs.run_lock import RunLock
 
 _IDENTITY = "identity.json"
+_REMOVING = ".removing-"
 _EPOCHS = "epochs.json"
 _PROCESSES = "processes.json"
 
@@ -39,13 +40,17 @@ class PartialRun:
       finished when it started, its date and machine).
 
     Training batches depend only on the seed and the epoch, and every
-    measurement is seeded, so a resumed run's record equals the
-    uninterrupted run's except for its timings. The folder belongs to one
+    measurement is seeded, so a run resumed on the same machine and
+    software writes the record the uninterrupted run writes, timings aside
+    (on another machine the epochs after the resume follow that machine's
+    arithmetic; `processes` names each machine). The folder belongs to one
     run (`identity`: what its training depends on, software versions
-    included); a folder of another identity, or one whose identity is
-    missing, is refused with a `UsageError` naming the difference, never
-    removed: it may hold hours of training. The folder is locked while the
-    object lives (`RunLock`), so two processes never work on one run.
+    included); a folder of another identity, or one with files but no
+    identity, is refused with a `UsageError` naming the difference, never
+    removed: it may hold hours of training. A folder holding only the
+    temporary files of a write that a kill interrupted counts as fresh.
+    Callers hold `lock(directory)` while they use the folder, so that two
+    processes never work on one run.
 
     Args:
         directory: the run's folder (created if missing).
@@ -54,40 +59,35 @@ class PartialRun:
         prog: the program's name, for messages. Defaults to `"co_study"`.
 
     Raises:
-        UsageError: for a folder of another run, or locked by another
-            process.
+        UsageError: for a folder of another run.
 
     Examples:
 
         >>> import os, tempfile
-        >>> from zerograd_tf.benchmarking.partial_run import PartialRun
+        >>> from zerograd_tf.benchmarking import partial_run
         >>> folder = os.path.join(tempfile.mkdtemp(), "run")
-        >>> run = PartialRun(folder, {"seed": 0})
-        >>> run.evaluation("final", {"steps": 50}, lambda: {"robust_accuracy": 0.5})
+        >>> with partial_run.lock(folder):
+        ...     run = partial_run.PartialRun(folder, {"seed": 0})
+        ...     run.evaluation("final", {"steps": 50}, lambda: {"robust_accuracy": 0.5})
         {'robust_accuracy': 0.5}
-        >>> run.release()
-        >>> again = PartialRun(folder, {"seed": 0})  # a later process: kept
-        >>> again.evaluation("final", {"steps": 50}, lambda: 1 / 0)
+        >>> with partial_run.lock(folder):  # a later process: kept
+        ...     again = partial_run.PartialRun(folder, {"seed": 0})
+        ...     again.evaluation("final", {"steps": 50}, lambda: 1 / 0)
+        ...     again.finish()
         {'robust_accuracy': 0.5}
-        >>> again.finish(); os.path.exists(folder)
+        >>> os.path.exists(folder)
         False
     """
 
     def __init__(self, directory, identity, prog="co_study"):
         self.directory = directory
         self.identity = json.loads(json.dumps(identity))
-        self._lock = RunLock(f"{directory.rstrip(os.sep)}.lock", "--results", prog,
-                             what=directory)
-        try:
-            self._check_identity(prog)
-        except UsageError:
-            self.release()
-            raise
+        self._check_identity(prog)
         self.checkpoint = EpochCheckpoint(self._path("checkpoint"))
 
     def _check_identity(self, prog):
         saved = self._read(_IDENTITY)
-        if saved is None and os.path.isdir(self.directory) and os.listdir(self.directory):
+        if saved is None and unfinished(self.directory):
             raise UsageError(f"{self.directory} holds an unfinished run without {_IDENTITY}; "
                              "remove the folder to train the run afresh")
         if saved is not None and saved != self.identity:
@@ -96,6 +96,7 @@ class PartialRun:
                 f"(differs in: {', '.join(_differences(saved, self.identity))}); run {prog} "
                 "as that run was, or remove the folder to train the run afresh")
         if saved is None:
+            remove(self.directory)  # at most the temporaries of an interrupted write
             io_utils.write_json_atomic(self._path(_IDENTITY), self.identity)
 
     def _path(self, name):
@@ -167,28 +168,59 @@ class PartialRun:
         io_utils.write_json_atomic(path, {"options": options, "result": result})
         return result
 
-    def release(self):
-        """Unlocks the folder (the process is done with it, finished or not)."""
-        self._lock.release()
-
     def finish(self):
-        """Removes the folder once the run's record is written, then unlocks.
-
-        The folder is first renamed away, so a kill during the removal never
-        leaves part of it under the run's name.
-        """
+        """Removes the folder once the run's record is written (renamed away
+        first, so a kill during the removal never leaves part of it under
+        the run's name)."""
         remove(self.directory)
-        self.release()
+
+
+def lock(directory, prog="co_study"):
+    """The lock of a run's folder: a `RunLock` on `<directory>.lock`.
+
+    Hold it from before a program decides what to do with a run (finished,
+    taken over, resumed) until it is done with it, so that two processes
+    never work on one run; a second holder gets a `UsageError`.
+
+    Args:
+        directory: the run's folder.
+        prog: the program's name, for the message. Defaults to
+            `"co_study"`.
+
+    Returns:
+        The held `RunLock` (a context manager; `release()` unlocks).
+    """
+    return RunLock(f"{directory.rstrip(os.sep)}.lock", "--results", prog, what=directory)
+
+
+def unfinished(directory):
+    """Whether `directory` holds an unfinished run's work: anything but the
+    temporary files of writes that a kill interrupted."""
+    if not os.path.isdir(directory):
+        return False
+    return any(".tmp." not in name for name in os.listdir(directory))
 
 
 def remove(directory):
-    """Removes a run's folder: renamed away first, then deleted."""
-    if not os.path.isdir(directory):
-        return
+    """Removes a run's folder: renamed away first, then deleted, with what
+    earlier removals that a kill interrupted left beside it.
+
+    Examples:
+        >>> import os, tempfile
+        >>> from zerograd_tf.benchmarking.partial_run import remove
+        >>> parent = tempfile.mkdtemp()
+        >>> os.makedirs(os.path.join(parent, "run", "checkpoint"))
+        >>> remove(os.path.join(parent, "run")); os.listdir(parent)
+        []
+    """
     parent = os.path.dirname(os.path.abspath(directory))
-    doomed = tempfile.mkdtemp(prefix=".removing-", dir=parent)
-    os.replace(directory, os.path.join(doomed, "run"))
-    shutil.rmtree(doomed, ignore_errors=True)
+    if os.path.isdir(directory):
+        doomed = tempfile.mkdtemp(prefix=_REMOVING, dir=parent)
+        os.replace(directory, os.path.join(doomed, "run"))
+    if os.path.isdir(parent):
+        for name in os.listdir(parent):
+            if name.startswith(_REMOVING):
+                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
 
 
 def _differences(saved, wanted, prefix=""):

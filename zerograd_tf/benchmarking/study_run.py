@@ -6,14 +6,17 @@ for each: `model_and_monitors` builds a run's model and CO callbacks,
 epoch (`EpochMonitor`), evaluates it (PGD-50-10; AutoAttack + PGD-50-10,
 the worst case per example; the model as it computes for some
 mixed-precision runs) and returns its record (see `study_records`);
-`identity` is what an unfinished run may resume under.
+`identity` is what an unfinished run may resume under (`fingerprint` names
+the examples of a split).
 """
 
 import datetime
+import hashlib
 import os
 import statistics
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from zerograd_tf import __version__, evaluation, monitoring
@@ -40,24 +43,44 @@ def model_and_monitors(config, data, state_dir):
     return model, training.monitor_callbacks(config, data, state_dir, logdir=None)
 
 
-def identity(config, measurement):
+def fingerprint(*arrays):
+    """A short digest of arrays' contents (which examples a split holds).
+
+    Examples:
+        >>> import numpy as np
+        >>> from zerograd_tf.benchmarking.study_run import fingerprint
+        >>> fingerprint(np.zeros(3)) == fingerprint(np.zeros(3)) != fingerprint(np.ones(3))
+        True
+    """
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def identity(config, data, measurement):
     """What a run's training depends on (`PartialRun`'s identity).
 
     Args:
         config: the run's resolved `RunConfig`.
-        measurement: a dict of the study's options that change what is
-            trained or measured each epoch.
+        data: its `ImageData`.
+        measurement: a JSON-serialisable dict of what else changes the
+            training or the per-epoch measurement (the study's options, the
+            monitoring examples' `fingerprint`).
 
     Returns:
-        A dict: the configuration without the data's folder (the data file
-        by name instead) and without the final evaluation's options (kept
-        with each evaluation instead), `measurement`, and the versions of
-        this package, TensorFlow and Keras.
+        A dict: the configuration without the data's location and without
+        the final evaluation's options (kept with each evaluation instead),
+        the training data's file name and `fingerprint`, `measurement`, and
+        the versions of this package, TensorFlow and Keras.
     """
-    skipped = {"dataset", "data_dir", *run_dir.EVALUATION_KEYS}
+    skipped = {"dataset", "data_dir", "download", *run_dir.EVALUATION_KEYS}
     return {"config": {k: v for k, v in config.to_dict().items() if k not in skipped},
-            "data": os.path.basename(str(config.dataset)),
-            "measurement": dict(measurement),
+            "data": {"file": os.path.basename(str(config.dataset)),
+                     "train": fingerprint(data.x_train, data.y_train)},
+            "measurement": measurement,
             "software": {"zerograd_tf": __version__, "tensorflow": tf.__version__,
                          "keras": keras.__version__}}
 
@@ -104,9 +127,11 @@ def train_and_evaluate(config, data, partial, monitor, test, weights_path, *,
     pipeline.fit(model, config, data, initial_epoch=epochs,
                  callbacks=[*acting, epoch_monitor, partial.checkpoint])
 
+    examples = fingerprint(*test)
+
     def evaluate(name, **kwargs):
         return partial.evaluation(
-            name, {**kwargs, "examples": len(test[0])},
+            name, {**kwargs, "examples": examples},
             lambda: evaluation.evaluate_robustness(model, test, config.epsilon, **kwargs))
 
     pgd = dict(steps=final_steps, restarts=final_restarts, seed=config.seed)

@@ -198,8 +198,7 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
             # and events of the epochs that are run again. That checkpoint
             # was written after the epoch's closing check, whose weights were
             # healthy or restored to the healthy ones: they are the healthy
-            # state again - if there was a healthy check at all (before the
-            # first one a collapse keeps the weights it finds).
+            # state again, if any check was healthy (else there is none).
             self.checks = [c for c in self.checks if c["epoch"] < epoch]
             self.events = [e for e in self.events if e["epoch"] < epoch]
             if any(not c["co"] for c in self.checks) and self.action != "warn":
