@@ -44,6 +44,7 @@ rule to the stored per-epoch accuracies, so they always follow this text.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -271,7 +272,8 @@ def run_one(plan, setting, method, seed, data, args, monitor, evaluation):
             monitor_pgd_steps=args.monitor_pgd_steps, final_steps=args.final_steps,
             final_restarts=args.final_restarts, apgd_steps=args.final_apgd_steps,
             square_queries=args.final_square_queries, autoattack=not args.no_autoattack,
-            as_trained=seed < args.as_trained_seeds)
+            as_trained=seed < args.as_trained_seeds, verbose=1,
+            label=f"{setting} {method} seed {seed}")
         io_utils.write_json_atomic(
             path, {"setting": setting, "method": method, "seed": seed, **record})
         partial.finish()
@@ -333,25 +335,28 @@ def main(argv=None):
         loaded[setting] = (data, *plan.monitor_and_evaluation(
             setting, data, args.monitor_size, args.final_size))
         runs += plan.runs([setting], args.methods, args.seeds)
-    progress = keras.utils.Progbar(len(runs), unit_name="run")
-    if args.cost_only:
+    # Progress (the runs' bar, each run's epochs and attacks) on standard
+    # error; standard output is for the tables.
+    with contextlib.redirect_stdout(sys.stderr):
+        progress = keras.utils.Progbar(len(runs), unit_name="run")
         for i, (setting, method, seed) in enumerate(runs):
-            cost_one(plan, setting, method, seed, loaded[setting][0], args)
+            data, monitor, evaluation = loaded[setting]
+            try:
+                if args.cost_only:
+                    ran = cost_one(plan, setting, method, seed, data, args)
+                else:
+                    ran = run_one(plan, setting, method, seed, data, args, monitor, evaluation)
+            except options.UsageError as error:  # a run it cannot resume or is in use
+                print(f"co_study: {error}")
+                return 2
+            if (ran or i == len(runs) - 1) and not args.cost_only:
+                tables()
             progress.update(i + 1)
+    if args.cost_only:
         print(study_tables.summary(study_records.load_records(args.results),
                                    study_records.load_costs(args.results), order))
-        return 0
-    for i, (setting, method, seed) in enumerate(runs):
-        data, monitor, evaluation = loaded[setting]
-        try:
-            ran = run_one(plan, setting, method, seed, data, args, monitor, evaluation)
-        except options.UsageError as error:  # an unfinished run it cannot resume
-            print(f"co_study: {error}", file=sys.stderr)
-            return 2
-        if ran or i == len(runs) - 1:
-            tables()
-        progress.update(i + 1)
-    print(tables())
+    else:
+        print(tables())
     return 0
 
 

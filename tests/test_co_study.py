@@ -177,6 +177,12 @@ def test_an_unfinished_run_of_another_configuration_is_refused_and_kept(
     assert co_study.main(_args(data, results, "fgsm_rs", "--final-steps", "3")) == 0
     assert _record(results, "fgsm_rs")["final"]["steps"] == 3
     assert not partial.exists()
+    # Progress on standard error (each epoch, each final evaluation), the
+    # tables alone on standard output.
+    out, err = capsys.readouterr()
+    assert out.startswith("**Setting: custom**") and "seed 0" not in out
+    assert "custom fgsm_rs seed 0: epoch 3/3: clean " in err
+    assert "custom fgsm_rs seed 0: final evaluation (autoattack)" in err
 
 
 def test_partial_run_keeps_evaluations_per_options_and_refuses_foreign_folders(tmp_path):

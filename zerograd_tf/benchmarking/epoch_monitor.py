@@ -35,6 +35,9 @@ class EpochMonitor(keras.callbacks.Callback):
         rows_path: JSON file to which the rows are written after every epoch
             (atomically), so that a killed run can resume them. Defaults to
             `None` (kept in memory only).
+        verbose: 1 prints a line per epoch (on standard output, as Keras'
+            progress does), headed by `label`. Defaults to 0.
+        label: what the lines name (e.g. the run). Defaults to `""`.
 
     Examples:
 
@@ -56,8 +59,10 @@ class EpochMonitor(keras.callbacks.Callback):
         ['clean_accuracy', 'fgsm_accuracy', 'pgd_accuracy', 'train_accuracy']
     """
 
-    def __init__(self, x, y, epsilon, pgd_steps=10, seed=0, *, rows=None, rows_path=None):
+    def __init__(self, x, y, epsilon, pgd_steps=10, seed=0, *, rows=None, rows_path=None,
+                 verbose=0, label=""):
         super().__init__()
+        self.verbose, self.label = verbose, label
         self.x, self.y, self.epsilon = x, y, epsilon
         self.pgd_steps, self.seed = pgd_steps, seed
         self.rows = list(rows or [])
@@ -95,3 +100,10 @@ class EpochMonitor(keras.callbacks.Callback):
         })
         if self.rows_path:
             io_utils.write_json_atomic(self.rows_path, self.rows)
+        if self.verbose:
+            row = self.rows[-1]
+            epochs = self.params.get("epochs") if self.params else None
+            print(f"{self.label + ': ' if self.label else ''}epoch {epoch + 1}"
+                  f"{f'/{epochs}' if epochs else ''}: clean {row['clean_accuracy']:.3f}, "
+                  f"FGSM {row['fgsm_accuracy']:.3f}, PGD-{self.pgd_steps} "
+                  f"{row['pgd_accuracy']:.3f} ({seconds:.0f} s)", flush=True)

@@ -87,7 +87,8 @@ def identity(config, data, measurement):
 
 def train_and_evaluate(config, data, partial, monitor, test, weights_path, *,
                        monitor_pgd_steps=10, final_steps=50, final_restarts=10,
-                       apgd_steps=100, square_queries=5000, autoattack=True, as_trained=False):
+                       apgd_steps=100, square_queries=5000, autoattack=True, as_trained=False,
+                       verbose=0, label=""):
     """Trains (or resumes) one run, evaluates it, saves its weights.
 
     The CO callbacks keep their state in `partial`'s folder; the epoch
@@ -112,13 +113,18 @@ def train_and_evaluate(config, data, partial, monitor, test, weights_path, *,
         as_trained: also attack a mixed-precision model as it computes
             (beside its float32 copy, the reported number). Defaults to
             False.
+        verbose: 1 prints a line per epoch and per attack of the final
+            evaluations (on standard output), headed by `label`. Defaults
+            to 0.
+        label: what those lines name. Defaults to `""`.
 
     Returns:
         The run's record without `setting`, `method` and `seed`.
     """
     def make_monitor(rows):
         return EpochMonitor(*monitor, config.epsilon, monitor_pgd_steps, config.seed,
-                            rows=rows, rows_path=partial.rows_path)
+                            rows=rows, rows_path=partial.rows_path, verbose=verbose,
+                            label=label)
 
     model, acting = model_and_monitors(config, data, partial.state_dir)
     model.build((None, *data.input_shape))
@@ -130,9 +136,13 @@ def train_and_evaluate(config, data, partial, monitor, test, weights_path, *,
     examples = fingerprint(*test)
 
     def evaluate(name, **kwargs):
-        return partial.evaluation(
-            name, {**kwargs, "examples": examples},
-            lambda: evaluation.evaluate_robustness(model, test, config.epsilon, **kwargs))
+        def run():
+            if verbose:
+                print(f"{label + ': ' if label else ''}final evaluation ({name})", flush=True)
+            return evaluation.evaluate_robustness(model, test, config.epsilon,
+                                                  verbose=2 if verbose else 0, **kwargs)
+
+        return partial.evaluation(name, {**kwargs, "examples": examples}, run)
 
     pgd = dict(steps=final_steps, restarts=final_restarts, seed=config.seed)
     final = evaluate("final", **pgd)
