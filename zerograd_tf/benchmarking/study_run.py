@@ -94,7 +94,8 @@ def train_and_evaluate(config, data, partial, monitor, test, weights_path, *,
     The CO callbacks keep their state in `partial`'s folder; the epoch
     monitor writes each epoch's row there before the epoch's checkpoint;
     each finished evaluation is kept there with its options. A run killed
-    at any point resumes to the same record, timings aside.
+    at any point and resumed on the same machine writes the same record,
+    timings aside.
 
     Args:
         config: the run's resolved `RunConfig`.
@@ -121,15 +122,12 @@ def train_and_evaluate(config, data, partial, monitor, test, weights_path, *,
     Returns:
         The run's record without `setting`, `method` and `seed`.
     """
-    def make_monitor(rows):
-        return EpochMonitor(*monitor, config.epsilon, monitor_pgd_steps, config.seed,
-                            rows=rows, rows_path=partial.rows_path, verbose=verbose,
-                            label=label)
-
     model, acting = model_and_monitors(config, data, partial.state_dir)
     model.build((None, *data.input_shape))
     epochs, rows = partial.restore(model)
-    epoch_monitor = make_monitor(rows)
+    epoch_monitor = EpochMonitor(*monitor, config.epsilon, monitor_pgd_steps, config.seed,
+                                 rows=rows, rows_path=partial.rows_path, verbose=verbose,
+                                 label=label)
     pipeline.fit(model, config, data, initial_epoch=epochs,
                  callbacks=[*acting, epoch_monitor, partial.checkpoint])
 
