@@ -13,9 +13,9 @@ from zerograd_tf.runs.options import UsageError
 from zerograd_tf.runs.run_lock import RunLock
 
 _IDENTITY = "identity.json"
-_REMOVING = ".removing-"
 _EPOCHS = "epochs.json"
 _PROCESSES = "processes.json"
+_REMOVING = ".removing-"
 
 
 class PartialRun:
@@ -158,6 +158,9 @@ class PartialRun:
             name: the evaluation's name (a file name part).
             options: JSON-serialisable options it runs with.
             compute: `() -> report`, a JSON-serialisable dict.
+
+        Returns:
+            The report, as JSON gives it back.
         """
         path = self._path(f"evaluation_{name}.json")
         options = json.loads(json.dumps(options))
