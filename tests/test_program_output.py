@@ -96,6 +96,22 @@ def test_evaluate_robustness_reports_plain_python_numbers(tmp_path, attack):
     assert "np." not in repr(report)
 
 
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_each_attack_shows_one_progress_bar_that_ends_once(tmp_path, capsys, verbose):
+    """verbose=2 (a line per attack, for logs) printed each attack's final
+    line twice: once when the bar reached its target, once when finalized."""
+    model, _ = _tiny_model(tmp_path)
+    x = np.random.default_rng(0).uniform(size=(20, 12, 12, 1)).astype("float32")
+    y = np.arange(20) % 3
+    zg.evaluate_robustness(model, (x, y), 0.1, steps=2, restarts=2, apgd_steps=2,
+                           attack=["apgd-ce", "pgd"], verbose=verbose)
+    out = capsys.readouterr().out.replace("\r", "\n").replace("\x08", "")
+    finals = [line for line in out.splitlines() if "robust_acc" in line and "/step" in line]
+    if verbose == 2:
+        assert len(finals) == 2, out
+    assert out.count("PGD-2-2") == 1 and out.count("APGD-CE-2") == 1
+
+
 def test_attack_meter_reports_plain_python_numbers(tmp_path):
     from zerograd_tf import monitoring
 

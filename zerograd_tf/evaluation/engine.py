@@ -156,7 +156,8 @@ def _run_attack(compiled, spec, x, y, robust, worst_loss, stages, member_seed, b
             worst_loss[chunk] = np.maximum(worst_loss[chunk], scored[:, 0])
             robust[chunk[scored[:, 1] > 0.5]] = False
             done += len(chunk)
-            progress.update(done, [("robust_acc", robust.mean())])
+            # Finalized once, by `run`, after the last stage.
+            progress.update(done, [("robust_acc", robust.mean())], finalize=False)
 
 
 def run(context, x, y, attack_specs, *, batch_size, seed, strategy, verbose):
