@@ -258,6 +258,7 @@ def run_one(plan, setting, method, seed, data, args, monitor, evaluation):
             return False
         if not partial_run.unfinished(directory) and take_over(plan, setting, method, seed,
                                                                args, path):
+            partial_run.remove(directory)  # at most a killed first write's temporaries
             return True
         config = plan.run_config(setting, method, seed, data, args.overrides)
         split = {k: v for k, v in plan.settings[setting].items()
