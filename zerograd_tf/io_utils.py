@@ -33,6 +33,17 @@ def temporary_path(path):
     return f"{root}.tmp{extension}"
 
 
+def is_temporary(path):
+    """Whether `path` is a `temporary_path` name (what a `replacing` write
+    that a kill interrupted leaves behind).
+
+    Examples:
+        >>> is_temporary("run/model.tmp.keras"), is_temporary("run/model.keras")
+        (True, False)
+    """
+    return os.path.splitext(path)[0].endswith(".tmp")
+
+
 @contextlib.contextmanager
 def replacing(path):
     """Gives a temporary path to write; puts it in `path`'s place at the end.

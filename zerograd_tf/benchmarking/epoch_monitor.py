@@ -86,8 +86,6 @@ class EpochMonitor(keras.callbacks.Callback):
             self._copy.set_weights(self.model.classifier.get_weights())
         measured = self._meter(self.x, self.y, self.seed)
         logs = logs or {}
-        # An epoch run again after a resume replaces its earlier row.
-        self.rows = [row for row in self.rows if row["epoch"] <= epoch]
         self.rows.append({
             "epoch": epoch + 1,
             "train_loss": float(logs.get("loss", float("nan"))),

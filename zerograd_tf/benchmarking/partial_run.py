@@ -201,7 +201,7 @@ def unfinished(directory):
     temporary files of writes that a kill interrupted."""
     if not os.path.isdir(directory):
         return False
-    return any(".tmp." not in name for name in os.listdir(directory))
+    return any(not io_utils.is_temporary(name) for name in os.listdir(directory))
 
 
 def remove(directory):

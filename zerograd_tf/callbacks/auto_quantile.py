@@ -231,8 +231,12 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
         base = os.path.splitext(self.state_path)[0]
         saved = {}
         for path in glob.glob(f"{glob.escape(base)}.epoch_end_*.npz"):
-            found = re.fullmatch(rf"{re.escape(base)}\.epoch_end_(\d+)(\.tmp)?\.npz", path)
-            if found and (temporaries or not found[2]):
+            if io_utils.is_temporary(path):
+                if temporaries:
+                    saved[path] = -1
+                continue
+            found = re.fullmatch(rf"{re.escape(base)}\.epoch_end_(\d+)\.npz", path)
+            if found:
                 saved[path] = int(found[1])
         return sorted(saved, key=saved.get)
 
