@@ -25,6 +25,7 @@ DOCUMENTS = [README, os.path.join(ROOT, "docs", "cli.md"),
              os.path.join(ROOT, "docs", "guides", "choosing_a_method.md")]
 RESULTS = os.path.join(HERE, "results")
 sys.path.insert(0, ROOT)
+from zerograd_tf import precision  # noqa: E402
 from zerograd_tf.benchmarking import profile_report, study_default, study_docs  # noqa: E402
 from zerograd_tf.benchmarking.step_cost import entry_precision  # noqa: E402
 from zerograd_tf.benchmarking.study_docs import machine_text  # noqa: E402
@@ -275,6 +276,11 @@ GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
               "precision_parity": lambda: study_docs.parity_summary(
                   os.path.join(STUDIES, "precision_parity.json"),
                   os.path.join(RESULTS, "precision_parity"), os.path.join(RESULTS, "co_study_v3")),
+              "precision_claim": lambda: study_docs.precision_claim(
+                  os.path.join(RESULTS, "step_time_precision.json"),
+                  os.path.join(STUDIES, "precision_parity.json"),
+                  os.path.join(RESULTS, "precision_parity"), os.path.join(RESULTS, "co_study_v3"),
+                  precision.resolve_precision("auto")),
               "precision_ties": lambda: study_docs.ties_table(
                   os.path.join(RESULTS, "precision_ties.json")),
               "step_time_precision": step_time_precision,

@@ -484,3 +484,49 @@ def test_the_parity_table_keeps_each_setting_a_block_of_its_own():
     text = study_tables.parity(runs, runs)
     # Markdown needs an empty line before the next setting's heading.
     assert "judged.\n\n**Setting: t**" in text
+
+
+def test_the_readme_precision_claim_follows_the_step_times_and_the_parity_rows(tmp_path):
+    # The README's precision paragraph: the measured bfloat16 speed-up of the
+    # ZeroGrad step, what "auto" trains in, and the rows that decided it.
+    from zerograd_tf.benchmarking import study_docs
+
+    def run(method, seed, worst):
+        return {"setting": "s", "method": method, "seed": seed, "config": {"num_classes": 10},
+                "epochs": [{"pgd_accuracy": 0.3, "fgsm_accuracy": 0.35}],
+                "final": {"clean_accuracy": 0.8, "robust_accuracy": worst},
+                "final_autoattack": {"robust_accuracy": worst, "attacks": [
+                    {"name": "apgd-ce", "robust_accuracy": worst}]},
+                "mean_epoch_seconds": 1.0}
+
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"seeds": 2, "settings": {"s": {"fields": {}}},
+                                "methods": {"a": {"method": "fgsm_rs"},
+                                            "b": {"method": "n_fgsm"}}}))
+    machine = {"cpus": 2, "tensorflow": "2.21.0", "keras": "3.15.1", "date": "2026-12-04"}
+    steps = tmp_path / "steps.json"
+    steps.write_text(json.dumps({"steps": [
+        {"model": "conv3", "jit": False, "precision": "float32", "machine": machine,
+         "ms": {"zerograd_bisect": 300.0}},
+        {"model": "conv3", "jit": False, "precision": "mixed_bfloat16", "machine": machine,
+         "ms": {"zerograd_bisect": 100.0}},
+        {"model": "conv3", "jit": True, "precision": "mixed_bfloat16", "machine": machine,
+         "ms": {"zerograd_bisect": 10.0}}]}))
+    for folder, runs in [("f32", [run("a", 0, 0.30), run("a", 1, 0.34),
+                                  run("b", 0, 0.30), run("b", 1, 0.30)]),
+                         ("bf16", [run("a", 0, 0.31), run("a", 1, 0.33),
+                                   run("b", 0, 0.30), run("b", 1, 0.10)])]:
+        (tmp_path / folder / "s").mkdir(parents=True)
+        for r in runs:
+            (tmp_path / folder / "s" / f"{r['method']}_seed{r['seed']}.json").write_text(
+                json.dumps(r))
+    text = study_docs.precision_claim(str(steps), str(plan), str(tmp_path / "bf16"),
+                                      str(tmp_path / "f32"), "float32")
+    assert "faster than in float32 by 3.0× on the 3-conv CNN." in text  # not the XLA entry
+    assert "PreAct" not in text  # not measured in both precisions
+    assert "trains in **float32**" in text and "(4 of 4 runs" in text
+    assert "1 of 2 method-and-setting rows miss its target" in text and text.count(": s b.")
+    (tmp_path / "bf16" / "s" / "b_seed1.json").write_text(json.dumps(run("b", 1, 0.30)))
+    text = study_docs.precision_claim(str(steps), str(plan), str(tmp_path / "bf16"),
+                                      str(tmp_path / "f32"), "mixed_bfloat16")
+    assert "trains in **mixed_bfloat16**" in text and "all 2 method-and-setting rows meet" in text
