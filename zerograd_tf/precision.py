@@ -10,9 +10,9 @@ rounds `x + delta` to its compute dtype), and the logits are float32.
 `"auto"` is what the programs default to. It resolves to float32: in the
 robustness-parity study (docs/precision.md) bfloat16 training missed the
 target on MNIST (more catastrophic overfitting than float32 for some
-methods), and a
-lower precision becomes the automatic choice only when every method meets
-it in every setting. `fastest_precision()` says what the hardware would run
+methods) and on CIFAR-10 (a lower worst-case accuracy for some methods),
+and a lower precision becomes the automatic choice only when every method
+meets it in every setting. `fastest_precision()` says what the hardware would run
 fastest.
 """
 
@@ -20,8 +20,8 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 # Why "auto" is float32; the programs print it.
 # (tests/test_precision.py checks it against the committed parity records.)
 AUTO_REASON = ("float32: bfloat16 training missed the robustness-parity target on MNIST "
-               "(more catastrophic overfitting than float32 for some methods; "
-               "docs/precision.md)")
+               "(more catastrophic overfitting than float32 for some methods) and on CIFAR-10 "
+               "(a lower worst-case accuracy for some methods; docs/precision.md)")
 # CPU feature flags (Linux /proc/cpuinfo) of bfloat16 matrix or dot-product
 # units: x86 AVX512-BF16 and AMX-BF16, Arm's BF16 extension.
 _BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")

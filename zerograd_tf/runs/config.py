@@ -165,7 +165,7 @@ class RunConfig:
         "auto", TRAINING, Choice(PRECISIONS),
         "compute precision (a Keras dtype policy): float32; mixed_bfloat16 (CPUs with "
         "bfloat16 units, TPUs); mixed_float16 (GPUs); auto = float32 (bfloat16 missed the "
-        "robustness-parity target on MNIST: docs/precision.md). Inputs, delta and "
+        "robustness-parity target on MNIST and CIFAR-10: docs/precision.md). Inputs, delta and "
         "evaluation stay float32")
     strategy: str = option(
         "default", TRAINING, Choice(STRATEGIES),
