@@ -167,6 +167,15 @@ def step_cost_targets():
                       "| --- | --- | --- | --- |", *rows])
 
 
+def _precision_steps():
+    """The graph-mode entries of `step_time_precision.json` by
+    `(model, precision)`; empty when the file is not there."""
+    if not os.path.exists(os.path.join(RESULTS, "step_time_precision.json")):
+        return {}
+    return {(e["model"], entry_precision(e)): e
+            for e in _load("step_time_precision.json")["steps"] if not e["jit"]}
+
+
 def step_time_precision():
     """The float32 / mixed_bfloat16 step-time tables and issue 26's targets
     on them: every single-step method at least 3x faster in bfloat16 on
@@ -174,8 +183,7 @@ def step_time_precision():
     name = "step_time_precision.json"
     if not os.path.exists(os.path.join(RESULTS, name)):
         return "Not measured yet."
-    steps = {(e["model"], entry_precision(e)): e["ms"]
-             for e in _load(name)["steps"] if not e["jit"]}
+    steps = {key: entry["ms"] for key, entry in _precision_steps().items()}
     lines = []
     for model in ("conv3", "preact_resnet18"):
         f32, bf16 = steps.get((model, "float32")), steps.get((model, "mixed_bfloat16"))
@@ -193,6 +201,26 @@ def step_time_precision():
     return (step_time_table(name) + "\n\n\"× float32\" is the step's time over the same "
             "method's float32 step in the same rounds (0.64: 1.56× faster).\n\n"
             + "\n".join(lines))
+
+
+def precision_claim():
+    """The README's paragraph on precision: the ZeroGrad step's measured
+    mixed_bfloat16 speed on each network of the step-time file, and what
+    `--precision auto` trains in, from the parity study."""
+    steps, speedups, machines = _precision_steps(), [], {}
+    for model, network in (("conv3", "the 3-conv CNN"), ("preact_resnet18", "PreAct ResNet-18"),
+                           ("small_cnn", "the 2-conv MNIST CNN")):
+        f32, bf16 = steps.get((model, "float32")), steps.get((model, "mixed_bfloat16"))
+        if f32 and bf16 and "zerograd_bisect" in f32["ms"] and "zerograd_bisect" in bf16["ms"]:
+            speedups.append((network, f32["ms"]["zerograd_bisect"] / bf16["ms"]["zerograd_bisect"]))
+            machines[machine_text(bf16["machine"])] = None
+    measured_on = "; ".join(machines)
+    if speedups:
+        measured_on += f" (batch {_load('step_time_precision.json')['batch_size']})"
+    return study_docs.precision_claim(
+        speedups, measured_on, os.path.join(STUDIES, "precision_parity.json"),
+        os.path.join(RESULTS, "precision_parity"), os.path.join(RESULTS, "co_study_v3"),
+        precision.resolve_precision("auto"))
 
 
 def input_check_line():
@@ -276,11 +304,7 @@ GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
               "precision_parity": lambda: study_docs.parity_summary(
                   os.path.join(STUDIES, "precision_parity.json"),
                   os.path.join(RESULTS, "precision_parity"), os.path.join(RESULTS, "co_study_v3")),
-              "precision_claim": lambda: study_docs.precision_claim(
-                  os.path.join(RESULTS, "step_time_precision.json"),
-                  os.path.join(STUDIES, "precision_parity.json"),
-                  os.path.join(RESULTS, "precision_parity"), os.path.join(RESULTS, "co_study_v3"),
-                  precision.resolve_precision("auto")),
+              "precision_claim": precision_claim,
               "precision_ties": lambda: study_docs.ties_table(
                   os.path.join(RESULTS, "precision_ties.json")),
               "step_time_precision": step_time_precision,

@@ -65,7 +65,7 @@ def test_auto_and_its_reason_follow_the_committed_parity_records():
     # The reason names exactly the settings where a row misses.
     names = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
     assert {name for name in names.values() if name in precision.AUTO_REASON} == {
-        names[setting] for setting, _ in missed}
+        names.get(setting, setting) for setting, _ in missed}
 
 
 def test_the_config_records_the_precision_it_resolved_and_reads_old_files():

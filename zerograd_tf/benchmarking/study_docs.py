@@ -182,50 +182,50 @@ def parity_missed(plan_file, results, reference_results):
             if row["met"] is False]
 
 
-def precision_claim(step_times, plan_file, results, reference_results, auto):
-    """The README's paragraph on precision: how much faster the ZeroGrad
-    step runs in mixed_bfloat16 (the step-time file of
-    `benchmarks/step_time.py --precision float32 mixed_bfloat16`) and what
-    `--precision auto` trains in, with the parity rows that decided it.
+def precision_claim(speedups, measured_on, plan_file, results, reference_results, auto):
+    """The README's paragraph on precision: how fast the ZeroGrad train step
+    runs in mixed_bfloat16 and what `--precision auto` trains in, with the
+    parity rows that decided it.
 
     Args:
-        step_times: the step-time result file (JSON with `steps`).
+        speedups: `(network, ratio)` pairs: a network's description and how
+            many times as fast its ZeroGrad train step ran in mixed_bfloat16
+            as in float32 (`benchmarks/step_time.py`); empty when not
+            measured.
+        measured_on: where and how the step times were measured (machine,
+            batch size), said before them.
         plan_file: the parity study's plan.
         results: its results folder.
         reference_results: the results folder of the float32 runs.
         auto: the policy `"auto"` resolves to
             (`zerograd_tf.precision.resolve_precision("auto")`).
     """
-    with open(step_times) as f:
-        entries = [e for e in json.load(f)["steps"] if not e["jit"]]
-    steps = {(e["model"], e.get("precision", "float32")): e for e in entries}
-    speed, machines = [], {}
-    for model, label in (("conv3", "the 3-conv CNN"), ("preact_resnet18", "PreAct ResNet-18")):
-        f32, bf16 = steps.get((model, "float32")), steps.get((model, "mixed_bfloat16"))
-        if f32 and bf16 and "zerograd_bisect" in f32["ms"] and "zerograd_bisect" in bf16["ms"]:
-            ratio = f32["ms"]["zerograd_bisect"] / bf16["ms"]["zerograd_bisect"]
-            speed.append(f"{ratio:.1f}× on {label}")
-            machines[machine_text(bf16["machine"])] = None
     plan = StudyPlan.from_file(plan_file)
     records = study_records.load_records(results)
     rows = study_tables.parity_rows(study_records.load_records(reference_results), records,
                                     list(plan.methods))
-    judged = [row for table in rows.values() for row in table if row["met"] is not None]
-    missed = parity_missed(plan_file, results, reference_results)
+    judged = [(setting, row) for setting, table in rows.items() for row in table
+              if row["met"] is not None]
+    missed = [f"{setting} {row['method']}" for setting, row in judged if not row["met"]]
     text = ("`--precision mixed_bfloat16` trains in bfloat16 and evaluates a float32 copy of "
             "the model.")
-    if speed:
-        text += (f" Measured on {'; '.join(machines)}, a ZeroGrad train step (batch 128) ran "
-                 f"faster than in float32 by {' and '.join(speed)}.")
+    if speedups:
+        said = [f"{ratio:.1f}× as fast as in float32 on {network}" if i == 0
+                else f"{ratio:.1f}× on {network}" for i, (network, ratio) in enumerate(speedups)]
+        text += (f" Measured on {measured_on}, a ZeroGrad train step in mixed_bfloat16 ran "
+                 + (", ".join(said[:-1]) + " and " if len(said) > 1 else "") + said[-1] + ".")
     text += (f" `--precision auto` trains in **{auto}**: in the robustness-parity study "
              f"({len(records)} of {len(plan.runs())} runs, worst case per example in float32)")
-    if missed:
-        text += (f", {len(missed)} of {len(judged)} method-and-setting rows miss its target (no "
-                 "new catastrophic overfitting, mean worst case at most one float32 standard "
-                 "deviation below float32's): "
-                 + ", ".join(f"{setting} {method}" for setting, method in missed) + ".")
+    target = ("the target (no new catastrophic overfitting, mean worst case at most one "
+              "float32 standard deviation below float32's)")
+    if not judged:
+        text += ", no method has two paired seeds in a setting yet, so no target is judged."
+    elif missed:
+        text += (f", {len(missed)} of {len(judged)} method-and-setting rows "
+                 f"{'misses' if len(missed) == 1 else 'miss'} {target}: "
+                 + ", ".join(missed) + ".")
     else:
-        text += f", all {len(judged)} method-and-setting rows meet its target."
+        text += f", the {len(judged)} method-and-setting rows judged so far all meet {target}."
     return text + " [Precision](docs/precision.md) has the tables."
 
 
