@@ -167,13 +167,10 @@ def step_cost_targets():
                       "| --- | --- | --- | --- |", *rows])
 
 
-def _precision_steps():
-    """The graph-mode entries of `step_time_precision.json` by
-    `(model, precision)`; empty when the file is not there."""
-    if not os.path.exists(os.path.join(RESULTS, "step_time_precision.json")):
-        return {}
-    return {(e["model"], entry_precision(e)): e
-            for e in _load("step_time_precision.json")["steps"] if not e["jit"]}
+def _precision_steps(report):
+    """The graph-mode entries of a loaded `step_time_precision.json` by
+    `(model, precision)`."""
+    return {(e["model"], entry_precision(e)): e for e in report["steps"] if not e["jit"]}
 
 
 def step_time_precision():
@@ -183,7 +180,7 @@ def step_time_precision():
     name = "step_time_precision.json"
     if not os.path.exists(os.path.join(RESULTS, name)):
         return "Not measured yet."
-    steps = {key: entry["ms"] for key, entry in _precision_steps().items()}
+    steps = {key: entry["ms"] for key, entry in _precision_steps(_load(name)).items()}
     lines = []
     for model in ("conv3", "preact_resnet18"):
         f32, bf16 = steps.get((model, "float32")), steps.get((model, "mixed_bfloat16"))
@@ -207,7 +204,9 @@ def precision_claim():
     """The README's paragraph on precision: the ZeroGrad step's measured
     mixed_bfloat16 speed on each network of the step-time file, and what
     `--precision auto` trains in, from the parity study."""
-    steps, speedups, machines = _precision_steps(), [], {}
+    measured = os.path.exists(os.path.join(RESULTS, "step_time_precision.json"))
+    report = _load("step_time_precision.json") if measured else {"steps": []}
+    steps, speedups, machines = _precision_steps(report), [], {}
     for model, network in (("conv3", "the 3-conv CNN"), ("preact_resnet18", "PreAct ResNet-18"),
                            ("small_cnn", "the 2-conv MNIST CNN")):
         f32, bf16 = steps.get((model, "float32")), steps.get((model, "mixed_bfloat16"))
@@ -216,7 +215,7 @@ def precision_claim():
             machines[machine_text(bf16["machine"])] = None
     measured_on = "; ".join(machines)
     if speedups:
-        measured_on += f" (batch {_load('step_time_precision.json')['batch_size']})"
+        measured_on += f" (batch {report['batch_size']})"
     return study_docs.precision_claim(
         speedups, measured_on, os.path.join(STUDIES, "precision_parity.json"),
         os.path.join(RESULTS, "precision_parity"), os.path.join(RESULTS, "co_study_v3"),
