@@ -180,12 +180,16 @@ def parse(argv=None):
 
 
 def finished(path, plan, setting, method, seed, args):
-    """Whether `path` holds a finished run; exits with status 2 when it is a
-    run of another configuration than the plan's (another plan's results)."""
+    """Whether `path` holds a finished run (or its `--cost-only` timing);
+    exits with status 2 when it is a run of another configuration than the
+    plan's (another plan's results)."""
     if not os.path.exists(path):
         return False
     with open(path) as f:
-        saved = json.load(f)["config"]
+        saved = json.load(f)
+    if "config" not in saved:  # timings before 2026-12-05 kept no config
+        return True
+    saved = saved["config"]
     fields = plan.fields(setting, method, seed, args.overrides)
     different = sorted(k for k, v in fields.items() if saved.get(k) != v)
     if different:
@@ -217,7 +221,8 @@ def cost_one(plan, setting, method, seed, data, args):
     _, acting = train_run(config, data, timer)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     io_utils.write_json_atomic(path, {
-        "setting": setting, "method": method, "seed": seed, "epoch_seconds": timer.seconds,
+        "setting": setting, "method": method, "seed": seed, "config": config.to_dict(),
+        "epoch_seconds": timer.seconds,
         # The first epoch includes tracing and compilation, as in the study.
         "mean_epoch_seconds": statistics.fmean(timer.seconds[1:] or timer.seconds),
         "co_monitor": [{"checks": len(m.checks), "events": m.events} for m in acting],

@@ -68,6 +68,20 @@ def test_co_study_runs_and_resumes(tmp_path):
     assert cost["co_monitor"][0]["checks"] == 2 and "cpus" in cost["machine"]
     assert "timed apart with --cost-only, 1 and 1 runs" in out
     assert record_path.stat().st_mtime_ns == stamp
+    assert cost["config"]["method"] == "zerograd" and cost["config"]["epochs"] == 2
+    # Timed again: the timings are kept, those without their config (written
+    # before it was kept) too; a timing of another configuration is refused.
+    cost_path = results / "cost" / "custom" / "fgsm_rs_seed0.json"
+    legacy = json.loads(cost_path.read_text())
+    del legacy["config"]
+    cost_path.write_text(json.dumps(legacy))
+    stamps = {p: p.stat().st_mtime_ns for p in (results / "cost" / "custom").iterdir()}
+    _run("co_study.py", "--cost-only", *cost_args)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "co_study.py"),
+                             "--cost-only", *cost_args, "--epochs", "3"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2 and "another configuration" in result.stderr
 
 
 @pytest.mark.slow
