@@ -319,6 +319,8 @@ GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
               "method_guide": lambda: study_docs.guide_table(
                   [(os.path.join(STUDIES, f"{name}.json"), os.path.join(RESULTS, name))
                    for name in ("co_study_v3", "co_study_v2")]),
+              "co_study_v3_step_size": lambda: study_docs.step_size_table(
+                  os.path.join(STUDIES, "co_study_v3.json"), os.path.join(RESULTS, "co_study_v3")),
               "co_study_v3_default": lambda: study_default.default_summary(
                   os.path.join(STUDIES, "co_study_v3.json"), os.path.join(RESULTS, "co_study_v3")),
               **{f"co_study_v1_{setting}": (lambda setting=setting: study_docs.first_study_table(

@@ -182,6 +182,14 @@ def default_claim(plan_file, results, default_method, paper_method=None, familie
                 + f" all finished): {description}, with {failed} overfitting "
                 f"catastrophically or failing to learn; worst case "
                 f"{_worst_cases(rows, default_method, settings, single_step, plan.runs(), names)}.")
+        fewest = compared[default_method]
+        tied = [names[m] for m, (f, n) in compared.items()
+                if m != default_method and f * fewest[1] == fewest[0] * n]
+        if tied:
+            text += (f" {'; '.join(tied)} had as few failed runs; "
+                     + ("between them the rule takes the higher" if len(tied) == 1 else
+                        "among them the rule takes the highest")
+                     + " worst case averaged over the settings.")
         if masking:
             text += (f" Square found signs of gradient masking {masking}: the worst case "
                      f"counts what it broke, but such a model may be weaker still.")

@@ -8,7 +8,7 @@ every study of the same kind.
 import json
 import os
 
-from zerograd_tf.benchmarking import study_choices, study_records, study_tables
+from zerograd_tf.benchmarking import study_choices, study_plots, study_records, study_tables
 from zerograd_tf.benchmarking.study_plan import StudyPlan
 
 
@@ -251,6 +251,40 @@ def first_study_table(plan_file, results, setting):
                      for row in cells) + (f"\n\nRuns of {dates[0]} to {dates[-1]}." if dates else "")
 
 
+def step_size_table(plan_file, results):
+    """Each method a study ran at more than one step size, side by side per
+    setting: its runs, catastrophic-overfitting count (and runs that did
+    not learn), worst-case accuracy and PGD-10 accuracy per epoch (best,
+    final), one row per step size (`study_plots.step_size_groups`).
+
+    Args:
+        plan_file: the study's plan (settings in its order).
+        results: its results folder.
+    """
+    plan = StudyPlan.from_file(plan_file)
+    records = study_records.load_records(results)
+    lines = ["| setting | method | α | runs | CO | worst case | best PGD-10 | final PGD-10 |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for setting in plan.settings:
+        groups = study_plots.step_size_groups([r for r in records if r["setting"] == setting])
+        for (method, quantile), alphas in sorted(groups.items(), key=lambda g: str(g[0])):
+            name = _label(f"zerograd_q{quantile:g}" if quantile is not None else method)
+            for alpha, runs in sorted(alphas.items()):
+                rows = [study_records.run_row(r) for r in runs]
+                dead = sum(r["did_not_learn"] for r in rows)
+                lines.append(
+                    f"| {SETTING_NAMES.get(setting, setting)} | {name} | {alpha:g}ε | "
+                    f"{len(rows)} | {sum(r['catastrophic_overfitting'] for r in rows)}"
+                    f"/{len(rows)}{f' ({dead} not learned)' if dead else ''} | "
+                    + " | ".join(study_tables.mean_std(
+                        [r[key] for r in rows if r[key] is not None])
+                        for key in ("final_worst_case_accuracy", "best_pgd10_accuracy",
+                                    "final_pgd10_accuracy")) + " |")
+    if len(lines) == 2:
+        return "No method has runs at two step sizes yet."
+    return "\n".join(lines)
+
+
 def ties_table(path):
     """ZeroGrad's threshold ties in bfloat16 and float32, from the file
     `benchmarks/precision_ties.py` writes (`path`)."""
@@ -292,7 +326,6 @@ def diagnostics_table(path):
         report = json.load(f)
     # The first figure's file holds only the rows per method.
     methods = report["methods"] if "methods" in report else report
-    labels = {"fgsm_rs": "FGSM-RS", "n_fgsm": "N-FGSM"}
     lines = ["| method | PGD-10: best (epoch), final | FGSM: final | alignment: best (epoch), "
              "final | tiny-gradient fraction: final | zeroed fraction: final | mean \\|δ\\| |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -302,7 +335,7 @@ def diagnostics_table(path):
         best_pgd, best_alignment = max(pgd), max(alignment)
         zeroed = rows[-1]["zeroed_fraction"]
         lines.append(
-            f"| {labels.get(method, _label(method))} | {best_pgd:.3f} "
+            f"| {_label(method)} | {best_pgd:.3f} "
             f"({pgd.index(best_pgd) + 1}), {pgd[-1]:.3f} | {rows[-1]['fgsm_accuracy']:.3f} | "
             f"{best_alignment:.2f} ({alignment.index(best_alignment) + 1}), "
             f"{alignment[-1]:.2f} | {rows[-1]['small_fraction']:.3f} | "
@@ -315,9 +348,14 @@ def diagnostics_table(path):
     return "\n".join(lines)
 
 
+_METHOD_NAMES = {"fgsm_rs": "FGSM-RS", "n_fgsm": "N-FGSM"}
+
+
 def _label(method):
     """`"ZeroGrad q = 0.7"` for `zerograd_q0.7`, `"ZeroGrad on N-FGSM, q = 0.5"` for
-    `zerograd_n_fgsm_q0.5`; other names unchanged."""
+    `zerograd_n_fgsm_q0.5`, `"FGSM-RS"` and `"N-FGSM"`; other names unchanged."""
+    if method in _METHOD_NAMES:
+        return _METHOD_NAMES[method]
     for prefix, name in (("zerograd_n_fgsm_q", "ZeroGrad on N-FGSM, q = "),
                          ("zerograd_q", "ZeroGrad q = ")):
         if method.startswith(prefix):
