@@ -179,16 +179,16 @@ def parse(argv=None):
     return args, plan
 
 
-def finished(path, plan, setting, method, seed, args):
-    """Whether `path` holds a finished run (or its `--cost-only` timing);
-    exits with status 2 when it is a run of another configuration than the
-    plan's (another plan's results)."""
+def finished(path, plan, setting, method, seed, args, timing=False):
+    """Whether `path` holds a finished run (with `timing`, its `--cost-only`
+    timing); exits with status 2 when it is a run of another configuration
+    than the plan's (another plan's results)."""
     if not os.path.exists(path):
         return False
     with open(path) as f:
         saved = json.load(f)
-    if "config" not in saved:  # timings before 2026-12-05 kept no config
-        return True
+    if timing and "config" not in saved:  # timings before 2026-12-05 kept none
+        return [saved.get(k) for k in ("setting", "method", "seed")] == [setting, method, seed]
     saved = saved["config"]
     fields = plan.fields(setting, method, seed, args.overrides)
     different = sorted(k for k, v in fields.items() if saved.get(k) != v)
@@ -214,7 +214,7 @@ def cost_one(plan, setting, method, seed, data, args):
     """Times one run's training epochs alone (checks of the CO callbacks
     included) into `<results>/cost/<setting>/<method>_seed<seed>.json`."""
     path = study_records.record_path(os.path.join(args.results, "cost"), setting, method, seed)
-    if finished(path, plan, setting, method, seed, args):
+    if finished(path, plan, setting, method, seed, args, timing=True):
         return False
     config = plan.run_config(setting, method, seed, data, args.overrides)
     timer = EpochTimer()

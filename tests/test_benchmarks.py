@@ -82,6 +82,7 @@ def test_co_study_runs_and_resumes(tmp_path):
                              "--cost-only", *cost_args, "--epochs", "3"], cwd=ROOT,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 2 and "another configuration" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.slow

@@ -185,11 +185,13 @@ def default_claim(plan_file, results, default_method, paper_method=None, familie
         fewest = compared[default_method]
         tied = [names[m] for m, (f, n) in compared.items()
                 if m != default_method and f * fewest[1] == fewest[0] * n]
-        if tied:
-            text += (f" {'; '.join(tied)} had as few failed runs; "
-                     + ("between them the rule takes the higher" if len(tied) == 1 else
-                        "among them the rule takes the highest")
-                     + " worst case averaged over the settings.")
+        if len(tied) == 1:
+            text += (f" {tied[0]} had as few failed runs; between the two the rule takes the "
+                     f"higher worst case averaged over the settings.")
+        elif tied:
+            text += (f" {len(tied)} other methods had as few failed runs ({'; '.join(tied)}); "
+                     f"among the {len(tied) + 1} the rule takes the highest worst case "
+                     f"averaged over the settings.")
         if masking:
             text += (f" Square found signs of gradient masking {masking}: the worst case "
                      f"counts what it broke, but such a model may be weaker still.")

@@ -266,9 +266,10 @@ def step_size_table(plan_file, results):
     lines = ["| setting | method | α | runs | CO | worst case | best PGD-10 | final PGD-10 |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for setting in plan.settings:
-        groups = study_plots.step_size_groups([r for r in records if r["setting"] == setting])
+        groups = study_plots.step_size_groups([r for r in records if r["setting"] == setting],
+                                              plan.methods)
         for (method, quantile), alphas in sorted(groups.items(), key=lambda g: str(g[0])):
-            name = _label(f"zerograd_q{quantile:g}" if quantile is not None else method)
+            name = _label(f"{method}_q{quantile:g}" if quantile is not None else method)
             for alpha, runs in sorted(alphas.items()):
                 rows = [study_records.run_row(r) for r in runs]
                 dead = sum(r["did_not_learn"] for r in rows)

@@ -85,11 +85,21 @@ def write_plots(records, results, order=()):
     return paths
 
 
-def step_size_groups(records):
-    """Runs of the same method and quantile at several step sizes.
+# The fields a plan's method may set and still be one method at another
+# step size; a variant with any other field (early stopping, a CO monitor)
+# is another method.
+_STEP_SIZE_FIELDS = {"method", "quantile", "alpha"}
+
+
+def step_size_groups(records, methods=None):
+    """Runs of the same method and fixed quantile at several step sizes.
 
     Args:
         records: run records of one setting.
+        methods: the plan's methods (name → fields): when given, only the
+            runs of methods that set nothing but the method, its quantile
+            and α count. Defaults to every run with a numeric α (and
+            quantile).
 
     Returns:
         dict, `(method, quantile)` → {alpha (a multiple of epsilon) → the
@@ -107,8 +117,13 @@ def step_size_groups(records):
     """
     groups = {}
     for r in records:
+        if methods is not None and (r["method"] not in methods
+                                    or set(methods[r["method"]]) - _STEP_SIZE_FIELDS):
+            continue
         config = r["config"]
         quantile = config.get("quantile") if "zerograd" in config["method"] else None
+        if not all(isinstance(v, (int, float)) for v in (config.get("alpha"), quantile or 0)):
+            continue  # no alpha recorded, or a quantile that adapts
         groups.setdefault((config["method"], quantile), {}).setdefault(
             config.get("alpha"), []).append(r)
     return {key: alphas for key, alphas in groups.items() if len(alphas) > 1}
