@@ -324,7 +324,7 @@ def main(argv=None):
         records = study_records.load_records(args.results)
         text = write_tables(records, args.results, order)
         if args.plots and records:
-            study_plots.write_plots(records, args.results, order)
+            study_plots.write_plots(records, args.results, order, plan.methods)
         return text
 
     if args.tables_only:

@@ -10,13 +10,11 @@ single-step method (`study_choices.safest_method`).
 import statistics
 
 from zerograd_tf.benchmarking import study_choices, study_records
-from zerograd_tf.benchmarking.study_docs import SETTING_NAMES
+from zerograd_tf.benchmarking.study_docs import METHOD_NAMES, SETTING_NAMES
 from zerograd_tf.benchmarking.study_plan import StudyPlan
 from zerograd_tf.benchmarking.study_tables import mean_std
 
 FAMILIES = ("zerograd", "zerograd_n_fgsm")
-METHOD_NAMES = {"fgsm": "FGSM", "fgsm_rs": "FGSM-RS", "n_fgsm": "N-FGSM",
-                "gradalign": "GradAlign", "multigrad": "MultiGrad", "pgd": "PGD training"}
 
 
 def _judge_default(plan_file, results, families):

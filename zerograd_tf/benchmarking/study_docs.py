@@ -75,8 +75,17 @@ def study_summary(plan_file, results):
     return text
 
 
+METHOD_NAMES = {"fgsm": "FGSM", "fgsm_rs": "FGSM-RS", "n_fgsm": "N-FGSM",
+                "gradalign": "GradAlign", "multigrad": "MultiGrad", "pgd": "PGD training"}
 SETTING_NAMES = {"mnist": "MNIST", "cifar10": "CIFAR-10",
                  "cifar10_resnet": "CIFAR-10 PreAct ResNet-18"}
+
+
+def _co_cell(rows):
+    """`"CO runs/runs"`, with `" (n not learned)"` when some did not learn."""
+    dead = sum(r["did_not_learn"] for r in rows)
+    return (f"{sum(r['catastrophic_overfitting'] for r in rows)}/{len(rows)}"
+            + (f" ({dead} not learned)" if dead else ""))
 
 
 def guide_table(sources, skip=("clean",), cost_setting="cifar10"):
@@ -125,10 +134,7 @@ def guide_table(sources, skip=("clean",), cost_setting="cifar10"):
             here = cells[method, setting]
             worst = [r["final_worst_case_accuracy"] for r in here
                      if r["final_worst_case_accuracy"] is not None]
-            dead = sum(r["did_not_learn"] for r in here)
-            row += ([f"{sum(r['catastrophic_overfitting'] for r in here)}/{len(here)}"
-                     + (f" ({dead} not learned)" if dead else ""),
-                     study_tables.mean_std(worst)] if here else ["–", "–"])
+            row += [_co_cell(here), study_tables.mean_std(worst)] if here else ["–", "–"]
         if any(c != "–" for c in row):
             cost = cells[method, "cost"]
             lines.append(f"| {method} | " + " | ".join(row)
@@ -272,11 +278,9 @@ def step_size_table(plan_file, results):
             name = _label(f"{method}_q{quantile:g}" if quantile is not None else method)
             for alpha, runs in sorted(alphas.items()):
                 rows = [study_records.run_row(r) for r in runs]
-                dead = sum(r["did_not_learn"] for r in rows)
                 lines.append(
                     f"| {SETTING_NAMES.get(setting, setting)} | {name} | {alpha:g}ε | "
-                    f"{len(rows)} | {sum(r['catastrophic_overfitting'] for r in rows)}"
-                    f"/{len(rows)}{f' ({dead} not learned)' if dead else ''} | "
+                    f"{len(rows)} | {_co_cell(rows)} | "
                     + " | ".join(study_tables.mean_std(
                         [r[key] for r in rows if r[key] is not None])
                         for key in ("final_worst_case_accuracy", "best_pgd10_accuracy",
@@ -349,14 +353,11 @@ def diagnostics_table(path):
     return "\n".join(lines)
 
 
-_METHOD_NAMES = {"fgsm_rs": "FGSM-RS", "n_fgsm": "N-FGSM"}
-
-
 def _label(method):
     """`"ZeroGrad q = 0.7"` for `zerograd_q0.7`, `"ZeroGrad on N-FGSM, q = 0.5"` for
-    `zerograd_n_fgsm_q0.5`, `"FGSM-RS"` and `"N-FGSM"`; other names unchanged."""
-    if method in _METHOD_NAMES:
-        return _METHOD_NAMES[method]
+    `zerograd_n_fgsm_q0.5`, `METHOD_NAMES`' names; other names unchanged."""
+    if method in METHOD_NAMES:
+        return METHOD_NAMES[method]
     for prefix, name in (("zerograd_n_fgsm_q", "ZeroGrad on N-FGSM, q = "),
                          ("zerograd_q", "ZeroGrad q = ")):
         if method.startswith(prefix):

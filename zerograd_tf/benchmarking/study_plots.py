@@ -6,7 +6,7 @@ import statistics
 from zerograd_tf.benchmarking import study_records
 
 
-def write_plots(records, results, order=()):
+def write_plots(records, results, order=(), plan_methods=None):
     """Per setting: PGD-10 accuracy per epoch for every seed and method
     (`pgd_per_epoch_<setting>.png`), robustness vs cost
     (`robustness_vs_cost_<setting>.png`) and, where a method ran at several
@@ -18,6 +18,9 @@ def write_plots(records, results, order=()):
         results: the folder the figures are written to.
         order: method names in the order of the panels. Defaults to the
             order in which methods first appear in `records`.
+        plan_methods: the plan's methods (name → fields), which the
+            step-size figure pairs by (`step_size_groups`). Defaults to
+            none.
 
     Returns:
         The paths written.
@@ -80,7 +83,7 @@ def write_plots(records, results, order=()):
         plt.close(fig)
         paths.append(path)
         path = os.path.join(results, f"step_size_{setting}.png")
-        if write_step_size_plot(subset, path, setting):
+        if write_step_size_plot(subset, path, setting, plan_methods):
             paths.append(path)
     return paths
 
@@ -129,7 +132,7 @@ def step_size_groups(records, methods=None):
     return {key: alphas for key, alphas in groups.items() if len(alphas) > 1}
 
 
-def write_step_size_plot(records, path, title):
+def write_step_size_plot(records, path, title, methods=None):
     """PGD-10 accuracy per epoch (mean over seeds, the band from the lowest
     to the highest seed) with the step size as the variable, one panel per
     method and quantile; nothing is written when no method ran at two step
@@ -139,11 +142,13 @@ def write_step_size_plot(records, path, title):
         records: run records of one setting.
         path: the PNG file to write.
         title: the figure's title (the setting).
+        methods: the plan's methods, as for `step_size_groups`. Defaults
+            to none.
 
     Returns:
         Whether the figure was written.
     """
-    groups = step_size_groups(records)
+    groups = step_size_groups(records, methods)
     if not groups:
         return False
     import matplotlib
