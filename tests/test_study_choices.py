@@ -390,7 +390,25 @@ def test_a_default_that_misses_the_target_is_called_the_safest_method_only_if_it
     text = study_default.default_claim(tmp_path / "plan.json", tmp_path / "r",
                                        "zerograd_n_fgsm_q0.35", paper_method="zerograd_q0.35")
     assert "(of the 4 compared in MNIST, the one setting whose runs have all finished)" in text
+    # A third setting where only the default has begun: its count and worst case say how
+    # many of its planned runs they rest on (no spread of one run), the settings are listed.
+    (tmp_path / "r" / "cifar10" / "n_fgsm_seed1.json").write_text(json.dumps(
+        record("n_fgsm", 0.35, 1, "cifar10", co=True)))
+    plan["settings"]["cifar10_resnet"] = {"dataset": "cifar10_5k.npz", "seeds": 3,
+                                          "fields": {}}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    (tmp_path / "r" / "cifar10_resnet").mkdir()
+    (tmp_path / "r" / "cifar10_resnet" / "zerograd_n_fgsm_q0.35_seed0.json").write_text(
+        json.dumps(record("zerograd_n_fgsm_q0.35", 0.25, 0, "cifar10_resnet")))
+    text = study_default.default_claim(tmp_path / "plan.json", tmp_path / "r",
+                                       "zerograd_n_fgsm_q0.35", paper_method="zerograd_q0.35")
+    assert ("0 of 2 MNIST runs, 0 of 2 CIFAR-10 runs and 0 of 1 CIFAR-10 PreAct ResNet-18 "
+            "runs so far (3 planned) overfitting") in text
+    assert "; 0.250 on CIFAR-10 PreAct ResNet-18 (1 of 3 runs so far)." in text
+    assert "± 0.000 on CIFAR-10 PreAct" not in text
     # Without that failure N-FGSM is as safe and more robust: the claim says so.
+    plan["settings"].pop("cifar10_resnet")
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
     text = claim(n_fgsm_mnist_co=False)
     assert text.startswith("**Not safe by default yet.**")
     assert "The safest single-step method in the study is N-FGSM (`n_fgsm`)." in text

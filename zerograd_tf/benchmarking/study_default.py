@@ -86,10 +86,22 @@ def default_summary(plan_file, results, families=FAMILIES):
     return "\n".join([verdict, "", *lines])
 
 
-def _counts(rows, method, settings, failures):
-    """`"a of b MNIST runs and c of d CIFAR-10 runs"` of a method's runs
-    that overfitted (`failures`: or did not learn), and the settings
-    without runs."""
+def _listed(parts):
+    """`"a, b and c"`."""
+    return " and ".join(filter(None, [", ".join(parts[:-1]), *parts[-1:]]))
+
+
+def _so_far(runs, method, setting, expected):
+    """How many of `method`'s runs `setting` plans, if more than `runs`
+    have finished there (else None)."""
+    planned = sum(run[:2] == (setting, method) for run in expected)
+    return planned if planned > runs else None
+
+
+def _counts(rows, method, settings, failures, expected):
+    """`"a of b MNIST runs, c of d CIFAR-10 runs and e of f ... runs so far
+    (g planned)"` of a method's runs that overfitted (`failures`: or did not
+    learn), and the settings without runs."""
     counts, missing = [], []
     for setting in settings:
         runs = [r for r in rows if r["method"] == method and r["setting"] == setting]
@@ -97,10 +109,12 @@ def _counts(rows, method, settings, failures):
         if runs:
             failed = sum(bool(r["catastrophic_overfitting"] or (failures and r["did_not_learn"]))
                          for r in runs)
-            counts.append(f"{failed} of {len(runs)} {name} runs")
+            planned = _so_far(len(runs), method, setting, expected)
+            counts.append(f"{failed} of {len(runs)} {name} runs"
+                          + (f" so far ({planned} planned)" if planned else ""))
         else:
             missing.append(name)
-    return " and ".join(counts), missing
+    return _listed(counts), missing
 
 
 def _worst_cases(rows, method, settings, single_step, expected, names):
@@ -119,7 +133,11 @@ def _worst_cases(rows, method, settings, single_step, expected, names):
         gap = (means[best] - statistics.fmean(own)) * 100 if best else 0.0
         other = ("" if best is None else " (the best single-step method there)" if gap <= 0
                  else f" ({names[best]} {means[best]:.3f}, {gap:.1f} points higher)")
-        parts.append(f"{mean_std(own)} on {SETTING_NAMES.get(setting, setting)}{other}")
+        planned = _so_far(len(own), method, setting, expected)
+        if planned:
+            other += f" ({len(own)} of {planned} runs so far)"
+        value = mean_std(own) if len(own) > 1 else f"{own[0]:.3f}"
+        parts.append(f"{value} on {SETTING_NAMES.get(setting, setting)}{other}")
     return "; ".join(parts)
 
 
@@ -147,7 +165,7 @@ def default_claim(plan_file, results, default_method, paper_method=None, familie
     names = {m: describe(fields) for m, fields in plan.methods.items()}
     description = names[default_method]
     settings = list(plan.settings)
-    counts, missing = _counts(rows, default_method, settings, failures=False)
+    counts, missing = _counts(rows, default_method, settings, False, plan.runs())
     study = (f"In [the catastrophic-overfitting study](docs/study.md) (AutoAttack + PGD-50-10 "
              f"worst case, {len(rows)} of {len(plan.runs())} runs finished"
              + (f"; none yet in {', '.join(missing)}" if missing else "") + ")")
@@ -163,7 +181,7 @@ def default_claim(plan_file, results, default_method, paper_method=None, familie
     advice = ("\n\nCheck every model you train with AutoAttack and the CO monitor; "
               "[Choosing a method](docs/guides/choosing_a_method.md) says what worked where.")
     if not met and safest == default_method:
-        failed, _ = _counts(rows, default_method, settings, failures=True)
+        failed, _ = _counts(rows, default_method, settings, True, plan.runs())
         own = [r for r in rows if r["method"] == default_method]
         masked = {s: sum(bool(r["gradient_masking"]) for r in own if r["setting"] == s)
                   for s in settings}
@@ -194,7 +212,7 @@ def default_claim(plan_file, results, default_method, paper_method=None, familie
             text += (f" Square found signs of gradient masking {masking}: the worst case "
                      f"counts what it broke, but such a model may be weaker still.")
         if paper_method and paper_method != default_method:
-            paper, _ = _counts(rows, paper_method, settings, failures=False)
+            paper, _ = _counts(rows, paper_method, settings, False, plan.runs())
             flag = plan.methods[paper_method]["method"]
             text += (f" The paper's recipe, {names[paper_method]} "
                      f"(`--method {flag}`), overfitted catastrophically in {paper}.")
