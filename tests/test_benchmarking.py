@@ -412,6 +412,39 @@ def test_the_step_size_figure_has_a_panel_per_method_run_at_two_step_sizes(tmp_p
     assert not (tmp_path / "none.png").exists()
 
 
+def test_the_study_figures_keep_their_titles_and_labels_inside(tmp_path, monkeypatch):
+    # A setting with a single method (a setting that has only begun) once cut
+    # off its title and axis label.
+    import matplotlib.figure
+
+    from zerograd_tf.benchmarking import study_plots
+
+    saved = matplotlib.figure.Figure.savefig
+
+    def savefig(fig, path, **kwargs):
+        renderer = fig.canvas.get_renderer()
+        texts = [fig._suptitle] + [t for ax in fig.axes
+                                   for t in (ax.title, ax.yaxis.label) if ax.get_visible()]
+        for text in texts:
+            if text is not None and text.get_text():
+                box = text.get_window_extent(renderer)
+                assert (box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fig.bbox.width
+                        and box.y1 <= fig.bbox.height), (os.path.basename(path), text.get_text())
+        return saved(fig, path, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", savefig)
+    run = {"setting": "cifar10_resnet", "method": "zerograd_n_fgsm_q0.35", "seed": 0,
+           "config": {"method": "zerograd_n_fgsm", "quantile": 0.35, "num_classes": 10},
+           "epochs": [{"epoch": e, "pgd_accuracy": 0.1 * e, "fgsm_accuracy": 0.1 * e}
+                      for e in (1, 2)],
+           "final": {"clean_accuracy": 0.4, "robust_accuracy": 0.3},
+           "final_autoattack": {"robust_accuracy": 0.25, "attacks": [
+               {"name": "apgd-ce", "robust_accuracy": 0.25}]},
+           "mean_epoch_seconds": 100.0}
+    paths = study_plots.write_plots([run], str(tmp_path))
+    assert any(p.endswith("pgd_per_epoch_cifar10_resnet.png") for p in paths)
+
+
 def test_co_study_compares_runs_trained_again_with_their_records(tmp_path):
     sys.path.insert(0, ROOT)
     from benchmarks import co_study

@@ -37,7 +37,8 @@ def write_plots(records, results, order=(), plan_methods=None):
         methods = [m for m in dict.fromkeys(order) if any(r["method"] == m for r in subset)]
         columns = min(3, len(methods))
         rows = -(-len(methods) // columns)
-        fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows),
+        # At least 7 × 4 inches: the title and the axis label of one panel fit.
+        fig, axes = plt.subplots(rows, columns, figsize=(max(4 * columns, 7), max(3 * rows, 4)),
                                  squeeze=False, sharey=True)
         for ax, method in zip(axes.flat, methods):
             for r in [r for r in subset if r["method"] == method]:
