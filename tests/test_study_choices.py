@@ -406,6 +406,17 @@ def test_a_default_that_misses_the_target_is_called_the_safest_method_only_if_it
             "runs so far (3 planned) overfitting") in text
     assert "; 0.250 on CIFAR-10 PreAct ResNet-18 (1 of 3 runs so far)." in text
     assert "± 0.000 on CIFAR-10 PreAct" not in text
+    # The other single-step methods all in there: the default's gap to the best beside it.
+    for method, worst in [("fgsm_rs", 0.0), ("zerograd_q0.35", 0.1), ("n_fgsm", 0.35)]:
+        for seed in (0, 1, 2):
+            (tmp_path / "r" / "cifar10_resnet" / f"{method}_seed{seed}.json").write_text(
+                json.dumps(record(method, worst, seed, "cifar10_resnet")))
+    text = study_default.default_claim(tmp_path / "plan.json", tmp_path / "r",
+                                       "zerograd_n_fgsm_q0.35", paper_method="zerograd_q0.35")
+    assert ("; 0.250 on CIFAR-10 PreAct ResNet-18 (N-FGSM 0.350, 10.0 points higher; 1 of 3 "
+            "runs so far).") in text
+    for path in (tmp_path / "r" / "cifar10_resnet").glob("*_seed[12].json"):
+        path.unlink()
     # Without that failure N-FGSM is as safe and more robust: the claim says so.
     plan["settings"].pop("cifar10_resnet")
     (tmp_path / "plan.json").write_text(json.dumps(plan))
