@@ -423,10 +423,11 @@ def test_the_study_figures_keep_their_titles_and_labels_inside(tmp_path, monkeyp
 
     def savefig(fig, path, **kwargs):
         renderer = fig.canvas.get_renderer()
-        texts = [fig._suptitle] + [t for ax in fig.axes
-                                   for t in (ax.title, ax.yaxis.label) if ax.get_visible()]
+        texts = [*fig.texts, *(t for ax in fig.axes
+                                for t in (ax.title, ax.yaxis.label) if ax.get_visible())]
+        assert texts[0].get_text().endswith("every seed") or "robustness" in texts[0].get_text()
         for text in texts:
-            if text is not None and text.get_text():
+            if text.get_text():
                 box = text.get_window_extent(renderer)
                 assert (box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fig.bbox.width
                         and box.y1 <= fig.bbox.height), (os.path.basename(path), text.get_text())

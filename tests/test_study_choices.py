@@ -393,7 +393,7 @@ def test_a_default_that_misses_the_target_is_called_the_safest_method_only_if_it
     # A third setting where only the default has begun: its count and worst case say how
     # many of its planned runs they rest on (no spread of one run), the settings are listed.
     (tmp_path / "r" / "cifar10" / "n_fgsm_seed1.json").write_text(json.dumps(
-        record("n_fgsm", 0.35, 1, "cifar10", co=True)))
+        record("n_fgsm", 0.35, 1, "cifar10")))
     plan["settings"]["cifar10_resnet"] = {"dataset": "cifar10_5k.npz", "seeds": 3,
                                           "fields": {}}
     (tmp_path / "plan.json").write_text(json.dumps(plan))
