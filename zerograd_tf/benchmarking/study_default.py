@@ -131,8 +131,10 @@ def _worst_cases(rows, method, settings, single_step, expected, names):
                                              [m for m in single_step if m != method])
         best = max(means, key=means.get) if means else None
         gap = (means[best] - statistics.fmean(own)) * 100 if best else 0.0
-        notes = ([] if best is None else ["the best single-step method there"] if gap <= 0
-                 else [f"{names[best]} {means[best]:.3f}, {gap:.1f} points higher"])
+        notes = []
+        if best is not None:
+            notes.append("the best single-step method there" if gap <= 0
+                         else f"{names[best]} {means[best]:.3f}, {gap:.1f} points higher")
         planned = _so_far(len(own), method, setting, expected)
         if planned:
             notes.append(f"{len(own)} of {planned} runs so far")
