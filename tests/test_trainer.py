@@ -52,6 +52,14 @@ def test_end_to_end_train_then_eval(tmp_path, capsys):
     evaluated = json.loads(json_path.read_text())
     assert evaluated["clean_accuracy"] == pytest.approx(report["clean_accuracy"])
     assert evaluated["epsilon"] == pytest.approx(0.1)
+    # A model in its run folder: the data set is the run's own (config.json),
+    # not the embedded digits, when --dataset is not given.
+    for model in (out, out / "model.keras"):
+        assert eval_program.main([str(model), "--attack", "pgd", "--steps", "2",
+                                  "--restarts", "1", "--limit", "20", "--json", "-"]) == 0
+        captured = capsys.readouterr()
+        assert json.loads(captured.out)["dataset"] == data
+        assert f"--dataset {data} (the run's, from its config.json)" in captured.err
 
 
 @pytest.mark.slow
@@ -267,6 +275,11 @@ def test_errors_are_one_line_messages(tmp_path, capsys):
     many = make_npz(tmp_path / "many.npz", classes=9)
     assert "labels must be in [0, 2]" in error_of([model, "--dataset", many], eval_program)
     assert "no such model file" in error_of([str(tmp_path / "nope.keras")], eval_program)
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "model.keras").write_bytes((run / "model.keras").read_bytes())
+    (damaged / "config.json").write_text("[1, 2]")
+    assert "names no data set" in error_of([str(damaged)], eval_program)
     test_only = make_npz(tmp_path / "test_only.npz", x_train=None, y_train=None)
     assert eval_program.main([model, "--dataset", test_only, "--attack", "pgd",
                               "--steps", "1", "--restarts", "1"]) == 0

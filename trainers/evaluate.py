@@ -6,8 +6,10 @@
     zerograd-eval model.keras --json - > report.json      # the JSON report alone on stdout
 
 Evaluates the test split of a data set, or the whole file for an .npz that
-holds only x_test/y_test (or only x_train/y_train). The report goes to
-standard output, progress to standard error.
+holds only x_test/y_test (or only x_train/y_train): by default the data set
+of the zerograd-train run whose folder holds the model (its config.json),
+else the embedded MNIST digits. The report goes to standard output,
+progress to standard error.
 """
 
 # TensorFlow, Keras and the library: imported after parsing (`evaluate`),
@@ -30,10 +32,13 @@ def build_parser():
     parser = options.ArgumentParser(
         prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="a saved .keras model")
-    parser.add_argument("--dataset", default=DEFAULT_DATASET,
-                        help="embedded 'mnist10k', a TFDS name, or an .npz path")
+    parser.add_argument("--dataset", default=None,
+                        help="embedded 'mnist10k', a TFDS name, or an .npz path (default: "
+                             "the run's, for a model in a zerograd-train run folder; "
+                             f"else {DEFAULT_DATASET})")
     parser.add_argument("--data-dir", default=None,
-                        help="TFDS data directory (default: TFDS's, ~/tensorflow_datasets)")
+                        help="TFDS data directory (default: the run's, for a model in a "
+                             "zerograd-train run folder; else TFDS's, ~/tensorflow_datasets)")
     parser.add_argument("--no-download", dest="download", action="store_false",
                         help="never let TFDS download (offline use; default: TFDS may "
                              "download a missing data set)")
@@ -102,6 +107,26 @@ def load_split(dataset, data_dir=None, download=True):
     return x_test, y_test, "test split"
 
 
+def run_data(model_path):
+    """`(dataset, data_dir)` of the zerograd-train run that holds `model_path`
+    (its `config.json`), or None when the model is not in a run folder."""
+    folder = model_path if os.path.isdir(model_path) else os.path.dirname(model_path)
+    config_path = os.path.join(folder or ".", "config.json")
+    if not os.path.isfile(config_path):
+        return None
+    try:
+        with open(config_path) as f:
+            saved = json.load(f)
+        dataset = saved["dataset"]
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError):
+        raise options.UsageError(
+            f"{config_path} names no data set (not a readable zerograd-train "
+            "configuration): pass --dataset.") from None
+    if not isinstance(dataset, str):
+        raise options.UsageError(f"{config_path} names no data set: pass --dataset.")
+    return dataset, saved.get("data_dir")
+
+
 def load_model(path):
     if os.path.isdir(path):
         # A zerograd-train run directory: its model.
@@ -148,6 +173,15 @@ def evaluate(argv=None):
     epsilon = None if args.epsilon is None else options.parse_epsilon(args.epsilon)
     if args.json and args.json != "-":
         run_dir.check_file(args.json, "--json")
+    if args.dataset is None:
+        saved = run_data(args.model)
+        if saved is None:
+            args.dataset = DEFAULT_DATASET
+        else:
+            args.dataset = saved[0]
+            args.data_dir = args.data_dir if args.data_dir is not None else saved[1]
+            print(f"{PROG}: --dataset {args.dataset} (the run's, from its config.json)",
+                  file=sys.stderr)
     # TensorFlow, and the library's Keras classes registered (for load_model).
     zg = _programs.load_library()
     from zerograd_tf import batching, evaluation
