@@ -138,8 +138,7 @@ def _worst_cases(rows, method, settings, single_step, expected, names):
         planned = _so_far(len(own), method, setting, expected)
         if planned:
             notes.append(f"{len(own)} of {planned} runs so far")
-        value = mean_std(own) if len(own) > 1 else f"{own[0]:.3f}"
-        parts.append(f"{value} on {SETTING_NAMES.get(setting, setting)}"
+        parts.append(f"{mean_std(own)} on {SETTING_NAMES.get(setting, setting)}"
                      + (f" ({'; '.join(notes)})" if notes else ""))
     return "; ".join(parts)
 

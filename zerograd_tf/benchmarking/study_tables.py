@@ -7,19 +7,22 @@ from zerograd_tf.benchmarking.study_records import run_row
 
 
 def mean_std(values):
-    """`"mean ± std"` of `values` to three decimals (`"–"` for none; the
-    standard deviation of one value is 0).
+    """`"mean ± std"` of `values` to three decimals (`"–"` for none; one
+    value alone, without a spread: one run has none to show).
 
     Example:
 
     >>> from zerograd_tf.benchmarking.study_tables import mean_std
     >>> mean_std([0.1, 0.3])
     '0.200 ± 0.141'
+    >>> mean_std([0.25])
+    '0.250'
     """
     if not values:
         return "–"
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.3f} ± {std:.3f}"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 def summary(records, costs=(), methods=None):
