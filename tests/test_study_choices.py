@@ -282,14 +282,28 @@ def test_the_guide_table_takes_each_method_from_the_newest_study(tmp_path):
                     run["final"]["clean_accuracy"] = 0.1          # did not learn
                 path.write_text(json.dumps(run))
         sources.append((tmp_path / f"{name}.json", tmp_path / name))
+    table = study_docs.guide_table(sources)
     rows = {line.split(" | ")[0].strip("| "): line.strip("| ").split(" | ")
-            for line in study_docs.guide_table(sources).splitlines()[2:]}
+            for line in table.splitlines()[2:]}
     assert rows["z"] == ["z", "0/1", "0.300", "0/1", "0.300", "1.00"]   # one run: no spread
     assert rows["fgsm_rs"][1] == "1/1"
     # Not run in the new study yet: the old study's runs, with one that did not learn; no
     # FGSM-RS there: no cost.
     assert rows["m"] == ["m", "0/1 (1 not learned)", "0.100", "0/1", "0.100",
                          "–"]
+    assert "--cost-only" not in table
+    # Timed apart (--cost-only) for z and FGSM-RS: z's cost comes from there, and a
+    # line under the table says which costs are which.
+    for method, seconds in (("z", 1.5), ("fgsm_rs", 1.0)):
+        path = tmp_path / "new" / "cost" / "cifar10" / f"{method}_seed0.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(cost(method, seconds, "cifar10")))
+    table, note = study_docs.guide_table(sources).split("\n\n")
+    assert [line for line in table.splitlines() if line.startswith("| z |")] == [
+        "| z | 0/1 | 0.300 | 0/1 | 0.300 | 1.50 |"]
+    assert note == ("Cost: seconds per epoch on CIFAR-10 against FGSM-RS's, timed apart with "
+                    "`co_study.py --cost-only` for z; for the others, the medians of the study "
+                    "runs' own epoch times.")
 
 
 def test_the_study_carries_each_development_choice_unchanged():

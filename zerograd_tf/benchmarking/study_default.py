@@ -12,7 +12,7 @@ import statistics
 from zerograd_tf.benchmarking import study_choices, study_records
 from zerograd_tf.benchmarking.study_docs import METHOD_NAMES, SETTING_NAMES
 from zerograd_tf.benchmarking.study_plan import StudyPlan
-from zerograd_tf.benchmarking.study_tables import mean_std
+from zerograd_tf.benchmarking.study_tables import listed, mean_std
 
 FAMILIES = ("zerograd", "zerograd_n_fgsm")
 
@@ -86,11 +86,6 @@ def default_summary(plan_file, results, families=FAMILIES):
     return "\n".join([verdict, "", *lines])
 
 
-def _listed(parts):
-    """`"a, b and c"`."""
-    return " and ".join(filter(None, [", ".join(parts[:-1]), *parts[-1:]]))
-
-
 def _so_far(runs, method, setting, expected):
     """How many of `method`'s runs `setting` plans, if more than `runs`
     have finished there (else None)."""
@@ -114,7 +109,7 @@ def _counts(rows, method, settings, failures, expected):
                           + (f" so far ({planned} planned)" if planned else ""))
         else:
             missing.append(name)
-    return _listed(counts), missing
+    return listed(counts), missing
 
 
 def _worst_cases(rows, method, settings, single_step, expected, names):

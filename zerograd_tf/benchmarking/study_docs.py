@@ -101,7 +101,8 @@ def guide_table(sources, skip=("clean",), cost_setting="cifar10"):
         cost_setting: the setting whose timings give the cost column
             (`study_tables.cost_ratio`: `--cost-only` timings where the
             study has them, else its epoch times; from the first study with
-            either). Defaults to `"cifar10"`.
+            either; a line under the table names the methods timed apart).
+            Defaults to `"cifar10"`.
     """
     studies, methods, settings = [], [], []
     for plan_file, results in sources:
@@ -118,10 +119,10 @@ def guide_table(sources, skip=("clean",), cost_setting="cifar10"):
                 ([r for r in rows if r["method"] == method and r["setting"] == setting]
                  for rows, _ in studies
                  if any(r["method"] == method and r["setting"] == setting for r in rows)), [])
-        cells[method, "cost"] = next(
-            (ratio for ratio, _ in (study_tables.cost_ratio(
+        cells[method, "cost"], cells[method, "cost_source"] = next(
+            ((ratio, source) for ratio, source in (study_tables.cost_ratio(
                 [r for r in rows if r["setting"] == cost_setting], method, costs)
-                for rows, costs in studies) if ratio is not None), None)
+                for rows, costs in studies) if ratio is not None), (None, ""))
     settings = [s for s in settings if any(cells[m, s] for m in methods)]
     lines = ["| method | " + " | ".join(
                  f"{SETTING_NAMES.get(s, s)}: CO | {SETTING_NAMES.get(s, s)}: worst case"
@@ -139,6 +140,13 @@ def guide_table(sources, skip=("clean",), cost_setting="cifar10"):
             cost = cells[method, "cost"]
             lines.append(f"| {method} | " + " | ".join(row)
                          + f" | {'–' if cost is None else f'{cost:.2f}'} |")
+    apart = [m for m in methods if m != "fgsm_rs" and f"| {m} |" in "".join(lines)
+             and cells[m, "cost_source"].startswith("timed apart")]
+    if apart:
+        lines.append(f"\nCost: seconds per epoch on {SETTING_NAMES.get(cost_setting, cost_setting)}"
+                     " against FGSM-RS's, timed apart with `co_study.py --cost-only` for "
+                     f"{study_tables.listed(apart)}; for the others, the medians of the study "
+                     "runs' own epoch times.")
     return "\n".join(lines)
 
 

@@ -25,6 +25,18 @@ def mean_std(values):
     return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
+def listed(parts):
+    """`"a, b and c"` of a list of texts.
+
+    Example:
+
+    >>> from zerograd_tf.benchmarking.study_tables import listed
+    >>> listed(["a", "b", "c"])
+    'a, b and c'
+    """
+    return " and ".join(filter(None, [", ".join(parts[:-1]), *parts[-1:]]))
+
+
 def summary(records, costs=(), methods=None):
     """The Markdown summary of finished runs: a table per setting, and the
     zerograd_auto target.
