@@ -169,3 +169,28 @@ def test_a_flag_and_its_field_refuse_a_value_with_the_same_words(argv, field, pr
 
 def _field(name):
     return next(f for f in dataclasses.fields(RunConfig) if f.name == name)
+
+
+def test_the_documented_step_size_defaults_are_each_methods_own():
+    """`alpha`'s documented default ("the method's: 1 for ...") names every
+    method, each with the step its model takes when `--alpha` is not given."""
+    import keras
+
+    from zerograd_tf.runs.config import METHODS
+    from zerograd_tf.runs.pipeline import adversarial_model_class, method_arguments
+
+    (field,) = [f for f in dataclasses.fields(RunConfig) if f.name == "alpha"]
+    text = field.metadata["default_text"].split("the method's: ")[1]
+    documented = {}
+    for part in re.split(r", (?=[\d.]+ (?:/ pgd_steps )?for )", text):
+        value, names = part.split(" for ")
+        factor = (2.5 / RunConfig().pgd_steps if value.endswith("/ pgd_steps")
+                  else float(value))
+        documented.update({name: factor for name in re.split(r", | and ", names)})
+    assert set(documented) == set(METHODS) - {"clean"}
+    for method, factor in documented.items():
+        inputs = keras.Input((4, 4, 1))
+        outputs = keras.layers.Dense(2)(keras.layers.Flatten()(inputs))
+        config = RunConfig(method=method, epsilon=0.1)
+        model = adversarial_model_class(method)(inputs, outputs, **method_arguments(config))
+        assert model.alpha / model.epsilon == pytest.approx(factor), method
