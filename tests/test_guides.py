@@ -88,3 +88,17 @@ def test_several_devices_guide(tmp_path):
     assert values["strategy.num_replicas_in_sync"] >= 2
     _check_report(values["report"])
     assert np.isfinite(values["history.history['loss']"]).all()
+
+
+def test_the_precision_pages_example_runs():
+    """docs/precision.md's example (the only page outside the guides with
+    Python) builds what it says: bfloat16 layers, float32 logits."""
+    (block,) = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "precision.md").read_text(),
+                          flags=re.S)
+    namespace = {}
+    exec(compile(block, "docs/precision.md", "exec"), namespace)
+    policies = {layer.name: layer.dtype_policy.name
+                for layer in namespace["classifier"].layers if layer.weights}
+    assert policies.pop("logits") == "float32"
+    assert set(policies.values()) == {"mixed_bfloat16"}
+    assert namespace["model"].dtype_policy.name == "mixed_bfloat16"
