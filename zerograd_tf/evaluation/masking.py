@@ -7,9 +7,9 @@ gradient attacks, with their finite budgets, simply missed a few points that
 a different random search found (chance). On models without masking the
 second happens at a low rate: a gradient attack with a finite budget now and
 then stops short of a point that exists, and a random search finds it (on a
-ZeroGrad model, q = 0.35 and alpha = 2 epsilon, trained as the quick start
-trains on its MNIST digits, Square broke 1 of the 459 digits APGD-CE and
-APGD-T left robust), while on a masked model the gradient attacks fail
+ZeroGrad model, q = 0.35 and alpha = 2 epsilon, trained by
+`zerograd-train --method zerograd` on the quick start's MNIST digits,
+Square broke 1 of the 459 digits APGD-CE and APGD-T left robust), while on a masked model the gradient attacks fail
 wherever the gradient is flat or misleading and Square breaks a large share
 of what they left (the masked models of `tests/test_evaluation_engine.py`:
 most of it).

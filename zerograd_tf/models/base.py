@@ -22,9 +22,10 @@ of epsilon (`alpha_factor`): an epsilon warm-up keeps their ratio.
 
 XLA: `compile(jit_compile=True)` works for every model here. Keras' default
 `jit_compile="auto"` enables XLA only when a GPU/TPU is present; that is also
-our recommendation: XLA pays off on accelerators, while on a CPU our steps
-ran slower under XLA than in graph mode (the step-time tables of
-docs/benchmarks.md give the measured ratio per method). Under a
+our recommendation: XLA pays off on accelerators, while on this project's
+CPU our steps ran slower under XLA than in graph mode (docs/benchmarks.md:
+small_cnn's step-time tables and PreAct ResNet-18's step profile; its older
+XLA step-time table, from an earlier machine, had XLA ahead). Under a
 `tf.distribute` strategy with several replicas, each replica's work is
 compiled on its own (see `replica_xla.ReplicaXLA`).
 """

@@ -23,14 +23,16 @@ class ZeroGradModel(QuantileMaskedModel):
     magnitudes. This removes the small, sign-unstable gradient elements that
     drive catastrophic overfitting.
 
-    The safe quantile depends on the data and epsilon; docs/study.md
-    measures it per data set (so far no quantile there has been free of
-    catastrophic overfitting on both MNIST and CIFAR-10; the same mask on
-    N-FGSM's step, `ZeroGradNFGSMModel` and `zerograd-train`'s default, has
-    been). `quantile="auto"` tunes it during training: q starts
-    at 0.35 and the `zerograd_tf.callbacks.AutoQuantile` callback, which you
-    pass to `fit` with held-out examples, raises it whenever catastrophic
-    overfitting starts (the rule and its reasons are in `AutoQuantile`'s
+    The safe quantile depends on the data, epsilon and the step size;
+    docs/study.md measures it per data set (at the reference step, alpha =
+    2 epsilon, no quantile there has been free of catastrophic overfitting
+    on both MNIST and CIFAR-10; q = 0.7 at alpha = 1.25 epsilon has been,
+    and so has the same mask on N-FGSM's step, `ZeroGradNFGSMModel` and
+    `zerograd-train`'s default, with the higher worst case in both).
+    `quantile="auto"` tunes it during training: q starts at 0.35 and the
+    `zerograd_tf.callbacks.AutoQuantile` callback, which you pass to `fit`
+    with held-out examples, raises it whenever catastrophic overfitting
+    starts (the rule and its reasons are in `AutoQuantile`'s
     documentation). `fit` adds no callback: it refuses to train a
     `quantile="auto"` model without one, which would leave q at 0.35.
 
