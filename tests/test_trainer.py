@@ -51,7 +51,7 @@ def test_end_to_end_train_then_eval(tmp_path, capsys):
     assert "clean accuracy" in printed and "robust accuracy" in printed
     evaluated = json.loads(json_path.read_text())
     assert evaluated["clean_accuracy"] == pytest.approx(report["clean_accuracy"])
-    assert evaluated["epsilon"] == pytest.approx(0.1)
+    assert evaluated["epsilon"] == 0.1 and evaluated["alpha"] == 0.025   # not float32 noise
     # A model in its run folder: the data set is the run's own (config.json),
     # not the embedded digits, when --dataset is not given.
     for model in (out, out / "model.keras"):
@@ -275,6 +275,8 @@ def test_errors_are_one_line_messages(tmp_path, capsys):
     many = make_npz(tmp_path / "many.npz", classes=9)
     assert "labels must be in [0, 2]" in error_of([model, "--dataset", many], eval_program)
     assert "no such model file" in error_of([str(tmp_path / "nope.keras")], eval_program)
+    assert error_of([model, "--epsilon", "300"], eval_program).endswith(
+        "(see zerograd-eval --help)")
     damaged = tmp_path / "damaged"
     damaged.mkdir()
     (damaged / "model.keras").write_bytes((run / "model.keras").read_bytes())

@@ -31,7 +31,8 @@ PROG = "zerograd-eval"
 def build_parser():
     parser = options.ArgumentParser(
         prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="a saved .keras model")
+    parser.add_argument("model", help="a saved .keras model, or a zerograd-train run folder "
+                                      "(its model.keras)")
     parser.add_argument("--dataset", default=None,
                         help="embedded 'mnist10k', a TFDS name, or an .npz path (default: "
                              "the run's, for a model in a zerograd-train run folder; "
@@ -168,9 +169,13 @@ def check_compatible(model, x, y, source):
 
 
 def evaluate(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     # Option errors before the work (and before TensorFlow is imported).
-    epsilon = None if args.epsilon is None else options.parse_epsilon(args.epsilon)
+    try:
+        epsilon = None if args.epsilon is None else options.parse_epsilon(args.epsilon)
+    except options.UsageError as error:
+        parser.error(str(error))
     if args.json and args.json != "-":
         run_dir.check_file(args.json, "--json")
     if args.dataset is None:
@@ -184,11 +189,15 @@ def evaluate(argv=None):
                   file=sys.stderr)
     # TensorFlow, and the library's Keras classes registered (for load_model).
     zg = _programs.load_library()
+    import numpy as np
+
     from zerograd_tf import batching, evaluation
 
     model = load_model(args.model)
     if epsilon is None and hasattr(model, "epsilon"):
-        epsilon = model.epsilon
+        # The saved float32 value, written as its shortest decimal (0.1, not
+        # 0.10000000149011612): the same float32 when the attacks cast it.
+        epsilon = float(str(np.float32(model.epsilon)))
     elif epsilon is None:
         raise options.UsageError(
             "the model has no saved epsilon (not a zerograd_tf model): pass --epsilon.")
