@@ -107,6 +107,18 @@ def test_every_zerograd_train_option_is_in_the_command_line_reference():
     assert options and not sorted(missing)
 
 
+def test_every_zerograd_eval_option_is_in_its_section_of_the_reference():
+    from zerograd_tf.trainers import evaluate
+
+    text = (README.parent / "docs" / "cli.md").read_text()
+    section = text[text.index("## `zerograd-eval`"):]
+    section = section[:section.find("\n## ", 1)] if "\n## " in section[1:] else section
+    options = {o for action in evaluate.build_parser()._actions for o in action.option_strings
+               if o.startswith("--") and o != "--help"}
+    missing = [o for o in options if not re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", section)]
+    assert options and not sorted(missing)
+
+
 def test_no_description_of_the_package_claims_more_than_the_study():
     """The study found no ZeroGrad-family recipe that never overfits
     catastrophically (docs/study.md), so no one-line description of the
