@@ -19,7 +19,7 @@ fastest.
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 # Why "auto" is float32; the programs print it.
 # (tests/test_precision.py checks it against the committed parity records.)
-AUTO_REASON = ("float32: bfloat16 training missed the robustness-parity target on MNIST "
+AUTO_REASON = ("bfloat16 training missed the robustness-parity target on MNIST "
                "(more catastrophic overfitting than float32 for some methods) and on CIFAR-10 "
                "(a lower worst-case accuracy for some methods; docs/precision.md)")
 # CPU feature flags (Linux /proc/cpuinfo) of bfloat16 matrix or dot-product
@@ -128,6 +128,28 @@ def fastest_precision(cpuinfo=None):
     if gpu:
         return "mixed_float16"
     return "mixed_bfloat16" if cpu_has_bfloat16_units(cpuinfo) else "float32"
+
+
+def auto_note(fastest):
+    """What `--precision auto` chose and why, as the programs print it.
+
+    Args:
+        fastest: `fastest_precision()`: a lower precision the hardware has
+            units for is named as an explicit choice (whether it is faster
+            depends on the network: docs/precision.md).
+
+    Returns:
+        The text, e.g. `"float32 (--precision auto: ...)"`.
+
+    Example:
+
+    >>> from zerograd_tf.precision import auto_note
+    >>> auto_note("float32").startswith("float32 (--precision auto: bfloat16 training")
+    True
+    """
+    hint = ("" if fastest == "float32" else
+            f"; --precision {fastest}, which this hardware has units for, is an explicit choice")
+    return f"{resolve_precision('auto')} (--precision auto: {AUTO_REASON}{hint})"
 
 
 def resolve_precision(precision):

@@ -267,9 +267,9 @@ def prepare(config, *, output=None, logdir=None, resume=False, overwrite=False, 
         run_dir.check_output(output, config, resume, overwrite, PROG)
         resumed = os.path.exists(os.path.join(output, "config.json"))
     if chief and verbose:
-        reason = (f" (auto: {precision.AUTO_REASON}; fastest here: "
-                  f"{precision.fastest_precision()})" if asked == "auto" else "")
-        print(f"{PROG}: precision {config.precision}{reason}", file=sys.stderr)
+        chosen = (precision.auto_note(precision.fastest_precision()) if asked == "auto"
+                  else config.precision)
+        print(f"{PROG}: precision {chosen}", file=sys.stderr)
     return {"config": config, "data": data, "output": output, "logdir": logdir,
             "resumed": resumed, "verbose": verbose, "strategy": strategy,
             "chief": chief, "lock": lock}
