@@ -175,7 +175,8 @@ def default_claim(plan_file, results, default_method, paper_method=None, familie
              if undecided else "")
     safest, compared, counted = study_choices.safest_method(records, single_step,
                                                             plan.runs())
-    advice = ("\n\nCheck every model you train with AutoAttack and the CO monitor; "
+    advice = ("\n\nCheck every model you train with AutoAttack (`zerograd-train`'s final "
+              "evaluation, `zerograd-eval`) and the CO monitor (`--co-monitor warn`); "
               "[Choosing a method](docs/guides/choosing_a_method.md) says what worked where.")
     if not met and safest == default_method:
         failed, _ = _counts(rows, default_method, settings, True, plan.runs())

@@ -89,8 +89,8 @@ class RunConfig:
         "[, x_test, y_test]")
     data_dir: Optional[str] = option(None, DATA, Text(optional=True), "TFDS data directory",
                                      "TFDS's, ~/tensorflow_datasets")
-    download: bool = option(True, DATA, Switch(), "let TFDS download a missing data set; "
-                                                  "off (--no-download) for offline use")
+    download: bool = option(True, DATA, Switch(), "TFDS may download a missing data set; "
+                                                  "--no-download forbids it (offline use)")
     val_size: float = option(
         1000, DATA, Number(0, strict=False, description="a count >= 0, or a fraction in (0, 1)"),
         "examples held out from the training data for validation (a count, or a fraction "
@@ -202,7 +202,7 @@ class RunConfig:
     co_frequency: Union[str, int] = option(
         "epoch", MONITOR, NumberOrWord("epoch", Integer(1),
                                        "'epoch' or a number of steps >= 1"),
-        "check at each epoch's end ('epoch') or every N steps")
+        "check at each epoch's end ('epoch'), or there and also every N steps")
     co_quantile_step: float = option(0.1, MONITOR, Number(0),
                                      "the quantile increase of `co_monitor` adapt")
     co_size: int = option(500, MONITOR, Integer(1),
