@@ -59,7 +59,24 @@ def test_end_to_end_train_then_eval(tmp_path, capsys):
                                   "--restarts", "1", "--limit", "20", "--json", "-"]) == 0
         captured = capsys.readouterr()
         assert json.loads(captured.out)["dataset"] == data
-        assert f"--dataset {data} (the run's, from its config.json)" in captured.err
+        assert f"--dataset {data} (the run's, from its config.json: its test split)" in captured.err
+    # An explicit --dataset wins (the embedded digits do not fit this model).
+    assert eval_program.main([str(out), "--dataset", "mnist10k"]) == 2
+    assert "images have shape (28, 28, 1)" in capsys.readouterr().err
+    # A run on a file without a test split was evaluated on its held-out
+    # examples: zerograd-eval takes the same ones, not the whole (training) file.
+    train_only = make_npz(tmp_path / "train_only.npz", x_test=None, y_test=None)
+    held_out = tmp_path / "held_out"
+    assert train_program.main(["--dataset", train_only, "--output", str(held_out), *FAST]) == 0
+    trained = json.loads((held_out / "report.json").read_text())
+    assert trained["split"] == "validation" and trained["num_examples"] == 32
+    capsys.readouterr()
+    assert eval_program.main([str(held_out), "--attack", "pgd", "--steps", "2",
+                              "--restarts", "1", "--json", "-"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["num_examples"] == 32
+    assert evaluated["clean_accuracy"] == pytest.approx(trained["clean_accuracy"])
+    assert evaluated["split"] == "validation split (the run's held-out examples)"
 
 
 @pytest.mark.slow
@@ -275,13 +292,15 @@ def test_errors_are_one_line_messages(tmp_path, capsys):
     many = make_npz(tmp_path / "many.npz", classes=9)
     assert "labels must be in [0, 2]" in error_of([model, "--dataset", many], eval_program)
     assert "no such model file" in error_of([str(tmp_path / "nope.keras")], eval_program)
-    assert error_of([model, "--epsilon", "300"], eval_program).endswith(
-        "(see zerograd-eval --help)")
+    message = error_of([model, "--epsilon", "300"], eval_program)
+    assert "--epsilon must be in (0, 1]" in message
+    assert message.endswith("got '300' (see zerograd-eval --help)")
     damaged = tmp_path / "damaged"
     damaged.mkdir()
     (damaged / "model.keras").write_bytes((run / "model.keras").read_bytes())
-    (damaged / "config.json").write_text("[1, 2]")
-    assert "names no data set" in error_of([str(damaged)], eval_program)
+    (damaged / "config.json").write_text('{"method": "zerograd"')
+    assert "not a readable zerograd-train configuration" in error_of([str(damaged)],
+                                                                      eval_program)
     test_only = make_npz(tmp_path / "test_only.npz", x_train=None, y_train=None)
     assert eval_program.main([model, "--dataset", test_only, "--attack", "pgd",
                               "--steps", "1", "--restarts", "1"]) == 0
@@ -453,3 +472,48 @@ def test_a_finished_run_is_evaluated_again_when_the_evaluation_changes(tmp_path,
     assert (out / "model.keras").stat().st_mtime_ns == stamp   # not retrained
     assert (out / "history.json").read_text() == history
     assert json.loads((out / "config.json").read_text())["eval_attack"] == "autoattack"
+
+
+def test_zerograd_eval_finds_the_run_of_a_model_and_refuses_what_it_cannot_use(tmp_path,
+                                                                                monkeypatch):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"")
+    assert eval_program.run_of(str(run / "model.keras")) is None        # no config.json
+    (run / "config.json").write_text(json.dumps({"name": "bert", "hidden_size": 768}))
+    assert eval_program.run_of(str(run)) is None                         # not a run's
+    data = make_npz(tmp_path / "tiny.npz")
+    (run / "config.json").write_text(json.dumps(
+        {"method": "fgsm_rs", "dataset": data, "epsilon": 0.1, "val_size": 40, "seed": 3}))
+    config = eval_program.run_of(str(run))
+    assert (config.dataset, config.val_size, config.seed) == (data, 40, 3)
+    # Paths relative to where zerograd-train ran, not found from here.
+    monkeypatch.chdir(tmp_path)
+    (run / "config.json").write_text(json.dumps(
+        {"method": "fgsm_rs", "dataset": "tiny.npz", "epsilon": 0.1}))
+    assert eval_program.run_of(str(run)).dataset == "tiny.npz"           # found from here
+    for saved, problem in [({"dataset": "data/tiny.npz"}, "data/tiny.npz is not found"),
+                           ({"dataset": "cifar10", "data_dir": "tfds"}, "tfds is not found"),
+                           ({"dataset": "cifar10", "data_dir": 5}, "not a readable"),
+                           ({"dataset": "cifar10", "epsilon": 7}, "not a readable")]:
+        (run / "config.json").write_text(json.dumps(
+            {"method": "fgsm_rs", "epsilon": 0.1, **saved}))
+        with pytest.raises(options.UsageError, match=problem) as error:
+            eval_program.run_of(str(run))
+        assert "pass --dataset" in str(error.value) and "\n" not in str(error.value)
+    (run / "config.json").write_text("{")
+    with pytest.raises(options.UsageError, match="not a readable"):
+        eval_program.run_of(str(run))
+
+
+@pytest.mark.slow
+def test_zerograd_train_says_what_precision_auto_chose_and_why(tmp_path, capsys, monkeypatch):
+    from zerograd_tf import precision
+
+    monkeypatch.setattr(precision, "fastest_precision", lambda cpuinfo=None: "mixed_bfloat16")
+    data = make_npz(tmp_path / "tiny.npz")
+    assert train_program.main(["--dataset", data, "--output", str(tmp_path / "run"), *FAST,
+                               "--verbose", "1"]) == 0
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "precision" in line]
+    assert line == f"zerograd-train: precision {precision.auto_note('mixed_bfloat16')}"
+    assert "--precision mixed_bfloat16, which this hardware has units for" in line

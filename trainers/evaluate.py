@@ -6,10 +6,11 @@
     zerograd-eval model.keras --json - > report.json      # the JSON report alone on stdout
 
 Evaluates the test split of a data set, or the whole file for an .npz that
-holds only x_test/y_test (or only x_train/y_train): by default the data set
-of the zerograd-train run whose folder holds the model (its config.json),
-else the embedded MNIST digits. The report goes to standard output,
-progress to standard error.
+holds only x_test/y_test (or only x_train/y_train). By default, a model in
+a zerograd-train run folder is evaluated on the examples the run's final
+evaluation drew from (its config.json: the test split, or the run's
+held-out examples), any other on the embedded MNIST digits. The report
+goes to standard output, progress to standard error.
 """
 
 # TensorFlow, Keras and the library: imported after parsing (`evaluate`),
@@ -38,8 +39,9 @@ def build_parser():
                              "the run's, for a model in a zerograd-train run folder; "
                              f"else {DEFAULT_DATASET})")
     parser.add_argument("--data-dir", default=None,
-                        help="TFDS data directory (default: the run's, for a model in a "
-                             "zerograd-train run folder; else TFDS's, ~/tensorflow_datasets)")
+                        help="TFDS data directory (default: the run's, when --dataset is "
+                             "not given either and the model is in a zerograd-train run "
+                             "folder; else TFDS's, ~/tensorflow_datasets)")
     parser.add_argument("--no-download", dest="download", action="store_false",
                         help="never let TFDS download (offline use; default: TFDS may "
                              "download a missing data set)")
@@ -90,11 +92,29 @@ def build_parser():
     return parser
 
 
+def _is_path(dataset):
+    return dataset.endswith(".npz") or os.path.sep in dataset
+
+
+def run_split(run, data_dir=None, download=True):
+    """`(x, y, description)` a run's final evaluation used: the test split,
+    or the held-out examples of a data set without one (as zerograd-train
+    split them: the run's `val_size` and `seed`)."""
+    from zerograd_tf import datasets
+
+    data = datasets.load_image_data(run.dataset, val_size=run.val_size, seed=run.seed,
+                                    data_dir=run.data_dir if data_dir is None else data_dir,
+                                    download=download)
+    x, y, split = data.evaluation_split()
+    return x, y, ("test split" if split == "test"
+                  else "validation split (the run's held-out examples)")
+
+
 def load_split(dataset, data_dir=None, download=True):
     """`(x, y, description)` of the split to evaluate."""
     from zerograd_tf import datasets, tfds_data
 
-    if dataset.endswith(".npz") or os.path.sep in dataset or dataset == datasets.DEFAULT_DATASET:
+    if _is_path(dataset) or dataset == datasets.DEFAULT_DATASET:
         path = datasets.embedded_path() if dataset == datasets.DEFAULT_DATASET else dataset
         x_train, y_train, x_test, y_test = datasets.load_npz(path, require_train=False)
         if x_test is not None:
@@ -108,24 +128,56 @@ def load_split(dataset, data_dir=None, download=True):
     return x_test, y_test, "test split"
 
 
-def run_data(model_path):
-    """`(dataset, data_dir)` of the zerograd-train run that holds `model_path`
-    (its `config.json`), or None when the model is not in a run folder."""
+def run_of(model_path):
+    """The `RunConfig` of the zerograd-train run whose folder holds the model.
+
+    Args:
+        model_path: a run folder, or a model file in one.
+
+    Returns:
+        The run's `RunConfig` (from its `config.json`), or None when no
+        `config.json` lies beside the model or it is not a zerograd-train
+        configuration (it names no method, data set and epsilon).
+
+    Raises:
+        UsageError: the configuration cannot be read, or names a data path
+            (relative to where zerograd-train ran) that is not found here.
+
+    Example:
+
+    >>> import json, os, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     with open(os.path.join(folder, "config.json"), "w") as f:
+    ...         json.dump({"method": "fgsm_rs", "dataset": "mnist10k", "epsilon": 0.1}, f)
+    ...     print(run_of(folder).dataset)
+    mnist10k
+    """
     folder = model_path if os.path.isdir(model_path) else os.path.dirname(model_path)
     config_path = os.path.join(folder or ".", "config.json")
     if not os.path.isfile(config_path):
         return None
+    from zerograd_tf.runs.config import ConfigError, RunConfig
+
+    unreadable = options.UsageError(
+        f"{config_path} is not a readable zerograd-train configuration: pass --dataset.")
     try:
-        with open(config_path) as f:
+        with open(config_path, encoding="utf-8") as f:
             saved = json.load(f)
-        dataset = saved["dataset"]
-    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError):
-        raise options.UsageError(
-            f"{config_path} names no data set (not a readable zerograd-train "
-            "configuration): pass --dataset.") from None
-    if not isinstance(dataset, str):
-        raise options.UsageError(f"{config_path} names no data set: pass --dataset.")
-    return dataset, saved.get("data_dir")
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise unreadable from None
+    if not (isinstance(saved, dict) and {"method", "dataset", "epsilon"} <= set(saved)):
+        return None
+    try:
+        config = RunConfig.from_dict(saved)
+    except (ConfigError, TypeError, ValueError):
+        raise unreadable from None
+    for path, what in [(config.dataset if _is_path(config.dataset) else None, "data set"),
+                       (config.data_dir, "--data-dir")]:
+        if path is not None and not os.path.isabs(path) and not os.path.exists(path):
+            raise options.UsageError(
+                f"{config_path}: the run's {what} {path} is not found from here (a path "
+                "relative to where zerograd-train ran): pass --dataset.")
+    return config
 
 
 def load_model(path):
@@ -175,18 +227,15 @@ def evaluate(argv=None):
     try:
         epsilon = None if args.epsilon is None else options.parse_epsilon(args.epsilon)
     except options.UsageError as error:
-        parser.error(str(error))
+        parser.error(str(error).rstrip("."))
     if args.json and args.json != "-":
         run_dir.check_file(args.json, "--json")
-    if args.dataset is None:
-        saved = run_data(args.model)
-        if saved is None:
-            args.dataset = DEFAULT_DATASET
-        else:
-            args.dataset = saved[0]
-            args.data_dir = args.data_dir if args.data_dir is not None else saved[1]
-            print(f"{PROG}: --dataset {args.dataset} (the run's, from its config.json)",
-                  file=sys.stderr)
+    # Without --dataset, a model in a zerograd-train run folder is evaluated
+    # on the examples of the run's own final evaluation (all of them).
+    # (A missing model is load_model's error to report.)
+    run = (run_of(args.model) if args.dataset is None and os.path.exists(args.model)
+           else None)
+    args.dataset = args.dataset or (run.dataset if run else DEFAULT_DATASET)
     # TensorFlow, and the library's Keras classes registered (for load_model).
     zg = _programs.load_library()
     import numpy as np
@@ -201,7 +250,16 @@ def evaluate(argv=None):
     elif epsilon is None:
         raise options.UsageError(
             "the model has no saved epsilon (not a zerograd_tf model): pass --epsilon.")
-    x, y, split = load_split(args.dataset, args.data_dir, args.download)
+    if run is None:
+        x, y, split = load_split(args.dataset, args.data_dir, args.download)
+    else:
+        try:
+            x, y, split = run_split(run, args.data_dir, args.download)
+        except DataError as error:
+            raise DataError(f"{str(error).rstrip('.')} (the run's data set, from its "
+                            "config.json): pass --dataset.") from None
+        print(f"{PROG}: --dataset {run.dataset} (the run's, from its config.json: its "
+              f"{split})", file=sys.stderr)
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]
     check_compatible(model, x, y, args.dataset)
