@@ -302,8 +302,8 @@ def test_the_guide_table_takes_each_method_from_the_newest_study(tmp_path):
     assert [line for line in table.splitlines() if line.startswith("| z |")] == [
         "| z | 0/1 | 0.300 | 0/1 | 0.300 | 1.50 |"]
     assert note == ("Cost: seconds per epoch on CIFAR-10 against FGSM-RS's, timed apart with "
-                    "`co_study.py --cost-only` for z; for the others, the medians of the study "
-                    "runs' own epoch times.")
+                    "`co_study.py --cost-only` for z; for the others with a cost, the medians of "
+                    "the study runs' own epoch times.")
 
 
 def test_the_study_carries_each_development_choice_unchanged():

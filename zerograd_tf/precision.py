@@ -1,4 +1,4 @@
-"""Training precision: the choices, the hardware's fast one, and `"auto"`.
+"""Training precision: the choices, the hardware's low one, and `"auto"`.
 
 A precision is a Keras dtype policy name: `"float32"`, `"mixed_bfloat16"`
 (bfloat16 compute, float32 variables: CPUs with bfloat16 units, TPUs)
@@ -12,8 +12,9 @@ robustness-parity study (docs/precision.md) bfloat16 training missed the
 target on MNIST (more catastrophic overfitting than float32 for some
 methods) and on CIFAR-10 (a lower worst-case accuracy for some methods),
 and a lower precision becomes the automatic choice only when every method
-meets it in every setting. `fastest_precision()` says what the hardware would run
-fastest.
+meets it in every setting. `fastest_precision()` names the lower precision
+the hardware has units for (whether it trains faster depends on the
+network: docs/precision.md measures it).
 """
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
@@ -109,9 +110,11 @@ def _accelerators():
 
 
 def fastest_precision(cpuinfo=None):
-    """The precision this machine runs fastest.
+    """The lower precision this machine has units for, else float32.
 
-    `"mixed_bfloat16"` on a TPU or a CPU with bfloat16 units,
+    Whether it trains faster depends on the network (docs/precision.md
+    measures it per network). `"mixed_bfloat16"` on a TPU or a CPU with
+    bfloat16 units,
     `"mixed_float16"` on a GPU with tensor cores (compute capability 7.0
     or more), `"float32"` elsewhere.
 

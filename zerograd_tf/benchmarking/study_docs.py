@@ -129,6 +129,7 @@ def guide_table(sources, skip=("clean",), cost_setting="cifar10"):
                  for s in settings)
              + f" | cost × FGSM-RS ({SETTING_NAMES.get(cost_setting, cost_setting)}) |",
              "| --- |" + " --- | --- |" * len(settings) + " --- |"]
+    shown = []
     for method in methods:
         row = []
         for setting in settings:
@@ -137,16 +138,17 @@ def guide_table(sources, skip=("clean",), cost_setting="cifar10"):
                      if r["final_worst_case_accuracy"] is not None]
             row += [_co_cell(here), study_tables.mean_std(worst)] if here else ["–", "–"]
         if any(c != "–" for c in row):
+            shown.append(method)
             cost = cells[method, "cost"]
             lines.append(f"| {method} | " + " | ".join(row)
                          + f" | {'–' if cost is None else f'{cost:.2f}'} |")
-    apart = [m for m in methods if m != "fgsm_rs" and f"| {m} |" in "".join(lines)
+    apart = [m for m in shown if m != "fgsm_rs"
              and cells[m, "cost_source"].startswith("timed apart")]
     if apart:
         lines.append(f"\nCost: seconds per epoch on {SETTING_NAMES.get(cost_setting, cost_setting)}"
                      " against FGSM-RS's, timed apart with `co_study.py --cost-only` for "
-                     f"{study_tables.listed(apart)}; for the others, the medians of the study "
-                     "runs' own epoch times.")
+                     f"{study_tables.listed(apart)}; for the others with a cost, the medians of "
+                     "the study runs' own epoch times.")
     return "\n".join(lines)
 
 

@@ -28,6 +28,12 @@ def mean_std(values):
 def listed(parts):
     """`"a, b and c"` of a list of texts.
 
+    Args:
+        parts: the texts, in order (none gives `""`).
+
+    Returns:
+        One text.
+
     Example:
 
     >>> from zerograd_tf.benchmarking.study_tables import listed

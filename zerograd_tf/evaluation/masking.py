@@ -9,10 +9,10 @@ second happens at a low rate: a gradient attack with a finite budget now and
 then stops short of a point that exists, and a random search finds it (on a
 ZeroGrad model, q = 0.35 and alpha = 2 epsilon, trained by
 `zerograd-train --method zerograd` on the quick start's MNIST digits,
-Square broke 1 of the 459 digits APGD-CE and APGD-T left robust), while on a masked model the gradient attacks fail
-wherever the gradient is flat or misleading and Square breaks a large share
-of what they left (the masked models of `tests/test_evaluation_engine.py`:
-most of it).
+Square broke 1 of the 459 digits APGD-CE and APGD-T left robust), while on
+a masked model the gradient attacks fail wherever the gradient is flat or
+misleading and Square breaks a large share of what they left (the masked
+models of `tests/test_evaluation_engine.py`: most of it).
 
 The rule: with `k` examples broken by Square alone out of the `n` it
 attacked, report masking when `k >= min_count` **and** the one-sided Wilson

@@ -25,7 +25,7 @@ XLA: `compile(jit_compile=True)` works for every model here. Keras' default
 our recommendation: XLA pays off on accelerators, while on this project's
 CPU our steps ran slower under XLA than in graph mode (docs/benchmarks.md:
 small_cnn's step-time tables and PreAct ResNet-18's step profile; its older
-XLA step-time table, from an earlier machine, had XLA ahead). Under a
+XLA step-time table, from an unrecorded machine, had XLA ahead). Under a
 `tf.distribute` strategy with several replicas, each replica's work is
 compiled on its own (see `replica_xla.ReplicaXLA`).
 """
