@@ -136,3 +136,109 @@ def test_every_tuner_runs(tmp_path, name):
 def test_unknown_training_options_are_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown training option\\(s\\) val_pgd_stepz"):
         tuning.search(_data(tmp_path), directory=str(tmp_path), val_pgd_stepz=3)
+
+
+@pytest.mark.slow
+def test_a_search_whose_trials_all_failed_names_no_best(tmp_path):
+    """KerasTuner pads its best trials with failed ones: a search in which no
+    trial completed must say so, not return a failed trial's values."""
+    def broken(model, x, y):
+        raise RuntimeError("the measurement broke")
+
+    with pytest.raises(RuntimeError, match="no trial of the search completed.*the "
+                                           "measurement broke"):
+        tuning.search(_data(tmp_path), max_trials=1, evaluate=broken,
+                      directory=str(tmp_path / "s"), project_name="p", **TINY)
+    assert not (tmp_path / "s" / "p" / "best_hyperparameters.json").exists()
+
+
+def test_a_search_refuses_what_its_trials_would_not_honour(tmp_path):
+    data = _data(tmp_path)
+    for options, problem in [(dict(val_size=0), "val_size"),
+                             (dict(alpha=1.0), "alpha is searched"),
+                             (dict(quantile=0.5), "quantile is searched"),
+                             (dict(lr_max=0.1, lr_range=(1e-3, 1e-1)), "lr_max is searched"),
+                             (dict(co_monitor="warn"), "co_monitor"),
+                             (dict(diagnostics=True), "diagnostics")]:
+        with pytest.raises(ValueError, match=problem):
+            tuning.search(data, directory=str(tmp_path / "s"), project_name="p",
+                          **{**TINY, **options})
+    assert not (tmp_path / "s" / "p").exists()
+
+
+def test_a_trial_validates_and_warms_up_as_its_configuration_says(tmp_path):
+    from zerograd_tf import callbacks, datasets
+    from zerograd_tf.runs import pipeline
+    from zerograd_tf.runs.config import RunConfig
+    import keras_tuner
+
+    data = datasets.load_image_data(_data(tmp_path), val_size=32)
+    config = RunConfig(dataset="x.npz", method="zerograd", epochs=2, batch_size=32,
+                       val_freq=2, epsilon_warmup=1.0, val_pgd_steps=1).resolved(data)
+    hypermodel = ZeroGradHyperModel(config, data, evaluate=lambda m, x, y: {
+        "clean_accuracy": 0.5, "pgd_accuracy": 0.2})
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    seen = {}
+    original = model.fit
+
+    def fit(*args, **kwargs):
+        seen.update(kwargs)
+        return original(*args, **kwargs)
+
+    model.fit = fit
+    hypermodel.fit(hp, model, epochs=2, verbose=0,
+                   validation_data=pipeline.validation_dataset(config, data))
+    assert seen["validation_freq"] == 2
+    assert any(isinstance(c, callbacks.EpsilonWarmup) for c in seen["callbacks"])
+
+
+def test_the_program_reports_a_failed_search_and_a_diverged_best_run_in_one_line(
+        tmp_path, capsys, monkeypatch):
+    from zerograd_tf.runs import training
+
+    def failed(*args, **kwargs):
+        raise tuning.SearchFailed("no trial of the search completed (boom); its trials are "
+                                  "in s/p.")
+
+    monkeypatch.setattr(tuning, "search", failed)
+    data = _data(tmp_path)
+    assert search_module.main(["--dataset", data, "--directory", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "zerograd-tune: error: no trial of the search completed (boom); its trials are in s/p.")
+
+    class Tuner:
+        directory, project_name = str(tmp_path), "p"
+
+    class Best:
+        values = {"method": "zerograd", "quantile": 0.5, "alpha": 1.0}
+
+    def diverged(config, output):
+        raise training.TrainingDiverged("the loss became NaN at epoch 2")
+
+    (tmp_path / "p").mkdir()
+    monkeypatch.setattr(tuning, "search", lambda *a, **k: (Tuner(), Best()))
+    monkeypatch.setattr(tuning, "write_summary", lambda tuner, folder: "")
+    monkeypatch.setattr(training, "run_config", diverged)
+    assert search_module.main(["--dataset", data, "--directory", str(tmp_path),
+                               "--train-best"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["zerograd-tune: error: the loss became NaN at epoch 2"]
+
+
+def test_trials_are_listed_by_number():
+    class Metrics:
+        def exists(self, name):
+            return False
+
+    class Trial:
+        status, hyperparameters, metrics, score = "COMPLETED", None, Metrics(), 0.1
+
+        def __init__(self, trial_id):
+            self.trial_id = trial_id
+            self.hyperparameters = type("HP", (), {"values": {"alpha": 1.0}})()
+
+    class Tuner:
+        oracle = type("Oracle", (), {"trials": {i: Trial(i) for i in ("10", "9", "02")}})()
+
+    assert [r["trial"] for r in tuning.trial_rows(Tuner())] == ["02", "9", "10"]

@@ -102,6 +102,9 @@ def main(argv=None):
     except (options.UsageError, DataError, ValueError) as error:
         print(f"{PROG}: error: {options.with_flags(error)}", file=sys.stderr)
         return 2
+    except tuning.SearchFailed as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 1
     folder = os.path.join(tuner.directory, tuner.project_name)
     print(tuning.write_summary(tuner, folder))
     print(f"best: {json.dumps(best.values)}   ({folder}/best_hyperparameters.json)")
@@ -122,6 +125,9 @@ def main(argv=None):
         except (options.UsageError, DataError) as error:
             print(f"{PROG}: error: {options.with_flags(error)}", file=sys.stderr)
             return 2
+        except training.TrainingDiverged as error:
+            print(f"{PROG}: error: {options.with_flags(error)}", file=sys.stderr)
+            return 1
     return 0
 
 

@@ -132,7 +132,9 @@ class ZeroGradHyperModel(keras_tuner.HyperModel):
             initial_epoch: the epoch to start from (Hyperband's
                 `tuner/initial_epoch` for a continued trial). Defaults to 0.
             **kwargs: further keyword arguments of `model.fit`;
-                `steps_per_epoch` defaults to the configuration's with `x=None`.
+                `steps_per_epoch` defaults to the configuration's with `x=None`,
+                `validation_freq` to its `val_freq`; its epsilon warm-up is
+                added before `callbacks`.
 
         Returns:
             The trial's metrics: `final_val_pgd_accuracy` (the objective),
@@ -142,6 +144,11 @@ class ZeroGradHyperModel(keras_tuner.HyperModel):
             x = pipeline.train_dataset(self.config, self.data, initial_epoch)
             kwargs.setdefault("steps_per_epoch",
                               pipeline.steps_per_epoch(self.config, len(self.data.x_train)))
+        # As zerograd-train trains: its epsilon warm-up, its validation
+        # frequency.
+        kwargs["callbacks"] = [*pipeline.warmup_callbacks(self.config, self.data),
+                               *kwargs.get("callbacks", [])]
+        kwargs.setdefault("validation_freq", self.config.val_freq)
         start = time.perf_counter()
         model.fit(x, *args, initial_epoch=initial_epoch, **kwargs)
         seconds = time.perf_counter() - start

@@ -92,7 +92,10 @@ def trial_rows(tuner):
                      "clean_accuracy": metric("val_clean_accuracy"),
                      "pgd_accuracy": metric(OBJECTIVE), "seconds": metric("trial_seconds"),
                      "score": trial.score})
-    return sorted(rows, key=lambda r: r["trial"])
+    # KerasTuner pads trial ids to the width of max_trials, which a resumed
+    # search may change ("9" and "10"): by number.
+    return sorted(rows, key=lambda r: (int(r["trial"]) if r["trial"].isdigit() else 0,
+                                       r["trial"]))
 
 
 def _fmt(value, digits=3):
@@ -127,6 +130,27 @@ def run_config_of(dataset, method, epochs, train_options):
     return RunConfig(dataset=dataset, method=method, epochs=epochs, **values)
 
 
+class SearchFailed(RuntimeError):
+    """A search that found no best configuration: no trial completed."""
+
+
+def _check_not_searched(train_options, method, lr_range):
+    """Refuses training options that a search's trials would not honour."""
+    defaults = options.config_defaults()
+    searched = {"alpha": "alpha_range", "quantile": "quantile_range", "lr_max": "lr_range"}
+    if method == "multigrad":
+        del searched["quantile"]
+    if lr_range is None:
+        del searched["lr_max"]
+    for name, ranged in searched.items():
+        if train_options.get(name, defaults[name]) != defaults[name]:
+            raise ValueError(f"{name} is searched ({ranged}): give its range, not a value "
+                             f"(got {name}={train_options[name]!r}).")
+    if train_options.get("co_monitor", "off") != "off" or train_options.get("diagnostics"):
+        raise ValueError("co_monitor and diagnostics do not run in a search's trials: leave "
+                         "them off here and use them when you train the best configuration.")
+
+
 def search(dataset=DEFAULT_DATASET, *, tuner="random", max_trials=10, epochs=None,
            method="zerograd", quantile_range=(0.0, 0.9), alpha_range=(0.5, 2.5),
            lr_range=None, directory="tuning_runs", project_name=None, logdir=None,
@@ -157,9 +181,12 @@ def search(dataset=DEFAULT_DATASET, *, tuner="random", max_trials=10, epochs=Non
 
     Raises:
         ValueError: for unknown tuner names or training options, empty or
-            inverted ranges, or a search directory that belongs to a
+            inverted ranges, options the trials would not honour (a fixed
+            value of a searched hyperparameter, the CO monitor,
+            diagnostics), or a search directory that belongs to a
             different search (`zerograd_tf.runs.config.ConfigError`, a ValueError,
             for invalid training options).
+        SearchFailed: no trial completed (a `RuntimeError`).
     """
     _programs.load_library()  # TensorFlow, and the library's Keras classes registered
     import keras
@@ -169,6 +196,7 @@ def search(dataset=DEFAULT_DATASET, *, tuner="random", max_trials=10, epochs=Non
 
     validation.check_choice(tuner, "tuner", TUNERS)
     validation.check_int(max_trials, "max_trials", 1)
+    _check_not_searched(train_options, method, lr_range)
     config = run_config_of(dataset, "zerograd" if method == "search" else method, epochs,
                            train_options)
     # First: a multi-worker strategy must exist before any TensorFlow op.
@@ -179,6 +207,9 @@ def search(dataset=DEFAULT_DATASET, *, tuner="random", max_trials=10, epochs=Non
     config = config.resolved(data)
     if config.val_pgd_steps < 1:
         raise RunConfigError("val_pgd_steps", "must be >= 1: it measures the objective")
+    if len(data.x_val) == 0:
+        raise RunConfigError("val_size", "must be > 0: the held-out examples measure the "
+                                         "objective")
     hypermodel = ZeroGradHyperModel(config, data, method=method,
                                     quantile_range=quantile_range, alpha_range=alpha_range,
                                     lr_range=lr_range, evaluate=evaluate)
@@ -204,13 +235,24 @@ def search(dataset=DEFAULT_DATASET, *, tuner="random", max_trials=10, epochs=Non
         callbacks = [keras.callbacks.TensorBoard(logdir, write_graph=False)] if logdir else []
         # No training data: the hypermodel feeds each trial the configuration's
         # batches from its initial epoch on (a continued Hyperband trial's too).
-        the_tuner.search(epochs=config.epochs,
-                         validation_data=pipeline.validation_dataset(config, data),
-                         callbacks=callbacks, shuffle=False, verbose=verbose)
-        best = the_tuner.get_best_hyperparameters(1)[0]
+        try:
+            the_tuner.search(epochs=config.epochs,
+                             validation_data=pipeline.validation_dataset(config, data),
+                             callbacks=callbacks, shuffle=False, verbose=verbose)
+        except RuntimeError as error:  # KerasTuner: too many trials failed in a row
+            last = str(error).strip().splitlines()[-1:] or ["?"]
+            raise SearchFailed(f"the search stopped: {last[0]}") from error
+        write_summary(the_tuner, folder)
+        # KerasTuner fills its best trials up with failed ones.
+        best_trials = the_tuner.oracle.get_best_trials(1)
+        if not best_trials or best_trials[0].status != "COMPLETED":
+            failed = [t.message for t in the_tuner.oracle.trials.values() if t.message]
+            reason = failed[0].strip().splitlines()[-1] if failed else "no trial ran"
+            raise SearchFailed(f"no trial of the search completed ({reason}); its trials "
+                               f"are in {folder}.")
+        best = best_trials[0].hyperparameters
         io_utils.write_json_atomic(os.path.join(folder, "best_hyperparameters.json"),
                                         best.values)
-        write_summary(the_tuner, folder)
         return the_tuner, best
 
 
