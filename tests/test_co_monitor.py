@@ -146,6 +146,23 @@ def test_argument_errors():
         zg.CatastrophicOverfittingMonitor()
     with pytest.raises(ValueError, match="`frequency` must be an integer >= 1"):
         zg.CatastrophicOverfittingMonitor(measure=Script(PGD, FGSM), frequency=0)
+    # Each range named in the message; no bare TypeError from a comparison.
+    for name, value, interval in [("drop", None, r"\(0, 1\)"), ("drop", 1.0, r"\(0, 1\)"),
+                                  ("min_best", 5, r"\[0, 1\)"), ("min_best", -1, r"\[0, 1\)"),
+                                  ("quantile_step", 3.0, r"\(0, 1\)"),
+                                  ("max_quantile", "0.9", r"\(0, 1\)"),
+                                  ("max_gap", 0, r"\(0, 1\)")]:
+        with pytest.raises(ValueError, match=f"`{name}` must be a number in {interval}"):
+            zg.CatastrophicOverfittingMonitor(measure=Script(PGD, FGSM), **{name: value})
+    with pytest.raises(ValueError, match="`verbose` must be one of"):
+        zg.CatastrophicOverfittingMonitor(measure=Script(PGD, FGSM), verbose="yes")
+    x, y = np.zeros((8, 4), np.float32), np.zeros(7, np.int64)
+    with pytest.raises(ValueError, match="`x` and `y` must have the same length, got 8 and 7"):
+        zg.CatastrophicOverfittingMonitor(x, y, 0.1)
+    with pytest.raises(ValueError, match="`x` and `y` must have the same length"):
+        zg.AdversarialDiagnostics(x, y, "logs")
+    with pytest.raises(ValueError, match="`seed` must be an integer >= 0"):
+        zg.AdversarialDiagnostics(x, y[:1].repeat(8), "logs", seed="a")
 
 
 def test_inference_gradient_alignment_is_one_for_a_linear_model_and_less_otherwise():
@@ -254,3 +271,24 @@ def test_stop_restores_the_optimizer_moments_of_the_healthy_check():
 ])
 def test_the_slow_slide_rule(pgd, fgsm, slid):
     assert zg.monitoring.slow_slide(pgd, fgsm) is slid
+
+
+def test_the_epoch_ends_with_a_check_when_another_callback_stops_training():
+    """A callback before the monitor (EarlyStopping, say) that stops training
+    at an epoch's end: the monitor still checks that epoch, and the epoch's
+    logs hold that check, not the previous epoch's."""
+    class StopAfterSecond(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                self.model.stop_training = True
+
+    script = Script(PGD, FGSM)
+    monitor = zg.CatastrophicOverfittingMonitor(measure=script, action="warn", verbose=0)
+    x, y = robustness_problem(128)
+    inputs, outputs = mlp()
+    model = zg.ZeroGradModel(inputs, outputs, epsilon=0.1, seed=0)
+    model.compile(**compile_kwargs())
+    history = model.fit(x, y, batch_size=64, epochs=5, verbose=0,
+                        callbacks=[StopAfterSecond(), monitor]).history
+    assert [c["epoch"] for c in monitor.checks] == [0, 1]
+    assert history["co_monitor/pgd_accuracy"] == pytest.approx(PGD[:2])

@@ -103,6 +103,43 @@ def check_quantile(q, name="quantile"):
     return float(q)
 
 
+def check_fraction(value, name, *, zero=False):
+    """Checks a fraction such as a drop or a step: a number in (0, 1).
+
+    Args:
+        value: the number.
+        name: the argument name used in messages.
+        zero: also allow 0 (the interval [0, 1)). Defaults to False.
+
+    Returns:
+        `value` as a Python float.
+
+    Raises:
+        ValueError: if `value` is not a number in the interval.
+
+    Example:
+
+    >>> check_fraction(0.5, "drop")
+    0.5
+    """
+    low_ok = (lambda v: v >= 0) if zero else (lambda v: v > 0)
+    if not _is_static_number(value) or not (low_ok(value) and value < 1):
+        raise ValueError(f"`{name}` must be a number in {'[' if zero else '('}0, 1), "
+                         f"got {value!r}.")
+    return float(value)
+
+
+def check_same_length(x, y, names=("x", "y")):
+    """Checks that examples and labels pair up: `len(x) == len(y)`.
+
+    Raises:
+        ValueError: naming both lengths.
+    """
+    if len(x) != len(y):
+        raise ValueError(f"`{names[0]}` and `{names[1]}` must have the same length, got "
+                         f"{len(x)} and {len(y)}.")
+
+
 def check_probability(q, name="q"):
     """Checks a quantile level for `per_example_quantile`: a number in [0, 1].
 

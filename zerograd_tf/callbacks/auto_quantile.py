@@ -151,7 +151,7 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
         self._at_epoch_end = True
         try:
             last = self.checks[-1] if self.checks else {}
-            if (self.slide_drop is not None and not self.model.stop_training
+            if (self.slide_drop is not None and not self._stopped
                     and (last.get("epoch"), last.get("step")) == (epoch, self._step_in_epoch)
                     and not last.get("epoch_end") and not last["co"]):
                 # The epoch's last step was checked as a routine one: the

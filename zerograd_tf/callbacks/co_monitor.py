@@ -85,9 +85,9 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         pgd_steps: steps of the PGD measurement. Defaults to 10.
         drop: the fraction of the best PGD accuracy below which it has
             collapsed, in (0, 1). Defaults to 0.5.
-        min_best: the least best PGD accuracy that counts as robust.
-            Defaults to 0.05.
-        quantile_step: how much `"adapt"` raises the quantile (> 0).
+        min_best: the least best PGD accuracy that counts as robust, in
+            [0, 1). Defaults to 0.05.
+        quantile_step: how much `"adapt"` raises the quantile, in (0, 1).
             Defaults to 0.1.
         max_quantile: the largest quantile `"adapt"` sets, in (0, 1).
             Defaults to 0.95.
@@ -103,7 +103,7 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         measure: a `(model) -> {"clean_accuracy", "fgsm_accuracy",
             "pgd_accuracy"}` replacing the attack measurement (tests).
             Defaults to `None`.
-        verbose: 1 prints each detection. Defaults to 1.
+        verbose: 1 prints each detection, 0 nothing. Defaults to 1.
 
     Examples:
         >>> import numpy as np, keras, zerograd_tf as zg
@@ -135,23 +135,22 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         self.frequency = frequency
         if measure is None and (x is None or y is None):
             raise ValueError("Pass the held-out batch `x` and `y` (or a `measure` function).")
+        if x is not None and y is not None:
+            validation.check_same_length(x, y)
         self.x, self.y = x, y
         self.check_size = (None if check_size is None
                            else validation.check_int(check_size, "check_size", 1))
         self.epsilon = None if epsilon is None else validation.check_epsilon(epsilon)
         self.pgd_steps = validation.check_int(pgd_steps, "pgd_steps", 1)
-        if not 0 < drop < 1:
-            raise ValueError(f"`drop` must be in (0, 1), got {drop!r}.")
-        self.drop, self.min_best = float(drop), float(min_best)
-        self.quantile_step = validation.check_positive(quantile_step, "quantile_step")
-        if not 0 < max_quantile < 1:
-            raise ValueError(f"`max_quantile` must be in (0, 1), got {max_quantile!r}.")
-        self.max_quantile = float(max_quantile)
-        if max_gap is not None and not 0 < max_gap < 1:
-            raise ValueError(f"`max_gap` must be in (0, 1) or None, got {max_gap!r}.")
-        self.max_gap = None if max_gap is None else float(max_gap)
+        self.drop = validation.check_fraction(drop, "drop")
+        self.min_best = validation.check_fraction(min_best, "min_best", zero=True)
+        self.quantile_step = validation.check_fraction(quantile_step, "quantile_step")
+        self.max_quantile = validation.check_fraction(max_quantile, "max_quantile")
+        self.max_gap = None if max_gap is None else validation.check_fraction(max_gap,
+                                                                               "max_gap")
         self.logdir, self.state_path = logdir, state_path
-        self.measure, self.verbose = measure, verbose
+        self.measure = measure
+        self.verbose = validation.check_choice(verbose, "verbose", (0, 1))
         self._reset()
         self._writer = None
 
@@ -171,6 +170,7 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         self._step_in_epoch = 0
         self._global_step = 0
         self._resumed = False
+        self._stopped = False     # this monitor stopped training (another may too)
 
     # ------------------------------------------------------------------
     def _classifier(self):
@@ -225,7 +225,9 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         last = self.checks[-1] if self.checks else {}
         checked = (last.get("epoch"), last.get("step")) == (epoch, self._step_in_epoch)
-        if not checked and not self.model.stop_training:
+        # Every epoch ends with a check, also when another callback (early
+        # stopping at this epoch's end, a non-finite loss) stops training.
+        if not checked and not self._stopped:
             self._check(logs)
         elif logs is not None and self.checks:
             self._add_logs(logs, self.checks[-1])
@@ -342,7 +344,7 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         if self.action == "stop" or at_cap:
             # With the quantile at its cap, adapting cannot help: stop at the
             # last healthy weights (early stopping as the last resort).
-            self.model.stop_training = True
+            self.model.stop_training = self._stopped = True
             event["action"] = "stop"
             message += (f"; the quantile is at its cap ({self.max_quantile:.3f})" if at_cap
                         else "") + f"; {restored} and stopped."

@@ -85,13 +85,14 @@ class AdversarialDiagnostics(keras.callbacks.Callback):
     def __init__(self, x, y, logdir, epsilon=None, *, small_threshold=1e-6, pgd_steps=10,
                  seed=0):
         super().__init__()
+        validation.check_same_length(x, y)
         self.x = np.asarray(x, np.float32)
         self.y = np.asarray(y)
         self.logdir = logdir
         self.epsilon = None if epsilon is None else validation.check_epsilon(epsilon)
         self.small_threshold = validation.check_positive(small_threshold, "small_threshold")
         self.pgd_steps = validation.check_int(pgd_steps, "pgd_steps", 1)
-        self.seed = seed
+        self.seed = validation.check_int(seed, "seed", 0)
         self._writer = None
         self._meter = None
         self._target_epsilon = self.epsilon

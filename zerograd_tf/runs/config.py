@@ -203,7 +203,7 @@ class RunConfig:
         "epoch", MONITOR, NumberOrWord("epoch", Integer(1),
                                        "'epoch' or a number of steps >= 1"),
         "check at each epoch's end ('epoch'), or there and also every N steps")
-    co_quantile_step: float = option(0.1, MONITOR, Number(0),
+    co_quantile_step: float = option(0.1, MONITOR, Fraction(),
                                      "the quantile increase of `co_monitor` adapt")
     co_size: int = option(500, MONITOR, Integer(1),
                           "held-out examples of the monitor and diagnostics")

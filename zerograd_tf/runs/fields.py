@@ -235,7 +235,7 @@ class UpTo(Number):
 
 
 class Fraction(Number):
-    """A number in (0, 1) (`auto_slide`).
+    """A number in (0, 1) (`auto_slide`, `co_quantile_step`).
 
     Examples:
         >>> Fraction().parse("0.2")
