@@ -292,3 +292,18 @@ def test_the_epoch_ends_with_a_check_when_another_callback_stops_training():
                         callbacks=[StopAfterSecond(), monitor]).history
     assert [c["epoch"] for c in monitor.checks] == [0, 1]
     assert history["co_monitor/pgd_accuracy"] == pytest.approx(PGD[:2])
+
+
+def test_step_checks_count_training_steps_under_steps_per_execution():
+    """With steps_per_execution = k, Keras calls the batch hooks once per k
+    steps: `frequency` still counts training steps."""
+    script = Script([0.3] * 40, [0.3] * 40)
+    monitor = zg.CatastrophicOverfittingMonitor(measure=script, frequency=4, verbose=0)
+    x, y = robustness_problem(128)
+    inputs, outputs = mlp()
+    model = zg.ZeroGradModel(inputs, outputs, epsilon=0.1, seed=0)
+    model.compile(**compile_kwargs(), steps_per_execution=2)
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[monitor])
+    # 8 steps per epoch: checks after steps 4 and 8 of each epoch, none added at its end.
+    assert [(c["epoch"], c["step"], c["global_step"]) for c in monitor.checks] == [
+        (0, 4, 4), (0, 8, 8), (1, 4, 12), (1, 8, 16)]

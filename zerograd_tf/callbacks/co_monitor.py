@@ -169,6 +169,7 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         self._epoch = 0
         self._step_in_epoch = 0
         self._global_step = 0
+        self._epoch_start = 0     # the optimizer's step at this epoch's start
         self._resumed = False
         self._stopped = False     # this monitor stopped training (another may too)
 
@@ -192,7 +193,7 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch, self._step_in_epoch = epoch, 0
-        self._global_step = self._optimizer_step()
+        self._global_step = self._epoch_start = self._optimizer_step()
         if self._resumed:
             # Resumed from the checkpoint of epoch `epoch`: drop the checks
             # and events of the epochs that are run again. That checkpoint
@@ -212,8 +213,10 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
         return int(keras.ops.convert_to_numpy(optimizer.iterations))
 
     def on_train_batch_end(self, batch, logs=None):
-        self._step_in_epoch += 1
-        self._global_step += 1
+        # `batch` is the index of the last step run: under steps_per_execution
+        # = k, Keras calls this once per k steps.
+        self._step_in_epoch = batch + 1
+        self._global_step = self._epoch_start + batch + 1
         if self.frequency == "epoch":
             return
         # Steps since the last check, across epochs (and a resume, through
