@@ -205,3 +205,20 @@ def test_a_run_of_the_old_default_method_says_which_flag_resumes_it(tmp_path):
             "values to resume it") in str(refused.value)
     saved, _ = run_dir.check_output(str(output), old, resume=True, overwrite=False)
     assert saved["method"] == "zerograd"
+
+
+def test_a_non_chief_worker_resumes_from_the_chiefs_monitor_state(tmp_path):
+    """Every worker runs the CO monitors; on resume each must start from the
+    chief's saved state (in the run folder), not afresh in its scratch folder."""
+    from zerograd_tf.runs import training
+
+    output, writes = tmp_path / "run", tmp_path / "scratch"
+    output.mkdir()
+    writes.mkdir()
+    for name in ("co_monitor.json", "auto_quantile.json", "auto_quantile.epoch_end_3.npz",
+                 "auto_quantile.epoch_end_4.npz.tmp", "history.json"):
+        (output / name).write_text(name)
+    training.copy_monitor_state(str(output), str(writes))
+    assert sorted(p.name for p in writes.iterdir()) == [
+        "auto_quantile.epoch_end_3.npz", "auto_quantile.json", "co_monitor.json"]
+    assert (writes / "co_monitor.json").read_text() == "co_monitor.json"

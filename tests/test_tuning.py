@@ -159,7 +159,8 @@ def test_a_search_refuses_what_its_trials_would_not_honour(tmp_path):
                              (dict(quantile=0.5), "quantile is searched"),
                              (dict(lr_max=0.1, lr_range=(1e-3, 1e-1)), "lr_max is searched"),
                              (dict(co_monitor="warn"), "co_monitor"),
-                             (dict(diagnostics=True), "diagnostics")]:
+                             (dict(diagnostics=True), "diagnostics"),
+                             (dict(strategy="multiworker"), "must not be 'multiworker'")]:
         with pytest.raises(ValueError, match=problem):
             tuning.search(data, directory=str(tmp_path / "s"), project_name="p",
                           **{**TINY, **options})

@@ -13,6 +13,7 @@ that importing this module (as the programs do before parsing) stays light.
 """
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -141,6 +142,29 @@ def train(config, data, output, logdir, verbose=2, extra_callbacks=(), strategy=
     return report
 
 
+# The CO monitors' saved state in a run folder (`monitor_callbacks`).
+MONITOR_STATE = ("co_monitor.json", "auto_quantile.json", "auto_quantile.epoch_end_*.npz")
+
+
+def copy_monitor_state(output, writes):
+    """Gives a non-chief worker the chief's CO-monitor state to resume from.
+
+    Every worker runs the monitors (their checks use collective operations)
+    and must resume from the same state as the chief: each would otherwise
+    start afresh on resume, and the chief alone would restore weights, raise
+    the quantile or find the run stopped. Copies the chief's state files
+    from `output` into the worker's `writes` folder, where the worker then
+    writes its own.
+
+    Args:
+        output: the run folder (the chief's).
+        writes: the worker's scratch folder.
+    """
+    for pattern in MONITOR_STATE:
+        for path in glob.glob(os.path.join(output, pattern)):
+            shutil.copyfile(path, os.path.join(writes, os.path.basename(path)))
+
+
 def fit_model(config, data, output, writes, logdir, verbose, extra_callbacks, chief):
     """Builds, restores the last checkpoint, fits and saves the model."""
     import keras
@@ -160,6 +184,8 @@ def fit_model(config, data, output, writes, logdir, verbose, extra_callbacks, ch
     # operations), non-chief workers into their scratch folder; all restore
     # from the chief's checkpoint.
     checkpoint = callbacks_lib.EpochCheckpoint(os.path.join(writes, "checkpoint"))
+    if writes != output:
+        copy_monitor_state(output, writes)
     # History is written before the checkpoint: a crash between the two
     # re-runs that epoch and overwrites its history entry.
     guard = callbacks_lib.NonFiniteLossGuard()

@@ -199,6 +199,11 @@ def search(dataset=DEFAULT_DATASET, *, tuner="random", max_trials=10, epochs=Non
     _check_not_searched(train_options, method, lr_range)
     config = run_config_of(dataset, "zerograd" if method == "search" else method, epochs,
                            train_options)
+    if config.strategy == "multiworker":
+        # Every worker would lock, write and (with overwrite) delete the same
+        # search folder; KerasTuner distributes a search its own way.
+        raise RunConfigError("strategy", "must not be 'multiworker' for a search: a search "
+                                         "runs on one machine (default, mirrored or tpu)")
     # First: a multi-worker strategy must exist before any TensorFlow op.
     strategy = distribution.make_strategy(config.strategy)
     data = datasets.load_image_data(config.dataset, val_size=config.val_size,
