@@ -61,13 +61,17 @@ class ZeroGradHyperModel(keras_tuner.HyperModel):
     Args:
         config: a resolved `zerograd_tf.runs.config.RunConfig`.
         data: the `ImageData` it was resolved on.
-        method: `"zerograd"`, `"multigrad"` or `"search"`.
-        quantile_range: `(min, max)` of q, within [0, 1) (default (0, 0.9)).
-        alpha_range: `(min, max)` of alpha / epsilon, > 0 (default (0.5, 2.5)).
-        lr_range: `(min, max)` of the peak learning rate (log scale), or
-            None to keep the configuration's.
-        evaluate: optional `(model, x, y) -> {"clean_accuracy", "pgd_accuracy"}`
-            replacing the PGD-k measurement (for tests).
+        method: `"zerograd"`, `"multigrad"` or `"search"`. Defaults to
+            `"zerograd"`.
+        quantile_range: `(min, max)` of q, within [0, 1). Defaults to
+            `(0.0, 0.9)`.
+        alpha_range: `(min, max)` of alpha / epsilon, > 0. Defaults to
+            `(0.5, 2.5)`.
+        lr_range: `(min, max)` of the peak learning rate (log scale).
+            Defaults to `None`: the configuration's, not searched.
+        evaluate: a `(model, x, y) -> {"clean_accuracy", "pgd_accuracy"}`
+            replacing the PGD-k measurement (for tests). Defaults to `None`.
+        name: the hypermodel's name. Defaults to `None`.
     """
 
     def __init__(self, config, data, *, method="zerograd", quantile_range=(0.0, 0.9),

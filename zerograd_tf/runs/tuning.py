@@ -158,20 +158,31 @@ def search(dataset=DEFAULT_DATASET, *, tuner="random", max_trials=10, epochs=Non
     """Runs (or resumes) a KerasTuner search; usable from a notebook.
 
     Args:
-        dataset: as `zerograd-train --dataset`.
+        dataset: as `zerograd-train --dataset`. Defaults to the embedded
+            `"mnist10k"`.
         tuner: `"random"`, `"bayesian"` or `"hyperband"` (Hyperband budgets
             epochs, not `max_trials`: its `max_epochs` is `epochs`).
-        max_trials: trials of random and Bayesian search.
-        epochs: epochs per trial (default: `zerograd-train`'s).
-        method: `"zerograd"`, `"multigrad"` or `"search"` (both).
-        quantile_range, alpha_range, lr_range: search ranges (see
-            `ZeroGradHyperModel`); `lr_range=None` keeps the learning rate.
-        directory, project_name: where KerasTuner keeps the search (default
-            project name `<dataset>-<method>`).
-        logdir: TensorBoard logs, one folder per trial.
-        overwrite: start afresh instead of resuming.
-        verbose: Keras verbosity of each trial's `fit`.
-        evaluate: optional stub of the final measurement (tests).
+            Defaults to `"random"`.
+        max_trials: trials of random and Bayesian search. Defaults to 10.
+        epochs: epochs per trial. Defaults to `None`: `zerograd-train`'s.
+        method: `"zerograd"`, `"multigrad"` or `"search"` (both). Defaults
+            to `"zerograd"`.
+        quantile_range: `(min, max)` of q, within [0, 1). Defaults to
+            `(0.0, 0.9)`.
+        alpha_range: `(min, max)` of alpha as a multiple of epsilon.
+            Defaults to `(0.5, 2.5)`.
+        lr_range: `(min, max)` of the peak learning rate (log scale).
+            Defaults to `None`: the configuration's, not searched.
+        directory: where KerasTuner keeps its searches. Defaults to
+            `"tuning_runs"`.
+        project_name: the search's folder in `directory`. Defaults to
+            `None`: `<dataset>-<method>`.
+        logdir: TensorBoard logs, one folder per trial. Defaults to `None`
+            (none).
+        overwrite: start afresh instead of resuming. Defaults to False.
+        verbose: Keras verbosity of each trial's `fit`. Defaults to 1.
+        evaluate: a stub of the final measurement (tests). Defaults to
+            `None`: PGD on the validation subset.
         **train_options: further fields of `zerograd_tf.runs.config.RunConfig`,
             e.g. `model="conv3"`, `epsilon=8/255` (or the text "8/255"),
             `val_pgd_size=256`.
