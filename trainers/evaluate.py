@@ -92,19 +92,14 @@ def build_parser():
     return parser
 
 
-def _is_path(dataset):
-    return dataset.endswith(".npz") or os.path.sep in dataset
-
-
 def run_split(run, data_dir=None, download=True):
     """`(x, y, description)` a run's final evaluation used: the test split,
-    or the held-out examples of a data set without one (as zerograd-train
-    split them: the run's `val_size` and `seed`)."""
-    from zerograd_tf import datasets
+    or the held-out examples of a data set without one (loaded and split as
+    zerograd-train loads them)."""
+    from zerograd_tf.runs import pipeline
 
-    data = datasets.load_image_data(run.dataset, val_size=run.val_size, seed=run.seed,
-                                    data_dir=run.data_dir if data_dir is None else data_dir,
-                                    download=download)
+    data = pipeline.load_data(run.replace(
+        download=download, data_dir=run.data_dir if data_dir is None else data_dir))
     x, y, split = data.evaluation_split()
     return x, y, ("test split" if split == "test"
                   else "validation split (the run's held-out examples)")
@@ -114,7 +109,7 @@ def load_split(dataset, data_dir=None, download=True):
     """`(x, y, description)` of the split to evaluate."""
     from zerograd_tf import datasets, tfds_data
 
-    if _is_path(dataset) or dataset == datasets.DEFAULT_DATASET:
+    if datasets.names_a_file(dataset) or dataset == datasets.DEFAULT_DATASET:
         path = datasets.embedded_path() if dataset == datasets.DEFAULT_DATASET else dataset
         x_train, y_train, x_test, y_test = datasets.load_npz(path, require_train=False)
         if x_test is not None:
@@ -156,6 +151,7 @@ def run_of(model_path):
     config_path = os.path.join(folder or ".", "config.json")
     if not os.path.isfile(config_path):
         return None
+    from zerograd_tf.datasets import names_a_file
     from zerograd_tf.runs.config import ConfigError, RunConfig
 
     unreadable = options.UsageError(
@@ -171,7 +167,7 @@ def run_of(model_path):
         config = RunConfig.from_dict(saved)
     except (ConfigError, TypeError, ValueError):
         raise unreadable from None
-    for path, what in [(config.dataset if _is_path(config.dataset) else None, "data set"),
+    for path, what in [(config.dataset if names_a_file(config.dataset) else None, "data set"),
                        (config.data_dir, "--data-dir")]:
         if path is not None and not os.path.isabs(path) and not os.path.exists(path):
             raise options.UsageError(

@@ -287,6 +287,18 @@ def split_validation(x, y, val_size, seed):
     return x[train], y[train], x[val], y[val]
 
 
+def names_a_file(dataset):
+    """Whether a `dataset` argument is a path to an `.npz` file (not the
+    embedded default or a TFDS name).
+
+    Example:
+
+    >>> names_a_file("data/cifar10_5k.npz"), names_a_file("cifar10")
+    (True, False)
+    """
+    return dataset.endswith(".npz") or os.path.sep in dataset
+
+
 def load_image_data(dataset=DEFAULT_DATASET, *, val_size=1000, seed=0,
                     data_dir=None, download=True):
     """Loads a data set by name or path and holds out a validation split.
@@ -315,7 +327,7 @@ def load_image_data(dataset=DEFAULT_DATASET, *, val_size=1000, seed=0,
     """
     if dataset == DEFAULT_DATASET:
         path, name = embedded_path(), DEFAULT_DATASET
-    elif dataset.endswith(".npz") or os.path.sep in dataset:
+    elif names_a_file(dataset):
         path, name = dataset, dataset
     elif dataset in TFDS_DATASETS:
         path, name = None, dataset

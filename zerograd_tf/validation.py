@@ -122,8 +122,7 @@ def check_fraction(value, name, *, zero=False):
     >>> check_fraction(0.5, "drop")
     0.5
     """
-    low_ok = (lambda v: v >= 0) if zero else (lambda v: v > 0)
-    if not _is_static_number(value) or not (low_ok(value) and value < 1):
+    if not _is_static_number(value) or not 0 <= value < 1 or (value == 0 and not zero):
         raise ValueError(f"`{name}` must be a number in {'[' if zero else '('}0, 1), "
                          f"got {value!r}.")
     return float(value)

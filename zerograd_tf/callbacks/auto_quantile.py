@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zerograd_tf import _names, io_utils, monitoring
+from zerograd_tf import _names, io_utils, monitoring, validation
 from zerograd_tf.callbacks.co_monitor import CatastrophicOverfittingMonitor
 
 _LOG = logging.getLogger("zerograd_tf")
@@ -134,9 +134,8 @@ class AutoQuantile(CatastrophicOverfittingMonitor):
                  check_size=CHECK_SIZE, pgd_steps=CHECK_PGD_STEPS, quantile_step=QUANTILE_STEP,
                  max_quantile=MAX_QUANTILE, max_gap=MAX_GAP, slide_drop=SLIDE_DROP,
                  state_path=None, logdir=None, measure=None, verbose=1):
-        if slide_drop is not None and not 0 < slide_drop < 1:
-            raise ValueError(f"`slide_drop` must be in (0, 1) or None, got {slide_drop!r}.")
-        self.slide_drop = None if slide_drop is None else float(slide_drop)
+        self.slide_drop = (None if slide_drop is None
+                           else validation.check_fraction(slide_drop, "slide_drop"))
         self._at_epoch_end = False
         self._epoch_end_state = None  # (weights, optimizer) of the last healthy epoch end
         x, y = _first_examples(x, y, CONFIRM_SIZE)

@@ -54,6 +54,14 @@ def method_arguments(config):
     return kwargs
 
 
+def load_data(config):
+    """The `ImageData` of a configuration, split as `zerograd-train` splits it
+    (its `dataset`, `val_size`, `seed`, `data_dir` and `download`)."""
+    return datasets.load_image_data(config.dataset, val_size=config.val_size,
+                                    seed=config.seed, data_dir=config.data_dir,
+                                    download=config.download)
+
+
 def steps_per_epoch(config, num_train):
     return max(1, math.ceil(num_train / config.batch_size))
 

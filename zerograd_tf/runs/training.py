@@ -67,6 +67,9 @@ def final_evaluation(model, config, data, verbose=0):
     return report
 
 
+CO_MONITOR_STATE, AUTO_QUANTILE_STATE = "co_monitor.json", "auto_quantile.json"
+
+
 def monitor_callbacks(config, data, output, logdir):
     """The CO monitor and diagnostics callbacks a configuration asks for.
 
@@ -90,14 +93,14 @@ def monitor_callbacks(config, data, output, logdir):
         # which `RunConfig.resolved` insists on).
         found.append(callbacks_lib.AutoQuantile(
             x, y, config.epsilon, slide_drop=config.auto_slide, logdir=logdir,
-            state_path=os.path.join(output, "auto_quantile.json")))
+            state_path=os.path.join(output, AUTO_QUANTILE_STATE)))
     x, y = x[:config.co_size], y[:config.co_size]
     if config.co_monitor != "off":
         found.append(callbacks_lib.CatastrophicOverfittingMonitor(
             x, y, config.epsilon, action=config.co_monitor, frequency=config.co_frequency,
             check_size=config.co_check_size, pgd_steps=config.co_pgd_steps,
             quantile_step=config.co_quantile_step, logdir=logdir,
-            state_path=os.path.join(output, "co_monitor.json")))
+            state_path=os.path.join(output, CO_MONITOR_STATE)))
     if config.diagnostics:
         found.append(callbacks_lib.AdversarialDiagnostics(x, y, logdir, epsilon=config.epsilon))
     return found
@@ -142,8 +145,9 @@ def train(config, data, output, logdir, verbose=2, extra_callbacks=(), strategy=
     return report
 
 
-# The CO monitors' saved state in a run folder (`monitor_callbacks`).
-MONITOR_STATE = ("co_monitor.json", "auto_quantile.json", "auto_quantile.epoch_end_*.npz")
+# The CO monitors' saved state in a run folder (`monitor_callbacks`; AutoQuantile
+# keeps its restore points beside its state file).
+MONITOR_STATE = (CO_MONITOR_STATE, AUTO_QUANTILE_STATE, "auto_quantile.epoch_end_*.npz")
 
 
 def copy_monitor_state(output, writes):
@@ -252,7 +256,8 @@ def prepare(config, *, output=None, logdir=None, resume=False, overwrite=False, 
         options.UsageError, datasets.DataError: with a message for the user.
     """
     _programs.load_library()  # TensorFlow, and the library's Keras classes registered
-    from zerograd_tf import datasets, distribution
+    from zerograd_tf import distribution
+    from zerograd_tf.runs import pipeline
 
     try:
         # First: a multi-worker strategy must exist before any TensorFlow op.
@@ -266,9 +271,7 @@ def prepare(config, *, output=None, logdir=None, resume=False, overwrite=False, 
     # (the same shared paths), so that none waits for a chief that quit.
     run_dir.check_directory(output, "--output")
     run_dir.check_directory(logdir, "--logdir")
-    data = datasets.load_image_data(config.dataset, val_size=config.val_size,
-                                    seed=config.seed, data_dir=config.data_dir,
-                                    download=config.download)
+    data = pipeline.load_data(config)
     asked = config.precision
     try:
         config = config.resolved(data)

@@ -201,7 +201,7 @@ def search(dataset=DEFAULT_DATASET, *, tuner="random", max_trials=10, epochs=Non
     """
     _programs.load_library()  # TensorFlow, and the library's Keras classes registered
     import keras
-    from zerograd_tf import datasets, distribution, validation
+    from zerograd_tf import distribution, validation
     from zerograd_tf.runs import pipeline
     from zerograd_tf.runs.hypermodel import ZeroGradHyperModel
 
@@ -217,9 +217,7 @@ def search(dataset=DEFAULT_DATASET, *, tuner="random", max_trials=10, epochs=Non
                                          "runs on one machine (default, mirrored or tpu)")
     # First: a multi-worker strategy must exist before any TensorFlow op.
     strategy = distribution.make_strategy(config.strategy)
-    data = datasets.load_image_data(config.dataset, val_size=config.val_size,
-                                    seed=config.seed, data_dir=config.data_dir,
-                                    download=config.download)
+    data = pipeline.load_data(config)
     config = config.resolved(data)
     if config.val_pgd_steps < 1:
         raise RunConfigError("val_pgd_steps", "must be >= 1: it measures the objective")
