@@ -23,7 +23,7 @@ import zipfile
 
 from zerograd_tf import _programs, io_utils
 from zerograd_tf._names import ATTACKS, DEFAULT_DATASET, EVAL_PRECISIONS, DataError
-from zerograd_tf.runs import options, run_dir
+from zerograd_tf.runs import fields, options, run_dir
 from zerograd_tf.runs.config import DEFAULT_EVAL_ATTACK, DEFAULT_EVAL_BATCH_SIZE
 
 PROG = "zerograd-eval"
@@ -45,7 +45,8 @@ def build_parser():
     parser.add_argument("--no-download", dest="download", action="store_false",
                         help="never let TFDS download (offline use; default: TFDS may "
                              "download a missing data set)")
-    parser.add_argument("--epsilon", default=None,
+    parser.add_argument("--epsilon", type=options.flag_type(fields.Epsilon(), "--epsilon"),
+                        default=None,
                         help="radius, as zerograd-train --epsilon: 8/255, 0.3, or 8 "
                              "(0-255 units) (default: the model's own)")
     parser.add_argument("--attack", type=options.attack_list("--attack"),
@@ -217,13 +218,9 @@ def check_compatible(model, x, y, source):
 
 
 def evaluate(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    epsilon = args.epsilon
     # Option errors before the work (and before TensorFlow is imported).
-    try:
-        epsilon = None if args.epsilon is None else options.parse_epsilon(args.epsilon)
-    except options.UsageError as error:
-        parser.error(str(error).rstrip("."))
     if args.json and args.json != "-":
         run_dir.check_file(args.json, "--json")
     # Without --dataset, a model in a zerograd-train run folder is evaluated
