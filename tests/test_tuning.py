@@ -243,3 +243,34 @@ def test_trials_are_listed_by_number():
         oracle = type("Oracle", (), {"trials": {i: Trial(i) for i in ("10", "9", "02")}})()
 
     assert [r["trial"] for r in tuning.trial_rows(Tuner())] == ["02", "9", "10"]
+
+
+def test_train_best_over_an_earlier_best_says_how_to_keep_the_search(
+        tmp_path, capsys, monkeypatch):
+    # --overwrite would restart the search: the advice names --output instead.
+    from zerograd_tf.runs import training
+
+    class Tuner:
+        directory, project_name = str(tmp_path), "p"
+
+    best = {"method": "zerograd", "quantile": 0.3, "alpha": 1.0}
+
+    class Best:
+        values = best
+
+    (tmp_path / "p").mkdir()
+    monkeypatch.setattr(tuning, "search", lambda *a, **k: (Tuner(), Best()))
+    monkeypatch.setattr(tuning, "write_summary", lambda tuner, folder: "")
+    monkeypatch.setattr(training, "run_prepared", lambda setup: setup["lock"].release())
+    argv = ["--dataset", _data(tmp_path), "--directory", str(tmp_path), "--val-size", "32",
+            "--batch-size", "32", "--train-best"]
+    assert search_module.main(argv) == 0
+    assert search_module.main(argv) == 0  # the same best: resumed, not refused
+    best["quantile"] = 0.5
+    capsys.readouterr()
+    assert search_module.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite" not in err[0], err
+    assert err[0].startswith(f"zerograd-tune: error: {tmp_path / 'p' / 'best_run'} holds the "
+                             "run of an earlier best (quantile: 0.3 there, 0.5 here)")
+    assert err[0].endswith("remove that folder, or choose another --output.")

@@ -122,6 +122,12 @@ def main(argv=None):
         except RunConfigError as error:
             print(f"{PROG}: error: {options.usage_error(error)}", file=sys.stderr)
             return 2
+        except run_dir.DifferentRun as error:
+            # Not zerograd-train's "pass --overwrite": here it restarts the search.
+            print(f"{PROG}: error: {error.output} holds the run of an earlier best "
+                  f"({error.differences}); remove that folder, or choose another --output.",
+                  file=sys.stderr)
+            return 2
         except (options.UsageError, DataError) as error:
             print(f"{PROG}: error: {options.with_flags(error)}", file=sys.stderr)
             return 2

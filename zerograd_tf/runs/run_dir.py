@@ -236,6 +236,22 @@ def _read_saved_config(path):
     return saved
 
 
+class DifferentRun(options.UsageError):
+    """The output folder holds a run of another configuration.
+
+    Attributes:
+        output: the folder.
+        differences: the differing fields, as `"name: x there, y here; ..."`.
+    """
+
+    def __init__(self, output, differences):
+        super().__init__(
+            f"{output} holds a run with a different configuration (differs in: "
+            f"{differences}); give the run's values to resume it, pass --overwrite to "
+            "replace it, or choose another --output.")
+        self.output, self.differences = output, differences
+
+
 def check_output(output, config, resume, overwrite, prog="zerograd-train"):
     """The checks of `prepare_output`, reading only: what it would refuse.
 
@@ -276,10 +292,7 @@ def check_output(output, config, resume, overwrite, prog="zerograd-train"):
             values = "; ".join(
                 f"{k}: {upgraded.get(k, ADDED_DEFAULTS.get(k))!r} there, "
                 f"{wanted.get(k, ADDED_DEFAULTS.get(k))!r} here" for k in different)
-            raise options.UsageError(
-                f"{output} holds a run with a different configuration (differs in: "
-                f"{values}); give the run's values to resume it, pass --overwrite to "
-                "replace it, or choose another --output.")
+            raise DifferentRun(output, values)
         return saved, check_run_files(output, prog)
     if resume:
         raise options.UsageError(f"--resume: there is no run to resume in {output}.")
@@ -299,9 +312,10 @@ def prepare_output(output, config, resume, overwrite, prog="zerograd-train"):
             `"zerograd-train"`.
 
     Raises:
-        options.UsageError: for a non-empty directory that is not a run of
-            the same configuration (unless `overwrite`), or `resume` with
-            nothing to resume.
+        DifferentRun: `output` holds a run of another configuration (unless
+            `overwrite`).
+        options.UsageError: for another non-empty directory that is not a
+            run (unless `overwrite`), or `resume` with nothing to resume.
     """
     config_path = os.path.join(output, "config.json")
     saved, warnings = check_output(output, config, resume, overwrite, prog)
