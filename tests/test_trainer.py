@@ -307,14 +307,18 @@ def test_errors_are_one_line_messages(tmp_path, capsys):
     assert "test split" in capsys.readouterr().out
 
 
-def test_parse_epsilon():
-    assert options.parse_epsilon("8/255") == pytest.approx(8 / 255)
-    assert options.parse_epsilon("8") == pytest.approx(8 / 255)
-    assert options.parse_epsilon("0.3") == pytest.approx(0.3)
-    assert options.parse_epsilon("1") == pytest.approx(1.0)
+def test_the_epsilon_flag_parses_pixels_fractions_and_refuses_the_rest():
+    import argparse
+    from zerograd_tf.runs import fields
+
+    parse = options.flag_type(fields.Epsilon(), "--epsilon")
+    assert parse("8/255") == pytest.approx(8 / 255)
+    assert parse("8") == pytest.approx(8 / 255)
+    assert parse("0.3") == pytest.approx(0.3)
+    assert parse("1") == pytest.approx(1.0)
     for bad in ("0", "-1", "abc", "300", "1/0"):
-        with pytest.raises(options.UsageError, match="--epsilon"):
-            options.parse_epsilon(bad)
+        with pytest.raises(argparse.ArgumentTypeError, match="^--epsilon "):
+            parse(bad)
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import dataclasses
 import os
 import re
 
-from zerograd_tf.runs import config as config_lib, fields
+from zerograd_tf.runs import fields
 from zerograd_tf.runs.config import GROUPS, ConfigError, RunConfig
 
 
@@ -81,19 +81,6 @@ def flag_type(kind, flag):
         except fields.Invalid as error:
             raise argparse.ArgumentTypeError(f"{flag} {error}") from None
     return parse
-
-
-def parse_epsilon(text):
-    """`--epsilon`: `config.parse_epsilon`, its error naming the flag.
-
-    Raises:
-        UsageError: when it is not a number or fraction in (0, 1] after
-            conversion.
-    """
-    try:
-        return config_lib.parse_epsilon(text)
-    except ConfigError as error:
-        raise usage_error(error) from None
 
 
 def positive_float(name):
