@@ -103,6 +103,21 @@ def test_the_command_line_reports_a_bad_value_by_its_flag(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_the_programs_take_whole_flag_names_only(capsys):
+    # An abbreviation would change meaning when a longer flag is added.
+    from zerograd_tf.trainers import evaluate as eval_program
+    from zerograd_tf.tuning import search as search_program
+
+    for parser, flag in [(train_program.build_parser(), "--epoch"),
+                         (eval_program.build_parser(), "--restart"),
+                         (search_program.build_parser(), "--max-trial")]:
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args([flag, "3"])
+        assert info.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"unrecognized arguments: {flag}" in err[0], err
+
+
 # -- one declaration per field: its flag, help, docstring entry and docs row --
 
 FIELDS_BLOCK = re.compile(r"(<!-- fields: RunConfig -->\n)(.*?)(<!-- end fields -->)", re.S)

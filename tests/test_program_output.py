@@ -155,3 +155,23 @@ def test_train_prints_only_its_report_on_standard_output(tmp_path, capsys):
     assert "accuracy" in printed.err and "━" in printed.err  # fit's progress
     assert "final evaluation" in printed.err
     assert "PGD-2-1" in printed.err  # the evaluation's progress bar
+
+
+def test_the_eval_table_gives_pgd_its_step_size_in_the_label():
+    from zerograd_tf.trainers import evaluate as evaluate_program
+
+    def entry(name, label):
+        return {"name": name, "label": label, "robust_accuracy": 0.5, "num_attacked": 8,
+                "num_broken": 2, "seconds": 1.0}
+
+    report = {"model": "m.keras", "dataset": "d.npz", "split": "test", "num_examples": 10,
+              "epsilon": 0.1, "alpha": 0.025, "precision": "float32", "clean_accuracy": 0.8,
+              "robust_accuracy": 0.5, "clean_loss": 0.4, "robust_loss": 1.2, "seconds": 2.0,
+              "attacks": [entry("pgd", "PGD-50-10"), entry("apgd-ce", "APGD-CE-100")]}
+    rows = evaluate_program.format_table(report).splitlines()
+    pgd = next(r for r in rows if r.startswith("after PGD"))
+    apgd = next(r for r in rows if r.startswith("after APGD"))
+    assert pgd.startswith("after PGD-50-10 (alpha 0.025)")
+    assert pgd.endswith("broken, 1.0 s)") and apgd.endswith("broken, 1.0 s)")
+    # The values line up: the same column for every row.
+    assert pgd.index("0.5000") == apgd.index("0.5000")

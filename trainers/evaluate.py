@@ -305,9 +305,10 @@ def format_table(report):
     for entry in report["attacks"]:
         detail = (f"{entry['robust_accuracy']:.4f}  ({entry['num_attacked']} attacked, "
                   f"{entry['num_broken']} broken, {entry['seconds']:.1f} s)")
+        label = entry["label"]
         if entry["name"] == "pgd" and "alpha" in report:
-            detail += f", alpha={report['alpha']:.4g}"
-        rows.append((f"after {entry['label']}", detail))
+            label += f" (alpha {report['alpha']:.4g})"  # the APGD attacks choose their own
+        rows.append((f"after {label}", detail))
     rows += [("robust accuracy", f"{report['robust_accuracy']:.4f}"
               + ("  (worst case per example)" if len(report["attacks"]) > 1 else "")),
              ("clean loss", f"{report['clean_loss']:.4f}"),

@@ -54,11 +54,14 @@ class ArgumentParser(argparse.ArgumentParser):
     argparse prints the whole usage block before its message; the programs
     promise one line on standard error and exit status 2. A message that
     names its flag already ("--seed must be ...") is not prefixed with
-    argparse's "argument --seed: ".
+    argparse's "argument --seed: ". Flags are taken by their whole names
+    only (`--epoch` is not `--epochs`): an abbreviation in a saved command
+    would change meaning when a longer flag is added.
     """
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", HelpFormatter)
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
     def error(self, message):
