@@ -34,7 +34,10 @@ The study's epoch times are rough when other work shares the machine.
 --cost-only`, on a quiet machine) trains the same runs again without the
 per-epoch measurement or the final evaluation, timing only their epochs
 (the CO callbacks' checks included) into `<results>/cost/`; the
-`zerograd_auto` target's cost then comes from those runs.
+`zerograd_auto` target's cost then comes from those runs. With
+`--cost-epochs K` it stops each run after its first K epochs (the same
+recipe and schedule; the first, traced epoch is out of the mean as always):
+where a run takes hours, its cost per epoch at a fraction of the time.
 
 The CO rule (`zerograd_tf.monitoring.catastrophic_overfitting`): a run has
 catastrophically overfitted when its final PGD-10 accuracy is below half of
@@ -81,18 +84,22 @@ MEASUREMENT = ("monitor_size", "monitor_pgd_steps", "train_size")
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Times each epoch (for `--cost-only`: no measurement after it)."""
+    """Times each epoch (for `--cost-only`: no measurement after it); with
+    `epochs`, stops training after that many."""
 
-    def __init__(self):
+    def __init__(self, epochs=None):
         super().__init__()
         self.seconds = []
         self._start = None
+        self.epochs = epochs
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
+        if self.epochs is not None and len(self.seconds) >= self.epochs:
+            self.model.stop_training = True
 
 
 def build_parser():
@@ -140,9 +147,23 @@ def build_parser():
                         help="only time the training epochs (no measurement, no evaluation) "
                              "into <results>/cost/, on a quiet machine: the zerograd_auto "
                              "target's cost then comes from these runs")
+    parser.add_argument("--cost-epochs", type=cost_epochs, default=None,
+                        help="with --cost-only: time only the first K epochs of each run "
+                             "(K >= 2; the first is traced, out of the mean)")
     parser.add_argument("flags", nargs=argparse.REMAINDER,
                         help="after '--': zerograd-train flags overriding the setting's")
     return parser
+
+
+def cost_epochs(text):
+    """`--cost-epochs`: an integer >= 2 (the first epoch is traced)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 2:
+        raise argparse.ArgumentTypeError(f"--cost-epochs must be an integer >= 2, got {text}")
+    return value
 
 
 def overrides(args):
@@ -163,6 +184,8 @@ def parse(argv=None):
         plan.settings["custom"] = {"monitor_split": "test", "fields": {}}
     args.settings = args.settings or [s for s in plan.settings if s != "custom"]
     args.methods = args.methods or list(plan.methods)
+    if args.cost_epochs is not None and not args.cost_only:
+        parser.error("--cost-epochs times a --cost-only run: give --cost-only too")
     for name, chosen, valid in (("--settings", args.settings, plan.settings),
                                 ("--methods", args.methods, plan.methods)):
         unknown = [c for c in chosen if c not in valid]
@@ -217,12 +240,12 @@ def cost_one(plan, setting, method, seed, data, args):
     if finished(path, plan, setting, method, seed, args, timing=True):
         return False
     config = plan.run_config(setting, method, seed, data, args.overrides)
-    timer = EpochTimer()
+    timer = EpochTimer(args.cost_epochs)
     _, acting = train_run(config, data, timer)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     io_utils.write_json_atomic(path, {
         "setting": setting, "method": method, "seed": seed, "config": config.to_dict(),
-        "epoch_seconds": timer.seconds,
+        "epochs_timed": len(timer.seconds), "epoch_seconds": timer.seconds,
         # The first epoch includes tracing and compilation, as in the study.
         "mean_epoch_seconds": statistics.fmean(timer.seconds[1:] or timer.seconds),
         "co_monitor": [{"checks": len(m.checks), "events": m.events} for m in acting],

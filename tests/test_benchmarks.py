@@ -86,6 +86,42 @@ def test_co_study_runs_and_resumes(tmp_path):
 
 
 @pytest.mark.slow
+def test_co_study_cost_only_can_time_the_first_epochs_of_a_run(tmp_path):
+    # A run's epochs cost the same: on a slow network the first few (the
+    # first traced, out of the mean) time its recipe at a fraction of the cost.
+    data = make_npz(tmp_path / "tiny.npz", n_train=120, n_test=32)
+    results = tmp_path / "results"
+    args = ["--settings", "custom", "--dataset", data, "--methods", "fgsm_rs", "n_fgsm",
+            "--seeds", "1", "--results", str(results), "--cost-only", "--cost-epochs", "2",
+            "--", "--epochs", "4", "--val-size", "16"]
+    _run("co_study.py", *args)
+    cost = json.loads((results / "cost" / "custom" / "n_fgsm_seed0.json").read_text())
+    assert cost["config"]["epochs"] == 4 and cost["epochs_timed"] == 2
+    assert len(cost["epoch_seconds"]) == 2
+    assert cost["mean_epoch_seconds"] == cost["epoch_seconds"][1]
+    from zerograd_tf.benchmarking import study_records, study_tables
+
+    costs = study_records.load_costs(str(results))
+    ratio, source = study_tables.cost_ratio([], "n_fgsm", costs)
+    assert ratio > 0 and source.startswith(
+        "timed apart with --cost-only (the first 2 epochs), 1 and 1 runs, ")
+    # Timings of whole runs (and those written before epochs_timed) say nothing more.
+    whole = [{**c, "epochs_timed": 4} for c in costs]
+    assert study_tables.cost_ratio([], "n_fgsm", whole)[1].startswith(
+        "timed apart with --cost-only, 1 and 1 runs, ")
+    legacy = [{k: v for k, v in c.items() if k != "epochs_timed"} for c in costs]
+    assert study_tables.cost_ratio([], "n_fgsm", legacy)[1] == study_tables.cost_ratio(
+        [], "n_fgsm", whole)[1]
+    for bad in ("1", "x"):
+        result = subprocess.run(
+            [sys.executable, os.path.join(ROOT, "benchmarks", "co_study.py"),
+             *[bad if a == "2" else a for a in args]],
+            cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 2 and "--cost-epochs" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
 def test_step_time_runs_and_merges_partial_runs(tmp_path):
     output = tmp_path / "step_time.json"
     common = ["--models", "small_cnn", "--methods", "clean", "fgsm_rs", "zerograd_bisect",

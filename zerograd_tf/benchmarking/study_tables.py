@@ -162,6 +162,13 @@ def auto_target(records, costs=()):
     return lines
 
 
+def _stopped_after(cost):
+    """The epochs a `--cost-epochs` timing stopped after, or None for a
+    timing of the whole run (or one written before `epochs_timed`)."""
+    timed, epochs = cost.get("epochs_timed"), cost.get("config", {}).get("epochs")
+    return timed if timed is not None and epochs is not None and timed < epochs else None
+
+
 def cost_ratio(rows, method, costs=(), reference="fgsm_rs", study_times=True):
     """A method's seconds per epoch over the reference's, with its source.
 
@@ -182,9 +189,12 @@ def cost_ratio(rows, method, costs=(), reference="fgsm_rs", study_times=True):
     timed = {m: [c for c in costs if c["method"] == m] for m in (method, reference)}
     if all(timed.values()):
         dates = sorted({c["machine"]["date"] for m in timed for c in timed[m]})
+        # Runs stopped early (--cost-epochs) say how many epochs were timed.
+        first = sorted({k for m in timed for k in map(_stopped_after, timed[m]) if k})
+        part = f" (the first {' or '.join(map(str, first))} epochs)" if first else ""
         timed = {m: [c["mean_epoch_seconds"] for c in timed[m]] for m in timed}
         return (statistics.median(timed[method]) / statistics.median(timed[reference]),
-                f"timed apart with --cost-only, {len(timed[method])} and "
+                f"timed apart with --cost-only{part}, {len(timed[method])} and "
                 f"{len(timed[reference])} runs, {', '.join(dates)}")
     own = [r["mean_epoch_seconds"] for r in rows if r["method"] == method]
     base = [r["mean_epoch_seconds"] for r in rows if r["method"] == reference]
