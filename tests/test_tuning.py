@@ -152,6 +152,31 @@ def test_a_search_whose_trials_all_failed_names_no_best(tmp_path):
     assert not (tmp_path / "s" / "p" / "best_hyperparameters.json").exists()
 
 
+@pytest.mark.slow
+def test_a_search_stopped_by_failed_trials_keeps_the_best_completed_one(tmp_path, capsys):
+    """KerasTuner stops a search after three failed trials in a row: the
+    trials that completed before still name the best configuration."""
+    calls = []
+
+    def first_only(model, x, y):
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("the measurement broke")
+        return {"clean_accuracy": 0.7, "pgd_accuracy": 0.4}
+
+    tuner, best = tuning.search(_data(tmp_path), max_trials=6, evaluate=first_only,
+                                directory=str(tmp_path / "s"), project_name="p", **TINY)
+    assert len(calls) == 4  # one completed, then three failed in a row
+    folder = tmp_path / "s" / "p"
+    assert json.loads((folder / "best_hyperparameters.json").read_text()) == best.values
+    completed = tuning.trial_rows(tuner)  # the completed trials
+    assert len(completed) == 1 and best.values["alpha"] == pytest.approx(completed[0]["alpha"])
+    err = capsys.readouterr().err
+    assert ("warning: the search stopped after 1 of 6 trials completed (Number of consecutive "
+            "failures exceeded the limit of 3: RuntimeError: the measurement broke); the best "
+            "is of those.") in err
+
+
 def test_a_search_refuses_what_its_trials_would_not_honour(tmp_path):
     data = _data(tmp_path)
     for options, problem in [(dict(val_size=0), "val_size"),

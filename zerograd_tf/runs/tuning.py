@@ -18,6 +18,7 @@ every trial). KerasTuner, TensorFlow and the models are imported where used.
 import dataclasses
 import json
 import os
+import sys
 
 from zerograd_tf import _programs, io_utils
 from zerograd_tf._names import DEFAULT_DATASET
@@ -188,7 +189,9 @@ def search(dataset=DEFAULT_DATASET, *, tuner="random", max_trials=10, epochs=Non
             `val_pgd_size=256`.
 
     Returns:
-        `(tuner, best_hyperparameters)`.
+        `(tuner, best_hyperparameters)`. When KerasTuner stops the search
+        after failed trials in a row, the best of the trials that completed,
+        with a warning on standard error.
 
     Raises:
         ValueError: for unknown tuner names or training options, empty or
@@ -254,8 +257,16 @@ def search(dataset=DEFAULT_DATASET, *, tuner="random", max_trials=10, epochs=Non
                              validation_data=pipeline.validation_dataset(config, data),
                              callbacks=callbacks, shuffle=False, verbose=verbose)
         except RuntimeError as error:  # KerasTuner: too many trials failed in a row
-            last = str(error).strip().splitlines()[-1:] or ["?"]
-            raise SearchFailed(f"the search stopped: {last[0]}") from error
+            # "Number of consecutive failures exceeded the limit of 3.", then
+            # the last failed trial's traceback, whose last line says why.
+            lines = str(error).strip().splitlines() or ["?"]
+            last = lines[0].rstrip(".") + (f": {lines[-1]}" if len(lines) > 1 else "")
+            completed = len(trial_rows(the_tuner))
+            if not completed:
+                raise SearchFailed(f"the search stopped: {last}") from error
+            # The trials that completed before still name a best configuration.
+            print(f"{PROG}: warning: the search stopped after {completed} of {max_trials} "
+                  f"trials completed ({last}); the best is of those.", file=sys.stderr)
         write_summary(the_tuner, folder)
         # KerasTuner fills its best trials up with failed ones.
         best_trials = the_tuner.oracle.get_best_trials(1)
