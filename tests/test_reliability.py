@@ -219,3 +219,34 @@ def test_a_changed_search_names_the_option(tmp_path, capsys):
     tune_library.search(data, max_trials=1, **tiny)
     with pytest.raises(ValueError, match=r"differs in: config\.batch_size"):
         tune_library.search(data, max_trials=1, **{**tiny, "batch_size": 16})
+
+
+class StopAfter(keras.callbacks.Callback):
+    """Stops training at the end of epoch `epoch` (1-based), as a CO monitor may."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            self.model.stop_training = True
+
+
+@pytest.mark.slow
+def test_a_run_stopped_during_the_epsilon_warmup_saves_the_runs_epsilon(tmp_path, capsys):
+    # The warm-up sets the model's epsilon step by step; the saved model (and
+    # zerograd-eval's default epsilon) is the run's, as its final evaluation.
+    path = make_npz(tmp_path / "d.npz")
+    data = datasets.load_image_data(path, val_size=32)
+    config = RunConfig(dataset=path, method="fgsm_rs", epsilon=0.1, epochs=3,
+                       epsilon_warmup=3.0, batch_size=32, val_size=32, val_pgd_steps=0,
+                       eval_steps=1, eval_restarts=1, eval_attack="pgd").resolved(data)
+    out = tmp_path / "run"
+    os.makedirs(out)
+    report = training.train(config, data, str(out), str(out / "logs"), verbose=0,
+                            extra_callbacks=[StopAfter(1)])
+    assert report["epsilon"] == pytest.approx(0.1)
+    saved = keras.models.load_model(str(out / "model.keras"))
+    assert saved.epsilon == pytest.approx(0.1)
+    assert saved.alpha == pytest.approx(saved.alpha_factor * 0.1)

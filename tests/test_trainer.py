@@ -80,6 +80,33 @@ def test_end_to_end_train_then_eval(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_eval_of_a_run_folder_takes_the_runs_epsilon_and_ignores_an_unused_data_dir(
+        tmp_path, capsys):
+    data = make_npz(tmp_path / "tiny.npz")
+    out = tmp_path / "run"
+    assert train_program.main(["--dataset", data, "--output", str(out), *FAST]) == 0
+    # A model saved with another epsilon than its run's (one stopped during the
+    # epsilon warm-up, saved before 0.2.0 set it back): the run's is the default.
+    model = keras.models.load_model(out / "model.keras")
+    model.epsilon = 0.04
+    model.save(out / "model.keras")
+    # A relative --data-dir that is not found from here matters only for TFDS.
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "data_dir": "not_here"}))
+    capsys.readouterr()
+    assert eval_program.main([str(out), "--attack", "pgd", "--steps", "2", "--restarts", "1",
+                              "--limit", "20", "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["epsilon"] == 0.1
+    assert ("zerograd-eval: --epsilon 0.1 (the run's, from its config.json; the model holds "
+            "0.04)") in captured.err
+    # --epsilon still wins.
+    assert eval_program.main([str(out), "--epsilon", "0.05", "--attack", "pgd", "--steps", "2",
+                              "--restarts", "1", "--limit", "20", "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["epsilon"] == 0.05
+
+
+@pytest.mark.slow
 def test_autoattack_from_the_command_line(tmp_path, capsys):
     data = make_npz(tmp_path / "tiny.npz", classes=4)
     out = tmp_path / "run"
@@ -504,7 +531,18 @@ def test_zerograd_eval_finds_the_run_of_a_model_and_refuses_what_it_cannot_use(t
             {"method": "fgsm_rs", "epsilon": 0.1, **saved}))
         with pytest.raises(options.UsageError, match=problem) as error:
             eval_program.run_of(str(run))
-        assert "pass --dataset" in str(error.value) and "\n" not in str(error.value)
+        assert str(error.value).endswith("--dataset.") and "\n" not in str(error.value)
+    # The run's --data-dir matters for a TFDS data set only, and a --data-dir
+    # given here replaces it.
+    (run / "config.json").write_text(json.dumps(
+        {"method": "fgsm_rs", "epsilon": 0.1, "dataset": "cifar10", "data_dir": "tfds"}))
+    with pytest.raises(options.UsageError, match="pass --data-dir or --dataset"):
+        eval_program.run_of(str(run))
+    assert eval_program.run_of(str(run), data_dir=str(tmp_path)).dataset == "cifar10"
+    for dataset in ("tiny.npz", "mnist10k"):
+        (run / "config.json").write_text(json.dumps(
+            {"method": "fgsm_rs", "epsilon": 0.1, "dataset": dataset, "data_dir": "tfds"}))
+        assert eval_program.run_of(str(run)).dataset == dataset
     (run / "config.json").write_text("{")
     with pytest.raises(options.UsageError, match="not a readable"):
         eval_program.run_of(str(run))

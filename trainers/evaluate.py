@@ -48,7 +48,8 @@ def build_parser():
     parser.add_argument("--epsilon", type=options.flag_type(fields.Epsilon(), "--epsilon"),
                         default=None,
                         help="radius, as zerograd-train --epsilon: 8/255, 0.3, or 8 "
-                             "(0-255 units) (default: the model's own)")
+                             "(0-255 units) (default: the run's for a model in a "
+                             "zerograd-train run folder, else the model's own)")
     parser.add_argument("--attack", type=options.attack_list("--attack"),
                         default=DEFAULT_EVAL_ATTACK,
                         help="attacks, comma-separated, each on the examples still robust "
@@ -124,11 +125,13 @@ def load_split(dataset, data_dir=None, download=True):
     return x_test, y_test, "test split"
 
 
-def run_of(model_path):
+def run_of(model_path, data_dir=None):
     """The `RunConfig` of the zerograd-train run whose folder holds the model.
 
     Args:
         model_path: a run folder, or a model file in one.
+        data_dir: the `--data-dir` given here, which replaces the run's.
+            Defaults to None (the run's, checked only for a TFDS data set).
 
     Returns:
         The run's `RunConfig` (from its `config.json`), or None when no
@@ -168,12 +171,14 @@ def run_of(model_path):
         config = RunConfig.from_dict(saved)
     except (ConfigError, TypeError, ValueError):
         raise unreadable from None
+    tfds = not names_a_file(config.dataset) and config.dataset != DEFAULT_DATASET
     for path, what in [(config.dataset if names_a_file(config.dataset) else None, "data set"),
-                       (config.data_dir, "--data-dir")]:
+                       (config.data_dir if tfds and data_dir is None else None, "--data-dir")]:
         if path is not None and not os.path.isabs(path) and not os.path.exists(path):
             raise options.UsageError(
                 f"{config_path}: the run's {what} {path} is not found from here (a path "
-                "relative to where zerograd-train ran): pass --dataset.")
+                "relative to where zerograd-train ran): pass "
+                + ("--data-dir or " if what == "--data-dir" else "") + "--dataset.")
     return config
 
 
@@ -226,8 +231,8 @@ def evaluate(argv=None):
     # Without --dataset, a model in a zerograd-train run folder is evaluated
     # on the examples of the run's own final evaluation (all of them).
     # (A missing model is load_model's error to report.)
-    run = (run_of(args.model) if args.dataset is None and os.path.exists(args.model)
-           else None)
+    run = (run_of(args.model, args.data_dir)
+           if args.dataset is None and os.path.exists(args.model) else None)
     args.dataset = args.dataset or (run.dataset if run else DEFAULT_DATASET)
     # TensorFlow, and the library's Keras classes registered (for load_model).
     zg = _programs.load_library()
@@ -236,7 +241,15 @@ def evaluate(argv=None):
     from zerograd_tf import batching, evaluation
 
     model = load_model(args.model)
-    if epsilon is None and hasattr(model, "epsilon"):
+    if epsilon is None and run is not None:
+        # The run's, as its final evaluation took it (a model saved during
+        # the ε warm-up by an earlier version may hold less).
+        epsilon = float(str(np.float32(run.epsilon)))
+        held = getattr(model, "epsilon", None)
+        if held is not None and not np.isclose(held, epsilon):
+            print(f"{PROG}: --epsilon {epsilon:g} (the run's, from its config.json; the "
+                  f"model holds {float(str(np.float32(held))):g})", file=sys.stderr)
+    elif epsilon is None and hasattr(model, "epsilon"):
         # The saved float32 value, written as its shortest decimal (0.1, not
         # 0.10000000149011612): the same float32 when the attacks cast it.
         epsilon = float(str(np.float32(model.epsilon)))

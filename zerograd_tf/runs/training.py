@@ -221,6 +221,10 @@ def fit_model(config, data, output, writes, logdir, verbose, extra_callbacks, ch
             + (f"The checkpoint of the last good epoch is kept in {kept.directory}. "
                if kept.exists() else "")
             + "Lower --lr-max or --epsilon, or check the data.")
+    # The ε warm-up sets the model's ε step by step: a run stopped during it
+    # (by a CO monitor) is still the run of config.epsilon, as its final
+    # evaluation and zerograd-eval's default take it.
+    model.epsilon = config.epsilon
     # Saved under a temporary name, then moved in place: a kill during the
     # save leaves no half-written model.keras (only the checkpoint, which a
     # rerun resumes from), and the checkpoint goes only once the model is in.
