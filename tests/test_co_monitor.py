@@ -307,3 +307,20 @@ def test_step_checks_count_training_steps_under_steps_per_execution():
     # 8 steps per epoch: checks after steps 4 and 8 of each epoch, none added at its end.
     assert [(c["epoch"], c["step"], c["global_step"]) for c in monitor.checks] == [
         (0, 4, 4), (0, 8, 8), (1, 4, 12), (1, 8, 16)]
+
+
+def test_step_checks_count_the_shorter_last_execution_of_an_epoch():
+    """Keras reports a step k - 1 past the last one started when an epoch's
+    steps are not a multiple of steps_per_execution = k: the checks count
+    the steps that ran."""
+    script = Script([0.3] * 40, [0.3] * 40)
+    monitor = zg.CatastrophicOverfittingMonitor(measure=script, frequency=4, verbose=0)
+    x, y = robustness_problem(160)
+    inputs, outputs = mlp()
+    model = zg.ZeroGradModel(inputs, outputs, epsilon=0.1, seed=0)
+    model.compile(**compile_kwargs(), steps_per_execution=4)
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[monitor])
+    # 10 steps per epoch: checks after steps 4 and 8, and at the epoch's end (step 10).
+    assert int(model.optimizer.iterations.numpy()) == 20
+    assert [(c["epoch"], c["step"], c["global_step"]) for c in monitor.checks] == [
+        (0, 4, 4), (0, 8, 8), (0, 10, 10), (1, 4, 14), (1, 8, 18), (1, 10, 20)]

@@ -214,9 +214,11 @@ class CatastrophicOverfittingMonitor(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         # `batch` is the index of the last step run: under steps_per_execution
-        # = k, Keras calls this once per k steps.
-        self._step_in_epoch = batch + 1
-        self._global_step = self._epoch_start + batch + 1
+        # = k, Keras calls this once per k steps, and after an epoch's shorter
+        # last execution it reports k - 1 past the last step started.
+        steps = (self.params or {}).get("steps")
+        self._step_in_epoch = batch + 1 if not steps else min(batch + 1, steps)
+        self._global_step = self._epoch_start + self._step_in_epoch
         if self.frequency == "epoch":
             return
         # Steps since the last check, across epochs (and a resume, through
