@@ -212,6 +212,8 @@ def finished(path, plan, setting, method, seed, args, timing=False):
         saved = json.load(f)
     if timing and "config" not in saved:  # timings before 2026-12-05 kept none
         return [saved.get(k) for k in ("setting", "method", "seed")] == [setting, method, seed]
+    if timing and saved.get("cost_epochs") != args.cost_epochs:
+        return False  # timed over other epochs: timed anew, not mixed
     saved = saved["config"]
     fields = plan.fields(setting, method, seed, args.overrides)
     different = sorted(k for k, v in fields.items() if saved.get(k) != v)
@@ -245,7 +247,8 @@ def cost_one(plan, setting, method, seed, data, args):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     io_utils.write_json_atomic(path, {
         "setting": setting, "method": method, "seed": seed, "config": config.to_dict(),
-        "epochs_timed": len(timer.seconds), "epoch_seconds": timer.seconds,
+        "cost_epochs": args.cost_epochs, "epochs_timed": len(timer.seconds),
+        "epoch_seconds": timer.seconds,
         # The first epoch includes tracing and compilation, as in the study.
         "mean_epoch_seconds": statistics.fmean(timer.seconds[1:] or timer.seconds),
         "co_monitor": [{"checks": len(m.checks), "events": m.events} for m in acting],

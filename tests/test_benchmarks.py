@@ -96,7 +96,7 @@ def test_co_study_cost_only_can_time_the_first_epochs_of_a_run(tmp_path):
             "--", "--epochs", "4", "--val-size", "16"]
     _run("co_study.py", *args)
     cost = json.loads((results / "cost" / "custom" / "n_fgsm_seed0.json").read_text())
-    assert cost["config"]["epochs"] == 4 and cost["epochs_timed"] == 2
+    assert cost["config"]["epochs"] == 4 and cost["epochs_timed"] == cost["cost_epochs"] == 2
     assert len(cost["epoch_seconds"]) == 2
     assert cost["mean_epoch_seconds"] == cost["epoch_seconds"][1]
     from zerograd_tf.benchmarking import study_records, study_tables
@@ -105,13 +105,25 @@ def test_co_study_cost_only_can_time_the_first_epochs_of_a_run(tmp_path):
     ratio, source = study_tables.cost_ratio([], "n_fgsm", costs)
     assert ratio > 0 and source.startswith(
         "timed apart with --cost-only (the first 2 epochs), 1 and 1 runs, ")
-    # Timings of whole runs (and those written before epochs_timed) say nothing more.
-    whole = [{**c, "epochs_timed": 4} for c in costs]
+    # Timings of whole runs say nothing more, also one that a CO monitor
+    # stopped early, and those written before cost_epochs.
+    whole = [{**c, "epochs_timed": 4, "cost_epochs": None} for c in costs]
     assert study_tables.cost_ratio([], "n_fgsm", whole)[1].startswith(
         "timed apart with --cost-only, 1 and 1 runs, ")
-    legacy = [{k: v for k, v in c.items() if k != "epochs_timed"} for c in costs]
-    assert study_tables.cost_ratio([], "n_fgsm", legacy)[1] == study_tables.cost_ratio(
-        [], "n_fgsm", whole)[1]
+    for other in ([{**c, "cost_epochs": None} for c in costs],
+                  [{k: v for k, v in c.items() if k != "cost_epochs"} for c in costs]):
+        assert study_tables.cost_ratio([], "n_fgsm", other)[1] == study_tables.cost_ratio(
+            [], "n_fgsm", whole)[1]
+    mixed = [costs[0], {**costs[1], "cost_epochs": None}]
+    assert "--cost-only (some over the first 2 epochs), 1 and 1 runs" in study_tables.cost_ratio(
+        [], "n_fgsm", mixed)[1]
+    # Timed again with another --cost-epochs (or none): timed anew, not mixed.
+    path = results / "cost" / "custom" / "fgsm_rs_seed0.json"
+    _run("co_study.py", *[a if a != "2" else "3" for a in args])
+    assert json.loads(path.read_text())["epochs_timed"] == 3
+    _run("co_study.py", *[a for a in args if a not in ("--cost-epochs", "2")])
+    timed = json.loads(path.read_text())
+    assert timed["epochs_timed"] == 4 and timed["cost_epochs"] is None
     for bad in ("1", "x"):
         result = subprocess.run(
             [sys.executable, os.path.join(ROOT, "benchmarks", "co_study.py"),

@@ -299,3 +299,12 @@ def test_train_best_over_an_earlier_best_says_how_to_keep_the_search(
     assert err[0].startswith(f"zerograd-tune: error: {tmp_path / 'p' / 'best_run'} holds the "
                              "run of an earlier best (quantile: 0.3 there, 0.5 here)")
     assert err[0].endswith("remove that folder, or choose another --output.")
+    # A folder given with --output is not the search's own: no "earlier best".
+    other = tmp_path / "other"
+    assert search_module.main([*argv, "--output", str(other)]) == 0
+    best["quantile"] = 0.7
+    capsys.readouterr()
+    assert search_module.main([*argv, "--output", str(other)]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"zerograd-tune: error: {other} holds a run of another configuration (quantile: 0.5 "
+        "there, 0.7 here)")

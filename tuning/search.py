@@ -124,9 +124,10 @@ def main(argv=None):
             return 2
         except run_dir.DifferentRun as error:
             # Not zerograd-train's "pass --overwrite": here it restarts the search.
-            print(f"{PROG}: error: {error.output} holds the run of an earlier best "
-                  f"({error.differences}); remove that folder, or choose another --output.",
-                  file=sys.stderr)
+            held = ("the run of an earlier best" if args.output is None
+                    else "a run of another configuration")
+            print(f"{PROG}: error: {error.output} holds {held} ({error.differences}); remove "
+                  "that folder, or choose another --output.", file=sys.stderr)
             return 2
         except (options.UsageError, DataError) as error:
             print(f"{PROG}: error: {options.with_flags(error)}", file=sys.stderr)

@@ -164,9 +164,9 @@ def auto_target(records, costs=()):
 
 def _stopped_after(cost):
     """The epochs a `--cost-epochs` timing stopped after, or None for a
-    timing of the whole run (or one written before `epochs_timed`)."""
-    timed, epochs = cost.get("epochs_timed"), cost.get("config", {}).get("epochs")
-    return timed if timed is not None and epochs is not None and timed < epochs else None
+    timing of the whole run (also one a CO monitor stopped early)."""
+    asked, epochs = cost.get("cost_epochs"), cost.get("config", {}).get("epochs")
+    return asked if asked is not None and epochs is not None and asked < epochs else None
 
 
 def cost_ratio(rows, method, costs=(), reference="fgsm_rs", study_times=True):
@@ -190,8 +190,10 @@ def cost_ratio(rows, method, costs=(), reference="fgsm_rs", study_times=True):
     if all(timed.values()):
         dates = sorted({c["machine"]["date"] for m in timed for c in timed[m]})
         # Runs stopped early (--cost-epochs) say how many epochs were timed.
-        first = sorted({k for m in timed for k in map(_stopped_after, timed[m]) if k})
-        part = f" (the first {' or '.join(map(str, first))} epochs)" if first else ""
+        stops = [_stopped_after(c) for m in timed for c in timed[m]]
+        first = " or ".join(map(str, sorted({k for k in stops if k})))
+        part = ("" if not first else f" (the first {first} epochs)" if all(stops)
+                else f" (some over the first {first} epochs)")
         timed = {m: [c["mean_epoch_seconds"] for c in timed[m]] for m in timed}
         return (statistics.median(timed[method]) / statistics.median(timed[reference]),
                 f"timed apart with --cost-only{part}, {len(timed[method])} and "
