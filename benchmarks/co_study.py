@@ -70,7 +70,7 @@ from zerograd_tf.benchmarking import partial_run, study_plots, study_records  # 
 from zerograd_tf.benchmarking import study_run, study_tables  # noqa: E402
 from zerograd_tf.benchmarking.machine import machine_record  # noqa: E402
 from zerograd_tf.benchmarking.study_plan import StudyPlan  # noqa: E402
-from zerograd_tf.runs import options, pipeline  # noqa: E402
+from zerograd_tf.runs import fields, options, pipeline  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Many models per process: TensorFlow's retracing warnings are expected here.
@@ -147,23 +147,14 @@ def build_parser():
                         help="only time the training epochs (no measurement, no evaluation) "
                              "into <results>/cost/, on a quiet machine: the zerograd_auto "
                              "target's cost then comes from these runs")
-    parser.add_argument("--cost-epochs", type=cost_epochs, default=None,
+    # >= 2: the first epoch is traced, out of the mean.
+    parser.add_argument("--cost-epochs", type=options.flag_type(fields.Integer(2), "--cost-epochs"),
+                        default=None,
                         help="with --cost-only: time only the first K epochs of each run "
                              "(K >= 2; the first is traced, out of the mean)")
     parser.add_argument("flags", nargs=argparse.REMAINDER,
                         help="after '--': zerograd-train flags overriding the setting's")
     return parser
-
-
-def cost_epochs(text):
-    """`--cost-epochs`: an integer >= 2 (the first epoch is traced)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < 2:
-        raise argparse.ArgumentTypeError(f"--cost-epochs must be an integer >= 2, got {text}")
-    return value
 
 
 def overrides(args):

@@ -241,18 +241,18 @@ def evaluate(argv=None):
     from zerograd_tf import batching, evaluation
 
     model = load_model(args.model)
+    # A saved float32 value, written as its shortest decimal (0.1, not
+    # 0.10000000149011612): the same float32 when the attacks cast it.
+    held = (float(str(np.float32(model.epsilon))) if hasattr(model, "epsilon") else None)
     if epsilon is None and run is not None:
         # The run's, as its final evaluation took it (a model saved during
         # the ε warm-up by an earlier version may hold less).
         epsilon = float(str(np.float32(run.epsilon)))
-        held = getattr(model, "epsilon", None)
         if held is not None and not np.isclose(held, epsilon):
             print(f"{PROG}: --epsilon {epsilon:g} (the run's, from its config.json; the "
-                  f"model holds {float(str(np.float32(held))):g})", file=sys.stderr)
-    elif epsilon is None and hasattr(model, "epsilon"):
-        # The saved float32 value, written as its shortest decimal (0.1, not
-        # 0.10000000149011612): the same float32 when the attacks cast it.
-        epsilon = float(str(np.float32(model.epsilon)))
+                  f"model holds {held:g})", file=sys.stderr)
+    elif epsilon is None and held is not None:
+        epsilon = held
     elif epsilon is None:
         raise options.UsageError(
             "the model has no saved epsilon (not a zerograd_tf model): pass --epsilon.")
