@@ -294,33 +294,24 @@ def test_the_epoch_ends_with_a_check_when_another_callback_stops_training():
     assert history["co_monitor/pgd_accuracy"] == pytest.approx(PGD[:2])
 
 
-def test_step_checks_count_training_steps_under_steps_per_execution():
-    """With steps_per_execution = k, Keras calls the batch hooks once per k
-    steps: `frequency` still counts training steps."""
-    script = Script([0.3] * 40, [0.3] * 40)
-    monitor = zg.CatastrophicOverfittingMonitor(measure=script, frequency=4, verbose=0)
-    x, y = robustness_problem(128)
-    inputs, outputs = mlp()
-    model = zg.ZeroGradModel(inputs, outputs, epsilon=0.1, seed=0)
-    model.compile(**compile_kwargs(), steps_per_execution=2)
-    model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[monitor])
+@pytest.mark.parametrize("examples, steps_per_execution, checks", [
     # 8 steps per epoch: checks after steps 4 and 8 of each epoch, none added at its end.
-    assert [(c["epoch"], c["step"], c["global_step"]) for c in monitor.checks] == [
-        (0, 4, 4), (0, 8, 8), (1, 4, 12), (1, 8, 16)]
-
-
-def test_step_checks_count_the_shorter_last_execution_of_an_epoch():
-    """Keras reports a step k - 1 past the last one started when an epoch's
-    steps are not a multiple of steps_per_execution = k: the checks count
-    the steps that ran."""
+    (128, 2, [(0, 4, 4), (0, 8, 8), (1, 4, 12), (1, 8, 16)]),
+    # 10 steps per epoch, not a multiple of k = 4: Keras reports a step k - 1 past
+    # the last one started; checks after steps 4 and 8, and at the epoch's end (step 10).
+    (160, 4, [(0, 4, 4), (0, 8, 8), (0, 10, 10), (1, 4, 14), (1, 8, 18), (1, 10, 20)]),
+])
+def test_step_checks_count_training_steps_under_steps_per_execution(
+        examples, steps_per_execution, checks):
+    """With steps_per_execution = k, Keras calls the batch hooks once per k
+    steps: `frequency` still counts the training steps that ran, the shorter
+    last execution of an epoch included."""
     script = Script([0.3] * 40, [0.3] * 40)
     monitor = zg.CatastrophicOverfittingMonitor(measure=script, frequency=4, verbose=0)
-    x, y = robustness_problem(160)
+    x, y = robustness_problem(examples)
     inputs, outputs = mlp()
     model = zg.ZeroGradModel(inputs, outputs, epsilon=0.1, seed=0)
-    model.compile(**compile_kwargs(), steps_per_execution=4)
+    model.compile(**compile_kwargs(), steps_per_execution=steps_per_execution)
     model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[monitor])
-    # 10 steps per epoch: checks after steps 4 and 8, and at the epoch's end (step 10).
-    assert int(model.optimizer.iterations.numpy()) == 20
-    assert [(c["epoch"], c["step"], c["global_step"]) for c in monitor.checks] == [
-        (0, 4, 4), (0, 8, 8), (0, 10, 10), (1, 4, 14), (1, 8, 18), (1, 10, 20)]
+    assert int(model.optimizer.iterations.numpy()) == 2 * examples // 16
+    assert [(c["epoch"], c["step"], c["global_step"]) for c in monitor.checks] == checks
