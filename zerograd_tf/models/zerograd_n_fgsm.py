@@ -20,7 +20,7 @@ class ZeroGradNFGSMModel(QuantileMaskedModel, NFGSMModel):
     q-quantile of that example's magnitudes (as `ZeroGradModel` does): those
     elements keep their noise. ZeroGrad's insight (small gradient elements
     have unstable signs) on top of the strongest single-step baseline of
-    the project's study. `attacks.n_fgsm(..., quantile=q)` is the attack.
+    the project's study on CIFAR-10. `attacks.n_fgsm(..., quantile=q)` is the attack.
 
     Args:
         quantile: q in [0, 1) (0 is N-FGSM). Defaults to 0.35. Settable
