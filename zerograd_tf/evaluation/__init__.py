@@ -75,7 +75,7 @@ def evaluate_robustness(model, data, epsilon, steps=50, restarts=10,
                         alpha=None, *, attack="pgd", batch_size=256, loss=None, seed=0,
                         early_stop=True, jit_compile=None, strategy=None, verbose=0,
                         apgd_steps=100, apgd_restarts=1, apgd_targets=9,
-                        square_queries=5000, precision="float32"):
+                        square_queries=5000, precision="float32", backup_path=None):
     """Clean and robust accuracy of a classifier under one or more attacks.
 
     The attacks (a name or a list of names from `ATTACKS`) run in order, each
@@ -163,6 +163,16 @@ def evaluate_robustness(model, data, epsilon, steps=50, restarts=10,
         precision: `"float32"` attacks a float32 copy of a lower-precision
             model (the model itself when it is float32); `"as_trained"`
             attacks the model as it computes. Defaults to `"float32"`.
+        backup_path: a JSON file in which the evaluation saves its progress
+            after every stage of every attack (each PGD restart, each
+            APGD-T target class, each whole attack otherwise). A call with
+            the same evaluation (attacks and budgets, `epsilon`, `seed`,
+            `batch_size`, XLA, examples and model weights) after a killed
+            one continues after the last saved stage and returns what an
+            uninterrupted call returns (an attack's `seconds` add up every
+            call's time on it); a file of another evaluation raises a
+            `ValueError`. The file is removed when the evaluation finishes.
+            Defaults to `None`: nothing is saved.
 
     Returns:
         A dict with
@@ -228,7 +238,7 @@ def evaluate_robustness(model, data, epsilon, steps=50, restarts=10,
     context = specs.Context(model, epsilon, settings,
                             objectives_lib.inference_objective(model, loss), bool(jit_compile))
     counts = engine.run(context, x, y, attack_specs, batch_size=batch_size, seed=seed,
-                        strategy=strategy, verbose=verbose)
+                        strategy=strategy, verbose=verbose, backup_path=backup_path)
     report = {key: counts.pop(key) for key in _REPORT_KEYS}
     report["epsilon"] = epsilon
     report["precision"] = precision_lib.policy_of(getattr(model, "classifier", model))

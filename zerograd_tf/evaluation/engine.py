@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from zerograd_tf import objectives as objectives_lib
 from zerograd_tf import validation
+from zerograd_tf.evaluation import backup as backup_lib
 from zerograd_tf.evaluation import masking
 from zerograd_tf.evaluation import specs as specs_lib
 
@@ -143,12 +144,14 @@ def _progress_bar(label, target, verbose, stateful_metrics):
 
 
 def _run_attack(compiled, spec, x, y, robust, worst_loss, stages, member_seed, batch_size,
-                progress):
-    """Every stage of one attack on the robust examples; updates `robust` and
-    `worst_loss` in place."""
-    done = 0
+                progress, first_stage=0, on_stage=None):
+    """The stages of one attack from `first_stage` on, on the robust
+    examples; updates `robust` and `worst_loss` in place and calls
+    `on_stage(next_stage)` after each."""
+    done = int(robust.sum()) * first_stage
     function = compiled.attack(spec)
-    for stage_index, extra in enumerate(stages):
+    for stage_index in range(first_stage, len(stages)):
+        extra = stages[stage_index]
         stage_seed = tf.random.experimental.stateless_fold_in(member_seed, stage_index)
         for chunk_index, chunk in enumerate(_chunks(np.flatnonzero(robust), batch_size)):
             chunk_seed = tf.random.experimental.stateless_fold_in(stage_seed, chunk_index)
@@ -158,9 +161,12 @@ def _run_attack(compiled, spec, x, y, robust, worst_loss, stages, member_seed, b
             done += len(chunk)
             # Finalized once, by `run`, after the last stage.
             progress.update(done, [("robust_acc", robust.mean())], finalize=False)
+        if on_stage is not None:
+            on_stage(stage_index + 1)
 
 
-def run(context, x, y, attack_specs, *, batch_size, seed, strategy, verbose):
+def run(context, x, y, attack_specs, *, batch_size, seed, strategy, verbose,
+        backup_path=None):
     """Runs `attack_specs` in order, each on the examples still robust.
 
     Args:
@@ -172,6 +178,10 @@ def run(context, x, y, attack_specs, *, batch_size, seed, strategy, verbose):
         seed: the integer seed.
         strategy: a `tf.distribute.Strategy`, or `None` for one device.
         verbose: 1 shows a progress bar per attack.
+        backup_path: a JSON file in which the progress is saved after every
+            stage and from which a killed evaluation continues
+            (`zerograd_tf.evaluation.backup`), or `None`. Defaults to
+            `None`.
 
     Returns:
         The report's counts and losses (see `evaluate_robustness`).
@@ -187,22 +197,49 @@ def run(context, x, y, attack_specs, *, batch_size, seed, strategy, verbose):
     worst_loss = clean_loss.copy()
     num_classes = int(np.asarray(context.model(x[:1], training=False)).shape[-1])
     entries = []
+    backup = saved = None
+    if backup_path is not None:
+        backup = backup_lib.EvaluationBackup(backup_path, backup_lib.evaluation_key(
+            context, x, y, attack_specs, batch_size=batch_size, seed=seed,
+            replicas=compiled.replicas))
+        saved = backup.load()
+    if saved is not None:
+        robust[:] = False
+        robust[np.asarray(saved["robust"], np.int64)] = True
+        worst_loss = np.asarray(saved["worst_loss"], np.float64)
+        entries = list(saved["entries"])
     base_seed = tf.constant([seed, 0], tf.int64)
     for member_index, spec in enumerate(attack_specs):
+        if member_index < len(entries):
+            continue  # finished before the evaluation was interrupted
+        resumed = saved is not None and saved["member"] == member_index
+        first_stage = saved["stage"] if resumed else 0
+        earlier_seconds = saved["seconds"] if resumed else 0.0
         started = time.perf_counter()
-        attacked = int(robust.sum())
+        attacked = saved["attacked"] if resumed else int(robust.sum())
         stages = spec.stages(context.settings, num_classes)
         label = spec.label(context.settings, num_classes)
         target = max(attacked * len(stages), 1)
         progress = _progress_bar(label, target, verbose, ["robust_acc"])
+
+        def save(next_stage, member_index=member_index, attacked=attacked,
+                 started=started, earlier_seconds=earlier_seconds):
+            backup.save(member=member_index, stage=next_stage, robust=robust,
+                        worst_loss=worst_loss, entries=entries, attacked=attacked,
+                        seconds=earlier_seconds + time.perf_counter() - started)
+
         _run_attack(compiled, spec, x, y, robust, worst_loss, stages,
                     tf.random.experimental.stateless_fold_in(base_seed, member_index),
-                    batch_size, progress)
+                    batch_size, progress, first_stage, save if backup is not None else None)
         progress.update(target, [("robust_acc", robust.mean())], finalize=True)
         entries.append({"name": spec.name, "label": label,
                         "robust_accuracy": float(robust.sum() / count),
                         "num_attacked": attacked, "num_broken": attacked - int(robust.sum()),
-                        "seconds": time.perf_counter() - started})
+                        "seconds": earlier_seconds + time.perf_counter() - started})
+        if backup is not None:
+            backup.save(member=member_index + 1, stage=0, robust=robust,
+                        worst_loss=worst_loss, entries=entries,
+                        attacked=int(robust.sum()), seconds=0.0)
     report = {
         "clean_accuracy": float(clean_correct.sum() / count),
         "robust_accuracy": float(robust.sum() / count),
@@ -214,6 +251,8 @@ def run(context, x, y, attack_specs, *, batch_size, seed, strategy, verbose):
         "attacks": entries,
     }
     report.update(_masking_check(attack_specs, entries))
+    if backup is not None:
+        backup.remove()
     return report
 
 
