@@ -15,6 +15,7 @@ from zerograd_tf.benchmarking.epoch_monitor import EpochMonitor
 from zerograd_tf.benchmarking import partial_run
 from zerograd_tf.benchmarking.partial_run import PartialRun
 from zerograd_tf.callbacks.co_monitor import CatastrophicOverfittingMonitor
+from zerograd_tf.evaluation.backup import EvaluationBackup
 from zerograd_tf.runs.options import UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -153,6 +154,41 @@ def test_run_killed_in_evaluation_keeps_its_training_and_finished_evaluations(
     resumed = _record(results, method)
     assert [p["from_epoch"] for p in resumed["processes"]] == [0, 2]
     assert _differences(resumed, whole) == []
+
+
+@pytest.mark.slow
+def test_run_killed_within_autoattack_continues_after_its_last_finished_stage(
+        tmp_path, co_study, monkeypatch):
+    data = make_npz(tmp_path / "tiny.npz", n_train=96, n_test=48)
+    method = "fgsm_rs"
+    assert co_study.main(_args(data, tmp_path / "whole", method)) == 0
+    whole = _record(tmp_path / "whole", method)
+
+    save = EvaluationBackup.save
+    saves, kills = [], []
+
+    def killed_after_apgd_ce(self, **progress):
+        save(self, **progress)
+        saves.append((os.path.basename(self.path), progress["member"], progress["stage"]))
+        # Once, when APGD-CE (AutoAttack's first member) has finished.
+        if "autoattack" in self.path and progress["member"] == 1 and not kills:
+            kills.append(progress)
+            raise Killed
+
+    results = tmp_path / "resumed"
+    with monkeypatch.context() as patch:
+        patch.setattr(EvaluationBackup, "save", killed_after_apgd_ce)
+        with pytest.raises(Killed):
+            co_study.main(_args(data, results, method))
+        partial = results / "custom" / "partial" / f"{method}_seed0"
+        (backup,) = partial.glob("evaluation_autoattack.*.progress.json")
+        saves.clear()
+        assert co_study.main(_args(data, results, method)) == 0
+    # The PGD evaluation was kept, and AutoAttack went on from APGD-T.
+    assert saves[0] == (backup.name, 1, 1)
+    resumed = _record(results, method)
+    assert _differences(resumed, whole) == []
+    assert not partial.exists()
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from zerograd_tf.trainers import evaluate as eval_program
 from zerograd_tf.runs import options
 from zerograd_tf.trainers import train as train_program
 from zerograd_tf import batching, datasets
+from zerograd_tf.evaluation.backup import EvaluationBackup
 from conftest import make_npz
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -503,6 +504,51 @@ def test_a_finished_run_is_evaluated_again_when_the_evaluation_changes(tmp_path,
     assert (out / "model.keras").stat().st_mtime_ns == stamp   # not retrained
     assert (out / "history.json").read_text() == history
     assert json.loads((out / "config.json").read_text())["eval_attack"] == "autoattack"
+
+
+class Killed(Exception):
+    """Stands for the process being killed."""
+
+
+@pytest.mark.slow
+def test_a_run_killed_during_its_final_evaluation_continues_it(tmp_path, monkeypatch):
+    data = make_npz(tmp_path / "tiny.npz", classes=4)
+    evaluation = ["--eval-attack", "pgd,autoattack", "--eval-apgd-steps", "2",
+                  "--eval-square-queries", "3"]
+    assert train_program.main(["--dataset", data, "--output", str(tmp_path / "whole"), *FAST,
+                               *evaluation]) == 0
+    whole = json.loads((tmp_path / "whole" / "report.json").read_text())
+
+    out = tmp_path / "run"
+    args = ["--dataset", data, "--output", str(out), *FAST, *evaluation]
+    save = EvaluationBackup.save
+    saves, kills = [], []
+
+    def killed_after_apgd_ce(self, **progress):
+        save(self, **progress)
+        saves.append((progress["member"], progress["stage"]))
+        if progress["member"] == 2 and not kills:  # PGD and APGD-CE finished
+            kills.append(progress)
+            raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(EvaluationBackup, "save", killed_after_apgd_ce)
+        with pytest.raises(Killed):
+            train_program.main(args)
+        assert len(list(out.glob("evaluation.*.progress.json"))) == 1
+        assert not (out / "report.json").exists()
+        saves.clear()
+        assert train_program.main(args) == 0
+    assert saves[0] == (2, 1)  # it went on with APGD-T
+    report = json.loads((out / "report.json").read_text())
+
+    def without_seconds(report):
+        return {k: [{**a, "seconds": None} for a in v] if k == "attacks" else v
+                for k, v in report.items() if k != "seconds"}
+
+    assert [a["name"] for a in report["attacks"]] == ["pgd", "apgd-ce", "apgd-t", "square"]
+    assert without_seconds(report) == without_seconds(whole)
+    assert not list(out.glob("evaluation.*.progress.json"))
 
 
 def test_zerograd_eval_finds_the_run_of_a_model_and_refuses_what_it_cannot_use(tmp_path,

@@ -1,6 +1,7 @@
 """The saved state of an unfinished study run, from which a killed run resumes."""
 
 import datetime
+import hashlib
 import json
 import os
 import shutil
@@ -35,7 +36,9 @@ class PartialRun:
     - the CO callbacks' state files (`state_dir`), which they trim to the
       checkpoint's epochs themselves when they resume.
     - `evaluation_<name>.json`: each finished final evaluation with the
-      options it ran with; other options run it again.
+      options it ran with; other options run it again. While one runs, its
+      progress after every attack stage (`evaluation_backup`), from which a
+      killed evaluation continues.
     - `processes.json`: each process that worked on the run (the epochs
       finished when it started, its date and machine).
 
@@ -170,6 +173,14 @@ class PartialRun:
         result = json.loads(json.dumps(compute()))
         io_utils.write_json_atomic(path, {"options": options, "result": result})
         return result
+
+    def evaluation_backup(self, name, options):
+        """The progress file of the evaluation `name` with `options` while it
+        runs (`evaluate_robustness`'s `backup_path`): one per set of options,
+        so a run resumed with other options starts that evaluation afresh."""
+        options = json.dumps(options, sort_keys=True).encode()
+        return self._path(f"evaluation_{name}.{hashlib.sha256(options).hexdigest()[:12]}"
+                          ".progress.json")
 
     def finish(self):
         """Removes the folder once the run's record is written (renamed away

@@ -11,15 +11,14 @@ the examples of a split).
 """
 
 import datetime
-import hashlib
 import os
 import statistics
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from zerograd_tf import __version__, evaluation, monitoring
+from zerograd_tf.evaluation import backup as evaluation_backup
 from zerograd_tf.benchmarking.epoch_monitor import EpochMonitor
 from zerograd_tf.benchmarking.machine import machine_record
 from zerograd_tf.runs import pipeline, run_dir, training
@@ -52,12 +51,7 @@ def fingerprint(*arrays):
         >>> fingerprint(np.zeros(3)) == fingerprint(np.zeros(3)) != fingerprint(np.ones(3))
         True
     """
-    digest = hashlib.sha256()
-    for array in arrays:
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype}{array.shape}".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()[:16]
+    return evaluation_backup.digest(arrays)
 
 
 def identity(config, data, measurement):
@@ -134,13 +128,16 @@ def train_and_evaluate(config, data, partial, monitor, test, weights_path, *,
     examples = fingerprint(*test)
 
     def evaluate(name, **kwargs):
+        options = {**kwargs, "examples": examples}
+
         def run():
             if verbose:
                 print(f"{label + ': ' if label else ''}final evaluation ({name})", flush=True)
-            return evaluation.evaluate_robustness(model, test, config.epsilon,
-                                                  verbose=2 if verbose else 0, **kwargs)
+            return evaluation.evaluate_robustness(
+                model, test, config.epsilon, verbose=2 if verbose else 0,
+                backup_path=partial.evaluation_backup(name, options), **kwargs)
 
-        return partial.evaluation(name, {**kwargs, "examples": examples}, run)
+        return partial.evaluation(name, options, run)
 
     pgd = dict(steps=final_steps, restarts=final_restarts, seed=config.seed)
     final = evaluate("final", **pgd)
