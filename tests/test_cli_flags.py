@@ -150,14 +150,15 @@ def test_eval_flags_reach_the_final_evaluation(data, monkeypatch):
                         "--eval-alpha", "0.5", "--eval-size", "12", "--eval-attack",
                         "pgd,square", "--eval-apgd-steps", "7", "--eval-square-queries", "9",
                         "--eval-batch-size", "8", "--seed", "3"], data)
-    training.final_evaluation(None, config, data)
+    training.final_evaluation(None, config, data, backup_path="progress.json")
     assert seen == {"steps": 3, "restarts": 2, "alpha": pytest.approx(0.1),
                     "attack": ["pgd", "square"], "apgd_steps": 7, "square_queries": 9,
-                    "batch_size": 8, "seed": 3, "verbose": 0, "epsilon": 0.2, "examples": 12}
+                    "batch_size": 8, "seed": 3, "verbose": 0, "epsilon": 0.2, "examples": 12,
+                    "backup_path": "progress.json"}
 
 
 # zerograd-eval: every flag -> evaluate_robustness's arguments (or the data).
-def test_every_eval_flag_reaches_evaluate_robustness(monkeypatch):
+def test_every_eval_flag_reaches_evaluate_robustness(monkeypatch, tmp_path):
     seen = {}
 
     def fake(model, dataset, epsilon, **kwargs):
@@ -175,12 +176,13 @@ def test_every_eval_flag_reaches_evaluate_robustness(monkeypatch):
         ["m.keras", "--epsilon", "0.2", "--attack", "pgd,apgd-t", "--steps", "3",
          "--restarts", "2", "--apgd-steps", "7", "--apgd-restarts", "2", "--apgd-targets",
          "3", "--square-queries", "9", "--verbose", "0", "--alpha", "0.5", "--batch-size",
-         "8", "--limit", "30", "--seed", "4", "--precision", "as_trained", "--json", "-"])
+         "8", "--limit", "30", "--seed", "4", "--precision", "as_trained", "--json", "-",
+         "--backup", str(tmp_path / "progress.json")])
     assert json_path == "-"
     assert seen == {"steps": 3, "restarts": 2, "attack": ["pgd", "apgd-t"], "apgd_steps": 7,
                     "apgd_restarts": 2, "apgd_targets": 3, "square_queries": 9,
                     "batch_size": 8, "seed": 4, "verbose": 0, "alpha": pytest.approx(0.1),
-                    "precision": "as_trained",
+                    "precision": "as_trained", "backup_path": str(tmp_path / "progress.json"),
                     "epsilon": 0.2, "examples": 30, "batch": 8}
 
 

@@ -1,12 +1,18 @@
-"""`evaluate_robustness(..., backup_path=...)`: a killed evaluation continues
-after its last saved stage to the report of the uninterrupted one; a file of
-another evaluation, or a damaged one, is refused and kept."""
+"""`evaluate_robustness(..., backup_path=...)` and `zerograd-eval --backup`: a
+killed evaluation continues after its last saved stage to the report of the
+uninterrupted one; a file of another evaluation, or a damaged one, is refused
+and kept."""
 
+import json
+
+import keras
 import pytest
 
 import zerograd_tf as zg
+from conftest import make_npz, small_cnn
 from test_evaluation_engine import EPS, PINNED_SETTINGS, pinned_problem
 from zerograd_tf.evaluation.backup import EvaluationBackup
+from zerograd_tf.trainers import evaluate as eval_program
 
 # PGD first (one stage: its restarts run within a call), then AutoAttack:
 # APGD-CE (1 stage), APGD-T (3 target classes), Square (1 stage).
@@ -117,3 +123,46 @@ def test_a_damaged_progress_file_is_refused_in_one_line(tmp_path, problem):
         zg.evaluate_robustness(model, (x, y), EPS, attack="pgd", backup_path=path,
                                **PINNED_SETTINGS)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.slow
+def test_zerograd_eval_backup_continues_a_killed_evaluation_and_refuses_another(
+        tmp_path, monkeypatch, capsys):
+    data = make_npz(tmp_path / "tiny.npz", n_test=24, classes=4)
+    inputs, outputs = small_cnn((12, 12, 1), classes=4)
+    model = zg.ZeroGradModel(inputs, outputs, epsilon=0.1)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    args = [path, "--dataset", data, "--attack", "pgd,autoattack", "--steps", "2",
+            "--restarts", "1", "--apgd-steps", "2", "--apgd-targets", "2",
+            "--square-queries", "3", "--verbose", "0", "--json", "-"]
+    assert eval_program.main(args) == 0
+    whole = json.loads(capsys.readouterr().out)
+
+    backup = tmp_path / "progress.json"
+    saves = []
+    with monkeypatch.context() as patch:
+        _recording_saves(patch, saves, kill_after=4)  # after APGD-CE
+        with pytest.raises(Killed):
+            eval_program.main([*args, "--backup", str(backup)])
+    assert saves[-1] == (2, 0) and backup.exists()
+    capsys.readouterr()
+    saves.clear()
+    with monkeypatch.context() as patch:
+        _recording_saves(patch, saves)
+        assert eval_program.main([*args, "--backup", str(backup)]) == 0
+    assert saves[0] == (2, 1)
+    assert _without_seconds(json.loads(capsys.readouterr().out)) == _without_seconds(whole)
+    assert not backup.exists()
+
+    with monkeypatch.context() as patch:
+        _recording_saves(patch, [], kill_after=1)
+        with pytest.raises(Killed):
+            eval_program.main([*args, "--backup", str(backup)])
+    capsys.readouterr()
+    assert eval_program.main([*args, "--seed", "1", "--backup", str(backup)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("zerograd-eval: error: --backup ") and "\n" not in err
+    assert "another evaluation (differs in: seed)" in err and backup.exists()

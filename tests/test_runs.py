@@ -222,3 +222,33 @@ def test_a_non_chief_worker_resumes_from_the_chiefs_monitor_state(tmp_path):
     assert sorted(p.name for p in writes.iterdir()) == [
         "auto_quantile.epoch_end_3.npz", "auto_quantile.json", "co_monitor.json"]
     assert (writes / "co_monitor.json").read_text() == "co_monitor.json"
+
+
+def test_the_final_evaluations_progress_file_follows_the_evaluation_options(tmp_path):
+    """zerograd-train's final-evaluation backup: named by the evaluation's
+    options (another evaluation's progress is removed, not continued), and a
+    non-chief worker starts from the chief's file."""
+    from zerograd_tf.runs import training
+
+    output, writes = tmp_path / "run", tmp_path / "scratch"
+    output.mkdir()
+    writes.mkdir()
+    config = RunConfig(eval_attack="autoattack", eval_apgd_steps=7)
+    path = training.evaluation_backup(str(output), str(output), config)
+    assert os.path.dirname(path) == str(output)
+    assert path == training.evaluation_backup(str(output), str(output), config)
+    other = training.evaluation_backup(str(output), str(output),
+                                       config.replace(eval_apgd_steps=8))
+    assert other != path
+    # The same options with another ε or seed are another evaluation too.
+    assert path not in {training.evaluation_backup(str(output), str(output), changed)
+                        for changed in (config.replace(epsilon=0.2), config.replace(seed=1))}
+    open(path, "w").write("chief's progress")
+    open(other, "w").write("another evaluation's")
+    (output / "history.json").write_text("{}")
+    assert training.evaluation_backup(str(output), str(output), config) == path
+    assert sorted(p.name for p in output.iterdir()) == sorted(
+        [os.path.basename(path), "history.json"])
+    worker = training.evaluation_backup(str(output), str(writes), config)
+    assert worker == str(writes / os.path.basename(path))
+    assert open(worker).read() == "chief's progress"

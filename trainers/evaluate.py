@@ -87,6 +87,11 @@ def build_parser():
                         help="float32 (default) attacks a float32 copy of a model trained in "
                              "mixed precision, with the same weights (the honest number: "
                              "docs/precision.md); as_trained attacks the model as it computes")
+    parser.add_argument("--backup", default=None,
+                        help="a JSON file in which the evaluation at --epsilon saves its "
+                             "progress after every attack stage; the same command run again "
+                             "after a kill continues from it (removed at the end; default: "
+                             "none)")
     parser.add_argument("--json", default=None,
                         help="also write the report to this file; '-' prints only the JSON "
                              "report on standard output, the table on standard error "
@@ -228,6 +233,8 @@ def evaluate(argv=None):
     # Option errors before the work (and before TensorFlow is imported).
     if args.json and args.json != "-":
         run_dir.check_file(args.json, "--json")
+    if args.backup:
+        run_dir.check_file(args.backup, "--backup")
     # Without --dataset, a model in a zerograd-train run folder is evaluated
     # on the examples of the run's own final evaluation (all of them).
     # (A missing model is load_model's error to report.)
@@ -288,9 +295,15 @@ def evaluate(argv=None):
                     apgd_targets=args.apgd_targets, square_queries=args.square_queries,
                     batch_size=args.batch_size, seed=args.seed, verbose=args.verbose,
                     precision=args.precision, **({} if loss is None else {"loss": loss}))
-    with contextlib.redirect_stdout(sys.stderr):  # progress bars: stdout is for results
-        report = zg.evaluate_robustness(attacked, dataset, epsilon, alpha=args.alpha * epsilon,
-                                        **settings)
+    from zerograd_tf.evaluation.backup import BackupError
+
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # progress bars: stdout is for results
+            report = zg.evaluate_robustness(attacked, dataset, epsilon,
+                                            alpha=args.alpha * epsilon,
+                                            backup_path=args.backup, **settings)
+    except BackupError as error:
+        raise options.UsageError(f"--backup {error.detail}.") from None
     report = {"model": args.model, "dataset": args.dataset, "split": split,
               **report}
     if args.epsilon_sweep:

@@ -61,6 +61,15 @@ def evaluation_key(context, x, y, attack_specs, *, batch_size, seed, replicas):
     }))
 
 
+class BackupError(ValueError):
+    """A progress file that cannot be used; `detail` says why, without the
+    argument's name (programs name their own option)."""
+
+    def __init__(self, detail):
+        super().__init__(f"`backup_path` {detail}")
+        self.detail = detail
+
+
 class EvaluationBackup:
     """The progress file of one evaluation (see the module docstring).
 
@@ -85,8 +94,8 @@ class EvaluationBackup:
             time spent on it so far).
 
         Raises:
-            ValueError: when the file cannot be read or belongs to another
-                evaluation.
+            BackupError: (a `ValueError`) when the file cannot be read or
+                belongs to another evaluation.
         """
         if not os.path.exists(self.path):
             return None
@@ -95,14 +104,14 @@ class EvaluationBackup:
                 saved = json.load(f)
             saved_key = saved["key"]
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"`backup_path`: {io_utils.damaged(self.path, error)}; remove "
-                             "it to evaluate afresh") from None
+            raise BackupError(f"{io_utils.damaged(self.path, error)}; remove it to evaluate "
+                              "afresh") from None
         if saved_key != self.key:
             differing = sorted(k for k in set(saved_key) | set(self.key)
                                if saved_key.get(k) != self.key.get(k))
-            raise ValueError(
-                f"`backup_path` {self.path} holds the progress of another evaluation "
-                f"(differs in: {', '.join(differing)}); remove it or choose another path")
+            raise BackupError(
+                f"{self.path} holds the progress of another evaluation (differs in: "
+                f"{', '.join(differing)}); remove it or choose another path")
         return saved
 
     def save(self, *, member, stage, robust, worst_loss, entries, attacked, seconds):
