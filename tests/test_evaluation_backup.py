@@ -11,6 +11,7 @@ import pytest
 import zerograd_tf as zg
 from conftest import make_npz, small_cnn
 from test_evaluation_engine import EPS, PINNED_SETTINGS, pinned_problem
+from zerograd_tf.evaluation import backup
 from zerograd_tf.evaluation.backup import EvaluationBackup
 from zerograd_tf.trainers import evaluate as eval_program
 
@@ -112,7 +113,50 @@ def test_the_progress_of_another_evaluation_is_refused_and_kept(tmp_path, monkey
     with pytest.raises(ValueError, match=r"differs in: examples"):
         zg.evaluate_robustness(model, (x[:-1], y[:-1]), EPS, attack=ATTACK,
                                backup_path=path, **PINNED_SETTINGS)
+    with pytest.raises(ValueError, match=r"differs in: loss"):
+        zg.evaluate_robustness(model, (x, y), EPS, attack=ATTACK, backup_path=path,
+                               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                               **PINNED_SETTINGS)
+    # The same weights computing something else: a softmax on top.
+    softmax = keras.Model(model.inputs, keras.layers.Softmax()(model.outputs[0]))
+    with pytest.raises(ValueError, match=r"differs in: layers"):
+        zg.evaluate_robustness(softmax, (x, y), EPS, attack=ATTACK, backup_path=path,
+                               **PINNED_SETTINGS)
     assert path.read_text() == saved
+
+
+def test_a_programs_own_progress_file_of_another_evaluation_is_replaced(
+        tmp_path, monkeypatch, problem, whole, caplog):
+    model, x, y = problem
+    path = tmp_path / "progress.json"
+    with monkeypatch.context() as patch:
+        _recording_saves(patch, [], kill_after=2)
+        with pytest.raises(Killed):
+            zg.evaluate_robustness(model, (x, y), EPS, attack=ATTACK, backup_path=path,
+                                   **{**PINNED_SETTINGS, "seed": 9})
+    report = backup.run_owned(lambda p: zg.evaluate_robustness(
+        model, (x, y), EPS, attack=ATTACK, backup_path=p, **PINNED_SETTINGS), str(path))
+    assert _without_seconds(report) == _without_seconds(whole)
+    assert "another evaluation (differs in: seed): evaluating afresh" in caplog.text
+    assert not path.exists()
+
+
+def test_a_progress_file_whose_content_does_not_fit_is_damaged(tmp_path, monkeypatch,
+                                                                 problem):
+    model, x, y = problem
+    path = tmp_path / "progress.json"
+    with monkeypatch.context() as patch:
+        _recording_saves(patch, [], kill_after=3)
+        with pytest.raises(Killed):
+            zg.evaluate_robustness(model, (x, y), EPS, attack=ATTACK, backup_path=path,
+                                   **PINNED_SETTINGS)
+    saved = json.loads(path.read_text())
+    for change in ({"worst_loss": saved["worst_loss"][:-1]}, {"robust": [len(x)]},
+                   {"member": 7}, {"entries": []}, {"stage": "1"}):
+        path.write_text(json.dumps({**saved, **change}))
+        with pytest.raises(ValueError, match=r"progress.json is damaged"):
+            zg.evaluate_robustness(model, (x, y), EPS, attack=ATTACK, backup_path=path,
+                                   **PINNED_SETTINGS)
 
 
 def test_a_damaged_progress_file_is_refused_in_one_line(tmp_path, problem):

@@ -228,27 +228,27 @@ def test_the_final_evaluations_progress_file_follows_the_evaluation_options(tmp_
     """zerograd-train's final-evaluation backup: named by the evaluation's
     options (another evaluation's progress is removed, not continued), and a
     non-chief worker starts from the chief's file."""
-    from zerograd_tf.runs import training
+    from zerograd_tf.runs import run_dir
 
     output, writes = tmp_path / "run", tmp_path / "scratch"
     output.mkdir()
     writes.mkdir()
     config = RunConfig(eval_attack="autoattack", eval_apgd_steps=7)
-    path = training.evaluation_backup(str(output), str(output), config)
+    path = run_dir.evaluation_backup(str(output), str(output), config)
     assert os.path.dirname(path) == str(output)
-    assert path == training.evaluation_backup(str(output), str(output), config)
-    other = training.evaluation_backup(str(output), str(output),
+    assert path == run_dir.evaluation_backup(str(output), str(output), config)
+    other = run_dir.evaluation_backup(str(output), str(output),
                                        config.replace(eval_apgd_steps=8))
     assert other != path
     # The same options with another ε or seed are another evaluation too.
-    assert path not in {training.evaluation_backup(str(output), str(output), changed)
+    assert path not in {run_dir.evaluation_backup(str(output), str(output), changed)
                         for changed in (config.replace(epsilon=0.2), config.replace(seed=1))}
     open(path, "w").write("chief's progress")
     open(other, "w").write("another evaluation's")
     (output / "history.json").write_text("{}")
-    assert training.evaluation_backup(str(output), str(output), config) == path
+    assert run_dir.evaluation_backup(str(output), str(output), config) == path
     assert sorted(p.name for p in output.iterdir()) == sorted(
         [os.path.basename(path), "history.json"])
-    worker = training.evaluation_backup(str(output), str(writes), config)
+    worker = run_dir.evaluation_backup(str(output), str(writes), config)
     assert worker == str(writes / os.path.basename(path))
     assert open(worker).read() == "chief's progress"

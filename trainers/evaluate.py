@@ -303,7 +303,8 @@ def evaluate(argv=None):
                                             alpha=args.alpha * epsilon,
                                             backup_path=args.backup, **settings)
     except BackupError as error:
-        raise options.UsageError(f"--backup {error.detail}.") from None
+        raise options.UsageError(f"--backup {error.problem}; remove it or choose another "
+                                 "--backup.") from None
     report = {"model": args.model, "dataset": args.dataset, "split": split,
               **report}
     if args.epsilon_sweep:

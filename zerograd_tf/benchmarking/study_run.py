@@ -133,9 +133,11 @@ def train_and_evaluate(config, data, partial, monitor, test, weights_path, *,
         def run():
             if verbose:
                 print(f"{label + ': ' if label else ''}final evaluation ({name})", flush=True)
-            return evaluation.evaluate_robustness(
-                model, test, config.epsilon, verbose=2 if verbose else 0,
-                backup_path=partial.evaluation_backup(name, options), **kwargs)
+            return evaluation_backup.run_owned(
+                lambda path: evaluation.evaluate_robustness(
+                    model, test, config.epsilon, verbose=2 if verbose else 0,
+                    backup_path=path, **kwargs),
+                partial.evaluation_backup(name, options))
 
         return partial.evaluation(name, options, run)
 

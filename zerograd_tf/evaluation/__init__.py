@@ -18,6 +18,7 @@ from zerograd_tf import _names, dtype_policies
 from zerograd_tf import objectives as objectives_lib
 from zerograd_tf import precision as precision_lib
 from zerograd_tf import validation
+from zerograd_tf.evaluation import backup as backup_lib
 from zerograd_tf.evaluation import engine, specs
 
 _LOG = logging.getLogger("zerograd_tf")
@@ -164,15 +165,17 @@ def evaluate_robustness(model, data, epsilon, steps=50, restarts=10,
             model (the model itself when it is float32); `"as_trained"`
             attacks the model as it computes. Defaults to `"float32"`.
         backup_path: a JSON file in which the evaluation saves its progress
-            after every stage of every attack (each PGD restart, each
-            APGD-T target class, each whole attack otherwise). A call with
-            the same evaluation (attacks and budgets, `epsilon`, `seed`,
-            `batch_size`, XLA, examples and model weights) after a killed
-            one continues after the last saved stage and returns what an
-            uninterrupted call returns (an attack's `seconds` add up every
-            call's time on it); a file of another evaluation raises a
-            `ValueError`. The file is removed when the evaluation finishes.
-            Defaults to `None`: nothing is saved.
+            after every stage of every attack (each APGD restart and APGD-T
+            target class; each whole attack otherwise, PGD and Square
+            included). A call with the same evaluation (attacks and budgets,
+            `epsilon`, `seed`, `batch_size`, XLA, replicas, precision,
+            `loss`, examples, the model's layers and weights) after a
+            killed one continues after the last saved stage and returns
+            what an uninterrupted call returns, `seconds` aside; a file of
+            another evaluation, or a damaged one, raises a `ValueError`
+            (`zerograd_tf.evaluation.backup.BackupError`) and is kept. The
+            file is removed when the evaluation finishes. Defaults to
+            `None`: nothing is saved.
 
     Returns:
         A dict with
@@ -237,8 +240,14 @@ def evaluate_robustness(model, data, epsilon, steps=50, restarts=10,
     attack_specs = _usable_specs(members, explicit, num_classes)
     context = specs.Context(model, epsilon, settings,
                             objectives_lib.inference_objective(model, loss), bool(jit_compile))
+    backup = None
+    if backup_path is not None:
+        replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+        backup = backup_lib.EvaluationBackup(backup_path, backup_lib.evaluation_key(
+            context, x, y, attack_specs, batch_size=batch_size, seed=seed, replicas=replicas,
+            loss=loss))
     counts = engine.run(context, x, y, attack_specs, batch_size=batch_size, seed=seed,
-                        strategy=strategy, verbose=verbose, backup_path=backup_path)
+                        strategy=strategy, verbose=verbose, backup=backup)
     report = {key: counts.pop(key) for key in _REPORT_KEYS}
     report["epsilon"] = epsilon
     report["precision"] = precision_lib.policy_of(getattr(model, "classifier", model))

@@ -27,7 +27,6 @@ import tensorflow as tf
 
 from zerograd_tf import objectives as objectives_lib
 from zerograd_tf import validation
-from zerograd_tf.evaluation import backup as backup_lib
 from zerograd_tf.evaluation import masking
 from zerograd_tf.evaluation import specs as specs_lib
 
@@ -144,11 +143,11 @@ def _progress_bar(label, target, verbose, stateful_metrics):
 
 
 def _run_attack(compiled, spec, x, y, robust, worst_loss, stages, member_seed, batch_size,
-                progress, first_stage=0, on_stage=None):
+                progress, attacked, first_stage=0, on_stage=None):
     """The stages of one attack from `first_stage` on, on the robust
-    examples; updates `robust` and `worst_loss` in place and calls
-    `on_stage(next_stage)` after each."""
-    done = int(robust.sum()) * first_stage
+    examples (`attacked` of them when the attack began); updates `robust`
+    and `worst_loss` in place and calls `on_stage(next_stage)` after each."""
+    done = attacked * first_stage
     function = compiled.attack(spec)
     for stage_index in range(first_stage, len(stages)):
         extra = stages[stage_index]
@@ -165,8 +164,7 @@ def _run_attack(compiled, spec, x, y, robust, worst_loss, stages, member_seed, b
             on_stage(stage_index + 1)
 
 
-def run(context, x, y, attack_specs, *, batch_size, seed, strategy, verbose,
-        backup_path=None):
+def run(context, x, y, attack_specs, *, batch_size, seed, strategy, verbose, backup=None):
     """Runs `attack_specs` in order, each on the examples still robust.
 
     Args:
@@ -178,10 +176,9 @@ def run(context, x, y, attack_specs, *, batch_size, seed, strategy, verbose,
         seed: the integer seed.
         strategy: a `tf.distribute.Strategy`, or `None` for one device.
         verbose: 1 shows a progress bar per attack.
-        backup_path: a JSON file in which the progress is saved after every
-            stage and from which a killed evaluation continues
-            (`zerograd_tf.evaluation.backup`), or `None`. Defaults to
-            `None`.
+        backup: an `EvaluationBackup` (`zerograd_tf.evaluation.backup`) in
+            which the progress is saved after every stage and from which a
+            killed evaluation continues. Defaults to `None`: nothing saved.
 
     Returns:
         The report's counts and losses (see `evaluate_robustness`).
@@ -197,12 +194,7 @@ def run(context, x, y, attack_specs, *, batch_size, seed, strategy, verbose,
     worst_loss = clean_loss.copy()
     num_classes = int(np.asarray(context.model(x[:1], training=False)).shape[-1])
     entries = []
-    backup = saved = None
-    if backup_path is not None:
-        backup = backup_lib.EvaluationBackup(backup_path, backup_lib.evaluation_key(
-            context, x, y, attack_specs, batch_size=batch_size, seed=seed,
-            replicas=compiled.replicas))
-        saved = backup.load()
+    saved = backup.load(count, len(attack_specs)) if backup is not None else None
     if saved is not None:
         robust[:] = False
         robust[np.asarray(saved["robust"], np.int64)] = True
@@ -230,7 +222,8 @@ def run(context, x, y, attack_specs, *, batch_size, seed, strategy, verbose,
 
         _run_attack(compiled, spec, x, y, robust, worst_loss, stages,
                     tf.random.experimental.stateless_fold_in(base_seed, member_index),
-                    batch_size, progress, first_stage, save if backup is not None else None)
+                    batch_size, progress, attacked, first_stage,
+                    save if backup is not None else None)
         progress.update(target, [("robust_acc", robust.mean())], finalize=True)
         entries.append({"name": spec.name, "label": label,
                         "robust_accuracy": float(robust.sum() / count),

@@ -11,11 +11,15 @@
 - `prepare_output`: `zerograd-train --output`: a new run, the same run
   resumed (its configuration compared with the saved `config.json`), or
   a refusal; `check_output` makes its checks without writing.
+- `evaluation_backup`: the progress file of a run's final evaluation, from
+  which a run killed during it continues.
 
 Every problem is an `options.UsageError`: one line naming the flag, exit
 status 2.
 """
 
+import glob
+import hashlib
 import json
 import os
 import shutil
@@ -336,3 +340,39 @@ def prepare_output(output, config, resume, overwrite, prog="zerograd-train"):
     os.makedirs(output, exist_ok=True)
     io_utils.write_json_atomic(config_path, config.to_dict())
     return False
+
+
+def evaluation_backup(output, writes, config, strategy=None):
+    """Where the final evaluation saves its progress, so that a run killed
+    during it continues it when run again.
+
+    Files of other evaluation options are removed (their evaluation is not
+    the one to finish). Every worker of a multi-worker strategy must run the
+    same attack stages: a non-chief worker starts from a copy of the
+    chief's file, and no worker goes on before all have taken theirs.
+
+    Args:
+        output: the run folder.
+        writes: the folder this worker writes (`output` for the chief).
+        config: the run's `RunConfig`.
+        strategy: the `tf.distribute` strategy. Defaults to `None`.
+
+    Returns:
+        The path (`evaluate_robustness`'s `backup_path`): a file in
+        `writes` named by the evaluation's options.
+    """
+    chosen = {k: getattr(config, k) for k in (*EVALUATION_KEYS, "epsilon", "seed")}
+    digest = hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:12]
+    name = f"evaluation.{digest}.progress.json"
+    for path in glob.glob(os.path.join(writes, "evaluation.*.progress.json")):
+        if os.path.basename(path) != name:
+            os.remove(path)
+    if writes != output and os.path.exists(os.path.join(output, name)):
+        shutil.copyfile(os.path.join(output, name), os.path.join(writes, name))
+    import tensorflow as tf
+
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # A barrier: the chief saves no stage before every worker has copied.
+        strategy.reduce(tf.distribute.ReduceOp.SUM,
+                        strategy.run(lambda: tf.constant(1.0)), axis=None)
+    return os.path.join(writes, name)

@@ -14,7 +14,6 @@ that importing this module (as the programs do before parsing) stays light.
 
 import contextlib
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -68,24 +67,6 @@ def final_evaluation(model, config, data, verbose=0, backup_path=None):
     return report
 
 
-def evaluation_backup(output, writes, config):
-    """Where the final evaluation saves its progress (`evaluate_robustness`'s
-    `backup_path`), so that a run killed during it continues it when run
-    again: a file in `writes` named by the evaluation's options. Files of
-    other options are removed (their evaluation is not the one to finish); a
-    non-chief worker starts from the chief's file, as every worker must run
-    the same attack stages."""
-    options = {k: getattr(config, k) for k in (*run_dir.EVALUATION_KEYS, "epsilon", "seed")}
-    digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:12]
-    name = f"evaluation.{digest}.progress.json"
-    for path in glob.glob(os.path.join(writes, "evaluation.*.progress.json")):
-        if os.path.basename(path) != name:
-            os.remove(path)
-    if writes != output and os.path.exists(os.path.join(output, name)):
-        shutil.copyfile(os.path.join(output, name), os.path.join(writes, name))
-    return os.path.join(writes, name)
-
-
 CO_MONITOR_STATE, AUTO_QUANTILE_STATE = "co_monitor.json", "auto_quantile.json"
 
 
@@ -137,6 +118,7 @@ def train(config, data, output, logdir, verbose=2, extra_callbacks=(), strategy=
     import keras
     import tensorflow as tf
     from zerograd_tf import callbacks as callbacks_lib
+    from zerograd_tf.evaluation import backup as backup_lib
 
     strategy = strategy or tf.distribute.get_strategy()
     writes = output if chief else tempfile.mkdtemp(prefix="zerograd-worker-")
@@ -155,8 +137,11 @@ def train(config, data, output, logdir, verbose=2, extra_callbacks=(), strategy=
         if verbose and chief:
             print(f"{PROG}: final evaluation ({config.eval_attack})", file=sys.stderr,
                   flush=True)
-        report = final_evaluation(model, config, data, verbose=1 if verbose and chief else 0,
-                                  backup_path=evaluation_backup(output, writes, config))
+        report = backup_lib.run_owned(
+            lambda path: final_evaluation(model, config, data,
+                                          verbose=1 if verbose and chief else 0,
+                                          backup_path=path),
+            run_dir.evaluation_backup(output, writes, config, strategy))
     if chief:
         io_utils.write_json_atomic(os.path.join(output, "report.json"), report)
         _write_text_summary(logdir, report, report["split"])
