@@ -46,6 +46,17 @@ def _recording_saves(monkeypatch, saves, kill_after=None):
     monkeypatch.setattr(EvaluationBackup, "save", recorded)
 
 
+def _killed(monkeypatch, problem, path, kill_after, saves=None, **changed):
+    """Runs the pinned evaluation with a backup until its `kill_after`-th
+    save, as a killed process would leave it."""
+    model, x, y = problem
+    with monkeypatch.context() as patch:
+        _recording_saves(patch, [] if saves is None else saves, kill_after)
+        with pytest.raises(Killed):
+            zg.evaluate_robustness(model, (x, y), EPS, attack=ATTACK, backup_path=path,
+                                   **{**PINNED_SETTINGS, **changed})
+
+
 @pytest.fixture(scope="module")
 def problem():
     return pinned_problem()
@@ -68,11 +79,7 @@ def test_a_killed_evaluation_continues_to_the_uninterrupted_report(
     model, x, y = problem
     path = tmp_path / "progress.json"
     saves = []
-    with monkeypatch.context() as patch:
-        _recording_saves(patch, saves, kill_after)
-        with pytest.raises(Killed):
-            zg.evaluate_robustness(model, (x, y), EPS, attack=ATTACK, backup_path=path,
-                                   **PINNED_SETTINGS)
+    _killed(monkeypatch, problem, path, kill_after, saves)
     assert saves == SAVES[:kill_after] and path.exists()
 
     saves.clear()
@@ -100,11 +107,7 @@ def test_the_progress_of_another_evaluation_is_refused_and_kept(tmp_path, monkey
                                                                   problem):
     model, x, y = problem
     path = tmp_path / "progress.json"
-    with monkeypatch.context() as patch:
-        _recording_saves(patch, [], kill_after=2)
-        with pytest.raises(Killed):
-            zg.evaluate_robustness(model, (x, y), EPS, attack=ATTACK, backup_path=path,
-                                   **PINNED_SETTINGS)
+    _killed(monkeypatch, problem, path, 2)
     saved = path.read_text()
     other_seed = {**PINNED_SETTINGS, "seed": PINNED_SETTINGS["seed"] + 1}
     with pytest.raises(ValueError, match=r"another evaluation \(differs in: seed\)"):
@@ -129,11 +132,7 @@ def test_a_programs_own_progress_file_of_another_evaluation_is_replaced(
         tmp_path, monkeypatch, problem, whole, caplog):
     model, x, y = problem
     path = tmp_path / "progress.json"
-    with monkeypatch.context() as patch:
-        _recording_saves(patch, [], kill_after=2)
-        with pytest.raises(Killed):
-            zg.evaluate_robustness(model, (x, y), EPS, attack=ATTACK, backup_path=path,
-                                   **{**PINNED_SETTINGS, "seed": 9})
+    _killed(monkeypatch, problem, path, 2, seed=9)
     report = backup.run_owned(lambda p: zg.evaluate_robustness(
         model, (x, y), EPS, attack=ATTACK, backup_path=p, **PINNED_SETTINGS), str(path))
     assert _without_seconds(report) == _without_seconds(whole)
@@ -145,11 +144,7 @@ def test_a_progress_file_whose_content_does_not_fit_is_damaged(tmp_path, monkeyp
                                                                  problem):
     model, x, y = problem
     path = tmp_path / "progress.json"
-    with monkeypatch.context() as patch:
-        _recording_saves(patch, [], kill_after=3)
-        with pytest.raises(Killed):
-            zg.evaluate_robustness(model, (x, y), EPS, attack=ATTACK, backup_path=path,
-                                   **PINNED_SETTINGS)
+    _killed(monkeypatch, problem, path, 3)
     saved = json.loads(path.read_text())
     for change in ({"worst_loss": saved["worst_loss"][:-1]}, {"robust": [len(x)]},
                    {"member": 7}, {"entries": []}, {"stage": "1"}):
