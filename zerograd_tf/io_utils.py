@@ -5,6 +5,7 @@ at any instant leaves either the old file or the new one, never half of one.
 """
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -94,6 +95,20 @@ def write_json_atomic(path, payload):
     with replacing(path) as temporary:
         with open(temporary, "w") as f:
             json.dump(payload, f, indent=1)
+
+
+def options_name(options):
+    """A short, stable name for a JSON-serializable set of options (for
+    example the file name of an evaluation's progress under these options).
+
+    Examples:
+        >>> options_name({"b": 1, "a": 2}) == options_name({"a": 2, "b": 1})
+        True
+        >>> len(options_name({"a": 2}))
+        12
+    """
+    text = json.dumps(options, sort_keys=True).encode()
+    return hashlib.sha256(text).hexdigest()[:12]
 
 
 def damaged(path, error):

@@ -1,7 +1,6 @@
 """The saved state of an unfinished study run, from which a killed run resumes."""
 
 import datetime
-import hashlib
 import json
 import os
 import shutil
@@ -178,9 +177,7 @@ class PartialRun:
         """The progress file of the evaluation `name` with `options` while it
         runs (`evaluate_robustness`'s `backup_path`): one per set of options,
         so a run resumed with other options starts that evaluation afresh."""
-        options = json.dumps(options, sort_keys=True).encode()
-        return self._path(f"evaluation_{name}.{hashlib.sha256(options).hexdigest()[:12]}"
-                          ".progress.json")
+        return self._path(f"evaluation_{name}.{io_utils.options_name(options)}.progress.json")
 
     def finish(self):
         """Removes the folder once the run's record is written (renamed away

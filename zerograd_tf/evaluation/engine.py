@@ -28,7 +28,6 @@ import tensorflow as tf
 from zerograd_tf import objectives as objectives_lib
 from zerograd_tf import validation
 from zerograd_tf.evaluation import masking
-from zerograd_tf.evaluation import specs as specs_lib
 
 
 def as_dataset(data, batch_size):

@@ -19,7 +19,6 @@ status 2.
 """
 
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -362,8 +361,7 @@ def evaluation_backup(output, writes, config, strategy=None):
         `writes` named by the evaluation's options.
     """
     chosen = {k: getattr(config, k) for k in (*EVALUATION_KEYS, "epsilon", "seed")}
-    digest = hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:12]
-    name = f"evaluation.{digest}.progress.json"
+    name = f"evaluation.{io_utils.options_name(chosen)}.progress.json"
     for path in glob.glob(os.path.join(writes, "evaluation.*.progress.json")):
         if os.path.basename(path) != name:
             os.remove(path)
