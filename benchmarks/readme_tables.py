@@ -233,14 +233,15 @@ def input_check_line():
 
 
 def timings_lines():
-    """How long the quick start and the two test tiers took, with the machine."""
+    """How long the quick start and the two test tiers took, with the machine:
+    named once below the lines when every part was timed on the same one,
+    on the same day, else on each line."""
     report = _load("timings.json")
-    lines = []
+    parts = []
     quick = report.get("quick_start")
     if quick:
-        lines.append(f"- `zerograd-train`: {quick['seconds']:.0f} s in all, of which the final "
-                     f"evaluation {quick['evaluation_seconds']:.0f} s "
-                     f"({machine_text(quick['machine'])}).")
+        parts.append((f"- `zerograd-train`: {quick['seconds']:.0f} s in all, of which the final "
+                      f"evaluation {quick['evaluation_seconds']:.0f} s", None, quick["machine"]))
     for part in ("test_suite", "fast_tests"):
         suite = report.get(part)
         if suite:
@@ -253,8 +254,13 @@ def timings_lines():
                        or ("passed" if suite["passed"] else "failed"))
             minutes = suite["seconds"] / 60
             took = f"{minutes:.0f} minutes" if minutes >= 10 else f"{minutes:.1f} minutes"
-            lines.append(f"- `{command}`: {took} ({outcome}; {machine_text(suite['machine'])}).")
-    return "\n".join(lines)
+            parts.append((f"- `{command}`: {took}", outcome, suite["machine"]))
+    machines = {machine_text(machine) for _, _, machine in parts}
+    if len(machines) == 1:
+        lines = [f"{text} ({outcome})." if outcome else f"{text}." for text, outcome, _ in parts]
+        return "\n".join(lines + ["", f"Each on {machines.pop()}."])
+    return "\n".join(f"{text} ({outcome}; {machine_text(machine)})." if outcome
+                     else f"{text} ({machine_text(machine)})." for text, outcome, machine in parts)
 
 
 def profile_before_after():

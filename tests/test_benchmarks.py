@@ -482,7 +482,34 @@ def test_timings_runs_both_test_tiers_and_the_readme_names_both(monkeypatch, tmp
                         ["-m", "pytest", "-m", "not slow", "-n", "auto", "--dist", "loadfile"]]
     monkeypatch.setattr(readme_tables, "RESULTS", str(tmp_path))
     lines = readme_tables.timings_lines().splitlines()
-    assert [line.split("`")[1] for line in lines] == [
+    assert [line.split("`")[1] for line in lines[:2]] == [
         "python -m pytest -x -q -n auto --dist loadfile",
         'python -m pytest -m "not slow" -n auto --dist loadfile']
-    assert all("(12 passed;" in line for line in lines)
+    assert all(line.endswith("(12 passed).") for line in lines[:2])
+    assert lines[-1].startswith("Each on ")
+
+
+def test_the_timings_name_a_shared_machine_once_and_differing_ones_per_line(tmp_path,
+                                                                            monkeypatch):
+    sys.path.insert(0, ROOT)
+    from benchmarks import readme_tables
+
+    machine = {"cpus": 2, "tensorflow": "2.21.0", "keras": "3.15.1", "date": "2026-12-06"}
+    suite = {"seconds": 600.0, "passed": True, "summary": "12 passed in 590.0s",
+             "command": "python -m pytest -x -q", "machine": machine}
+    report = {"quick_start": {"seconds": 80.0, "evaluation_seconds": 50.0, "machine": machine},
+              "test_suite": suite}
+    (tmp_path / "timings.json").write_text(json.dumps(report))
+    monkeypatch.setattr(readme_tables, "RESULTS", str(tmp_path))
+    lines = readme_tables.timings_lines().splitlines()
+    text = "2 CPUs, TensorFlow 2.21.0, Keras 3.15.1, 2026-12-06"
+    assert lines == ["- `zerograd-train`: 80 s in all, of which the final evaluation 50 s.",
+                     "- `python -m pytest -x -q`: 10 minutes (12 passed).",
+                     "", f"Each on {text}."]
+    # Timed on another day: each line names its own machine and date.
+    report["test_suite"] = dict(suite, machine=dict(machine, date="2026-12-05"))
+    (tmp_path / "timings.json").write_text(json.dumps(report))
+    lines = readme_tables.timings_lines().splitlines()
+    assert lines[0].endswith(f"({text}).")
+    assert lines[1].endswith("(12 passed; 2 CPUs, TensorFlow 2.21.0, Keras 3.15.1, 2026-12-05).")
+    assert len(lines) == 2
