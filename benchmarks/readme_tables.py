@@ -241,7 +241,7 @@ def timings_lines():
     quick = report.get("quick_start")
     if quick:
         parts.append((f"- `zerograd-train`: {quick['seconds']:.0f} s in all, of which the final "
-                      f"evaluation {quick['evaluation_seconds']:.0f} s", None, quick["machine"]))
+                      f"evaluation {quick['evaluation_seconds']:.0f} s", [], quick["machine"]))
     for part in ("test_suite", "fast_tests"):
         suite = report.get(part)
         if suite:
@@ -254,13 +254,16 @@ def timings_lines():
                        or ("passed" if suite["passed"] else "failed"))
             minutes = suite["seconds"] / 60
             took = f"{minutes:.0f} minutes" if minutes >= 10 else f"{minutes:.1f} minutes"
-            parts.append((f"- `{command}`: {took}", outcome, suite["machine"]))
+            parts.append((f"- `{command}`: {took}", [outcome], suite["machine"]))
+
+    def line(text, notes):
+        return f"{text} ({'; '.join(notes)})." if notes else f"{text}."
+
     machines = {machine_text(machine) for _, _, machine in parts}
     if len(machines) == 1:
-        lines = [f"{text} ({outcome})." if outcome else f"{text}." for text, outcome, _ in parts]
+        lines = [line(text, notes) for text, notes, _ in parts]
         return "\n".join(lines + ["", f"Each on {machines.pop()}."])
-    return "\n".join(f"{text} ({outcome}; {machine_text(machine)})." if outcome
-                     else f"{text} ({machine_text(machine)})." for text, outcome, machine in parts)
+    return "\n".join(line(text, notes + [machine_text(machine)]) for text, notes, machine in parts)
 
 
 def profile_before_after():
