@@ -166,7 +166,8 @@ def write_step_size_plot(records, path, title, methods=None):
             curves = [[e["pgd_accuracy"] for e in r["epochs"][:length]] for r in runs]
             epochs = range(1, length + 1)
             mean = [statistics.fmean(values) for values in zip(*curves)]
-            line, = ax.plot(epochs, mean, label=f"α = {alpha:g} ε ({len(runs)} seeds)")
+            seeds = f"{len(runs)} seed" + ("s" if len(runs) != 1 else "")
+            line, = ax.plot(epochs, mean, label=f"α = {alpha:g} ε ({seeds})")
             ax.fill_between(epochs, [min(v) for v in zip(*curves)],
                             [max(v) for v in zip(*curves)], color=line.get_color(), alpha=0.15)
         ax.set_title(method + (f" q = {quantile:g}" if quantile is not None else ""))
