@@ -26,7 +26,8 @@ DOCUMENTS = [README, os.path.join(ROOT, "docs", "cli.md"),
 RESULTS = os.path.join(HERE, "results")
 sys.path.insert(0, ROOT)
 from zerograd_tf import precision  # noqa: E402
-from zerograd_tf.benchmarking import profile_report, study_default, study_docs  # noqa: E402
+from zerograd_tf.benchmarking import (  # noqa: E402
+    profile_report, study_default, study_docs, study_falls)
 from zerograd_tf.benchmarking.step_cost import entry_precision  # noqa: E402
 from zerograd_tf.benchmarking.study_docs import machine_text  # noqa: E402
 
@@ -330,6 +331,9 @@ GENERATORS = {"robust_eval": robust_eval_table, "step_time": step_time_table,
                    for name in ("co_study_v3", "co_study_v2")]),
               "co_study_v3_step_size": lambda: study_docs.step_size_table(
                   os.path.join(STUDIES, "co_study_v3.json"), os.path.join(RESULTS, "co_study_v3")),
+              "co_study_v3_falls": lambda: study_falls.falls_table(
+                  os.path.join(STUDIES, "co_study_v3.json"), os.path.join(RESULTS, "co_study_v3"),
+                  "cifar10_resnet"),
               "co_study_v3_default": lambda: study_default.default_summary(
                   os.path.join(STUDIES, "co_study_v3.json"), os.path.join(RESULTS, "co_study_v3")),
               **{f"co_study_v1_{setting}": (lambda setting=setting: study_docs.first_study_table(
