@@ -2,10 +2,9 @@
 
 Catastrophic overfitting (`zerograd_tf.monitoring.catastrophic_overfitting`)
 is a fall that does not come back while FGSM accuracy rises. A run can also
-fall for a few epochs and recover (PreAct ResNet-18's runs mostly do); the
-study's documents show, per run, the deepest such fall, generated from the
-records by `benchmarks/readme_tables.py` so that no hand-written sentence
-has to keep up with the runs.
+fall for a few epochs and recover; the study's documents show, per run, the
+deepest fall, generated from the records by `benchmarks/readme_tables.py`
+so that no hand-written sentence has to keep up with the runs.
 """
 
 from zerograd_tf.benchmarking import study_records
